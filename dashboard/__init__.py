@@ -1,0 +1,1 @@
+"""Streamlit + Plotly dashboard for project leads."""

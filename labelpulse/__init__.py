@@ -1,0 +1,1 @@
+"""LabelPulse command line and the local runtime (embedded broker, embedded ClickHouse)."""

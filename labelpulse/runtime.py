@@ -1,0 +1,127 @@
+"""The local runtime: the embedded services as child processes, supervised by `labelpulse up`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from labelpulse.broker import BrokerSettings, EmbeddedBroker
+from labelpulse.net import http_ok, port_in_use, wait_until
+from schema.client import ClickHouseSettings
+from schema.config import env_int, env_str
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Where the embedded default keeps its state and how long raw events are kept."""
+
+    data_dir: Path = Path(".labelpulse")
+    raw_events_ttl_days: int = 0  # 0 keeps raw events forever
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> RuntimeSettings:
+        return cls(
+            data_dir=Path(env_str(env, "DATA_DIR", str(cls.data_dir))),
+            raw_events_ttl_days=env_int(env, "RAW_EVENTS_TTL_DAYS", cls.raw_events_ttl_days, maximum=36_500),
+        )
+
+    @property
+    def clickhouse_dir(self) -> Path:
+        return self.data_dir / "clickhouse"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+class EmbeddedClickHouseProcess:
+    """`labelpulse clickhouse` as a child process, ready once /ping answers."""
+
+    def __init__(self, clickhouse: ClickHouseSettings, data_dir: Path, log_path: Path | None = None) -> None:
+        self.clickhouse = clickhouse
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        host, port = self.clickhouse.host, self.clickhouse.port
+        if port_in_use(host, port):
+            raise ServiceError(
+                f"port {port} on {host} is already in use — is another `labelpulse clickhouse` or a "
+                "ClickHouse server running? Stop it, or set LABELPULSE_CLICKHOUSE_PORT to a free port."
+            )
+        command = [
+            sys.executable, "-m", "labelpulse", "clickhouse",
+            "--host", host, "--port", str(port), "--data-dir", str(self.data_dir),
+        ]  # fmt: skip
+        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            if output is not subprocess.DEVNULL:
+                output.close()  # type: ignore[union-attr]
+        ping = f"http://{host}:{port}/ping"
+        process = self.process
+        if not wait_until(lambda: http_ok(ping) or process.poll() is not None, timeout_s) or process.poll() is not None:
+            code = process.poll()
+            self.stop()
+            where = f"; see {self.log_path}" if self.log_path else ""
+            raise ServiceError(f"the embedded ClickHouse did not start (exit code {code}){where}")
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def supervise(
+    children: list[tuple[str, subprocess.Popen[bytes] | None]],
+    stop_all: Callable[[], None],
+    say: Callable[[str], None],
+) -> int:
+    """Wait until Ctrl-C / SIGTERM or until a child dies; then stop everything. Returns an exit code."""
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    exit_code = 0
+    try:
+        while not stopping:
+            for name, process in children:
+                if process is not None and process.poll() is not None:
+                    say(f"{name} exited unexpectedly with code {process.returncode}; stopping everything")
+                    exit_code = 1
+                    stopping = True
+                    break
+            time.sleep(0.2)
+    finally:
+        say("stopping…")
+        stop_all()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return exit_code
+
+
+def start_broker(settings: BrokerSettings, log_dir: Path) -> EmbeddedBroker:
+    broker = EmbeddedBroker(settings, log_path=log_dir / "broker.log")
+    broker.start()
+    return broker

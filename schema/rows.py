@@ -1,0 +1,78 @@
+"""Rows for the raw tables, in their column order: the one mapping from contract to storage."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from schema.events import Event, EventError, extra_fields
+from schema.tables import DEAD_LETTERS, EVENTS
+
+EVENT_COLUMNS = EVENTS.column_names
+DEAD_LETTER_COLUMNS = DEAD_LETTERS.column_names
+
+
+def label_text(label: str | dict[str, Any] | None) -> str:
+    """A class name as is; a structured label as canonical JSON, so equal labels compare equal."""
+    if label is None:
+        return ""
+    if isinstance(label, str):
+        return label
+    return json.dumps(label, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_row(event: Event, *, received_at: datetime, topic: str, partition: int, offset: int) -> list[Any]:
+    """The `events` row of a valid event, in EVENT_COLUMNS order."""
+    extra = extra_fields(event)
+    return [
+        event.event_id,
+        event.event_type,
+        event.schema_version,
+        event.occurred_at,
+        received_at,
+        event.project_id,
+        event.task_id,
+        event.annotator_id or "",
+        event.reviewer_id or "",
+        event.session_id or "",
+        event.stage.value if event.stage else "",
+        event.source.value if event.source else "",
+        label_text(event.label),
+        event.duration_ms,
+        bool(event.is_gold),
+        label_text(event.gold_label),
+        event.verdict.value if event.verdict else "",
+        event.reason or "",
+        label_text(event.model_label),
+        event.model_confidence,
+        json.dumps(extra, sort_keys=True, ensure_ascii=False, default=str) if extra else "",
+        topic,
+        partition,
+        offset,
+    ]
+
+
+def dead_letter_row(
+    error: EventError,
+    raw: bytes,
+    *,
+    key: bytes | None,
+    received_at: datetime,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> list[Any]:
+    """The `dead_letters` row of a refused message, in DEAD_LETTER_COLUMNS order."""
+    return [
+        received_at,
+        topic,
+        partition,
+        offset,
+        key or b"",
+        raw,
+        error.rule,
+        error.field or "",
+        error.message,
+        error.event_id or "",
+    ]

@@ -1,0 +1,543 @@
+"""Every ClickHouse object LabelPulse owns, in one place, in dependency order.
+
+Three layers:
+- raw tables: `events` (every valid event, kept), `dead_letters`, `alert_history`;
+- rollups: AggregatingMergeTree tables fed by materialized views, holding mergeable states
+  (counts as sums, quantiles as t-digest states, distinct counts as uniq states) so any time
+  range and grouping is answered without scanning raw events;
+- analyst views: the rollups finalized per bucket, with a comment on every column.
+
+Sort keys follow the questions people ask — project first, then annotator, then time —
+not time alone.
+"""
+
+from __future__ import annotations
+
+from schema.ddl import Column, MaterializedView, SchemaObject, Table, View
+
+UTC_MS = "DateTime64(3, 'UTC')"
+COUNT = "SimpleAggregateFunction(sum, UInt64)"
+QUANTILES_MS = "AggregateFunction(quantileTDigest, UInt32)"
+DISTINCT = "AggregateFunction(uniq, String)"
+
+# Lets a replayed batch carrying the same insert_deduplication_token be dropped by ClickHouse
+# itself (the stream sink relies on it); replicated engines have their own window.
+DEDUP_SETTINGS: dict[str, str | int] = {"non_replicated_deduplication_window": 10_000}
+
+
+def _counts(*names_and_comments: tuple[str, str]) -> tuple[Column, ...]:
+    return tuple(Column(name, COUNT, comment) for name, comment in names_and_comments)
+
+
+# ---------------------------------------------------------------- raw tables
+
+EVENTS = Table(
+    name="events",
+    comment="Every valid labeling event (contract v1), as received. Unknown fields are kept in `extra`.",
+    columns=(
+        Column("event_id", "String", "Producer-assigned unique id; the dedup key"),
+        Column("event_type", "LowCardinality(String)", "task_created, annotation_submitted, ..."),
+        Column("schema_version", "UInt8", "Contract version the producer spoke"),
+        Column("occurred_at", UTC_MS, "Producer clock, UTC"),
+        Column("received_at", UTC_MS, "When a worker validated the event, UTC", "now64(3)"),
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("task_id", "String", "Task (item being labeled)"),
+        Column("annotator_id", "String", "Pseudonymous annotator; for reviews, whose work was reviewed"),
+        Column("reviewer_id", "String", "Pseudonymous reviewer; empty outside reviews"),
+        Column("session_id", "String", "Labeling-tool session"),
+        Column("stage", "LowCardinality(String)", "annotate or review; empty when not given"),
+        Column("source", "LowCardinality(String)", "manual, model_assisted or imported"),
+        Column("label", "String", "Class name, or canonical JSON of a structured label"),
+        Column("duration_ms", "Nullable(UInt32)", "Active time the tool measured, ms"),
+        Column("is_gold", "Bool", "Honeypot task with a known answer"),
+        Column("gold_label", "String", "The known answer of a honeypot task"),
+        Column("verdict", "LowCardinality(String)", "accepted, fixed or rejected (reviews)"),
+        Column("reason", "String", "Rejection or skip reason"),
+        Column("model_label", "String", "Model pre-label offered to the annotator"),
+        Column("model_confidence", "Nullable(Float32)", "Model confidence in model_label, 0..1"),
+        Column("extra", "String", "JSON object of fields the contract does not know"),
+        Column("kafka_topic", "LowCardinality(String)", "Topic the event was read from"),
+        Column("kafka_partition", "UInt32", "Partition the event was read from"),
+        Column("kafka_offset", "UInt64", "Offset the event was read from"),
+    ),
+    partition_by="toYYYYMM(occurred_at)",
+    order_by="project_id, annotator_id, occurred_at",
+    # One task's events on one shard, like one task's events in one Kafka partition.
+    shard_by="cityHash64(task_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+DEAD_LETTERS = Table(
+    name="dead_letters",
+    comment="Events refused by the workers, with the reason; nothing is dropped silently.",
+    columns=(
+        Column("received_at", UTC_MS, "When a worker refused the message, UTC", "now64(3)"),
+        Column("kafka_topic", "LowCardinality(String)", "Topic the message was read from"),
+        Column("kafka_partition", "UInt32", "Partition the message was read from"),
+        Column("kafka_offset", "UInt64", "Offset the message was read from"),
+        Column("kafka_key", "String", "Message key as sent"),
+        Column("raw", "String", "Message value as sent (bytes)"),
+        Column("rule", "LowCardinality(String)", "Broken rule: malformed_json, missing_field, ..."),
+        Column("field", "String", "Offending field; empty when the whole message is bad"),
+        Column("reason", "String", "Human-readable explanation"),
+        Column("event_id", "String", "event_id when it could be read"),
+    ),
+    partition_by="toYYYYMM(received_at)",
+    order_by="rule, received_at",
+    settings=DEDUP_SETTINGS,
+)
+
+ALERT_HISTORY = Table(
+    name="alert_history",
+    comment="Every state transition of every alert instance (rule x label set).",
+    columns=(
+        Column("at", UTC_MS, "When the transition happened, UTC"),
+        Column("rule", "LowCardinality(String)", "Alert rule name"),
+        Column("fingerprint", "String", "Stable hash of the instance's label set"),
+        Column("labels", "Map(String, String)", "Labels of the instance (severity, project, ...)"),
+        Column(
+            "state",
+            "Enum8('inactive' = 0, 'pending' = 1, 'firing' = 2, 'resolved' = 3)",
+            "State entered",
+        ),
+        Column("previous_state", "Enum8('inactive' = 0, 'pending' = 1, 'firing' = 2, 'resolved' = 3)", ""),
+        Column("value", "Float64", "Value of the rule expression at the transition"),
+        Column("active_since", "Nullable(DateTime64(3, 'UTC'))", "Start of the pending/firing episode"),
+        Column("summary", "String", "Rendered summary annotation"),
+        Column("description", "String", "Rendered description annotation"),
+        Column("runbook_url", "String", "Where on-call finds what to do"),
+    ),
+    partition_by="toYYYYMM(at)",
+    order_by="rule, fingerprint, at",
+)
+
+# ---------------------------------------------------------------- rollups
+
+PROJECT_MINUTE = Table(
+    name="rollup_project_minute",
+    engine="AggregatingMergeTree",
+    comment="Per project and minute: event counts by type, active annotators, ingest lag.",
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("minute", "DateTime('UTC')", "Start of the minute of occurred_at"),
+        *_counts(
+            ("tasks_created", "task_created events"),
+            ("tasks_assigned", "task_assigned events"),
+            ("annotations_started", "annotation_started events"),
+            ("annotations_submitted", "annotation_submitted events"),
+            ("annotations_skipped", "annotation_skipped events"),
+            ("reviews_completed", "review_completed events"),
+            ("tasks_completed", "task_completed events"),
+        ),
+        Column("annotators", DISTINCT, "Distinct annotators active"),
+        Column("ingest_lag_ms", QUANTILES_MS, "received_at - occurred_at, ms"),
+        Column("last_occurred_at", f"SimpleAggregateFunction(max, {UTC_MS})", "Latest occurred_at"),
+        Column("last_received_at", f"SimpleAggregateFunction(max, {UTC_MS})", "Latest received_at"),
+    ),
+    partition_by="toYYYYMM(minute)",
+    order_by="project_id, minute",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+PROJECT_MINUTE_MV = MaterializedView(
+    name="mv_rollup_project_minute",
+    source=EVENTS,
+    target=PROJECT_MINUTE,
+    select="""
+SELECT
+    project_id,
+    toStartOfMinute(occurred_at) AS minute,
+    countIf(event_type = 'task_created') AS tasks_created,
+    countIf(event_type = 'task_assigned') AS tasks_assigned,
+    countIf(event_type = 'annotation_started') AS annotations_started,
+    countIf(event_type = 'annotation_submitted') AS annotations_submitted,
+    countIf(event_type = 'annotation_skipped') AS annotations_skipped,
+    countIf(event_type = 'review_completed') AS reviews_completed,
+    countIf(event_type = 'task_completed') AS tasks_completed,
+    uniqStateIf(annotator_id, annotator_id != '' AND event_type != 'review_completed') AS annotators,
+    quantileTDigestState(toUInt32(greatest(0, dateDiff('millisecond', occurred_at, received_at))))
+        AS ingest_lag_ms,
+    max(occurred_at) AS last_occurred_at,
+    max(received_at) AS last_received_at
+FROM {source}
+GROUP BY project_id, minute
+""",
+)
+
+ANNOTATOR_HOUR = Table(
+    name="rollup_annotator_hour",
+    engine="AggregatingMergeTree",
+    comment="Per project, annotator and hour: output, skips and handle time of annotation work.",
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("annotator_id", "String", "Pseudonymous annotator"),
+        Column("hour", "DateTime('UTC')", "Start of the hour of occurred_at"),
+        *_counts(
+            ("annotations_started", "annotation_started events"),
+            ("annotations_submitted", "annotation_submitted events"),
+            ("annotations_manual", "Submissions with source = manual"),
+            ("annotations_model_assisted", "Submissions with source = model_assisted"),
+            ("annotations_skipped", "annotation_skipped events"),
+            ("handle_time_ms_sum", "Sum of duration_ms over submissions that carry it"),
+            ("handle_time_count", "Submissions that carry duration_ms"),
+        ),
+        Column("handle_time_ms", QUANTILES_MS, "duration_ms of submissions"),
+        Column("tasks", DISTINCT, "Distinct tasks touched"),
+        Column("first_event_at", f"SimpleAggregateFunction(min, {UTC_MS})", "Earliest event"),
+        Column("last_event_at", f"SimpleAggregateFunction(max, {UTC_MS})", "Latest event"),
+    ),
+    partition_by="toYYYYMM(hour)",
+    order_by="project_id, annotator_id, hour",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+_SUBMITTED_WITH_DURATION = "event_type = 'annotation_submitted' AND duration_ms IS NOT NULL"
+
+ANNOTATOR_HOUR_MV = MaterializedView(
+    name="mv_rollup_annotator_hour",
+    source=EVENTS,
+    target=ANNOTATOR_HOUR,
+    select=f"""
+SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(occurred_at) AS hour,
+    countIf(event_type = 'annotation_started') AS annotations_started,
+    countIf(event_type = 'annotation_submitted') AS annotations_submitted,
+    countIf(event_type = 'annotation_submitted' AND source = 'manual') AS annotations_manual,
+    countIf(event_type = 'annotation_submitted' AND source = 'model_assisted') AS annotations_model_assisted,
+    countIf(event_type = 'annotation_skipped') AS annotations_skipped,
+    toUInt64(sumIf(assumeNotNull(duration_ms), {_SUBMITTED_WITH_DURATION})) AS handle_time_ms_sum,
+    countIf({_SUBMITTED_WITH_DURATION}) AS handle_time_count,
+    quantileTDigestStateIf(assumeNotNull(duration_ms), {_SUBMITTED_WITH_DURATION}) AS handle_time_ms,
+    uniqState(task_id) AS tasks,
+    min(occurred_at) AS first_event_at,
+    max(occurred_at) AS last_event_at
+FROM {{source}}
+-- reviews carry the reviewed annotator's id but are the reviewer's work: they live in the
+-- review rollup
+WHERE annotator_id != ''
+  AND event_type IN ('annotation_started', 'annotation_submitted', 'annotation_skipped')
+GROUP BY project_id, annotator_id, hour
+""",
+)
+
+LABEL_HOUR = Table(
+    name="rollup_label_hour",
+    engine="AggregatingMergeTree",
+    comment="Per project, label class, source and hour: submissions and model pre-label agreement.",
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("label", "String", "Submitted label (class name or canonical JSON)"),
+        Column("source", "LowCardinality(String)", "manual, model_assisted or imported"),
+        Column("hour", "DateTime('UTC')", "Start of the hour of occurred_at"),
+        *_counts(
+            ("annotations", "annotation_submitted events"),
+            ("prelabeled", "Submissions that were offered a model pre-label"),
+            ("prelabel_kept", "Submissions whose label equals the model pre-label"),
+        ),
+    ),
+    partition_by="toYYYYMM(hour)",
+    order_by="project_id, label, source, hour",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+LABEL_HOUR_MV = MaterializedView(
+    name="mv_rollup_label_hour",
+    source=EVENTS,
+    target=LABEL_HOUR,
+    select="""
+SELECT
+    project_id,
+    label,
+    source,
+    toStartOfHour(occurred_at) AS hour,
+    count() AS annotations,
+    countIf(model_label != '') AS prelabeled,
+    countIf(model_label != '' AND label = model_label) AS prelabel_kept
+FROM {source}
+WHERE event_type = 'annotation_submitted'
+GROUP BY project_id, label, source, hour
+""",
+)
+
+REVIEW_HOUR = Table(
+    name="rollup_review_hour",
+    engine="AggregatingMergeTree",
+    comment="Per project, reviewed annotator, reviewer, hour, verdict and reason: review outcomes.",
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("annotator_id", "String", "Whose annotation was reviewed"),
+        Column("reviewer_id", "String", "Who reviewed"),
+        Column("hour", "DateTime('UTC')", "Start of the hour of occurred_at"),
+        Column("verdict", "LowCardinality(String)", "accepted, fixed or rejected"),
+        Column("reason", "String", "Reason given with the verdict"),
+        *_counts(
+            ("reviews", "review_completed events"),
+            ("review_time_ms_sum", "Sum of duration_ms over reviews that carry it"),
+            ("review_time_count", "Reviews that carry duration_ms"),
+        ),
+        Column("review_time_ms", QUANTILES_MS, "duration_ms of reviews"),
+    ),
+    partition_by="toYYYYMM(hour)",
+    order_by="project_id, annotator_id, reviewer_id, hour, verdict, reason",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+REVIEW_HOUR_MV = MaterializedView(
+    name="mv_rollup_review_hour",
+    source=EVENTS,
+    target=REVIEW_HOUR,
+    select="""
+SELECT
+    project_id,
+    annotator_id,
+    reviewer_id,
+    toStartOfHour(occurred_at) AS hour,
+    verdict,
+    reason,
+    count() AS reviews,
+    toUInt64(sumIf(assumeNotNull(duration_ms), duration_ms IS NOT NULL)) AS review_time_ms_sum,
+    countIf(duration_ms IS NOT NULL) AS review_time_count,
+    quantileTDigestStateIf(assumeNotNull(duration_ms), duration_ms IS NOT NULL) AS review_time_ms
+FROM {source}
+WHERE event_type = 'review_completed'
+GROUP BY project_id, annotator_id, reviewer_id, hour, verdict, reason
+""",
+)
+
+GOLD_HOUR = Table(
+    name="rollup_gold_hour",
+    engine="AggregatingMergeTree",
+    comment="Per project, annotator and hour: answers on honeypot (gold) tasks and how many were right.",
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("annotator_id", "String", "Pseudonymous annotator"),
+        Column("hour", "DateTime('UTC')", "Start of the hour of occurred_at"),
+        *_counts(
+            ("gold_answers", "Submissions on gold tasks"),
+            ("gold_correct", "Submissions on gold tasks equal to the gold label"),
+        ),
+    ),
+    partition_by="toYYYYMM(hour)",
+    order_by="project_id, annotator_id, hour",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+GOLD_HOUR_MV = MaterializedView(
+    name="mv_rollup_gold_hour",
+    source=EVENTS,
+    target=GOLD_HOUR,
+    select="""
+SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(occurred_at) AS hour,
+    count() AS gold_answers,
+    countIf(label = gold_label) AS gold_correct
+FROM {source}
+-- workers copy is_gold and gold_label from the task onto each submission
+WHERE event_type = 'annotation_submitted' AND is_gold AND gold_label != ''
+GROUP BY project_id, annotator_id, hour
+""",
+)
+
+# ---------------------------------------------------------------- analyst views
+
+_PROJECT = Column("project_id", "LowCardinality(String)", "Project")
+_ANNOTATOR = Column("annotator_id", "String", "Pseudonymous annotator")
+_HOUR = Column("hour", "DateTime('UTC')", "Start of the hour, UTC")
+
+PROJECT_THROUGHPUT_MINUTE = View(
+    name="project_throughput_minute",
+    comment="Throughput per project and minute. For other buckets, sum these columns.",
+    columns=(
+        _PROJECT,
+        Column("minute", "DateTime('UTC')", "Start of the minute, UTC"),
+        Column("tasks_created", "UInt64", "Tasks created"),
+        Column("annotations_submitted", "UInt64", "Annotations submitted"),
+        Column("annotations_skipped", "UInt64", "Annotations skipped"),
+        Column("reviews_completed", "UInt64", "Reviews completed"),
+        Column("tasks_completed", "UInt64", "Tasks completed"),
+        Column("active_annotators", "UInt64", "Distinct annotators with annotation events (approximate)"),
+        Column("ingest_lag_p50_ms", "Float64", "Median received_at - occurred_at, ms"),
+        Column("ingest_lag_p95_ms", "Float64", "95th percentile of received_at - occurred_at, ms"),
+        Column("last_occurred_at", UTC_MS, "Latest occurred_at in the minute"),
+    ),
+    select="""
+SELECT
+    project_id,
+    minute,
+    sum(tasks_created) AS tasks_created,
+    sum(annotations_submitted) AS annotations_submitted,
+    sum(annotations_skipped) AS annotations_skipped,
+    sum(reviews_completed) AS reviews_completed,
+    sum(tasks_completed) AS tasks_completed,
+    uniqMerge(annotators) AS active_annotators,
+    quantileTDigestMerge(0.5)(ingest_lag_ms) AS ingest_lag_p50_ms,
+    quantileTDigestMerge(0.95)(ingest_lag_ms) AS ingest_lag_p95_ms,
+    max(last_occurred_at) AS last_occurred_at
+FROM rollup_project_minute
+GROUP BY project_id, minute
+""",
+)
+
+ANNOTATOR_PRODUCTIVITY_HOUR = View(
+    name="annotator_productivity_hour",
+    comment=(
+        "Output and handle time per annotator and hour. Quantiles are per hour; for other "
+        "ranges merge rollup_annotator_hour.handle_time_ms with quantileTDigestMerge."
+    ),
+    columns=(
+        _PROJECT,
+        _ANNOTATOR,
+        _HOUR,
+        Column("annotations_submitted", "UInt64", "Annotations submitted"),
+        Column("annotations_manual", "UInt64", "Submitted without a model pre-label (source = manual)"),
+        Column("annotations_model_assisted", "UInt64", "Submitted with source = model_assisted"),
+        Column("annotations_skipped", "UInt64", "Items skipped"),
+        Column("skip_rate", "Nullable(Float64)", "skipped / (submitted + skipped); NULL with no work"),
+        Column("handle_time_p50_ms", "Nullable(Float64)", "Median active time per submission, ms (t-digest)"),
+        Column("handle_time_p90_ms", "Nullable(Float64)", "90th percentile active time per submission, ms"),
+        Column("handle_time_mean_ms", "Nullable(Float64)", "Mean active time per submission, ms"),
+        Column("tasks", "UInt64", "Distinct tasks touched (approximate)"),
+    ),
+    select="""
+SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(annotations_submitted) AS annotations_submitted,
+    sum(annotations_manual) AS annotations_manual,
+    sum(annotations_model_assisted) AS annotations_model_assisted,
+    sum(annotations_skipped) AS annotations_skipped,
+    if(annotations_submitted + annotations_skipped = 0, NULL,
+       annotations_skipped / (annotations_submitted + annotations_skipped)) AS skip_rate,
+    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.5)(handle_time_ms)) AS handle_time_p50_ms,
+    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.9)(handle_time_ms)) AS handle_time_p90_ms,
+    if(sum(handle_time_count) = 0, NULL, sum(handle_time_ms_sum) / sum(handle_time_count))
+        AS handle_time_mean_ms,
+    uniqMerge(tasks) AS tasks
+FROM rollup_annotator_hour
+GROUP BY project_id, annotator_id, hour
+""",
+)
+
+LABEL_THROUGHPUT_HOUR = View(
+    name="label_throughput_hour",
+    comment="Submissions per label class, source and hour, with model pre-label acceptance.",
+    columns=(
+        _PROJECT,
+        Column("label", "String", "Submitted label"),
+        Column("source", "LowCardinality(String)", "manual, model_assisted or imported"),
+        _HOUR,
+        Column("annotations", "UInt64", "Submissions"),
+        Column("prelabeled", "UInt64", "Submissions offered a model pre-label"),
+        Column("prelabel_acceptance", "Nullable(Float64)", "Share of pre-labels kept unchanged"),
+    ),
+    select="""
+SELECT
+    project_id,
+    label,
+    source,
+    hour,
+    sum(annotations) AS annotations,
+    sum(prelabeled) AS prelabeled,
+    if(prelabeled = 0, NULL, sum(prelabel_kept) / prelabeled) AS prelabel_acceptance
+FROM rollup_label_hour
+GROUP BY project_id, label, source, hour
+""",
+)
+
+REVIEW_OUTCOMES_HOUR = View(
+    name="review_outcomes_hour",
+    comment=(
+        "Review verdicts per reviewed annotator and hour. acceptance_score = (accepted + fixed) / "
+        "reviewed; rejection_rate = rejected / reviewed."
+    ),
+    columns=(
+        _PROJECT,
+        _ANNOTATOR,
+        _HOUR,
+        Column("reviewed", "UInt64", "Reviews of this annotator's work"),
+        Column("accepted", "UInt64", "Verdict accepted"),
+        Column("fixed", "UInt64", "Verdict fixed (accepted after the reviewer corrected it)"),
+        Column("rejected", "UInt64", "Verdict rejected"),
+        Column("acceptance_score", "Nullable(Float64)", "(accepted + fixed) / reviewed"),
+        Column("rejection_rate", "Nullable(Float64)", "rejected / reviewed"),
+        Column("review_time_p50_ms", "Nullable(Float64)", "Median review time, ms (t-digest)"),
+        Column("review_time_mean_ms", "Nullable(Float64)", "Mean review time, ms"),
+    ),
+    select="""
+SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(reviews) AS reviewed,
+    sumIf(reviews, verdict = 'accepted') AS accepted,
+    sumIf(reviews, verdict = 'fixed') AS fixed,
+    sumIf(reviews, verdict = 'rejected') AS rejected,
+    if(reviewed = 0, NULL, (accepted + fixed) / reviewed) AS acceptance_score,
+    if(reviewed = 0, NULL, rejected / reviewed) AS rejection_rate,
+    if(sum(review_time_count) = 0, NULL, quantileTDigestMerge(0.5)(review_time_ms)) AS review_time_p50_ms,
+    if(sum(review_time_count) = 0, NULL, sum(review_time_ms_sum) / sum(review_time_count))
+        AS review_time_mean_ms
+FROM rollup_review_hour
+GROUP BY project_id, annotator_id, hour
+""",
+)
+
+GOLD_ACCURACY_HOUR = View(
+    name="gold_accuracy_hour",
+    comment=(
+        "Honeypot answers per annotator and hour. Judge accuracy over enough items: sum "
+        "gold_answers and gold_correct over the range first, then divide."
+    ),
+    columns=(
+        _PROJECT,
+        _ANNOTATOR,
+        _HOUR,
+        Column("gold_answers", "UInt64", "Answers on gold tasks"),
+        Column("gold_correct", "UInt64", "Answers equal to the gold label"),
+        Column("gold_accuracy", "Nullable(Float64)", "gold_correct / gold_answers"),
+    ),
+    select="""
+SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(gold_answers) AS gold_answers,
+    sum(gold_correct) AS gold_correct,
+    if(gold_answers = 0, NULL, gold_correct / gold_answers) AS gold_accuracy
+FROM rollup_gold_hour
+GROUP BY project_id, annotator_id, hour
+""",
+)
+
+# Dependency order: a view comes after everything it reads.
+RAW_TABLES: tuple[Table, ...] = (EVENTS, DEAD_LETTERS, ALERT_HISTORY)
+ROLLUPS: tuple[tuple[Table, MaterializedView], ...] = (
+    (PROJECT_MINUTE, PROJECT_MINUTE_MV),
+    (ANNOTATOR_HOUR, ANNOTATOR_HOUR_MV),
+    (LABEL_HOUR, LABEL_HOUR_MV),
+    (REVIEW_HOUR, REVIEW_HOUR_MV),
+    (GOLD_HOUR, GOLD_HOUR_MV),
+)
+ANALYST_VIEWS: tuple[View, ...] = (
+    PROJECT_THROUGHPUT_MINUTE,
+    ANNOTATOR_PRODUCTIVITY_HOUR,
+    LABEL_THROUGHPUT_HOUR,
+    REVIEW_OUTCOMES_HOUR,
+    GOLD_ACCURACY_HOUR,
+)
+
+ALL_OBJECTS: tuple[SchemaObject, ...] = (
+    *RAW_TABLES,
+    *(obj for pair in ROLLUPS for obj in pair),
+    *ANALYST_VIEWS,
+)

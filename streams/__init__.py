@@ -1,0 +1,1 @@
+"""Faust stream processors: Kafka events -> validated, deduplicated rows in ClickHouse."""

@@ -1,0 +1,136 @@
+"""Test tiers.
+
+Unit tests use no services. Tests marked `clickhouse` get a real embedded ClickHouse
+(`python -m labelpulse clickhouse` as its own process, as in production) started once per
+test session on a free port in a temp directory; each test gets its own database. Tests
+marked `broker` get a real Tansu broker the same way. The fixtures refuse unmarked tests, so
+an unmarked test cannot reach a service by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from labelpulse.broker import BrokerSettings, EmbeddedBroker
+from labelpulse.runtime import EmbeddedClickHouseProcess
+from schema import migrations
+from schema.client import ClickHouseSettings, connect
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _require_marker(request: pytest.FixtureRequest, marker: str) -> None:
+    if request.node.get_closest_marker(marker) is None:
+        pytest.fail(f"{request.node.nodeid} uses a {marker} fixture but is not marked @pytest.mark.{marker}")
+
+
+class ClickHouseService:
+    """A running embedded ClickHouse process and how to reach it."""
+
+    def __init__(self, data_dir: Path, log_path: Path) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.settings = ClickHouseSettings(port=free_port(), database="default")
+        self._process = EmbeddedClickHouseProcess(self.settings, data_dir, log_path=log_path)
+
+    def start(self) -> None:
+        self._process.start()
+
+    def stop(self) -> None:
+        self._process.stop()
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._process.process
+
+    @property
+    def url(self) -> str:
+        return self.settings.url
+
+
+@pytest.fixture(scope="session")
+def clickhouse_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseService]:
+    base = tmp_path_factory.mktemp("clickhouse")
+    service = ClickHouseService(base / "data", base / "clickhouse.log")
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def clickhouse(request: pytest.FixtureRequest, clickhouse_service: ClickHouseService) -> Iterator[ClickHouseSettings]:
+    """Settings for a fresh, empty database of this test alone on the session's ClickHouse."""
+    _require_marker(request, "clickhouse")
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    admin = connect(clickhouse_service.settings, database="default")
+    admin.command(f"CREATE DATABASE {database}")
+    yield replace(clickhouse_service.settings, database=database)
+    admin.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+    admin.close()
+
+
+@pytest.fixture
+def ch_client(clickhouse: ClickHouseSettings) -> Iterator[Client]:
+    client = connect(clickhouse)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def migrated(ch_client: Client) -> Client:
+    """A client on a fresh database with every migration applied."""
+    migrations.migrate(ch_client)
+    return ch_client
+
+
+@pytest.fixture(scope="session")
+def broker_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerSettings]:
+    settings = BrokerSettings(port=free_port())
+    broker = EmbeddedBroker(settings, log_path=tmp_path_factory.mktemp("broker") / "broker.log")
+    broker.start()
+    yield settings
+    broker.stop()
+
+
+@pytest.fixture
+def kafka(request: pytest.FixtureRequest, broker_service: BrokerSettings) -> BrokerSettings:
+    _require_marker(request, "broker")
+    return broker_service
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `labelpulse …` as a user would, in its own process."""
+    full_env = {key: value for key, value in os.environ.items() if not key.startswith("LABELPULSE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "labelpulse", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+    )
+
+
+def clickhouse_env(settings: ClickHouseSettings) -> dict[str, str]:
+    return {
+        "LABELPULSE_CLICKHOUSE_HOST": settings.host,
+        "LABELPULSE_CLICKHOUSE_PORT": str(settings.port),
+        "LABELPULSE_CLICKHOUSE_DATABASE": settings.database,
+    }
