@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -375,9 +375,20 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def send_result(self, request: Request, fmt: str, chunks: Iterator[bytes], summary: dict[str, int]) -> None:
+    def send_result(
+        self, request: Request, fmt: str, chunks: Generator[bytes, None, None], summary: dict[str, int]
+    ) -> None:
         """Stream `chunks` as the response. The first chunk is produced before any header is
         sent, so errors at the start of a query still get a proper HTTP error status."""
+        try:
+            self._send_chunks(request, fmt, chunks, summary)
+        finally:
+            # Cancel the query now, while its connection is open — also when the client went away.
+            chunks.close()
+
+    def _send_chunks(
+        self, request: Request, fmt: str, chunks: Generator[bytes, None, None], summary: dict[str, int]
+    ) -> None:
         try:
             first = next(chunks, b"")
         except ClickHouseError as exc:
@@ -401,6 +412,7 @@ class Handler(BaseHTTPRequestHandler):
             for chunk in chunks:
                 self._write_chunk(compressor.compress(chunk))
         except ClickHouseError as exc:
+            # Headers are gone: report in the body, tagged the way clients look for.
             message = exc.render(self.server.engine.version).decode().rstrip("\n")
             block = (
                 f"__exception__\r\n{exception_tag}\r\n{message}\n{len(message)} {exception_tag}\r\n__exception__\r\n"
@@ -521,7 +533,8 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         # readonly cannot be switched back off, so such requests never touch a session.
         if request.session_id and "readonly" not in settings:
             session = self.engine.session(request.session_id, request.session_timeout_s)
-            if not session.lock.acquire(blocking=False):
+            # A client's next request can arrive while the previous one is still releasing the session.
+            if not session.lock.acquire(timeout=5.0):
                 raise ClickHouseError.ours(
                     SESSION_IS_LOCKED, f"Session {request.session_id} is locked by a concurrent client"
                 )
@@ -548,7 +561,7 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         insert = _INSERT_WITH_DATA.match(request.sql)
         if insert and not _is_text_values(insert.group("format")):
             rows = _insert(connection, insert, request.sql)
-            handler.send_result(request, insert.group("format").decode(), iter(()), {"written_rows": rows})
+            handler.send_result(request, insert.group("format").decode(), _nothing(), {"written_rows": rows})
             return
         try:
             sql = request.sql.decode("utf-8")
@@ -636,7 +649,11 @@ def _insert(connection: Any, match: re.Match[bytes], sql: bytes) -> int:
         raise ClickHouseError.from_engine(exc) from exc
 
 
-def _stream(connection: Any, sql: str, fmt: str, params: dict[str, str]) -> Iterator[bytes]:
+def _nothing() -> Generator[bytes, None, None]:
+    yield from ()
+
+
+def _stream(connection: Any, sql: str, fmt: str, params: dict[str, str]) -> Generator[bytes, None, None]:
     try:
         stream = connection.send_query(sql, fmt, params=params)
     except Exception as exc:

@@ -66,7 +66,17 @@ class EmbeddedClickHouseProcess:
         ]  # fmt: skip
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
+                env={
+                    **os.environ,
+                    "LABELPULSE_CLICKHOUSE_USER": self.clickhouse.username,
+                    "LABELPULSE_CLICKHOUSE_PASSWORD": self.clickhouse.password,
+                },
+            )
         finally:
             if output is not subprocess.DEVNULL:
                 output.close()  # type: ignore[union-attr]
