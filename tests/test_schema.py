@@ -125,7 +125,8 @@ def test_analyst_view_select_yields_its_declared_columns_in_order(migrated: Clie
 def test_analyst_view_column_comments_reach_clickhouse(migrated: Client) -> None:
     comments = dict(
         migrated.query(
-            "SELECT name, comment FROM system.columns WHERE database = currentDatabase() AND table = 'gold_accuracy_hour'"
+            "SELECT name, comment FROM system.columns "
+            "WHERE database = currentDatabase() AND table = 'gold_accuracy_hour'"
         ).result_rows
     )
     assert comments["gold_accuracy"] == "gold_correct / gold_answers"
