@@ -311,7 +311,9 @@ def render_table(columns: list[str], rows: list[list[Any]]) -> str:
 
     cells = [[cell(value) for value in row] for row in rows]
     numeric = [
-        all(isinstance(row[i], int | float | decimal.Decimal) for row in rows) and rows for i in range(len(columns))
+        any(row[i] is not None for row in rows)
+        and all(isinstance(row[i], int | float | decimal.Decimal) for row in rows if row[i] is not None)
+        for i in range(len(columns))
     ]
     widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(columns)]
 

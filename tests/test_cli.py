@@ -1,0 +1,248 @@
+"""The command line as a user meets it: help, bad arguments, clear errors, and real work."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from labelpulse.broker import kafka_answers
+from labelpulse.cli import render_table
+from labelpulse.net import port_in_use
+from schema.client import ClickHouseSettings
+from tests.conftest import REPO_ROOT, clickhouse_env, free_port, run_cli
+
+
+def test_help_teaches_the_quick_start() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for text in ("labelpulse up", "labelpulse sql", "labelpulse migrate", "LABELPULSE_CLICKHOUSE_HOST"):
+        assert text in result.stdout
+
+
+@pytest.mark.parametrize("command", ["up", "clickhouse", "broker", "migrate", "sql", "contract"])
+def test_every_command_has_help(command: str) -> None:
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    assert len(result.stdout) > 200
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["clickhouse", "--port", "http"], "a port is a number from 1 to 65535, got 'http'"),
+        (["clickhouse", "--port", "70000"], "a port is a number from 1 to 65535, got 70000"),
+        (["migrate", "--to", "latest"], "a migration number is a whole number"),
+        (["sql", "SELECT 1", "--param", "no-equals"], "expected NAME=VALUE"),
+        (["sql", "SELECT 1", "--param", "1x=2"], "expected NAME=VALUE"),
+        (["sql", "SELECT 1", "--format", "xml"], "invalid choice: 'xml'"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_reason(args: list[str], message: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LABELPULSE_CLICKHOUSE_PORT": "eighty"}, "LABELPULSE_CLICKHOUSE_PORT must be a whole number, got 'eighty'"),
+        ({"LABELPULSE_CLICKHOUSE_PORT": "0"}, "LABELPULSE_CLICKHOUSE_PORT must be ≥ 1 and ≤ 65535, got 0"),
+        ({"LABELPULSE_CLICKHOUSE_DATABASE": "x; DROP"}, "must be a plain identifier"),
+        ({"LABELPULSE_CLICKHOUSE_SECURE": "maybe"}, "LABELPULSE_CLICKHOUSE_SECURE must be one of"),
+    ],
+)
+def test_bad_configuration_is_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
+    result = run_cli("sql", "SELECT 1", env=env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_clickhouse_says_what_where_and_how_to_start_it() -> None:
+    port = free_port()
+    result = run_cli("sql", "SELECT 1", env={"LABELPULSE_CLICKHOUSE_PORT": str(port)})
+    assert result.returncode == 2
+    assert f"cannot reach ClickHouse at http://127.0.0.1:{port}" in result.stderr
+    assert "labelpulse clickhouse" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_contract_prints_the_published_schema() -> None:
+    result = run_cli("contract")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["title"] == "LabelPulse event, contract v1"
+
+
+def test_render_table_aligns_numbers_right_and_shows_null() -> None:
+    table = render_table(["name", "n"], [["a", 1], ["bb", 100], [None, None]])
+    assert table.splitlines() == [
+        "name │    n",
+        "─────┼─────",
+        "a    │    1",
+        "bb   │  100",
+        "NULL │ NULL",
+    ]
+
+
+# -- against the real engine -------------------------------------------------------------------
+
+
+@pytest.mark.clickhouse
+def test_sql_prints_a_readable_table(clickhouse: ClickHouseSettings) -> None:
+    result = run_cli(
+        "sql", "SELECT number AS n, toString(number * 2) AS s FROM numbers(3)", env=clickhouse_env(clickhouse)
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split() == ["n", "│", "s"]
+    assert "3 rows" in result.stderr
+
+
+@pytest.mark.clickhouse
+def test_sql_csv_and_json_output(clickhouse: ClickHouseSettings) -> None:
+    sql = "SELECT number AS n, 'x,y' AS s FROM numbers(2)"
+    as_csv = run_cli("sql", sql, "--format", "csv", env=clickhouse_env(clickhouse))
+    assert list(csv.reader(io.StringIO(as_csv.stdout))) == [["n", "s"], ["0", "x,y"], ["1", "x,y"]]
+    as_json = run_cli("sql", sql, "--format", "json", env=clickhouse_env(clickhouse))
+    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [{"n": 0, "s": "x,y"}, {"n": 1, "s": "x,y"}]
+
+
+@pytest.mark.clickhouse
+def test_sql_binds_parameters(clickhouse: ClickHouseSettings) -> None:
+    result = run_cli(
+        "sql",
+        "SELECT {who:String} AS who",
+        "--param",
+        "who=O'Brien",
+        "--format",
+        "json",
+        env=clickhouse_env(clickhouse),
+    )
+    assert json.loads(result.stdout) == {"who": "O'Brien"}
+
+
+@pytest.mark.clickhouse
+def test_sql_reports_clickhouse_errors_without_a_traceback(clickhouse: ClickHouseSettings) -> None:
+    result = run_cli("sql", "SELECT * FROM no_such_table", env=clickhouse_env(clickhouse))
+    assert result.returncode == 2
+    assert "ClickHouse refused the statement: Unknown table expression identifier 'no_such_table'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.clickhouse
+def test_migrate_twice_then_status(clickhouse: ClickHouseSettings, ch_client: Client) -> None:
+    env = clickhouse_env(clickhouse)
+    first = run_cli("migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "applying 0001_initial" in first.stdout
+    second = run_cli("migrate", env=env)
+    assert second.returncode == 0
+    assert "schema is up to date (at 0001_initial)" in second.stdout
+    status = run_cli("migrate", "--status", env=env)
+    assert "0001_initial" in status.stdout and "applied" in status.stdout
+    assert ch_client.command("SELECT count() FROM events") == 0
+
+
+@pytest.mark.clickhouse
+def test_migrate_creates_a_missing_database(clickhouse: ClickHouseSettings, ch_client: Client) -> None:
+    env = {**clickhouse_env(clickhouse), "LABELPULSE_CLICKHOUSE_DATABASE": clickhouse.database + "_new"}
+    try:
+        assert run_cli("migrate", env=env).returncode == 0
+        assert ch_client.command(f"EXISTS TABLE {clickhouse.database}_new.events") == 1
+    finally:
+        ch_client.command(f"DROP DATABASE IF EXISTS {clickhouse.database}_new SYNC")
+
+
+@pytest.mark.clickhouse
+def test_migrate_refuses_tampered_history(clickhouse: ClickHouseSettings, ch_client: Client) -> None:
+    env = clickhouse_env(clickhouse)
+    assert run_cli("migrate", env=env).returncode == 0
+    ch_client.command(
+        "INSERT INTO schema_migrations VALUES (1, '0001_initial', 'not-the-file', 'forwards', now64(6) + 1)"
+    )
+    result = run_cli("migrate", env=env)
+    assert result.returncode == 2
+    assert "migrations refused: 0001_initial changed after it was applied" in result.stderr
+
+
+# -- the local runtime ----------------------------------------------------------------------------
+
+
+def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LABELPULSE_")} | env
+    return subprocess.Popen(
+        [sys.executable, "-m", "labelpulse", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=full_env,
+        cwd=REPO_ROOT,
+    )
+
+
+def read_until(process: subprocess.Popen[str], marker: str, timeout_s: float = 90) -> str:
+    assert process.stdout is not None
+    seen = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    process.kill()
+    raise AssertionError(f"{marker!r} not seen; output so far:\n{''.join(seen)}")
+
+
+@pytest.mark.broker
+@pytest.mark.clickhouse
+def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_path: Path) -> None:
+    env = {
+        "LABELPULSE_CLICKHOUSE_PORT": str(free_port()),
+        "LABELPULSE_BROKER_PORT": str(free_port()),
+        "LABELPULSE_DATA_DIR": str(tmp_path / "state"),
+    }
+    up = start_cli(["up"], env)
+    output = read_until(up, "Ctrl-C stops everything")
+    assert "applying 0001_initial" in output
+    assert kafka_answers("127.0.0.1", int(env["LABELPULSE_BROKER_PORT"]))
+    inserted = run_cli(
+        "sql", "INSERT INTO events (event_id, project_id, occurred_at) VALUES ('e1', 'p', now64(3))", env=env
+    )
+    assert inserted.returncode == 0, inserted.stderr
+    up.send_signal(signal.SIGINT)
+    assert up.wait(timeout=60) == 0
+    assert not port_in_use("127.0.0.1", int(env["LABELPULSE_CLICKHOUSE_PORT"]))
+    assert not kafka_answers("127.0.0.1", int(env["LABELPULSE_BROKER_PORT"]))
+
+    again = start_cli(["up"], env)
+    output = read_until(again, "Ctrl-C stops everything")
+    assert "schema is up to date" in output
+    count = run_cli("sql", "SELECT count() AS n FROM events", "--format", "json", env=env)
+    assert json.loads(count.stdout) == {"n": 1}
+    again.send_signal(signal.SIGTERM)
+    assert again.wait(timeout=60) == 0
+
+
+@pytest.mark.broker
+def test_broker_command_runs_until_interrupted() -> None:
+    port = free_port()
+    broker = start_cli(["broker", "--port", str(port)], {})
+    read_until(broker, "Ctrl-C to stop", timeout_s=30)
+    assert kafka_answers("127.0.0.1", port)
+    broker.send_signal(signal.SIGINT)
+    assert broker.wait(timeout=30) == 0
+    assert not kafka_answers("127.0.0.1", port)
