@@ -341,7 +341,7 @@ def _run_contract(args: argparse.Namespace) -> int:
 
 
 def _run_up(args: argparse.Namespace) -> int:
-    from labelpulse.broker import BrokerError, BrokerSettings
+    from labelpulse.broker import BrokerError, BrokerSettings, kafka_answers
     from labelpulse.runtime import (
         EmbeddedClickHouseProcess,
         RuntimeSettings,
@@ -350,11 +350,13 @@ def _run_up(args: argparse.Namespace) -> int:
         supervise,
     )
     from schema import migrations
+    from schema.kafka import KafkaSettings
 
     runtime = RuntimeSettings.from_env()
     if args.data_dir:
         runtime = replace(runtime, data_dir=args.data_dir)
     clickhouse = ClickHouseSettings.from_env()
+    kafka = KafkaSettings.from_env()
     broker_settings = BrokerSettings.from_env()
     runtime.log_dir.mkdir(parents=True, exist_ok=True)
     say = lambda line: print(line, flush=True)  # noqa: E731
@@ -366,8 +368,16 @@ def _run_up(args: argparse.Namespace) -> int:
     try:
         say(f"starting ClickHouse (chDB) with data in {runtime.clickhouse_dir} …")
         clickhouse_process.start()
-        say(f"starting the broker on {broker_settings.bootstrap_servers} …")
-        broker = start_broker(broker_settings, runtime.log_dir)
+        if kafka.external:
+            say(f"using the Kafka at {kafka.bootstrap_servers} (LABELPULSE_KAFKA_BOOTSTRAP_SERVERS) …")
+            if not kafka_answers(*kafka.first_server(), timeout_s=5):
+                raise ServiceError(
+                    f"no Kafka answers at {kafka.bootstrap_servers}; start it, or unset "
+                    "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS to use the embedded broker"
+                )
+        else:
+            say(f"starting the broker on {broker_settings.bootstrap_servers} …")
+            broker = start_broker(broker_settings, runtime.log_dir)
         say("applying migrations …")
         migrations.ensure_database(connect(clickhouse, database="default"), clickhouse.database)
         client = connect(clickhouse)
@@ -387,7 +397,7 @@ def _run_up(args: argparse.Namespace) -> int:
     say(
         "\nLabelPulse is up (embedded default):\n"
         f"  ClickHouse  {clickhouse.url}  (database {clickhouse.database}; logs {runtime.log_dir})\n"
-        f"  Kafka       {broker_settings.bootstrap_servers}\n"
+        f"  Kafka       {kafka.bootstrap_servers if kafka.external else broker_settings.bootstrap_servers}\n"
         '  query       labelpulse sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
         "Ctrl-C stops everything."
     )

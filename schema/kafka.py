@@ -1,0 +1,48 @@
+"""Where events flow in Kafka: the bootstrap servers and the topic names every component shares."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from schema.config import ConfigError, env_port, env_str
+
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_SERVER = re.compile(r"^[^\s:,]+:\d{1,5}$")
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Defaults match the embedded broker; point bootstrap_servers at any Kafka to use it instead."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    events_topic: str = "labelpulse.events"
+    dead_letter_topic: str = "labelpulse.events.dead-letter"
+    # True when LABELPULSE_KAFKA_BOOTSTRAP_SERVERS was set: an external Kafka, not the embedded broker.
+    external: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> KafkaSettings:
+        servers = env_str(env, "KAFKA_BOOTSTRAP_SERVERS", "")
+        for server in filter(None, servers.split(",")):
+            if not _SERVER.match(server.strip()):
+                raise ConfigError(f"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port…], got {servers!r}")
+        topics = {
+            "events_topic": env_str(env, "EVENTS_TOPIC", cls.events_topic),
+            "dead_letter_topic": env_str(env, "DEAD_LETTER_TOPIC", cls.dead_letter_topic),
+        }
+        for name, topic in topics.items():
+            if not _TOPIC.match(topic):
+                raise ConfigError(
+                    f"LABELPULSE_{name.upper()} must be 1-249 characters of letters, digits, '.', '_', '-', "
+                    f"got {topic!r}"
+                )
+        # Unset: the embedded broker, wherever LABELPULSE_BROKER_HOST/PORT put it.
+        embedded = f"{env_str(env, 'BROKER_HOST', '127.0.0.1')}:{env_port(env, 'BROKER_PORT', 9092)}"
+        return cls(bootstrap_servers=servers.strip() or embedded, external=bool(servers.strip()), **topics)
+
+    def first_server(self) -> tuple[str, int]:
+        host, _, port = self.bootstrap_servers.split(",")[0].strip().rpartition(":")
+        return host, int(port)
