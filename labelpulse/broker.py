@@ -7,16 +7,15 @@ Any real Kafka works instead: point LABELPULSE_KAFKA_BOOTSTRAP_SERVERS at it.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import struct
 import subprocess
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from labelpulse.net import is_loopback
+from labelpulse.process import spawn, terminate, wait_ready
 from schema.config import env_bool, env_port, env_str
 
 
@@ -83,39 +82,18 @@ class EmbeddedBroker:
         if kafka_answers(host, port, timeout_s=0.5):
             raise BrokerError(f"something already answers Kafka on {host}:{port}; stop it or pick another port")
         url = f"tcp://{host}:{port}"
-        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self.process = subprocess.Popen(
-                [str(broker_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C in a terminal goes to us; we stop it in order
-            )
-        finally:
-            if output is not subprocess.DEVNULL:
-                output.close()  # type: ignore[union-attr]
-        deadline = time.monotonic() + timeout_s
-        while not kafka_answers(host, port, timeout_s=0.5):
-            if self.process.poll() is not None:
-                raise BrokerError(
-                    f"the broker exited with code {self.process.returncode} while starting"
-                    + (f"; see {self.log_path}" if self.log_path else "")
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise BrokerError(f"the broker did not answer on {host}:{port} within {timeout_s:.0f}s")
-            time.sleep(0.05)
+        self.process = spawn(
+            [str(broker_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url], self.log_path
+        )
+        if not wait_ready(self.process, lambda: kafka_answers(host, port, timeout_s=0.5), timeout_s):
+            code = self.process.poll()
+            self.stop()
+            where = f"; see {self.log_path}" if self.log_path else ""
+            raise BrokerError(f"the broker did not answer on {host}:{port} (exit code {code}){where}")
 
     def stop(self, timeout_s: float = 5.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, timeout_s)
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()

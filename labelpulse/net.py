@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 
 
 def is_loopback(host: str) -> bool:
@@ -31,12 +29,3 @@ def http_ok(url: str, timeout_s: float = 1.0) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval_s)
-    return check()

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
-from labelpulse.net import http_ok, port_in_use, wait_until
+from labelpulse.net import http_ok, port_in_use
+from labelpulse.process import spawn, terminate, wait_ready
 from schema.client import ClickHouseSettings
 from schema.config import env_int, env_str
 
@@ -64,40 +65,21 @@ class EmbeddedClickHouseProcess:
             sys.executable, "-m", "labelpulse", "clickhouse",
             "--host", host, "--port", str(port), "--data-dir", str(self.data_dir),
         ]  # fmt: skip
-        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self.process = subprocess.Popen(
-                command,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
-                env={
-                    **os.environ,
-                    "LABELPULSE_CLICKHOUSE_USER": self.clickhouse.username,
-                    "LABELPULSE_CLICKHOUSE_PASSWORD": self.clickhouse.password,
-                },
-            )
-        finally:
-            if output is not subprocess.DEVNULL:
-                output.close()  # type: ignore[union-attr]
-        ping = f"http://{host}:{port}/ping"
-        process = self.process
-        if not wait_until(lambda: http_ok(ping) or process.poll() is not None, timeout_s) or process.poll() is not None:
-            code = process.poll()
+        env = {
+            **os.environ,
+            "LABELPULSE_CLICKHOUSE_USER": self.clickhouse.username,
+            "LABELPULSE_CLICKHOUSE_PASSWORD": self.clickhouse.password,
+        }
+        self.process = spawn(command, self.log_path, env)
+        if not wait_ready(self.process, lambda: http_ok(f"http://{host}:{port}/ping"), timeout_s):
+            code = self.process.poll()
             self.stop()
             where = f"; see {self.log_path}" if self.log_path else ""
             raise ServiceError(f"the embedded ClickHouse did not start (exit code {code}){where}")
 
     def stop(self, timeout_s: float = 15.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, timeout_s)
 
 
 def supervise(

@@ -1,0 +1,51 @@
+"""Child processes of the local runtime: started in their own session, logged to a file, stopped in order."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+
+def spawn(
+    command: Sequence[str], log_path: Path | None, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below, the child keeps it
+    try:
+        return subprocess.Popen(
+            list(command),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            # Its own session: Ctrl-C in a terminal reaches only the supervisor, which stops children in order.
+            start_new_session=True,
+            env=dict(env) if env is not None else None,
+        )
+    finally:
+        if output is not subprocess.DEVNULL:
+            output.close()  # type: ignore[union-attr]
+
+
+def wait_ready(process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout_s: float) -> bool:
+    """True once `ready()` holds; False if the process exits first or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if ready():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def terminate(process: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL after `timeout_s`; a no-op for a process that already ended."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
