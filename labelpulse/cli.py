@@ -8,6 +8,8 @@ import datetime as dt
 import decimal
 import json
 import logging
+import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Sequence
@@ -64,11 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser(
         "up",
-        help="run the embedded system: broker, ClickHouse, schema",
-        description="Start the embedded broker and ClickHouse, apply migrations, and keep running until "
-        "Ctrl-C. A second run reuses the ClickHouse data in LABELPULSE_DATA_DIR (default .labelpulse).",
+        help="run the embedded system: broker, ClickHouse, schema, worker, demo load",
+        description="Start the embedded broker and ClickHouse, apply migrations, start a stream worker and the "
+        "simulator (demo load), and keep running until Ctrl-C. A second run reuses the ClickHouse data in "
+        "LABELPULSE_DATA_DIR (default .labelpulse). Logs of every part go to LABELPULSE_DATA_DIR/logs.",
     )
     up.add_argument("--data-dir", type=Path, help="where ClickHouse data and logs live (default .labelpulse)")
+    up.add_argument("--no-demo", action="store_true", help="do not run the simulator (bring your own events)")
+    up.add_argument("--demo-rate", type=_positive_float, default=20.0, help="simulated events per second (default 20)")
     up.set_defaults(run=_run_up)
 
     clickhouse = commands.add_parser(
@@ -124,6 +129,41 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=_param, help="bind a value")
     sql.set_defaults(run=_run_sql)
 
+    worker = commands.add_parser(
+        "worker",
+        help="run a stream worker: Kafka events -> ClickHouse",
+        description="Consume the events topic, validate and deduplicate events, write them to ClickHouse in "
+        "batches (replay-safe), and send refused messages to the dead-letter topic and table. Workers with "
+        "the same LABELPULSE_CONSUMER_GROUP share the partitions. Same as `faust -A streams.app worker`.",
+    )
+    worker.add_argument("--loglevel", choices=("crit", "error", "warn", "info", "debug"), default="info")
+    worker.set_defaults(run=_run_worker)
+
+    generate = commands.add_parser(
+        "generate",
+        help="send simulated labeling activity to Kafka",
+        description="Simulate projects, annotators (each with their own speed and accuracy), overlapping "
+        "assignments, honeypots, model pre-labels, reviews and skips, and send the events to the events topic. "
+        "The same --seed and --start give the same events.",
+        epilog="anomalies: throughput-collapse (one project nearly stops), click-through (one annotator answers "
+        "in 1 s with random labels), garbage (a producer sends broken messages)",
+    )
+    generate.add_argument("--rate", type=_positive_float, default=20.0, help="events per second (default 20)")
+    limit = generate.add_mutually_exclusive_group()
+    limit.add_argument("--count", type=_positive_int, help="stop after this many events")
+    limit.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
+    generate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    generate.add_argument("--start", type=_timestamp, help="simulated start time, ISO 8601 (default now)")
+    generate.add_argument(
+        "--fast", action="store_true", help="send as fast as possible instead of pacing at --rate (timestamps keep it)"
+    )
+    generate.add_argument("--anomaly", action="append", choices=ANOMALY_CHOICES, default=[], help="inject an anomaly")
+    generate.add_argument("--anomaly-after", type=_positive_float, default=0.0, metavar="SECONDS",
+                          help="simulated seconds before anomalies start (default 0)")  # fmt: skip
+    generate.add_argument("--record", type=Path, metavar="FILE", help="write every sent message to FILE (JSON lines)")
+    generate.add_argument("--quiet", action="store_true", help="no progress line")
+    generate.set_defaults(run=_run_generate)
+
     contract = commands.add_parser(
         "contract",
         help="print the event contract as JSON Schema",
@@ -151,6 +191,33 @@ def _migration_number(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"a migration number is a whole number like 1 or 0001, got {text!r}")
     return int(text)
+
+
+ANOMALY_CHOICES = ("throughput-collapse", "click-through", "garbage")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _timestamp(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time like 2026-11-23T08:00:00Z, got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _param(text: str) -> tuple[str, str]:
@@ -327,6 +394,60 @@ def render_table(columns: list[str], rows: list[list[Any]]) -> str:
     return "\n".join([line(columns), rule, *(line(row) for row in cells)])
 
 
+def _run_worker(args: argparse.Namespace) -> int:
+    from streams.app import app
+
+    # Faust's own command line does the rest: signals, logging, rebalances, clean shutdown.
+    sys.argv = ["labelpulse worker", "worker", "--loglevel", args.loglevel, "--without-web"]
+    app.main()
+    return 0
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from labelpulse.broker import kafka_answers
+    from labelpulse.simulator import Plan, Progress, send
+    from schema.kafka import KafkaSettings
+
+    kafka = KafkaSettings.from_env()
+    if not kafka_answers(*kafka.first_server(), timeout_s=3):
+        raise CliError(
+            f"no Kafka answers at {kafka.bootstrap_servers}; start the embedded broker with `labelpulse broker` "
+            "(or everything with `labelpulse up`), or set LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"
+        )
+    plan = Plan(
+        seed=args.seed,
+        start=args.start or dt.datetime.now(dt.UTC),
+        rate=args.rate,
+        anomalies=tuple(args.anomaly),
+        anomaly_after_s=args.anomaly_after,
+    )
+    print(
+        f"sending simulated events to {kafka.events_topic} at {kafka.bootstrap_servers} "
+        f"({'as fast as possible' if args.fast else f'{args.rate:g}/s'}; seed {args.seed}"
+        + (f"; anomalies: {', '.join(args.anomaly)}" if args.anomaly else "")
+        + ")",
+        file=sys.stderr,
+        flush=True,
+    )
+    sent = asyncio.run(
+        send(
+            plan,
+            bootstrap_servers=kafka.bootstrap_servers,
+            topic=kafka.events_topic,
+            count=args.count,
+            duration_s=args.duration,
+            realtime=not args.fast,
+            record=args.record,
+            progress=None if args.quiet else Progress(total=args.count),
+        )
+    )
+    if args.record:
+        print(f"recorded {sent} messages in {args.record}", file=sys.stderr)
+    return 0
+
+
 def _run_contract(args: argparse.Namespace) -> int:
     from schema.events import JSON_SCHEMA_PATH, render_json_schema
 
@@ -342,6 +463,7 @@ def _run_contract(args: argparse.Namespace) -> int:
 
 def _run_up(args: argparse.Namespace) -> int:
     from labelpulse.broker import BrokerError, BrokerSettings, kafka_answers
+    from labelpulse.process import spawn, terminate
     from labelpulse.runtime import (
         EmbeddedClickHouseProcess,
         RuntimeSettings,
@@ -394,21 +516,48 @@ def _run_up(args: argparse.Namespace) -> int:
         clickhouse_process.stop()
         raise
 
+    children = [("ClickHouse", clickhouse_process.process), ("broker", broker.process if broker else None)]
+    extra: list[tuple[str, subprocess.Popen[bytes]]] = []
+    child_env = {**os.environ, **clickhouse_env_of(clickhouse), "LABELPULSE_DATA_DIR": str(runtime.data_dir)}
+    if not kafka.external:
+        child_env["LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"] = broker_settings.bootstrap_servers
+    say("starting a stream worker …")
+    extra.append(("worker", spawn([sys.executable, "-m", "labelpulse", "worker", "--loglevel", "warn"],
+                                  runtime.log_dir / "worker.log", child_env)))  # fmt: skip
+    if not args.no_demo:
+        say(f"starting the simulator at {args.demo_rate:g} events/s …")
+        extra.append(("simulator", spawn([sys.executable, "-m", "labelpulse", "generate", "--quiet",
+                                          "--rate", f"{args.demo_rate:g}"], runtime.log_dir / "simulator.log",
+                                         child_env)))  # fmt: skip
+
     say(
         "\nLabelPulse is up (embedded default):\n"
-        f"  ClickHouse  {clickhouse.url}  (database {clickhouse.database}; logs {runtime.log_dir})\n"
-        f"  Kafka       {kafka.bootstrap_servers if kafka.external else broker_settings.bootstrap_servers}\n"
-        '  query       labelpulse sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
+        f"  ClickHouse  {clickhouse.url}  (database {clickhouse.database})\n"
+        f"  Kafka       {kafka.bootstrap_servers if kafka.external else broker_settings.bootstrap_servers}"
+        f"  (topic {kafka.events_topic})\n"
+        f"  worker      consumer group {os.environ.get('LABELPULSE_CONSUMER_GROUP', 'labelpulse-worker')}\n"
+        f"  simulator   {'off (--no-demo)' if args.no_demo else f'{args.demo_rate:g} events/s'}\n"
+        f"  logs        {runtime.log_dir}\n"
+        '  try         labelpulse sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
         "Ctrl-C stops everything."
     )
 
     def stop_all() -> None:
+        for _, process in reversed(extra):
+            terminate(process, timeout_s=15)
         if broker:
             broker.stop()
         clickhouse_process.stop()
 
-    return supervise(
-        [("ClickHouse", clickhouse_process.process), ("broker", broker.process if broker else None)],
-        stop_all,
-        say,
-    )
+    return supervise([*children, *extra], stop_all, say)
+
+
+def clickhouse_env_of(settings: ClickHouseSettings) -> dict[str, str]:
+    """The variables that point a child process at the same ClickHouse."""
+    return {
+        "LABELPULSE_CLICKHOUSE_HOST": settings.host,
+        "LABELPULSE_CLICKHOUSE_PORT": str(settings.port),
+        "LABELPULSE_CLICKHOUSE_USER": settings.username,
+        "LABELPULSE_CLICKHOUSE_PASSWORD": settings.password,
+        "LABELPULSE_CLICKHOUSE_DATABASE": settings.database,
+    }

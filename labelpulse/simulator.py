@@ -1,0 +1,310 @@
+"""Realistic labeling activity, reproducible from a seed: the demo load and the tests' input.
+
+`generate(plan)` is pure: the same plan (seed, start, rate, anomalies) yields the same
+messages, byte for byte. `send(...)` paces them into Kafka and optionally records exactly
+what was sent, so tests can compute expected answers independently.
+
+The world: a few projects, each with its label set; annotators with their own speed and
+accuracy; some tasks labeled by three annotators (for agreement), some honeypots with a
+known answer, model pre-labels on some, reviews that accept, fix or reject, and skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import heapq
+import json
+import random
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+PROJECTS: dict[str, tuple[str, ...]] = {
+    "retail-products": ("shoe", "bag", "shirt", "hat", "watch"),
+    "street-scenes": ("car", "pedestrian", "cyclist", "truck"),
+    "support-tickets": ("billing", "bug", "feature", "account", "other"),
+}
+ANOMALIES = ("throughput-collapse", "click-through", "garbage")
+
+
+@dataclass(frozen=True)
+class Annotator:
+    annotator_id: str
+    median_handle_ms: int
+    accuracy: float
+    skip_rate: float
+    uses_model: float  # share of work done with a model pre-label
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to simulate. Anomalies start `anomaly_after_s` seconds of simulated time in."""
+
+    seed: int = 1
+    start: datetime = field(default_factory=lambda: datetime.now(UTC))
+    rate: float = 20.0  # events per second of simulated time
+    anomalies: tuple[str, ...] = ()
+    anomaly_after_s: float = 0.0
+    overlap_share: float = 0.25  # tasks labeled by three annotators
+    gold_share: float = 0.1
+    review_share: float = 0.6
+
+
+@dataclass(frozen=True)
+class Message:
+    key: bytes
+    value: bytes
+    occurred_at: datetime
+
+
+def annotators(rng: random.Random, count: int = 12) -> list[Annotator]:
+    return [
+        Annotator(
+            annotator_id=f"ann-{number:02d}",
+            median_handle_ms=rng.randint(4_000, 40_000),
+            accuracy=rng.uniform(0.72, 0.97),
+            skip_rate=rng.uniform(0.0, 0.08),
+            uses_model=rng.uniform(0.0, 0.7),
+        )
+        for number in range(1, count + 1)
+    ]
+
+
+def generate(plan: Plan) -> Iterator[Message]:
+    """Endless, time-ordered messages for `plan` (stop when you have enough)."""
+    rng = random.Random(plan.seed)
+    crew = annotators(rng)
+    reviewers = [f"rev-{n}" for n in range(1, 4)]
+    click_through = crew[0].annotator_id
+    collapsed_project = next(iter(PROJECTS))
+    events_per_task = 9.0  # about, with overlap and reviews: sets the task arrival rate
+    task_interval_s = events_per_task / plan.rate if plan.rate > 0 else 0.05
+    anomaly_at = plan.start + timedelta(seconds=plan.anomaly_after_s)
+    queue: list[tuple[datetime, int, dict[str, Any] | bytes, str]] = []
+    sequence = 0
+    next_task_at = plan.start
+    task_number = 0
+
+    def push(at: datetime, payload: dict[str, Any] | bytes, key: str) -> None:
+        nonlocal sequence
+        sequence += 1
+        heapq.heappush(queue, (at, sequence, payload, key))
+
+    def event(event_type: str, at: datetime, project: str, task: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "event_type": event_type,
+            "schema_version": 1,
+            "occurred_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "project_id": project,
+            "task_id": task,
+            **fields,
+        }
+
+    while True:
+        while not queue or next_task_at <= queue[0][0]:
+            task_number += 1
+            at = next_task_at
+            next_task_at += timedelta(seconds=rng.expovariate(1 / task_interval_s))
+            project = rng.choice(list(PROJECTS))
+            anomalous = "throughput-collapse" in plan.anomalies and at >= anomaly_at and project == collapsed_project
+            if anomalous and rng.random() < 0.95:
+                continue  # the project's labeling all but stops
+            for item in _task(rng, plan, at, project, f"{project}-{task_number}", crew, reviewers, event, anomaly_at,
+                              click_through):  # fmt: skip
+                push(*item)
+            if "garbage" in plan.anomalies and at >= anomaly_at and rng.random() < 0.5:
+                push(
+                    at,
+                    _garbage(rng, event(rng.choice(["annotation_submitted", "task_created"]), at, project, "x")),
+                    "x",
+                )
+        at, _, payload, key = heapq.heappop(queue)
+        value = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
+        yield Message(key.encode(), value, at)
+
+
+def _task(
+    rng: random.Random,
+    plan: Plan,
+    at: datetime,
+    project: str,
+    task: str,
+    crew: list[Annotator],
+    reviewers: list[str],
+    event: Any,
+    anomaly_at: datetime,
+    click_through: str,
+) -> Iterator[tuple[datetime, dict[str, Any], str]]:
+    labels = PROJECTS[project]
+    truth = rng.choice(labels)
+    gold = rng.random() < plan.gold_share
+    prelabel = rng.choice(labels) if rng.random() < 0.7 else None
+    created: dict[str, Any] = {}
+    if gold:
+        created = {"is_gold": True, "gold_label": truth}
+    yield at, event("task_created", at, project, task, **created), task
+    workers = rng.sample(crew, 3 if rng.random() < plan.overlap_share else 1)
+    reviewed = False
+    for annotator in workers:
+        start = at + timedelta(seconds=rng.uniform(1, 30))
+        yield start, event("task_assigned", start, project, task, annotator_id=annotator.annotator_id), task
+        begin = start + timedelta(seconds=rng.uniform(0.5, 5))
+        session = f"s-{annotator.annotator_id}-{begin:%Y%m%d%H}"
+        yield begin, event("annotation_started", begin, project, task, annotator_id=annotator.annotator_id,
+                           session_id=session), task  # fmt: skip
+        clicking = "click-through" in plan.anomalies and annotator.annotator_id == click_through and begin >= anomaly_at
+        handle_ms = 1_000 if clicking else max(800, int(rng.lognormvariate(0, 0.5) * annotator.median_handle_ms))
+        done = begin + timedelta(milliseconds=handle_ms)
+        common = {"annotator_id": annotator.annotator_id, "session_id": session, "duration_ms": handle_ms}
+        if not clicking and rng.random() < annotator.skip_rate:
+            yield done, event("annotation_skipped", done, project, task, reason="unclear item", **common), task
+            continue
+        assisted = prelabel is not None and rng.random() < annotator.uses_model
+        if clicking:
+            label = rng.choice(labels)
+        elif prelabel is not None and assisted and rng.random() < 0.85:
+            label = prelabel
+        else:
+            label = truth if rng.random() < annotator.accuracy else rng.choice(labels)
+        fields: dict[str, Any] = {"label": label, **common}
+        if assisted:
+            fields |= {"source": "model_assisted", "model_label": prelabel, "model_confidence": round(rng.random(), 3)}
+        yield done, event("annotation_submitted", done, project, task, **fields), task
+        if not reviewed and rng.random() < plan.review_share:
+            reviewed = True
+            review_at = done + timedelta(seconds=rng.uniform(10, 300))
+            correct = label == truth
+            verdict = ("accepted" if rng.random() < 0.9 else "fixed") if correct else rng.choice(["fixed", "rejected"])
+            review: dict[str, Any] = {"reviewer_id": rng.choice(reviewers), "annotator_id": annotator.annotator_id,
+                                      "verdict": verdict, "duration_ms": rng.randint(2_000, 25_000)}  # fmt: skip
+            if verdict == "rejected":
+                review["reason"] = rng.choice(["wrong class", "incomplete", "guideline violation"])
+            if verdict == "fixed":
+                review["label"] = truth
+            yield review_at, event("review_completed", review_at, project, task, **review), task
+            done = review_at
+    finish = done + timedelta(seconds=1)
+    yield finish, event("task_completed", finish, project, task), task
+
+
+def _garbage(rng: random.Random, valid: dict[str, Any]) -> bytes:
+    """One broken message, of a kind a misbehaving producer really sends."""
+    kind = rng.choice(["truncated", "not-json", "missing-field", "unknown-type", "negative-duration", "wrong-type"])
+    if kind == "truncated":
+        return json.dumps(valid).encode()[: rng.randint(5, 40)]
+    if kind == "not-json":
+        return b"\x00\xffGARBAGE " + bytes(rng.getrandbits(8) for _ in range(12))
+    broken = dict(valid)
+    if kind == "missing-field":
+        broken.pop("project_id")
+    elif kind == "unknown-type":
+        broken["event_type"] = "annotation_exploded"
+    elif kind == "negative-duration":
+        broken |= {"event_type": "annotation_submitted", "annotator_id": "ann-x", "label": "?", "duration_ms": -5}
+    else:
+        broken["schema_version"] = "one"
+    return json.dumps(broken).encode()
+
+
+def record_line(message: Message) -> bytes:
+    """One JSON line per sent message; the value base64-encoded, since garbage is not text."""
+    entry = {"key": message.key.decode(), "value": base64.b64encode(message.value).decode()}
+    return json.dumps(entry).encode() + b"\n"
+
+
+def read_recording(path: Path) -> list[tuple[bytes, bytes]]:
+    """(key, value) of every message a `send(..., record=path)` sent, in order."""
+    with path.open("rb") as lines:
+        return [(entry["key"].encode(), base64.b64decode(entry["value"])) for entry in map(json.loads, lines)]
+
+
+# -- sending ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """A one-line progress display on stderr with the live rate."""
+
+    total: int | None
+    stream: IO[str] = field(default_factory=lambda: sys.stderr)
+    sent: int = 0
+    started: float = field(default_factory=time.monotonic)
+    _last_draw: float = 0.0
+
+    def update(self, sent: int, force: bool = False) -> None:
+        self.sent = sent
+        now = time.monotonic()
+        if not force and now - self._last_draw < 0.5:
+            return
+        self._last_draw = now
+        rate = sent / max(now - self.started, 1e-9)
+        of = f"/{self.total:,}" if self.total else ""
+        bar = ""
+        if self.total:
+            filled = int(30 * sent / self.total)
+            bar = "[" + "#" * filled + "." * (30 - filled) + "] "
+        self.stream.write(f"\r{bar}{sent:,}{of} events sent, {rate:,.0f}/s ")
+        self.stream.flush()
+
+    def done(self) -> None:
+        self.update(self.sent, force=True)
+        self.stream.write("\n")
+
+
+async def send(
+    plan: Plan,
+    *,
+    bootstrap_servers: str,
+    topic: str,
+    count: int | None = None,
+    duration_s: float | None = None,
+    realtime: bool = True,
+    record: Path | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Send messages of `plan` to `topic` until `count` messages or `duration_s` seconds.
+
+    With `realtime`, a message is sent when the wall clock reaches its occurred_at (so rate is
+    real events per second); without, as fast as the broker takes them.
+    """
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    sent = 0
+    deadline = time.monotonic() + duration_s if duration_s else None
+    wall_start = time.monotonic()
+    recording = record.open("wb") if record else None
+    try:
+        for message in generate(plan):
+            if (count is not None and sent >= count) or (deadline is not None and time.monotonic() >= deadline):
+                break
+            if realtime:
+                due_at = wall_start + (message.occurred_at - plan.start).total_seconds()
+                while (wait := due_at - time.monotonic()) > 0:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+                    await asyncio.sleep(min(wait, 0.5))
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+            await producer.send(topic, message.value, key=message.key)
+            if recording:
+                recording.write(record_line(message))
+            sent += 1
+            if progress:
+                progress.update(sent)
+        await producer.flush()
+    finally:
+        await producer.stop()
+        if recording:
+            recording.close()
+        if progress:
+            progress.done()
+    return sent

@@ -1,0 +1,145 @@
+"""The Faust app: events topic -> validate, dedup, enrich -> ClickHouse, refused ones -> dead letters.
+
+Run it with `labelpulse worker` or `faust -A streams.app worker -l info`. Settings come from
+LABELPULSE_* variables (see streams.settings); workers sharing LABELPULSE_CONSUMER_GROUP
+split the topic's partitions between them.
+
+Flow per batch (`take_events`: up to LABELPULSE_BATCH_MAX_EVENTS events or
+LABELPULSE_BATCH_MAX_MS milliseconds, whichever comes first):
+  processor (pure)  -> rows for `events` and `dead_letters`
+  sink (ClickHouse) -> durable, replay-safe (see streams.sink)
+  dead-letter topic -> refused messages, as sent, with the reason in headers
+and only then are the batch's offsets acknowledged, so Faust never commits an offset whose
+event is not yet durable in ClickHouse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from schema.client import connect
+from streams.processor import Message, Processor
+from streams.settings import WorkerSettings
+from streams.sink import ClickHouseSink
+
+log = logging.getLogger("labelpulse.worker")
+
+
+def create_app(settings: WorkerSettings) -> faust.App:
+    app = faust.App(
+        settings.consumer_group,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")],
+        store="memory://",  # table state is rebuilt from its changelog topic on start
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        datadir=str(settings.state_dir),
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=settings.commit_interval_s,
+        # Fetch and buffer whole batches: the defaults hand the agent a few hundred events at a time.
+        broker_max_poll_records=settings.batch_max_events,
+        stream_buffer_maxsize=max(4096, settings.batch_max_events * 2),
+    )
+    events_topic = app.topic(
+        settings.kafka.events_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True
+    )
+    dead_letter_topic = app.topic(
+        settings.kafka.dead_letter_topic,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        internal=True,
+    )
+    # Gold answers of honeypot tasks, keyed by task_id. use_partitioner: the changelog partition
+    # follows the key, exactly as producers partition events by task_id, so it is safe to write
+    # from a batch that spans partitions.
+    gold_labels = app.Table(
+        "gold-labels",
+        default=None,
+        partitions=settings.partitions,
+        use_partitioner=True,
+        key_type=str,
+        value_type=str,
+    )
+    processor = Processor(gold_labels=gold_labels, limits=settings.limits, dedup_window=settings.dedup_window)
+    sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.events_topic)
+    seeded_partitions: set[int] = set()
+    throughput = _Throughput()
+
+    @app.agent(events_topic)
+    async def ingest(stream: Any) -> None:  # a faust.Stream; its stubs lack take_events
+        loop = asyncio.get_running_loop()
+        async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_ms / 1000):
+            messages = [
+                Message(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
+                for e in events
+            ]
+            for partition in {m.partition for m in messages} - seeded_partitions:
+                recent = await loop.run_in_executor(None, sink.recent_event_ids, partition, settings.dedup_window)
+                processor.recent_ids(partition).remember(recent)
+                seeded_partitions.add(partition)
+            batch = processor.process(messages, now=datetime.now(UTC))
+            result = await loop.run_in_executor(None, sink.write, batch)
+            for message, error in batch.refused:
+                await dead_letter_topic.send(
+                    key=message.key,
+                    value=message.value or b"",
+                    headers=[
+                        ("labelpulse-rule", error.rule.encode()),
+                        ("labelpulse-reason", error.message.encode()),
+                        ("labelpulse-source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
+                    ],
+                )
+            throughput.add(len(messages), result.events_written, result.dead_letters_written, batch.duplicates)
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _forget_partitions(sender: Any, **_: Any) -> None:
+        # Another worker may have written to partitions we get now: re-read what is stored.
+        sink.forget_partitions()
+        seeded_partitions.clear()
+
+    @app.timer(interval=10.0)
+    async def _report() -> None:
+        line = throughput.report()
+        if line:
+            log.info(line)
+
+    return app
+
+
+class _Throughput:
+    """Counts for a periodic log line; Prometheus metrics come with the alerts work."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.messages = self.events = self.dead_letters = self.duplicates = 0
+        self.since = time.monotonic()
+
+    def add(self, messages: int, events: int, dead_letters: int, duplicates: int) -> None:
+        self.messages += messages
+        self.events += events
+        self.dead_letters += dead_letters
+        self.duplicates += duplicates
+
+    def report(self) -> str:
+        elapsed = time.monotonic() - self.since
+        if not self.messages:
+            return ""
+        line = (
+            f"{self.messages / elapsed:,.0f} messages/s over {elapsed:.0f}s: {self.events} events stored, "
+            f"{self.dead_letters} dead letters, {self.duplicates} duplicates dropped"
+        )
+        self.reset()
+        return line
+
+
+app = create_app(WorkerSettings.from_env())

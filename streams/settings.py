@@ -1,0 +1,47 @@
+"""The worker's settings, built once from LABELPULSE_* variables at its entrypoint."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from schema.client import ClickHouseSettings
+from schema.config import env_int, env_str
+from schema.events import ContractLimits
+from schema.kafka import KafkaSettings
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    clickhouse: ClickHouseSettings = field(default_factory=ClickHouseSettings)
+    consumer_group: str = "labelpulse-worker"
+    # Partitions of the events topic when the worker creates it: the most workers that can share the load.
+    partitions: int = 4
+    batch_max_events: int = 10_000
+    batch_max_ms: int = 500  # a batch waits at most this long: the floor of end-to-end freshness
+    dedup_window: int = 100_000  # event_ids remembered per partition to drop producer retries
+    commit_interval_s: float = 2.8  # how often acknowledged offsets are committed to Kafka
+    limits: ContractLimits = field(default_factory=ContractLimits)
+    state_dir: Path = Path(".labelpulse/worker")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerSettings:
+        return cls(
+            kafka=KafkaSettings.from_env(env),
+            clickhouse=ClickHouseSettings.from_env(env),
+            consumer_group=env_str(env, "CONSUMER_GROUP", cls.consumer_group),
+            partitions=env_int(env, "EVENTS_PARTITIONS", cls.partitions, minimum=1, maximum=1024),
+            batch_max_events=env_int(env, "BATCH_MAX_EVENTS", cls.batch_max_events, minimum=1, maximum=1_000_000),
+            batch_max_ms=env_int(env, "BATCH_MAX_MS", cls.batch_max_ms, minimum=1, maximum=60_000),
+            dedup_window=env_int(env, "DEDUP_WINDOW", cls.dedup_window, minimum=0, maximum=10_000_000),
+            commit_interval_s=env_int(env, "COMMIT_INTERVAL_MS", 2800, minimum=10, maximum=3_600_000) / 1000,
+            limits=ContractLimits(
+                max_future=timedelta(seconds=env_int(env, "MAX_FUTURE_SECONDS", 900, maximum=86_400 * 365)),
+                max_age=timedelta(days=env_int(env, "MAX_AGE_DAYS", 366, minimum=1, maximum=36_500)),
+            ),
+            state_dir=Path(env_str(env, "DATA_DIR", ".labelpulse")) / "worker",
+        )

@@ -1,0 +1,167 @@
+"""Writes batches to ClickHouse so that a replay after a crash changes nothing.
+
+Kafka delivers at least once: after a crash the worker re-reads everything since the last
+committed offset, and some of it may already be in ClickHouse. Two ClickHouse-side
+mechanisms make that harmless:
+
+1. Offset watermarks. Every row carries the partition and offset it came from. Before the
+   first write to a partition the sink asks ClickHouse for the highest offset already stored
+   per table, and drops replayed rows at or below it. Each table is filtered by its own
+   watermark, because the events insert and the dead-letters insert are separate (each is
+   atomic on its own; together they are not).
+2. Insert deduplication tokens. Each insert carries `insert_deduplication_token =
+   <table>:<topic>:<partition>:<first offset>-<last offset>`; tables keep a deduplication
+   window and `deduplicate_blocks_in_dependent_materialized_views` extends it to the rollups.
+   This covers the retry of an insert whose answer was lost (timeout, broken connection),
+   when the watermark could not have been read in between.
+
+Offsets are committed to Kafka only after `write` returns, so nothing is committed before it
+is durable here. While ClickHouse is unreachable `write` waits and retries, which stops the
+stream (and its commits) instead of dropping anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
+
+from schema.client import ClickHouseUnavailable
+from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS
+from streams.processor import Batch
+
+log = logging.getLogger("labelpulse.sink")
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    events_written: int
+    dead_letters_written: int
+    replayed_rows_skipped: int
+    seconds: float
+
+
+class ClickHouseSink:
+    def __init__(
+        self,
+        client_factory: Callable[[], Client],
+        topic: str,
+        *,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client_factory = client_factory
+        self._client: Client | None = None
+        self.topic = topic
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._sleep = sleep
+        self._watermarks: dict[str, dict[int, int]] = {"events": {}, "dead_letters": {}}
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    def forget_partitions(self) -> None:
+        """On a rebalance: another worker may have written since; read watermarks afresh."""
+        for marks in self._watermarks.values():
+            marks.clear()
+
+    def recent_event_ids(self, partition: int, limit: int) -> list[str]:
+        """The newest event_ids stored for a partition, to seed duplicate detection after a restart."""
+        rows = self._retrying(
+            lambda: (
+                self.client.query(
+                    "SELECT event_id FROM events WHERE kafka_topic = {topic:String} AND kafka_partition = {p:UInt32} "
+                    "ORDER BY kafka_offset DESC LIMIT {limit:UInt64}",
+                    parameters={"topic": self.topic, "p": partition, "limit": limit},
+                ).result_rows
+            )
+        )
+        return [row[0] for row in reversed(rows)]
+
+    def write(self, batch: Batch) -> WriteResult:
+        started = time.perf_counter()
+        events, skipped_events = self._fresh("events", batch.event_rows, batch.event_offsets)
+        letters, skipped_letters = self._fresh("dead_letters", batch.dead_letter_rows, batch.dead_letter_offsets)
+        for table, columns, rows in (
+            ("dead_letters", DEAD_LETTER_COLUMNS, letters),
+            ("events", EVENT_COLUMNS, events),
+        ):
+            for partition, (partition_rows, first, last) in rows.items():
+                self._insert(table, columns, partition, partition_rows, first, last)
+                self._watermarks[table][partition] = last
+        return WriteResult(
+            events_written=sum(len(r) for r, _, _ in events.values()),
+            dead_letters_written=sum(len(r) for r, _, _ in letters.values()),
+            replayed_rows_skipped=skipped_events + skipped_letters,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _fresh(
+        self, table: str, rows: Sequence[list[Any]], offsets: Sequence[tuple[int, int]]
+    ) -> tuple[dict[int, tuple[list[list[Any]], int, int]], int]:
+        """Rows not yet stored, grouped by partition with their first and last offset."""
+        grouped: dict[int, list[tuple[int, list[Any]]]] = defaultdict(list)
+        skipped = 0
+        for row, (partition, offset) in zip(rows, offsets, strict=True):
+            if offset <= self._watermark(table, partition):
+                skipped += 1
+                continue
+            grouped[partition].append((offset, row))
+        return {
+            partition: ([row for _, row in items], items[0][0], items[-1][0]) for partition, items in grouped.items()
+        }, skipped
+
+    def _watermark(self, table: str, partition: int) -> int:
+        marks = self._watermarks[table]
+        if partition not in marks:
+            marks[partition] = self._retrying(
+                lambda: int(
+                    self.client.query(
+                        # max() of no rows is 0 in ClickHouse, not NULL: an empty partition is -1
+                        f"SELECT if(count() = 0, -1, toInt64(max(kafka_offset))) FROM {table} "
+                        "WHERE kafka_topic = {topic:String} AND kafka_partition = {p:UInt32}",
+                        parameters={"topic": self.topic, "p": partition},
+                    ).result_rows[0][0]
+                )
+            )
+        return marks[partition]
+
+    def _insert(
+        self, table: str, columns: Sequence[str], partition: int, rows: list[list[Any]], first: int, last: int
+    ) -> None:
+        settings = {
+            "insert_deduplication_token": f"{table}:{self.topic}:{partition}:{first}-{last}",
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
+        }
+        self._retrying(lambda: self.client.insert(table, rows, column_names=list(columns), settings=settings))
+
+    def _retrying(self, operation: Callable[[], Any]) -> Any:
+        delay = self._retry_initial_s
+        while True:
+            try:
+                return operation()
+            except (ClickHouseError, ClickHouseUnavailable) as exc:
+                if isinstance(exc, ClickHouseError) and not _transient(exc):
+                    raise
+                log.warning("ClickHouse unavailable (%s); retrying in %.1fs", str(exc).splitlines()[0][:200], delay)
+                self._client = None  # reconnect: the server may have restarted
+                self._sleep(delay)
+                delay = min(delay * 2, self._retry_max_s)
+
+
+def _transient(exc: ClickHouseError) -> bool:
+    """Connection trouble is worth waiting out; a refused statement is not."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DatabaseError) and getattr(exc, "code", None) in (159, 202, 209, 210, 236, 241, 439)
