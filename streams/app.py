@@ -32,6 +32,7 @@ log = logging.getLogger("labelpulse.worker")
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")],
@@ -43,6 +44,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         # Fetch and buffer whole batches: the defaults hand the agent a few hundred events at a time.
         broker_max_poll_records=settings.batch_max_events,
         stream_buffer_maxsize=max(4096, settings.batch_max_events * 2),
@@ -57,18 +60,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
         partitions=settings.partitions,
         internal=True,
     )
-    # Gold answers of honeypot tasks, keyed by task_id. use_partitioner: the changelog partition
-    # follows the key, exactly as producers partition events by task_id, so it is safe to write
-    # from a batch that spans partitions.
-    gold_labels = app.Table(
-        "gold-labels",
-        default=None,
-        partitions=settings.partitions,
-        use_partitioner=True,
-        key_type=str,
-        value_type=str,
+    gold_labels = app.Table("gold-labels", default=None, partitions=settings.partitions, key_type=str, value_type=str)
+    processor = Processor(
+        gold_labels=TableGoldStore(gold_labels), limits=settings.limits, dedup_window=settings.dedup_window
     )
-    processor = Processor(gold_labels=gold_labels, limits=settings.limits, dedup_window=settings.dedup_window)
     sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.events_topic)
     seeded_partitions: set[int] = set()
     throughput = _Throughput()
@@ -112,6 +107,26 @@ def create_app(settings: WorkerSettings) -> faust.App:
             log.info(line)
 
     return app
+
+
+class TableGoldStore:
+    """Gold answers in a Faust table (changelog-backed, so they survive restarts).
+
+    Faust writes a table key's changelog to the partition of the event being processed; in a
+    batch that spans partitions there is no single such event, so the partition is given here:
+    the partition of the task's own events, which is where its state must live.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, task_id: str) -> str | None:
+        value = self.table.data.get(task_id)
+        return str(value) if value is not None else None
+
+    def put(self, task_id: str, gold_label: str, partition: int) -> None:
+        self.table.data[task_id] = gold_label
+        self.table.send_changelog(partition, task_id, gold_label)
 
 
 class _Throughput:

@@ -10,10 +10,10 @@ back it with Faust tables (changelog topics) and tests with plain dicts.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from schema.events import AnnotationSubmitted, ContractLimits, EventError, TaskCreated, validate_event
 from schema.rows import dead_letter_row, event_row, label_text
@@ -42,6 +42,21 @@ class Batch:
     refused: list[tuple[Message, EventError]] = field(default_factory=list)
 
 
+class GoldStore(Protocol):
+    """Gold answers of honeypot tasks by task_id; `put` names the partition the task's events are on."""
+
+    def get(self, task_id: str) -> str | None: ...
+
+    def put(self, task_id: str, gold_label: str, partition: int) -> None: ...
+
+
+class DictGoldStore(dict[str, str]):
+    """A GoldStore in memory: for tests and tools."""
+
+    def put(self, task_id: str, gold_label: str, partition: int) -> None:
+        self[task_id] = gold_label
+
+
 class RecentIds:
     """The last `capacity` event_ids seen on one partition: where producer retries land."""
 
@@ -68,11 +83,11 @@ class Processor:
     def __init__(
         self,
         *,
-        gold_labels: MutableMapping[str, str],
+        gold_labels: GoldStore,
         limits: ContractLimits = ContractLimits(),  # noqa: B008 - frozen
         dedup_window: int = 100_000,
     ) -> None:
-        self.gold_labels = gold_labels  # task_id -> gold label (canonical text) of honeypot tasks
+        self.gold_labels = gold_labels
         self.limits = limits
         self.dedup_window = dedup_window
         self._recent: dict[int, RecentIds] = {}
@@ -115,7 +130,7 @@ class Processor:
             batch.duplicates += 1
             return
         if isinstance(result, TaskCreated) and result.is_gold and result.gold_label is not None:
-            self.gold_labels[result.task_id] = label_text(result.gold_label)
+            self.gold_labels.put(result.task_id, label_text(result.gold_label), message.partition)
         elif isinstance(result, AnnotationSubmitted) and not result.is_gold:
             gold = self.gold_labels.get(result.task_id)
             if gold is not None:

@@ -25,6 +25,8 @@ class WorkerSettings:
     batch_max_ms: int = 500  # a batch waits at most this long: the floor of end-to-end freshness
     dedup_window: int = 100_000  # event_ids remembered per partition to drop producer retries
     commit_interval_s: float = 2.8  # how often acknowledged offsets are committed to Kafka
+    # How long the group waits for a worker that stopped answering before its partitions move.
+    session_timeout_s: float = 30.0
     limits: ContractLimits = field(default_factory=ContractLimits)
     state_dir: Path = Path(".labelpulse/worker")
 
@@ -39,6 +41,7 @@ class WorkerSettings:
             batch_max_ms=env_int(env, "BATCH_MAX_MS", cls.batch_max_ms, minimum=1, maximum=60_000),
             dedup_window=env_int(env, "DEDUP_WINDOW", cls.dedup_window, minimum=0, maximum=10_000_000),
             commit_interval_s=env_int(env, "COMMIT_INTERVAL_MS", 2800, minimum=10, maximum=3_600_000) / 1000,
+            session_timeout_s=env_int(env, "SESSION_TIMEOUT_MS", 30_000, minimum=1000, maximum=600_000) / 1000,
             limits=ContractLimits(
                 max_future=timedelta(seconds=env_int(env, "MAX_FUTURE_SECONDS", 900, maximum=86_400 * 365)),
                 max_age=timedelta(days=env_int(env, "MAX_AGE_DAYS", 366, minimum=1, maximum=36_500)),

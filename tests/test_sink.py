@@ -1,0 +1,120 @@
+"""The ClickHouse sink: durable batches, and replays after a crash that change nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
+from streams.processor import Batch, DictGoldStore, Message, Processor
+from streams.sink import ClickHouseSink
+
+pytestmark = pytest.mark.clickhouse
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def messages(first: int, last: int, partition: int = 0, bad_every: int = 0) -> list[Message]:
+    out = []
+    for offset in range(first, last + 1):
+        value = json.dumps(
+            {
+                "event_id": f"p{partition}-o{offset}",
+                "event_type": "annotation_submitted",
+                "schema_version": 1,
+                "occurred_at": "2026-11-23T11:00:00Z",
+                "project_id": "p",
+                "task_id": f"t{offset}",
+                "annotator_id": "a",
+                "label": "cat",
+                "duration_ms": 1000,
+            }
+        ).encode()
+        if bad_every and offset % bad_every == 0:
+            value = b"not json"
+        out.append(Message("events", partition, offset, b"k", value))
+    return out
+
+
+def batch_of(msgs: list[Message]) -> Batch:
+    return Processor(gold_labels=DictGoldStore(), dedup_window=0).process(msgs, now=NOW)
+
+
+def totals(client: Client) -> tuple[int, int, int]:
+    return client.query(
+        "SELECT (SELECT count() FROM events), (SELECT count() FROM dead_letters), "
+        "(SELECT sum(annotations_submitted) FROM project_throughput_minute)"
+    ).result_rows[0]
+
+
+@pytest.fixture
+def sink(clickhouse: ClickHouseSettings, migrated: Client) -> ClickHouseSink:
+    return ClickHouseSink(lambda: connect(clickhouse), "events")
+
+
+def test_first_write_to_an_empty_partition_keeps_offset_zero(sink: ClickHouseSink, migrated: Client) -> None:
+    result = sink.write(batch_of(messages(0, 9)))
+    assert result.events_written == 10
+    assert migrated.command("SELECT min(kafka_offset) FROM events") == 0
+
+
+def test_replay_after_a_restart_writes_nothing(clickhouse: ClickHouseSettings, migrated: Client) -> None:
+    ClickHouseSink(lambda: connect(clickhouse), "events").write(batch_of(messages(0, 99, bad_every=10)))
+    before = totals(migrated)
+    restarted = ClickHouseSink(lambda: connect(clickhouse), "events")
+    result = restarted.write(batch_of(messages(0, 99, bad_every=10)))
+    assert (result.events_written, result.dead_letters_written, result.replayed_rows_skipped) == (0, 0, 100)
+    assert totals(migrated) == before == (90, 10, 90)
+
+
+def test_replay_with_different_batch_boundaries_writes_only_what_is_new(
+    clickhouse: ClickHouseSettings, migrated: Client
+) -> None:
+    ClickHouseSink(lambda: connect(clickhouse), "events").write(batch_of(messages(0, 49)))
+    restarted = ClickHouseSink(lambda: connect(clickhouse), "events")
+    result = restarted.write(batch_of(messages(30, 79)))
+    assert (result.events_written, result.replayed_rows_skipped) == (30, 20)
+    assert totals(migrated) == (80, 0, 80)
+
+
+def test_each_table_is_replayed_by_its_own_watermark(clickhouse: ClickHouseSettings, migrated: Client) -> None:
+    # A crash after the events insert but before the dead-letters insert of the same batch:
+    batch = batch_of(messages(0, 19, bad_every=5))
+    batch.dead_letter_rows.clear()
+    batch.dead_letter_offsets.clear()
+    ClickHouseSink(lambda: connect(clickhouse), "events").write(batch)
+    assert totals(migrated) == (16, 0, 16)
+    ClickHouseSink(lambda: connect(clickhouse), "events").write(batch_of(messages(0, 19, bad_every=5)))
+    assert totals(migrated) == (16, 4, 16)
+
+
+def test_partitions_are_independent(sink: ClickHouseSink, migrated: Client) -> None:
+    sink.write(batch_of(messages(0, 9, partition=0) + messages(0, 4, partition=1)))
+    sink.write(batch_of(messages(5, 9, partition=1)))
+    assert totals(migrated) == (20, 0, 20)
+
+
+def test_waits_for_clickhouse_instead_of_dropping(clickhouse: ClickHouseSettings, migrated: Client) -> None:
+    attempts = {"n": 0}
+    pauses: list[float] = []
+
+    def flaky_connect() -> Client:
+        attempts["n"] += 1
+        if attempts["n"] <= 3:
+            raise ClickHouseUnavailable("cannot reach ClickHouse (test)")
+        return connect(clickhouse)
+
+    sink = ClickHouseSink(flaky_connect, "events", retry_initial_s=0.1, sleep=pauses.append)
+    assert sink.write(batch_of(messages(0, 4))).events_written == 5
+    assert pauses == [0.1, 0.2, 0.4]
+    assert totals(migrated) == (5, 0, 5)
+
+
+def test_a_refused_statement_is_not_retried(clickhouse: ClickHouseSettings, ch_client: Client) -> None:
+    sink = ClickHouseSink(lambda: connect(clickhouse), "events", sleep=lambda _: pytest.fail("should not retry"))
+    with pytest.raises(DatabaseError, match=r"UNKNOWN_TABLE"):
+        sink.write(batch_of(messages(0, 1)))  # no migrations ran: no events table
