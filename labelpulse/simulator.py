@@ -152,6 +152,7 @@ def _task(
     yield at, event("task_created", at, project, task, **created), task
     workers = rng.sample(crew, 3 if rng.random() < plan.overlap_share else 1)
     reviewed = False
+    last_activity = at
     for annotator in workers:
         start = at + timedelta(seconds=rng.uniform(1, 30))
         yield start, event("task_assigned", start, project, task, annotator_id=annotator.annotator_id), task
@@ -163,6 +164,7 @@ def _task(
         handle_ms = 1_000 if clicking else max(800, int(rng.lognormvariate(0, 0.5) * annotator.median_handle_ms))
         done = begin + timedelta(milliseconds=handle_ms)
         common = {"annotator_id": annotator.annotator_id, "session_id": session, "duration_ms": handle_ms}
+        last_activity = max(last_activity, done)
         if not clicking and rng.random() < annotator.skip_rate:
             yield done, event("annotation_skipped", done, project, task, reason="unclear item", **common), task
             continue
@@ -189,8 +191,9 @@ def _task(
             if verdict == "fixed":
                 review["label"] = truth
             yield review_at, event("review_completed", review_at, project, task, **review), task
-            done = review_at
-    finish = done + timedelta(seconds=1)
+            last_activity = max(last_activity, review_at)
+    # The task completes after all of its work, however the annotators' timelines interleave.
+    finish = last_activity + timedelta(seconds=1)
     yield finish, event("task_completed", finish, project, task), task
 
 

@@ -1,16 +1,19 @@
-"""Rows for the raw tables, in their column order: the one mapping from contract to storage."""
+"""Rows for the tables the workers write, in their column order: the one mapping from contract to storage."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from itertools import combinations
 from typing import Any
 
 from schema.events import Event, EventError, extra_fields
-from schema.tables import DEAD_LETTERS, EVENTS
+from schema.tables import DEAD_LETTERS, EVENTS, PAIR_AGREEMENT, TASK_AGREEMENT
 
 EVENT_COLUMNS = EVENTS.column_names
 DEAD_LETTER_COLUMNS = DEAD_LETTERS.column_names
+# Every table a worker writes, by name: each row keeps the Kafka position it came from.
+WORKER_TABLES = {table.name: table.column_names for table in (EVENTS, DEAD_LETTERS, TASK_AGREEMENT, PAIR_AGREEMENT)}
 
 
 def label_text(label: str | dict[str, Any] | None) -> str:
@@ -76,3 +79,34 @@ def dead_letter_row(
         error.message,
         error.event_id or "",
     ]
+
+
+def agreement_rows(
+    project_id: str,
+    task_id: str,
+    completed_at: datetime,
+    labels_by_annotator: dict[str, str],
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> tuple[list[Any], list[list[Any]]]:
+    """The `task_agreement` row and the `pair_agreement` rows of a task labeled by two or more annotators."""
+    position = [topic, partition, offset]
+    counts: dict[str, int] = {}
+    for label in labels_by_annotator.values():
+        counts[label] = counts.get(label, 0) + 1
+    task = [
+        project_id,
+        task_id,
+        completed_at,
+        len(labels_by_annotator),
+        counts,
+        sum(n * (n - 1) for n in counts.values()),
+        *position,
+    ]
+    pairs = [
+        [project_id, task_id, completed_at, a, b, labels_by_annotator[a], labels_by_annotator[b], *position]
+        for a, b in combinations(sorted(labels_by_annotator), 2)
+    ]
+    return task, pairs

@@ -519,8 +519,140 @@ GROUP BY project_id, annotator_id, hour
 """,
 )
 
+# ---------------------------------------------------------------- agreement (derived by the workers)
+
+_KAFKA_POSITION = (
+    Column("kafka_topic", "LowCardinality(String)", "Topic of the event that completed the task"),
+    Column("kafka_partition", "UInt32", "Its partition"),
+    Column("kafka_offset", "UInt64", "Its offset"),
+)
+
+TASK_AGREEMENT = Table(
+    name="task_agreement",
+    comment=(
+        "One row per completed task labeled by two or more annotators: the sufficient statistics from which "
+        "percent agreement, Fleiss' kappa, Krippendorff's alpha and Gwet's AC1 are summed over any window."
+    ),
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("task_id", "String", "Task"),
+        Column("completed_at", UTC_MS, "occurred_at of task_completed, UTC"),
+        Column("raters", "UInt16", "Annotators who labeled the task (first submission each)"),
+        Column("label_counts", "Map(String, UInt32)", "How many annotators chose each label"),
+        Column("agreeing_pairs", "UInt32", "Ordered pairs of annotators with the same label: sum n(n-1)"),
+        *_KAFKA_POSITION,
+    ),
+    partition_by="toYYYYMM(completed_at)",
+    order_by="project_id, completed_at",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+PAIR_AGREEMENT = Table(
+    name="pair_agreement",
+    comment="One row per annotator pair per completed overlapping task: the confusion counts of Cohen's kappa.",
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("task_id", "String", "Task"),
+        Column("completed_at", UTC_MS, "occurred_at of task_completed, UTC"),
+        Column("annotator_a", "String", "First annotator of the pair (a < b)"),
+        Column("annotator_b", "String", "Second annotator of the pair"),
+        Column("label_a", "String", "Label chosen by annotator_a"),
+        Column("label_b", "String", "Label chosen by annotator_b"),
+        *_KAFKA_POSITION,
+    ),
+    partition_by="toYYYYMM(completed_at)",
+    order_by="project_id, annotator_a, annotator_b, completed_at",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+_WINDOW = "completed_at >= {from:DateTime64(3, 'UTC')} AND completed_at < {to:DateTime64(3, 'UTC')}"
+
+AGREEMENT_SUMMARY = View(
+    name="agreement_summary",
+    comment=(
+        "Inter-annotator agreement per project over a window, from task_agreement. Parameterized: "
+        "SELECT * FROM agreement_summary(from='2026-11-01 00:00:00', to='2026-12-01 00:00:00'). "
+        "Kappa-type values are NULL when chance agreement is 1 (a single label in the window)."
+    ),
+    columns=(
+        _PROJECT,
+        Column("tasks", "UInt64", "Overlapping tasks completed in the window"),
+        Column("ratings", "UInt64", "Labels given on them"),
+        Column("percent_agreement", "Float64", "Share of annotator pairs that agree"),
+        Column("fleiss_kappa", "Nullable(Float64)", "Fleiss' kappa (generalised to varying raters per task)"),
+        Column("krippendorff_alpha", "Nullable(Float64)", "Krippendorff's alpha, nominal"),
+        Column("gwet_ac1", "Nullable(Float64)", "Gwet's AC1 over the labels seen in the window"),
+    ),
+    select=f"""
+SELECT project_id, tasks, ratings, percent_agreement, fleiss_kappa, krippendorff_alpha, gwet_ac1
+FROM
+(
+    SELECT
+        project_id,
+        count() AS tasks,
+        sum(raters) AS ratings,
+        sum(agreeing_pairs) / sum(raters * (raters - 1)) AS percent_agreement,
+        -- observed agreement: the mean over tasks of the share of agreeing pairs
+        avg(agreeing_pairs / (raters * (raters - 1))) AS observed,
+        arraySum(n -> n * n, mapValues(sumMap(label_counts))) AS squared_label_totals,
+        squared_label_totals / (ratings * ratings) AS fleiss_chance,
+        if(fleiss_chance >= 1, NULL, (observed - fleiss_chance) / (1 - fleiss_chance)) AS fleiss_kappa,
+        -- nominal alpha from the coincidence matrix: disagreeing pairable values over expected ones
+        sum((raters * (raters - 1) - agreeing_pairs) / (raters - 1)) AS disagreement,
+        if(ratings * ratings = squared_label_totals, NULL,
+           1 - (ratings - 1) * disagreement / (ratings * ratings - squared_label_totals)) AS krippendorff_alpha,
+        -- AC1: chance from each label's mean share per task, over the labels seen
+        mapValues(sumMap(mapApply((label, n) -> (label, n / raters), label_counts))) AS label_share_sums,
+        arraySum(share -> (share / tasks) * (1 - share / tasks), label_share_sums)
+            / (length(label_share_sums) - 1) AS gwet_chance,
+        if(length(label_share_sums) < 2 OR gwet_chance >= 1, NULL,
+           (observed - gwet_chance) / (1 - gwet_chance)) AS gwet_ac1
+    FROM task_agreement
+    WHERE {_WINDOW}
+    GROUP BY project_id
+)
+""",
+)
+
+PAIR_KAPPA = View(
+    name="pair_kappa",
+    comment=(
+        "Cohen's kappa per annotator pair over a window, from pair_agreement. Parameterized like "
+        "agreement_summary: SELECT * FROM pair_kappa(from='…', to='…')."
+    ),
+    columns=(
+        _PROJECT,
+        Column("annotator_a", "String", "First annotator of the pair"),
+        Column("annotator_b", "String", "Second annotator of the pair"),
+        Column("items", "UInt64", "Tasks both labeled"),
+        Column("percent_agreement", "Float64", "Share of those tasks with the same label"),
+        Column("cohen_kappa", "Nullable(Float64)", "Cohen's kappa; NULL when chance agreement is 1"),
+    ),
+    select=f"""
+SELECT project_id, annotator_a, annotator_b, items, percent_agreement, cohen_kappa
+FROM
+(
+    SELECT
+        project_id,
+        annotator_a,
+        annotator_b,
+        count() AS items,
+        countIf(label_a = label_b) / items AS percent_agreement,
+        sumMap(map(label_a, toUInt64(1))) AS labels_a,
+        sumMap(map(label_b, toUInt64(1))) AS labels_b,
+        arraySum(label -> labels_a[label] * labels_b[label], mapKeys(labels_a)) / (items * items) AS chance,
+        if(chance >= 1, NULL, (percent_agreement - chance) / (1 - chance)) AS cohen_kappa
+    FROM pair_agreement
+    WHERE {_WINDOW}
+    GROUP BY project_id, annotator_a, annotator_b
+)
+""",
+)
+
 # Dependency order: a view comes after everything it reads.
-RAW_TABLES: tuple[Table, ...] = (EVENTS, DEAD_LETTERS, ALERT_HISTORY)
+RAW_TABLES: tuple[Table, ...] = (EVENTS, DEAD_LETTERS, ALERT_HISTORY, TASK_AGREEMENT, PAIR_AGREEMENT)
 ROLLUPS: tuple[tuple[Table, MaterializedView], ...] = (
     (PROJECT_MINUTE, PROJECT_MINUTE_MV),
     (ANNOTATOR_HOUR, ANNOTATOR_HOUR_MV),
@@ -534,6 +666,8 @@ ANALYST_VIEWS: tuple[View, ...] = (
     LABEL_THROUGHPUT_HOUR,
     REVIEW_OUTCOMES_HOUR,
     GOLD_ACCURACY_HOUR,
+    AGREEMENT_SUMMARY,
+    PAIR_KAPPA,
 )
 
 ALL_OBJECTS: tuple[SchemaObject, ...] = (

@@ -60,10 +60,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
         partitions=settings.partitions,
         internal=True,
     )
-    gold_labels = app.Table("gold-labels", default=None, partitions=settings.partitions, key_type=str, value_type=str)
-    processor = Processor(
-        gold_labels=TableGoldStore(gold_labels), limits=settings.limits, dedup_window=settings.dedup_window
-    )
+    # Per-task state (gold answer, first label of each annotator), keyed by task_id like the events.
+    # Values are plain JSON objects (no value_type): Faust decodes them back to dicts on recovery.
+    task_table = app.Table("tasks", default=None, partitions=settings.partitions, key_type=str)
+    processor = Processor(tasks=TableTaskStore(task_table), limits=settings.limits, dedup_window=settings.dedup_window)
     sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.events_topic)
     seeded_partitions: set[int] = set()
     throughput = _Throughput()
@@ -82,6 +82,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 seeded_partitions.add(partition)
             batch = processor.process(messages, now=datetime.now(UTC))
             result = await loop.run_in_executor(None, sink.write, batch)
+            processor.release(batch)
             for message, error in batch.refused:
                 await dead_letter_topic.send(
                     key=message.key,
@@ -109,24 +110,28 @@ def create_app(settings: WorkerSettings) -> faust.App:
     return app
 
 
-class TableGoldStore:
-    """Gold answers in a Faust table (changelog-backed, so they survive restarts).
+class TableTaskStore:
+    """Task state in a Faust table (changelog-backed, so it survives restarts and rebalances).
 
-    Faust writes a table key's changelog to the partition of the event being processed; in a
-    batch that spans partitions there is no single such event, so the partition is given here:
-    the partition of the task's own events, which is where its state must live.
+    Faust writes a key's changelog to the partition of the event being processed; a batch
+    spans partitions, so the partition is given here: that of the task's own events, which is
+    where its state must live.
     """
 
     def __init__(self, table: Any) -> None:
         self.table = table
 
-    def get(self, task_id: str) -> str | None:
+    def get(self, task_id: str) -> dict[str, Any] | None:
         value = self.table.data.get(task_id)
-        return str(value) if value is not None else None
+        return dict(value) if value is not None else None
 
-    def put(self, task_id: str, gold_label: str, partition: int) -> None:
-        self.table.data[task_id] = gold_label
-        self.table.send_changelog(partition, task_id, gold_label)
+    def put(self, task_id: str, state: dict[str, Any], partition: int) -> None:
+        self.table.data[task_id] = state
+        self.table.send_changelog(partition, task_id, state)
+
+    def delete(self, task_id: str, partition: int) -> None:
+        self.table.data.pop(task_id, None)
+        self.table.send_changelog(partition, task_id, None)
 
 
 class _Throughput:

@@ -2,21 +2,34 @@
 
 One call handles one batch of messages: each is decoded and validated against the event
 contract; refused ones become dead-letter rows with their reason; repeats of an event_id seen
-recently on the same partition are dropped; honeypot submissions are enriched with the gold
-answer their task was created with. State lives in the objects passed in, so the worker can
-back it with Faust tables (changelog topics) and tests with plain dicts.
+recently on the same partition are dropped; and per-task state is kept to derive what SQL
+views cannot do well: honeypot submissions get the gold answer their task was created with,
+and when a task labeled by several annotators completes, its agreement statistics are
+emitted as rows of their own.
+
+State lives in the objects passed in, so the worker backs it with a Faust table (changelog
+topic) and tests with a dict. All task state is keyed by task_id, and all events of a task
+share a Kafka partition, so one worker sees every event of the tasks it owns.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from schema.events import AnnotationSubmitted, ContractLimits, EventError, TaskCreated, validate_event
-from schema.rows import dead_letter_row, event_row, label_text
+from schema.events import (
+    AnnotationSubmitted,
+    ContractLimits,
+    Event,
+    EventError,
+    TaskCompleted,
+    TaskCreated,
+    validate_event,
+)
+from schema.rows import agreement_rows, dead_letter_row, event_row, label_text
 
 
 @dataclass(frozen=True)
@@ -29,32 +42,49 @@ class Message:
 
 
 @dataclass
-class Batch:
-    """Rows ready for the sink, each list in message order, with the offsets they came from."""
+class TableRows:
+    """Rows for one table in message order, each with the (partition, offset) it came from."""
 
-    event_rows: list[list[Any]] = field(default_factory=list)
-    event_offsets: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset) per event row
-    dead_letter_rows: list[list[Any]] = field(default_factory=list)
-    dead_letter_offsets: list[tuple[int, int]] = field(default_factory=list)
-    dead_letters_by_rule: dict[str, int] = field(default_factory=dict)
+    rows: list[list[Any]] = field(default_factory=list)
+    positions: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, row: list[Any], message: Message) -> None:
+        self.rows.append(row)
+        self.positions.append((message.partition, message.offset))
+
+
+@dataclass
+class Batch:
+    tables: defaultdict[str, TableRows] = field(default_factory=lambda: defaultdict(TableRows))
     events_by_type: dict[str, int] = field(default_factory=dict)
+    dead_letters_by_rule: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     refused: list[tuple[Message, EventError]] = field(default_factory=list)
+    # Task state to forget once this batch is durable: (task_id, partition).
+    finished_tasks: list[tuple[str, int]] = field(default_factory=list)
+
+    def rows(self, table: str) -> list[list[Any]]:
+        return self.tables[table].rows
 
 
-class GoldStore(Protocol):
-    """Gold answers of honeypot tasks by task_id; `put` names the partition the task's events are on."""
+class TaskStore(Protocol):
+    """State per task_id (a JSON-able dict); writes name the partition of the task's events."""
 
-    def get(self, task_id: str) -> str | None: ...
+    def get(self, task_id: str) -> dict[str, Any] | None: ...
 
-    def put(self, task_id: str, gold_label: str, partition: int) -> None: ...
+    def put(self, task_id: str, state: dict[str, Any], partition: int) -> None: ...
+
+    def delete(self, task_id: str, partition: int) -> None: ...
 
 
-class DictGoldStore(dict[str, str]):
-    """A GoldStore in memory: for tests and tools."""
+class DictTaskStore(dict[str, dict[str, Any]]):
+    """A TaskStore in memory: for tests and tools."""
 
-    def put(self, task_id: str, gold_label: str, partition: int) -> None:
-        self[task_id] = gold_label
+    def put(self, task_id: str, state: dict[str, Any], partition: int) -> None:
+        self[task_id] = state
+
+    def delete(self, task_id: str, partition: int) -> None:
+        self.pop(task_id, None)
 
 
 class RecentIds:
@@ -83,11 +113,11 @@ class Processor:
     def __init__(
         self,
         *,
-        gold_labels: GoldStore,
+        tasks: TaskStore,
         limits: ContractLimits = ContractLimits(),  # noqa: B008 - frozen
         dedup_window: int = 100_000,
     ) -> None:
-        self.gold_labels = gold_labels
+        self.tasks = tasks
         self.limits = limits
         self.dedup_window = dedup_window
         self._recent: dict[int, RecentIds] = {}
@@ -103,40 +133,74 @@ class Processor:
             self._process_one(message, now, batch)
         return batch
 
+    def release(self, batch: Batch) -> None:
+        """Forget the state of tasks the batch finished. Call only once the batch is durable:
+        a crash before that replays the batch, which needs the state again."""
+        for task_id, partition in batch.finished_tasks:
+            self.tasks.delete(task_id, partition)
+
     def _process_one(self, message: Message, now: datetime, batch: Batch) -> None:
         result = (
             validate_event(message.value, now=now, limits=self.limits)
             if message.value is not None
             else EventError("malformed_json", None, None, "message has no value (a tombstone?)")
         )
-        position = (message.partition, message.offset)
         if isinstance(result, EventError):
-            batch.refused.append((message, result))
-            batch.dead_letter_rows.append(
-                dead_letter_row(
-                    result,
-                    message.value or b"",
-                    key=message.key,
-                    received_at=now,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                )
-            )
-            batch.dead_letter_offsets.append(position)
-            batch.dead_letters_by_rule[result.rule] = batch.dead_letters_by_rule.get(result.rule, 0) + 1
+            self._refuse(message, result, now, batch)
             return
         if self.recent_ids(message.partition).seen(result.event_id):
             batch.duplicates += 1
             return
-        if isinstance(result, TaskCreated) and result.is_gold and result.gold_label is not None:
-            self.gold_labels.put(result.task_id, label_text(result.gold_label), message.partition)
-        elif isinstance(result, AnnotationSubmitted) and not result.is_gold:
-            gold = self.gold_labels.get(result.task_id)
-            if gold is not None:
-                result = result.model_copy(update={"is_gold": True, "gold_label": gold})
-        batch.event_rows.append(
-            event_row(result, received_at=now, topic=message.topic, partition=message.partition, offset=message.offset)
+        event = self._track_task(result, message, batch)
+        batch.tables["events"].add(
+            event_row(event, received_at=now, topic=message.topic, partition=message.partition, offset=message.offset),
+            message,
         )
-        batch.event_offsets.append(position)
-        batch.events_by_type[result.event_type] = batch.events_by_type.get(result.event_type, 0) + 1
+        batch.events_by_type[event.event_type] = batch.events_by_type.get(event.event_type, 0) + 1
+
+    def _refuse(self, message: Message, error: EventError, now: datetime, batch: Batch) -> None:
+        batch.refused.append((message, error))
+        row = dead_letter_row(
+            error,
+            message.value or b"",
+            key=message.key,
+            received_at=now,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+        )
+        batch.tables["dead_letters"].add(row, message)
+        batch.dead_letters_by_rule[error.rule] = batch.dead_letters_by_rule.get(error.rule, 0) + 1
+
+    def _track_task(self, event: Event, message: Message, batch: Batch) -> Event:
+        """Update the task's state; return the event, enriched where the state says so."""
+        if isinstance(event, TaskCreated) and event.is_gold and event.gold_label is not None:
+            state = self.tasks.get(event.task_id) or {}
+            self.tasks.put(event.task_id, {**state, "gold": label_text(event.gold_label)}, message.partition)
+        elif isinstance(event, AnnotationSubmitted):
+            state = self.tasks.get(event.task_id) or {}
+            labels: dict[str, str] = state.get("labels", {})
+            if event.annotator_id not in labels:  # agreement compares first, independent answers
+                labels = {**labels, event.annotator_id: label_text(event.label)}
+                self.tasks.put(event.task_id, {**state, "labels": labels}, message.partition)
+            if state.get("gold") is not None and not event.is_gold:
+                return event.model_copy(update={"is_gold": True, "gold_label": state["gold"]})
+        elif isinstance(event, TaskCompleted):
+            state = self.tasks.get(event.task_id) or {}
+            labels = state.get("labels", {})
+            if len(labels) >= 2:
+                task_row, pair_rows = agreement_rows(
+                    event.project_id,
+                    event.task_id,
+                    event.occurred_at,
+                    labels,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
+                batch.tables["task_agreement"].add(task_row, message)
+                for row in pair_rows:
+                    batch.tables["pair_agreement"].add(row, message)
+            if state:
+                batch.finished_tasks.append((event.task_id, message.partition))
+        return event

@@ -7,8 +7,8 @@ mechanisms make that harmless:
 1. Offset watermarks. Every row carries the partition and offset it came from. Before the
    first write to a partition the sink asks ClickHouse for the highest offset already stored
    per table, and drops replayed rows at or below it. Each table is filtered by its own
-   watermark, because the events insert and the dead-letters insert are separate (each is
-   atomic on its own; together they are not).
+   watermark, because inserts into different tables (events, dead letters, agreement) are
+   each atomic on their own, not together.
 2. Insert deduplication tokens. Each insert carries `insert_deduplication_token =
    <table>:<topic>:<partition>:<first offset>-<last offset>`; tables keep a deduplication
    window and `deduplicate_blocks_in_dependent_materialized_views` extends it to the rollups.
@@ -33,18 +33,25 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
 
 from schema.client import ClickHouseUnavailable
-from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS
-from streams.processor import Batch
+from schema.rows import WORKER_TABLES
+from streams.processor import Batch, TableRows
 
 log = logging.getLogger("labelpulse.sink")
 
 
 @dataclass(frozen=True)
 class WriteResult:
-    events_written: int
-    dead_letters_written: int
+    written: dict[str, int]  # rows per table
     replayed_rows_skipped: int
     seconds: float
+
+    @property
+    def events_written(self) -> int:
+        return self.written.get("events", 0)
+
+    @property
+    def dead_letters_written(self) -> int:
+        return self.written.get("dead_letters", 0)
 
 
 class ClickHouseSink:
@@ -63,7 +70,7 @@ class ClickHouseSink:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._sleep = sleep
-        self._watermarks: dict[str, dict[int, int]] = {"events": {}, "dead_letters": {}}
+        self._watermarks: defaultdict[str, dict[int, int]] = defaultdict(dict)
 
     @property
     def client(self) -> Client:
@@ -91,29 +98,22 @@ class ClickHouseSink:
 
     def write(self, batch: Batch) -> WriteResult:
         started = time.perf_counter()
-        events, skipped_events = self._fresh("events", batch.event_rows, batch.event_offsets)
-        letters, skipped_letters = self._fresh("dead_letters", batch.dead_letter_rows, batch.dead_letter_offsets)
-        for table, columns, rows in (
-            ("dead_letters", DEAD_LETTER_COLUMNS, letters),
-            ("events", EVENT_COLUMNS, events),
-        ):
-            for partition, (partition_rows, first, last) in rows.items():
-                self._insert(table, columns, partition, partition_rows, first, last)
+        written: dict[str, int] = {}
+        skipped = 0
+        for table, table_rows in batch.tables.items():
+            fresh, skipped_here = self._fresh(table, table_rows)
+            skipped += skipped_here
+            for partition, (rows, first, last) in fresh.items():
+                self._insert(table, WORKER_TABLES[table], partition, rows, first, last)
                 self._watermarks[table][partition] = last
-        return WriteResult(
-            events_written=sum(len(r) for r, _, _ in events.values()),
-            dead_letters_written=sum(len(r) for r, _, _ in letters.values()),
-            replayed_rows_skipped=skipped_events + skipped_letters,
-            seconds=time.perf_counter() - started,
-        )
+                written[table] = written.get(table, 0) + len(rows)
+        return WriteResult(written, skipped, time.perf_counter() - started)
 
-    def _fresh(
-        self, table: str, rows: Sequence[list[Any]], offsets: Sequence[tuple[int, int]]
-    ) -> tuple[dict[int, tuple[list[list[Any]], int, int]], int]:
+    def _fresh(self, table: str, table_rows: TableRows) -> tuple[dict[int, tuple[list[list[Any]], int, int]], int]:
         """Rows not yet stored, grouped by partition with their first and last offset."""
         grouped: dict[int, list[tuple[int, list[Any]]]] = defaultdict(list)
         skipped = 0
-        for row, (partition, offset) in zip(rows, offsets, strict=True):
+        for row, (partition, offset) in zip(table_rows.rows, table_rows.positions, strict=True):
             if offset <= self._watermark(table, partition):
                 skipped += 1
                 continue

@@ -149,7 +149,7 @@ def test_migrate_twice_then_status(clickhouse: ClickHouseSettings, ch_client: Cl
     assert "applying 0001_initial" in first.stdout
     second = run_cli("migrate", env=env)
     assert second.returncode == 0
-    assert "schema is up to date (at 0001_initial)" in second.stdout
+    assert "schema is up to date (at 0002_agreement)" in second.stdout
     status = run_cli("migrate", "--status", env=env)
     assert "0001_initial" in status.stdout and "applied" in status.stdout
     assert ch_client.command("SELECT count() FROM events") == 0

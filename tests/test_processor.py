@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS
-from streams.processor import DictGoldStore, Message, Processor, RecentIds
+from streams.processor import DictTaskStore, Message, Processor, RecentIds
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -39,17 +39,17 @@ def row(columns: tuple[str, ...], values: list[Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def processor() -> Processor:
-    return Processor(gold_labels=DictGoldStore(), dedup_window=1000)
+    return Processor(tasks=DictTaskStore(), dedup_window=1000)
 
 
 def test_valid_event_becomes_an_events_row_with_its_kafka_position(processor: Processor) -> None:
     batch = processor.process([message(event(), partition=2, offset=41)], now=NOW)
-    assert batch.event_offsets == [(2, 41)]
-    stored = row(EVENT_COLUMNS, batch.event_rows[0])
+    assert batch.tables["events"].positions == [(2, 41)]
+    stored = row(EVENT_COLUMNS, batch.rows("events")[0])
     assert (stored["event_id"], stored["kafka_partition"], stored["kafka_offset"]) == ("e1", 2, 41)
     assert stored["received_at"] == NOW
     assert batch.events_by_type == {"annotation_submitted": 1}
-    assert not batch.dead_letter_rows
+    assert not batch.rows("dead_letters")
 
 
 @pytest.mark.parametrize(
@@ -70,12 +70,12 @@ def test_bad_messages_become_dead_letters_with_reason_and_position(
     processor: Processor, value: bytes | None, rule: str
 ) -> None:
     batch = processor.process([message(b'{"event_id": "ok"', 0, 0), message(value, 1, 7, key=b"k")], now=NOW)
-    letter = row(DEAD_LETTER_COLUMNS, batch.dead_letter_rows[-1])
+    letter = row(DEAD_LETTER_COLUMNS, batch.rows("dead_letters")[-1])
     assert letter["rule"] == rule
     assert letter["reason"]
     assert (letter["kafka_partition"], letter["kafka_offset"], letter["kafka_key"]) == (1, 7, b"k")
     assert letter["raw"] == (value or b"")
-    assert batch.dead_letter_offsets[-1] == (1, 7)
+    assert batch.tables["dead_letters"].positions[-1] == (1, 7)
     assert batch.dead_letters_by_rule[rule] >= 1
 
 
@@ -83,21 +83,21 @@ def test_one_bad_message_does_not_stop_the_rest_of_the_batch(processor: Processo
     batch = processor.process(
         [message(event("a"), offset=0), message(b"\x00garbage", offset=1), message(event("b"), offset=2)], now=NOW
     )
-    assert [r[0] for r in batch.event_rows] == ["a", "b"]
-    assert len(batch.dead_letter_rows) == 1
+    assert [r[0] for r in batch.rows("events")] == ["a", "b"]
+    assert len(batch.rows("dead_letters")) == 1
 
 
 def test_repeated_event_id_on_a_partition_is_dropped_and_counted(processor: Processor) -> None:
     batch = processor.process([message(event("a"), offset=0), message(event("a"), offset=1)], now=NOW)
-    assert len(batch.event_rows) == 1
+    assert len(batch.rows("events")) == 1
     assert batch.duplicates == 1
     later = processor.process([message(event("a"), offset=9)], now=NOW)
-    assert later.duplicates == 1 and not later.event_rows
+    assert later.duplicates == 1 and not later.rows("events")
 
 
 def test_duplicates_are_remembered_per_partition(processor: Processor) -> None:
     batch = processor.process([message(event("a"), partition=0), message(event("a"), partition=1)], now=NOW)
-    assert len(batch.event_rows) == 2
+    assert len(batch.rows("events")) == 2
 
 
 def test_seeded_ids_count_as_seen(processor: Processor) -> None:
@@ -116,17 +116,17 @@ def test_recent_ids_forget_the_oldest_beyond_capacity() -> None:
 def test_submissions_on_honeypot_tasks_carry_the_gold_answer(processor: Processor) -> None:
     created = event("c1", "task_created", is_gold=True, gold_label="dog")
     batch = processor.process([message(created, offset=0), message(event("s1", label="dog"), offset=1)], now=NOW)
-    submission = row(EVENT_COLUMNS, batch.event_rows[1])
+    submission = row(EVENT_COLUMNS, batch.rows("events")[1])
     assert (submission["is_gold"], submission["gold_label"]) == (True, "dog")
-    assert processor.gold_labels == {"t1": "dog"}
+    assert processor.tasks.get("t1") == {"gold": "dog", "labels": {"a1": "dog"}}
 
 
 def test_submissions_on_ordinary_tasks_are_not_gold(processor: Processor) -> None:
     batch = processor.process([message(event("s1"))], now=NOW)
-    submission = row(EVENT_COLUMNS, batch.event_rows[0])
+    submission = row(EVENT_COLUMNS, batch.rows("events")[0])
     assert (submission["is_gold"], submission["gold_label"]) == (False, "")
 
 
 def test_unknown_fields_are_stored_as_json(processor: Processor) -> None:
     batch = processor.process([message(event(tool="v2", ui={"zoom": 2}))], now=NOW)
-    assert json.loads(row(EVENT_COLUMNS, batch.event_rows[0])["extra"]) == {"tool": "v2", "ui": {"zoom": 2}}
+    assert json.loads(row(EVENT_COLUMNS, batch.rows("events")[0])["extra"]) == {"tool": "v2", "ui": {"zoom": 2}}

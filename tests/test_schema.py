@@ -71,7 +71,7 @@ def test_every_column_of_every_analyst_view_is_documented() -> None:
 
 
 def test_drop_undoes_create_in_reverse_dependency_order() -> None:
-    (migration,) = load()
+    migration = load()[0]
     assert migration.backwards is not None
     drops = migration.backwards(SINGLE_NODE)
     assert drops[0] == "DROP VIEW IF EXISTS gold_accuracy_hour SYNC"
@@ -96,8 +96,12 @@ def test_retention_statement(days: int, statement: str) -> None:
 # -- against the real engine -------------------------------------------------------------------
 
 
+WINDOW = {"from": "2026-01-01 00:00:00", "to": "2027-01-01 00:00:00"}  # for parameterized views
+
+
 def described_columns(client: Client, select: str) -> list[tuple[str, str]]:
-    rows = client.query(f"DESCRIBE ({select})").result_rows
+    parameters = WINDOW if "{from:" in select else None
+    rows = client.query(f"DESCRIBE ({select})", parameters=parameters).result_rows
     return [(row[0], row[1]) for row in rows]
 
 

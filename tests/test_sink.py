@@ -10,7 +10,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
-from streams.processor import Batch, DictGoldStore, Message, Processor
+from streams.processor import Batch, DictTaskStore, Message, Processor
 from streams.sink import ClickHouseSink
 
 pytestmark = pytest.mark.clickhouse
@@ -41,7 +41,7 @@ def messages(first: int, last: int, partition: int = 0, bad_every: int = 0) -> l
 
 
 def batch_of(msgs: list[Message]) -> Batch:
-    return Processor(gold_labels=DictGoldStore(), dedup_window=0).process(msgs, now=NOW)
+    return Processor(tasks=DictTaskStore(), dedup_window=0).process(msgs, now=NOW)
 
 
 def totals(client: Client) -> tuple[int, int, int]:
@@ -84,8 +84,7 @@ def test_replay_with_different_batch_boundaries_writes_only_what_is_new(
 def test_each_table_is_replayed_by_its_own_watermark(clickhouse: ClickHouseSettings, migrated: Client) -> None:
     # A crash after the events insert but before the dead-letters insert of the same batch:
     batch = batch_of(messages(0, 19, bad_every=5))
-    batch.dead_letter_rows.clear()
-    batch.dead_letter_offsets.clear()
+    del batch.tables["dead_letters"]
     ClickHouseSink(lambda: connect(clickhouse), "events").write(batch)
     assert totals(migrated) == (16, 0, 16)
     ClickHouseSink(lambda: connect(clickhouse), "events").write(batch_of(messages(0, 19, bad_every=5)))

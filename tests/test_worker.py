@@ -175,6 +175,9 @@ def assert_views_match(client: Client, expected: pd.DataFrame, refused: Counter[
         assert got[column].tolist() == want.get(event_type, pd.Series(0, index=want.index)).tolist(), column
 
     submissions = expected[expected["event_type"] == "annotation_submitted"]
+    completed = set(expected.loc[expected["event_type"] == "task_completed", "task_id"])
+    raters = submissions[submissions["task_id"].isin(completed)].groupby("task_id")["annotator_id"].nunique()
+    assert client.command("SELECT count() FROM task_agreement") == int((raters >= 2).sum())
     per_annotator = client.query_df(
         "SELECT annotator_id, sum(annotations_submitted) AS n, sum(handle_time_ms_sum) AS ms "
         "FROM rollup_annotator_hour GROUP BY annotator_id ORDER BY annotator_id"

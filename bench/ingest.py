@@ -1,0 +1,178 @@
+"""Ingest benchmark: how close the full worker path comes to the raw Kafka ceiling, and freshness.
+
+In one run, on the same embedded broker and ClickHouse, with the same simulated events:
+  (a) ceiling: a plain aiokafka consume-and-decode loop over N messages;
+  (b) worker:  `labelpulse worker` consuming the same N messages into ClickHouse (durable);
+  (c) freshness: the simulator at a steady rate below saturation, sampling how far the newest
+      occurred_at visible in the rollup lags behind the wall clock (p50/p95).
+
+    .venv/bin/python bench/ingest.py                 # 200k events, 60 s of freshness at 2k/s
+    .venv/bin/python bench/ingest.py --events 50000 --freshness-seconds 20 --rate 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from labelpulse.broker import BrokerSettings, EmbeddedBroker
+from labelpulse.runtime import EmbeddedClickHouseProcess
+from labelpulse.simulator import Plan, send
+from schema import migrations
+from schema.client import ClickHouseSettings, connect
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def raw_ceiling(bootstrap: str, topic: str, expected: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 << 20,
+    )
+    await consumer.start()
+    seen = 0
+    started = time.perf_counter()
+    try:
+        while seen < expected:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=50_000)).values():
+                for record in records:
+                    json.loads(record.value)
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    return expected / (time.perf_counter() - started)
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "warn"],
+        env={**os.environ, **env},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stored(client) -> int:  # type: ignore[no-untyped-def]
+    return int(client.command("SELECT (SELECT count() FROM events) + (SELECT count() FROM dead_letters)"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=2000.0, help="steady rate for the freshness part")
+    parser.add_argument("--freshness-seconds", type=float, default=60.0)
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="labelpulse-bench-"))
+    broker = EmbeddedBroker(BrokerSettings(port=free_port()), log_path=workdir / "broker.log")
+    clickhouse = ClickHouseSettings(port=free_port())
+    ch_process = EmbeddedClickHouseProcess(clickhouse, workdir / "clickhouse", log_path=workdir / "clickhouse.log")
+    broker.start()
+    ch_process.start()
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        migrations.ensure_database(connect(clickhouse, database="default"), clickhouse.database)
+        client = connect(clickhouse)
+        migrations.migrate(client)
+        bootstrap = broker.settings.bootstrap_servers
+        topic = f"bench-{uuid.uuid4().hex[:6]}"
+        env = {
+            "LABELPULSE_CLICKHOUSE_PORT": str(clickhouse.port),
+            "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "LABELPULSE_EVENTS_TOPIC": topic,
+            "LABELPULSE_EVENTS_PARTITIONS": str(args.partitions),
+            "LABELPULSE_CONSUMER_GROUP": f"bench-{topic}",
+            "LABELPULSE_DATA_DIR": str(workdir / "state"),
+            "LABELPULSE_SESSION_TIMEOUT_MS": "6000",
+        }
+        # The worker creates the topic with its partitions; wait until it is up, then stop it.
+        worker = start_worker(env, workdir / "worker-setup.log")
+        time.sleep(8)
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+
+        print(f"producing {args.events:,} simulated events to {topic} ({args.partitions} partitions) …", flush=True)
+        start = datetime.now(UTC) - timedelta(hours=2)
+        plan = Plan(seed=7, start=start, rate=max(1.0, args.events / 3600))
+        asyncio.run(send(plan, bootstrap_servers=bootstrap, topic=topic, count=args.events, realtime=False))
+
+        ceiling = asyncio.run(raw_ceiling(bootstrap, topic, args.events))
+        print(f"(a) raw aiokafka consume + json decode: {ceiling:,.0f} events/s", flush=True)
+
+        begin = time.perf_counter()
+        worker = start_worker(env, workdir / "worker.log")
+        while stored(client) < args.events:
+            if worker.poll() is not None:
+                raise SystemExit(f"worker exited; see {workdir / 'worker.log'}")
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - begin
+        full = args.events / elapsed
+        print(
+            f"(b) worker, Kafka -> ClickHouse, durable (incl. start-up): {full:,.0f} events/s "
+            f"({elapsed:.1f}s) = {full / ceiling:.1%} of the ceiling",
+            flush=True,
+        )
+
+        print(f"(c) freshness at {args.rate:,.0f} events/s for {args.freshness_seconds:.0f}s …", flush=True)
+        sender = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "labelpulse",
+                "generate",
+                "--quiet",
+                "--rate",
+                str(args.rate),
+                "--duration",
+                str(args.freshness_seconds),
+                "--seed",
+                "8",
+            ],
+            env={**os.environ, **env},
+        )
+        samples: list[float] = []
+        warmup_until = time.monotonic() + min(10.0, args.freshness_seconds / 4)
+        while sender.poll() is None:
+            newest = client.command("SELECT toUnixTimestamp64Milli(max(last_occurred_at)) FROM rollup_project_minute")
+            if time.monotonic() > warmup_until and newest:
+                samples.append(time.time() - int(newest) / 1000)
+            time.sleep(0.1)
+        samples.sort()
+        p50 = statistics.median(samples)
+        p95 = samples[int(0.95 * (len(samples) - 1))]
+        print(f"    freshness (now - newest occurred_at visible in the rollup): p50 {p50:.2f}s, p95 {p95:.2f}s")
+        print(f"\nsummary: ceiling {ceiling:,.0f}/s, worker {full:,.0f}/s, ratio {full / ceiling:.1%}, "
+              f"freshness p50 {p50:.2f}s p95 {p95:.2f}s")  # fmt: skip
+    finally:
+        if worker and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+        broker.stop()
+        ch_process.stop()
+
+
+if __name__ == "__main__":
+    main()
