@@ -67,7 +67,7 @@ async def raw_ceiling(bootstrap: str, topic: str, expected: int) -> float:
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "warn"],
+        [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"],
         env={**os.environ, **env},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,

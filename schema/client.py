@@ -76,7 +76,9 @@ def connect(settings: ClickHouseSettings, *, database: str | None = None, **opti
             password=settings.password,
             database=settings.database if database is None else database,
             secure=settings.secure,
-            **options,
+            # No HTTP sessions: nothing here keeps SET or temporary tables between queries, and
+            # sessions serialize a client's queries on the server for nothing.
+            **{"autogenerate_session_id": False, **options},
         )
     except OperationalError as exc:
         raise ClickHouseUnavailable(unreachable_message(settings, exc)) from exc

@@ -94,6 +94,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
                     ],
                 )
             throughput.add(len(messages), result.events_written, result.dead_letters_written, batch.duplicates)
+            log.debug("batch of %d messages stored in %.0f ms", len(messages), result.seconds * 1000)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def _forget_partitions(sender: Any, **_: Any) -> None:

@@ -10,7 +10,7 @@ mechanisms make that harmless:
    watermark, because inserts into different tables (events, dead letters, agreement) are
    each atomic on their own, not together.
 2. Insert deduplication tokens. Each insert carries `insert_deduplication_token =
-   <table>:<topic>:<partition>:<first offset>-<last offset>`; tables keep a deduplication
+   <table>:<topic>:<partition>:<first>-<last>,…` (the offsets it covers); tables keep a deduplication
    window and `deduplicate_blocks_in_dependent_materialized_views` extends it to the rollups.
    This covers the retry of an insert whose answer was lost (timeout, broken connection),
    when the watermark could not have been read in between.
@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,30 +97,33 @@ class ClickHouseSink:
         return [row[0] for row in reversed(rows)]
 
     def write(self, batch: Batch) -> WriteResult:
+        """Make the batch durable: one insert per table, rows already stored skipped."""
         started = time.perf_counter()
         written: dict[str, int] = {}
         skipped = 0
         for table, table_rows in batch.tables.items():
-            fresh, skipped_here = self._fresh(table, table_rows)
+            rows, ranges, skipped_here = self._fresh(table, table_rows)
             skipped += skipped_here
-            for partition, (rows, first, last) in fresh.items():
-                self._insert(table, WORKER_TABLES[table], partition, rows, first, last)
-                self._watermarks[table][partition] = last
-                written[table] = written.get(table, 0) + len(rows)
+            if not rows:
+                continue
+            self._insert(table, rows, ranges)
+            self._watermarks[table].update({partition: last for partition, (_, last) in ranges.items()})
+            written[table] = len(rows)
         return WriteResult(written, skipped, time.perf_counter() - started)
 
-    def _fresh(self, table: str, table_rows: TableRows) -> tuple[dict[int, tuple[list[list[Any]], int, int]], int]:
-        """Rows not yet stored, grouped by partition with their first and last offset."""
-        grouped: dict[int, list[tuple[int, list[Any]]]] = defaultdict(list)
+    def _fresh(self, table: str, table_rows: TableRows) -> tuple[list[list[Any]], dict[int, tuple[int, int]], int]:
+        """Rows not yet stored, and the (first, last) offset they cover per partition."""
+        rows: list[list[Any]] = []
+        ranges: dict[int, tuple[int, int]] = {}
         skipped = 0
         for row, (partition, offset) in zip(table_rows.rows, table_rows.positions, strict=True):
             if offset <= self._watermark(table, partition):
                 skipped += 1
                 continue
-            grouped[partition].append((offset, row))
-        return {
-            partition: ([row for _, row in items], items[0][0], items[-1][0]) for partition, items in grouped.items()
-        }, skipped
+            rows.append(row)
+            first, _ = ranges.get(partition, (offset, offset))
+            ranges[partition] = (first, offset)
+        return rows, ranges, skipped
 
     def _watermark(self, table: str, partition: int) -> int:
         marks = self._watermarks[table]
@@ -137,14 +140,15 @@ class ClickHouseSink:
             )
         return marks[partition]
 
-    def _insert(
-        self, table: str, columns: Sequence[str], partition: int, rows: list[list[Any]], first: int, last: int
-    ) -> None:
+    def _insert(self, table: str, rows: list[list[Any]], ranges: dict[int, tuple[int, int]]) -> None:
+        covered = ",".join(f"{partition}:{first}-{last}" for partition, (first, last) in sorted(ranges.items()))
         settings = {
-            "insert_deduplication_token": f"{table}:{self.topic}:{partition}:{first}-{last}",
+            # The same rows from the same offsets always carry the same token: a retry is dropped.
+            "insert_deduplication_token": f"{table}:{self.topic}:{covered}",
             "deduplicate_blocks_in_dependent_materialized_views": 1,
         }
-        self._retrying(lambda: self.client.insert(table, rows, column_names=list(columns), settings=settings))
+        columns = list(WORKER_TABLES[table])
+        self._retrying(lambda: self.client.insert(table, rows, column_names=columns, settings=settings))
 
     def _retrying(self, operation: Callable[[], Any]) -> Any:
         delay = self._retry_initial_s
