@@ -76,11 +76,13 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 Message(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
                 for e in events
             ]
-            for partition in {m.partition for m in messages} - seeded_partitions:
+            partitions = {m.partition for m in messages}
+            for partition in partitions - seeded_partitions:  # after a (re)start or a rebalance
                 recent = await loop.run_in_executor(None, sink.recent_event_ids, partition, settings.dedup_window)
                 processor.recent_ids(partition).remember(recent)
                 seeded_partitions.add(partition)
-            batch = processor.process(messages, now=datetime.now(UTC))
+            stored = await loop.run_in_executor(None, sink.stored_through, "events", partitions)
+            batch = processor.process(messages, now=datetime.now(UTC), replayed_through=stored)
             result = await loop.run_in_executor(None, sink.write, batch)
             processor.release(batch)
             for message, error in batch.refused:

@@ -15,7 +15,7 @@ share a Kafka partition, so one worker sees every event of the tasks it owns.
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -127,10 +127,16 @@ class Processor:
             self._recent[partition] = RecentIds(self.dedup_window)
         return self._recent[partition]
 
-    def process(self, messages: Sequence[Message], *, now: datetime) -> Batch:
+    def process(
+        self, messages: Sequence[Message], *, now: datetime, replayed_through: Mapping[int, int] | None = None
+    ) -> Batch:
+        """`replayed_through`: per partition, the last offset already stored. Such messages are
+        replays after a restart, not producer duplicates: they rebuild task state like any other
+        (their rows are dropped by the sink), though their ids were seen before."""
         batch = Batch()
         for message in messages:
-            self._process_one(message, now, batch)
+            replay = message.offset <= (replayed_through or {}).get(message.partition, -1)
+            self._process_one(message, now, batch, replay)
         return batch
 
     def release(self, batch: Batch) -> None:
@@ -139,7 +145,7 @@ class Processor:
         for task_id, partition in batch.finished_tasks:
             self.tasks.delete(task_id, partition)
 
-    def _process_one(self, message: Message, now: datetime, batch: Batch) -> None:
+    def _process_one(self, message: Message, now: datetime, batch: Batch, replay: bool) -> None:
         result = (
             validate_event(message.value, now=now, limits=self.limits)
             if message.value is not None
@@ -148,7 +154,7 @@ class Processor:
         if isinstance(result, EventError):
             self._refuse(message, result, now, batch)
             return
-        if self.recent_ids(message.partition).seen(result.event_id):
+        if self.recent_ids(message.partition).seen(result.event_id) and not replay:
             batch.duplicates += 1
             return
         event = self._track_task(result, message, batch)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +124,10 @@ class ClickHouseSink:
             first, _ = ranges.get(partition, (offset, offset))
             ranges[partition] = (first, offset)
         return rows, ranges, skipped
+
+    def stored_through(self, table: str, partitions: Iterable[int]) -> dict[int, int]:
+        """Per partition, the last offset already stored in `table` (-1: none)."""
+        return {partition: self._watermark(table, partition) for partition in partitions}
 
     def _watermark(self, table: str, partition: int) -> int:
         marks = self._watermarks[table]

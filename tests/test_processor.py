@@ -130,3 +130,18 @@ def test_submissions_on_ordinary_tasks_are_not_gold(processor: Processor) -> Non
 def test_unknown_fields_are_stored_as_json(processor: Processor) -> None:
     batch = processor.process([message(event(tool="v2", ui={"zoom": 2}))], now=NOW)
     assert json.loads(row(EVENT_COLUMNS, batch.rows("events")[0])["extra"]) == {"tool": "v2", "ui": {"zoom": 2}}
+
+
+def test_replayed_messages_are_not_duplicates_and_rebuild_task_state(processor: Processor) -> None:
+    # After a restart the ids of stored events are seeded, and everything since the last commit
+    # is read again: those replays must still feed task state (their rows are dropped by the sink).
+    processor.recent_ids(0).remember(["s1", "s2"])
+    replayed = [
+        message(event("s1", annotator_id="a1", label="cat"), offset=0),
+        message(event("s2", annotator_id="a2", label="dog"), offset=1),
+    ]
+    batch = processor.process(replayed, now=NOW, replayed_through={0: 1})
+    assert batch.duplicates == 0
+    assert processor.tasks.get("t1") == {"labels": {"a1": "cat", "a2": "dog"}}
+    again = processor.process([message(event("s2", annotator_id="a2"), offset=2)], now=NOW, replayed_through={0: 1})
+    assert again.duplicates == 1, "a repeat at a new offset is a producer duplicate"

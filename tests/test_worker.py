@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import krippendorff
 import pandas as pd
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -104,7 +105,8 @@ def simulate(harness: WorkerHarness, kafka: BrokerSettings, tmp_path: Path, coun
     start = datetime.now(UTC) - timedelta(hours=1)
     asyncio.run(
         send(
-            Plan(seed=11, start=start, rate=200, **plan),  # type: ignore[arg-type]
+            # A sparse simulated clock (5 events/s) so tasks run their whole course within the sample.
+            Plan(seed=11, start=start, rate=5, **plan),  # type: ignore[arg-type]
             bootstrap_servers=kafka.bootstrap_servers,
             topic=harness.topic,
             count=count,
@@ -178,6 +180,7 @@ def assert_views_match(client: Client, expected: pd.DataFrame, refused: Counter[
     completed = set(expected.loc[expected["event_type"] == "task_completed", "task_id"])
     raters = submissions[submissions["task_id"].isin(completed)].groupby("task_id")["annotator_id"].nunique()
     assert client.command("SELECT count() FROM task_agreement") == int((raters >= 2).sum())
+    assert_quality_views_match(client, expected)
     per_annotator = client.query_df(
         "SELECT annotator_id, sum(annotations_submitted) AS n, sum(handle_time_ms_sum) AS ms "
         "FROM rollup_annotator_hour GROUP BY annotator_id ORDER BY annotator_id"
@@ -185,6 +188,37 @@ def assert_views_match(client: Client, expected: pd.DataFrame, refused: Counter[
     want_annotator = submissions.groupby("annotator_id")["duration_ms"].agg(["count", "sum"]).sort_index()
     assert per_annotator["n"].tolist() == want_annotator["count"].tolist()
     assert per_annotator["ms"].tolist() == want_annotator["sum"].astype(int).tolist()
+
+
+def assert_quality_views_match(client: Client, expected: pd.DataFrame) -> None:
+    """Gold accuracy, review outcomes and agreement against pandas / the krippendorff package."""
+    submissions = expected[expected["event_type"] == "annotation_submitted"]
+    gold = expected.loc[(expected["event_type"] == "task_created") & (expected.get("is_gold") == True)]  # noqa: E712
+    gold_answers = submissions.merge(gold[["task_id", "gold_label"]], on="task_id", suffixes=("", "_task"))
+    got_gold = client.query("SELECT sum(gold_answers), sum(gold_correct) FROM gold_accuracy_hour").result_rows[0]
+    assert got_gold == (len(gold_answers), int((gold_answers["label"] == gold_answers["gold_label_task"]).sum()))
+
+    reviews = expected[expected["event_type"] == "review_completed"]
+    got_reviews = client.query("SELECT sum(accepted), sum(fixed), sum(rejected) FROM review_outcomes_hour").result_rows[
+        0
+    ]
+    assert got_reviews == tuple(int((reviews["verdict"] == v).sum()) for v in ("accepted", "fixed", "rejected"))
+
+    completed = set(expected.loc[expected["event_type"] == "task_completed", "task_id"])
+    first = submissions[submissions["task_id"].isin(completed)].drop_duplicates(["task_id", "annotator_id"])
+    overlapping = first.groupby("task_id").filter(lambda g: len(g) >= 2)
+    assert len(overlapping) > 0, "the sample must contain overlapping tasks"
+    window = {"from": "2000-01-01 00:00:00", "to": "2100-01-01 00:00:00"}
+    summary = client.query_df(
+        "SELECT * FROM agreement_summary(from={from:String}, to={to:String})", parameters=window
+    ).set_index("project_id")
+    for project, group in overlapping.groupby("project_id"):
+        matrix = group.pivot(index="annotator_id", columns="task_id", values="label")
+        codes = {label: float(i) for i, label in enumerate(sorted(group["label"].unique()))}
+        data = matrix.replace(codes).to_numpy(dtype=float)
+        expected_alpha = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
+        assert summary.loc[project, "tasks"] == group["task_id"].nunique()
+        assert summary.loc[project, "krippendorff_alpha"] == pytest.approx(expected_alpha, abs=1e-9)
 
 
 def test_events_dead_letters_and_duplicates_end_to_end(
