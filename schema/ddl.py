@@ -106,6 +106,16 @@ def render_drop(obj: SchemaObject, target: Target = SINGLE_NODE) -> list[str]:
     return [f"DROP VIEW IF EXISTS {obj.name}{on_cluster} SYNC"]
 
 
+def create_all(objects: tuple[SchemaObject, ...], target: Target) -> list[str]:
+    """CREATE statements for `objects`, in the given (dependency) order."""
+    return [statement for obj in objects for statement in render_create(obj, target)]
+
+
+def drop_all(objects: tuple[SchemaObject, ...], target: Target) -> list[str]:
+    """DROP statements for `objects`, dependents first."""
+    return [statement for obj in reversed(objects) for statement in render_drop(obj, target)]
+
+
 def _engine(table: Table, target: Target) -> str:
     if not target.cluster:
         return table.engine

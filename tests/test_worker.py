@@ -31,6 +31,7 @@ from labelpulse.simulator import Plan, read_recording, send
 from schema.client import ClickHouseSettings
 from schema.events import EventError, validate_event
 from tests.conftest import REPO_ROOT, clickhouse_env
+from tests.references import assert_throughput_per_minute_matches
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.broker]
 
@@ -156,25 +157,7 @@ def assert_views_match(client: Client, expected: pd.DataFrame, refused: Counter[
     assert client.command("SELECT count() - uniqExact(event_id) FROM events") == 0
     assert dict(client.query("SELECT rule, count() FROM dead_letters GROUP BY rule").result_rows) == dict(refused)
 
-    got = client.query_df(
-        "SELECT project_id, minute, annotations_submitted, tasks_created, reviews_completed, tasks_completed "
-        "FROM project_throughput_minute ORDER BY project_id, minute"
-    )
-    minutes = expected.assign(minute=expected["occurred_at"].dt.floor("min"))
-    want = (
-        minutes.pivot_table(index=["project_id", "minute"], columns="event_type", values="event_id", aggfunc="count")
-        .fillna(0)
-        .astype(int)
-        .reset_index()
-    )
-    assert len(got) == len(want)
-    for column, event_type in [
-        ("annotations_submitted", "annotation_submitted"),
-        ("tasks_created", "task_created"),
-        ("reviews_completed", "review_completed"),
-        ("tasks_completed", "task_completed"),
-    ]:
-        assert got[column].tolist() == want.get(event_type, pd.Series(0, index=want.index)).tolist(), column
+    assert_throughput_per_minute_matches(client, expected)
 
     submissions = expected[expected["event_type"] == "annotation_submitted"]
     completed = set(expected.loc[expected["event_type"] == "task_completed", "task_id"])

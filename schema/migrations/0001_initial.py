@@ -1,7 +1,7 @@
 """Raw events, dead letters, alert history, the first rollups and their analyst views."""
 
 from schema import tables
-from schema.ddl import SchemaObject, Target, render_create, render_drop
+from schema.ddl import SchemaObject, Target, create_all, drop_all
 
 # Named one by one: objects added to schema.tables later arrive through their own migrations.
 OBJECTS: tuple[SchemaObject, ...] = (
@@ -27,8 +27,8 @@ OBJECTS: tuple[SchemaObject, ...] = (
 
 
 def forwards(target: Target) -> list[str]:
-    return [statement for obj in OBJECTS for statement in render_create(obj, target)]
+    return create_all(OBJECTS, target)
 
 
 def backwards(target: Target) -> list[str]:
-    return [statement for obj in reversed(OBJECTS) for statement in render_drop(obj, target)]
+    return drop_all(OBJECTS, target)

@@ -1,7 +1,7 @@
 """Per-task agreement statistics derived by the workers, and the views that sum them."""
 
 from schema import tables
-from schema.ddl import SchemaObject, Target, render_create, render_drop
+from schema.ddl import SchemaObject, Target, create_all, drop_all
 
 OBJECTS: tuple[SchemaObject, ...] = (
     tables.TASK_AGREEMENT,
@@ -12,8 +12,8 @@ OBJECTS: tuple[SchemaObject, ...] = (
 
 
 def forwards(target: Target) -> list[str]:
-    return [statement for obj in OBJECTS for statement in render_create(obj, target)]
+    return create_all(OBJECTS, target)
 
 
 def backwards(target: Target) -> list[str]:
-    return [statement for obj in reversed(OBJECTS) for statement in render_drop(obj, target)]
+    return drop_all(OBJECTS, target)

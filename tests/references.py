@@ -1,0 +1,31 @@
+"""Expected answers computed independently of ClickHouse, with pandas, for tests to compare views with."""
+
+from __future__ import annotations
+
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+
+# project_throughput_minute column -> the event_type it counts
+THROUGHPUT_COLUMNS = {
+    "tasks_created": "task_created",
+    "annotations_submitted": "annotation_submitted",
+    "annotations_skipped": "annotation_skipped",
+    "reviews_completed": "review_completed",
+    "tasks_completed": "task_completed",
+}
+
+
+def assert_throughput_per_minute_matches(client: Client, events: pd.DataFrame) -> None:
+    """project_throughput_minute equals a pandas count of `events` (one row per valid event)."""
+    got = client.query_df("SELECT * FROM project_throughput_minute ORDER BY project_id, minute")
+    minutes = events.assign(minute=events["occurred_at"].dt.floor("min"))
+    expected = (
+        minutes.pivot_table(index=["project_id", "minute"], columns="event_type", values="event_id", aggfunc="count")
+        .fillna(0)
+        .astype(int)
+        .reset_index()
+    )
+    assert len(got) == len(expected)
+    for column, event_type in THROUGHPUT_COLUMNS.items():
+        want = expected[event_type] if event_type in expected else pd.Series(0, index=expected.index)
+        assert got[column].tolist() == want.tolist(), column
