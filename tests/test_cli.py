@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from labelpulse.broker import kafka_answers
+from labelpulse.broker import BrokerSettings, kafka_answers
 from labelpulse.cli import render_table
 from labelpulse.net import port_in_use
+from labelpulse.simulator import read_recording
 from schema.client import ClickHouseSettings
 from tests.conftest import REPO_ROOT, clickhouse_env, free_port, run_cli
 
@@ -29,7 +30,7 @@ def test_help_teaches_the_quick_start() -> None:
         assert text in result.stdout
 
 
-@pytest.mark.parametrize("command", ["up", "clickhouse", "broker", "migrate", "sql", "contract"])
+@pytest.mark.parametrize("command", ["up", "clickhouse", "broker", "migrate", "sql", "worker", "generate", "contract"])
 def test_every_command_has_help(command: str) -> None:
     result = run_cli(command, "--help")
     assert result.returncode == 0
@@ -47,6 +48,16 @@ def test_every_command_has_help(command: str) -> None:
         (["sql", "SELECT 1", "--param", "no-equals"], "expected NAME=VALUE"),
         (["sql", "SELECT 1", "--param", "1x=2"], "expected NAME=VALUE"),
         (["sql", "SELECT 1", "--format", "xml"], "invalid choice: 'xml'"),
+        (["generate", "--rate", "0"], "expected a positive number, got '0'"),
+        (["generate", "--rate", "nan"], "expected a positive number, got 'nan'"),
+        (["generate", "--rate", "fast"], "expected a positive number, got 'fast'"),
+        (["generate", "--count", "0"], "expected a positive whole number, got '0'"),
+        (["generate", "--count", "-5"], "expected a positive whole number"),
+        (["generate", "--count", "10", "--duration", "5"], "not allowed with argument"),
+        (["generate", "--start", "yesterday"], "expected an ISO 8601 time"),
+        (["generate", "--anomaly", "meteor"], "invalid choice: 'meteor'"),
+        (["worker", "--loglevel", "loud"], "invalid choice: 'loud'"),
+        (["up", "--demo-rate", "-1"], "expected a positive number"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_reason(args: list[str], message: str) -> None:
@@ -78,6 +89,25 @@ def test_unreachable_clickhouse_says_what_where_and_how_to_start_it() -> None:
     assert f"cannot reach ClickHouse at http://127.0.0.1:{port}" in result.stderr
     assert "labelpulse clickhouse" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_generate_without_a_broker_says_how_to_start_one() -> None:
+    result = run_cli("generate", "--count", "5", env={"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"})
+    assert result.returncode == 2
+    assert "no Kafka answers at 127.0.0.1:" in result.stderr
+    assert "labelpulse broker" in result.stderr
+
+
+@pytest.mark.broker
+def test_generate_records_exactly_what_it_sent_and_the_seed_fixes_it(kafka: BrokerSettings, tmp_path: Path) -> None:
+    env = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "LABELPULSE_EVENTS_TOPIC": "gen-test"}
+    args = ["generate", "--count", "50", "--fast", "--seed", "4", "--start", "2026-11-23T08:00:00Z", "--quiet"]
+    first = run_cli(*args, "--record", str(tmp_path / "a.jsonl"), env=env)
+    second = run_cli(*args, "--record", str(tmp_path / "b.jsonl"), env=env)
+    assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
+    assert "recorded 50 messages" in first.stderr
+    a, b = read_recording(tmp_path / "a.jsonl"), read_recording(tmp_path / "b.jsonl")
+    assert len(a) == 50 and a == b
 
 
 def test_contract_prints_the_published_schema() -> None:
