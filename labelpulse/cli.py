@@ -538,7 +538,7 @@ def _run_up(args: argparse.Namespace) -> int:
         f"  worker      consumer group {os.environ.get('LABELPULSE_CONSUMER_GROUP', 'labelpulse-worker')}\n"
         f"  simulator   {'off (--no-demo)' if args.no_demo else f'{args.demo_rate:g} events/s'}\n"
         f"  logs        {runtime.log_dir}\n"
-        '  try         labelpulse sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
+        f'  try         {own_command()} sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
         "Ctrl-C stops everything."
     )
 
@@ -550,6 +550,19 @@ def _run_up(args: argparse.Namespace) -> int:
         clickhouse_process.stop()
 
     return supervise([*children, *extra], stop_all, say)
+
+
+def own_command() -> str:
+    """How to run `labelpulse` from here: plain when on PATH, else the path of this installation's script."""
+    import shutil
+
+    script = Path(sys.executable).parent / "labelpulse"
+    if shutil.which("labelpulse") == str(script) or not script.exists():
+        return "labelpulse"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def clickhouse_env_of(settings: ClickHouseSettings) -> dict[str, str]:
