@@ -4,8 +4,8 @@ Run it with `labelpulse worker` or `faust -A streams.app worker -l info`. Settin
 LABELPULSE_* variables (see streams.settings); workers sharing LABELPULSE_CONSUMER_GROUP
 split the topic's partitions between them.
 
-Flow per batch (`take_events`: up to LABELPULSE_BATCH_MAX_EVENTS events or
-LABELPULSE_BATCH_MAX_MS milliseconds, whichever comes first):
+Flow per batch (one fetch from Kafka, at most LABELPULSE_BATCH_MAX_EVENTS events, handed over
+whole by streams.transport instead of one message at a time):
   processor (pure)  -> rows for `events` and `dead_letters`
   sink (ClickHouse) -> durable, replay-safe (see streams.sink)
   dead-letter topic -> refused messages, as sent, with the reason in headers
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from schema.client import connect
 from streams.processor import Message, Processor
 from streams.settings import WorkerSettings
 from streams.sink import ClickHouseSink
+from streams.transport import SCHEME, register_batch_handler
 
 log = logging.getLogger("labelpulse.worker")
 
@@ -35,7 +37,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.consumer_group,
-        broker=[f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")],
+        broker=[f"{SCHEME}://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")],
         store="memory://",  # table state is rebuilt from its changelog topic on start
         key_serializer="raw",
         value_serializer="raw",
@@ -46,9 +48,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-        # Fetch and buffer whole batches: the defaults hand the agent a few hundred events at a time.
+        # One fetch is one batch: at most this many events, gathered for at most ~fetch wait.
         broker_max_poll_records=settings.batch_max_events,
-        stream_buffer_maxsize=max(4096, settings.batch_max_events * 2),
     )
     events_topic = app.topic(
         settings.kafka.events_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True
@@ -68,35 +69,40 @@ def create_app(settings: WorkerSettings) -> faust.App:
     seeded_partitions: set[int] = set()
     throughput = _Throughput()
 
-    @app.agent(events_topic)
-    async def ingest(stream: Any) -> None:  # a faust.Stream; its stubs lack take_events
+    async def store_batch(fetched: Sequence[Any]) -> None:
+        """One fetch of the events topic: process, make durable, publish dead letters. The
+        transport acknowledges the messages when this returns, never before."""
         loop = asyncio.get_running_loop()
-        async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_ms / 1000):
-            messages = [
-                Message(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
-                for e in events
-            ]
-            partitions = {m.partition for m in messages}
-            for partition in partitions - seeded_partitions:  # after a (re)start or a rebalance
-                recent = await loop.run_in_executor(None, sink.recent_event_ids, partition, settings.dedup_window)
-                processor.recent_ids(partition).remember(recent)
-                seeded_partitions.add(partition)
-            stored = await loop.run_in_executor(None, sink.stored_through, "events", partitions)
-            batch = processor.process(messages, now=datetime.now(UTC), replayed_through=stored)
-            result = await loop.run_in_executor(None, sink.write, batch)
-            processor.release(batch)
-            for message, error in batch.refused:
-                await dead_letter_topic.send(
-                    key=message.key,
-                    value=message.value or b"",
-                    headers=[
-                        ("labelpulse-rule", error.rule.encode()),
-                        ("labelpulse-reason", error.message.encode()),
-                        ("labelpulse-source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
-                    ],
-                )
-            throughput.add(len(messages), result.events_written, result.dead_letters_written, batch.duplicates)
-            log.debug("batch of %d messages stored in %.0f ms", len(messages), result.seconds * 1000)
+        messages = [Message(m.topic, m.partition, m.offset, m.key, m.value) for m in fetched]
+        partitions = {m.partition for m in messages}
+        for partition in partitions - seeded_partitions:  # after a (re)start or a rebalance
+            recent = await loop.run_in_executor(None, sink.recent_event_ids, partition, settings.dedup_window)
+            processor.recent_ids(partition).remember(recent)
+            seeded_partitions.add(partition)
+        stored = await loop.run_in_executor(None, sink.stored_through, "events", partitions)
+        batch = processor.process(messages, now=datetime.now(UTC), replayed_through=stored)
+        result = await loop.run_in_executor(None, sink.write, batch)
+        processor.release(batch)
+        for message, error in batch.refused:
+            await dead_letter_topic.send(
+                key=message.key,
+                value=message.value or b"",
+                headers=[
+                    ("labelpulse-rule", error.rule.encode()),
+                    ("labelpulse-reason", error.message.encode()),
+                    ("labelpulse-source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
+                ],
+            )
+        throughput.add(len(messages), result.events_written, result.dead_letters_written, batch.duplicates)
+        log.debug("batch of %d messages stored in %.0f ms", len(messages), result.seconds * 1000)
+
+    register_batch_handler(settings.kafka.events_topic, store_batch)
+
+    @app.agent(events_topic)
+    async def ingest(stream: Any) -> None:
+        # Declares the subscription; the events themselves arrive in whole fetches at store_batch.
+        async for _ in stream:
+            pass
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def _forget_partitions(sender: Any, **_: Any) -> None:

@@ -21,8 +21,7 @@ class WorkerSettings:
     consumer_group: str = "labelpulse-worker"
     # Partitions of the events topic when the worker creates it: the most workers that can share the load.
     partitions: int = 4
-    batch_max_events: int = 10_000
-    batch_max_ms: int = 500  # a batch waits at most this long: the floor of end-to-end freshness
+    batch_max_events: int = 10_000  # one Kafka fetch at most: the batch the sink writes at once
     dedup_window: int = 100_000  # event_ids remembered per partition to drop producer retries
     commit_interval_s: float = 2.8  # how often acknowledged offsets are committed to Kafka
     # How long the group waits for a worker that stopped answering before its partitions move.
@@ -38,7 +37,6 @@ class WorkerSettings:
             consumer_group=env_str(env, "CONSUMER_GROUP", cls.consumer_group),
             partitions=env_int(env, "EVENTS_PARTITIONS", cls.partitions, minimum=1, maximum=1024),
             batch_max_events=env_int(env, "BATCH_MAX_EVENTS", cls.batch_max_events, minimum=1, maximum=1_000_000),
-            batch_max_ms=env_int(env, "BATCH_MAX_MS", cls.batch_max_ms, minimum=1, maximum=60_000),
             dedup_window=env_int(env, "DEDUP_WINDOW", cls.dedup_window, minimum=0, maximum=10_000_000),
             commit_interval_s=env_int(env, "COMMIT_INTERVAL_MS", 2800, minimum=10, maximum=3_600_000) / 1000,
             session_timeout_s=env_int(env, "SESSION_TIMEOUT_MS", 30_000, minimum=1000, maximum=600_000) / 1000,

@@ -87,7 +87,6 @@ def harness(
         "LABELPULSE_DATA_DIR": str(tmp_path / "state"),
         "LABELPULSE_EVENTS_PARTITIONS": "3",
         "LABELPULSE_SESSION_TIMEOUT_MS": "6000",
-        "LABELPULSE_BATCH_MAX_MS": "100",
     }
     harness = WorkerHarness(env, tmp_path, topic, [])
     yield harness
