@@ -64,7 +64,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
     # Per-task state (gold answer, first label of each annotator), keyed by task_id like the events.
     # Values are plain JSON objects (no value_type): Faust decodes them back to dicts on recovery.
     task_table = app.Table("tasks", default=None, partitions=settings.partitions, key_type=str)
-    processor = Processor(tasks=TableTaskStore(task_table), limits=settings.limits, dedup_window=settings.dedup_window)
+    tasks = TableTaskStore(task_table)
+    processor = Processor(tasks=tasks, limits=settings.limits, dedup_window=settings.dedup_window)
     sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.events_topic)
     seeded_partitions: set[int] = set()
     throughput = _Throughput()
@@ -83,6 +84,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         batch = processor.process(messages, now=datetime.now(UTC), replayed_through=stored)
         result = await loop.run_in_executor(None, sink.write, batch)
         processor.release(batch)
+        tasks.flush()  # before the transport acknowledges the batch
         for message, error in batch.refused:
             await dead_letter_topic.send(
                 key=message.key,
@@ -124,11 +126,14 @@ class TableTaskStore:
 
     Faust writes a key's changelog to the partition of the event being processed; a batch
     spans partitions, so the partition is given here: that of the task's own events, which is
-    where its state must live.
+    where its state must live. Changes are published once per task per batch (`flush`), not on
+    every event: a task's events often share a batch, and each changelog write costs a JSON
+    encoding and a producer message.
     """
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self._changed: dict[str, int] = {}  # task_id -> partition, since the last flush
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         value = self.table.data.get(task_id)
@@ -136,11 +141,17 @@ class TableTaskStore:
 
     def put(self, task_id: str, state: dict[str, Any], partition: int) -> None:
         self.table.data[task_id] = state
-        self.table.send_changelog(partition, task_id, state)
+        self._changed[task_id] = partition
 
     def delete(self, task_id: str, partition: int) -> None:
         self.table.data.pop(task_id, None)
-        self.table.send_changelog(partition, task_id, None)
+        self._changed[task_id] = partition
+
+    def flush(self) -> None:
+        """Publish every change since the last flush (a deleted task as a tombstone)."""
+        for task_id, partition in self._changed.items():
+            self.table.send_changelog(partition, task_id, self.table.data.get(task_id))
+        self._changed.clear()
 
 
 class _Throughput:
