@@ -284,28 +284,27 @@ def _run_broker(args: argparse.Namespace) -> int:
 
 
 def _run_migrate(args: argparse.Namespace) -> int:
+    from labelpulse.runtime import RuntimeSettings
     from schema import migrations
     from schema.ddl import Target
 
     settings = ClickHouseSettings.from_env()
+    retention_days = RuntimeSettings.from_env().raw_events_ttl_days
     target = Target(cluster=args.cluster or settings.cluster)
-    bootstrap = connect(settings, database="default")
-    migrations.ensure_database(bootstrap, settings.database, target)
-    client = connect(settings)
     files = migrations.load()
     say = lambda line: print(line, flush=True)  # noqa: E731
     try:
         if args.status:
-            _print_status(client, files)
+            _print_status(settings, files)
             return 0
+        migrations.ensure_database(connect(settings, database="default"), settings.database, target)
+        client = connect(settings)
         if args.rollback_to is not None:
             undone = migrations.rollback(client, target, to=args.rollback_to, migrations=files, progress=say)
             say(f"rolled back {len(undone)} migration(s)")
             return 0
         ran = migrations.migrate(client, target, to=args.to, migrations=files, progress=say)
-        from labelpulse.runtime import RuntimeSettings
-
-        migrations.apply_retention(client, RuntimeSettings.from_env().raw_events_ttl_days, target)
+        migrations.apply_retention(client, retention_days, target)
     except migrations.MigrationError as exc:
         raise CliError(f"migrations refused: {exc}") from exc
     if ran:
@@ -313,16 +312,20 @@ def _run_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_status(client: Any, files: list[Any]) -> None:
+def _print_status(settings: ClickHouseSettings, files: list[Any]) -> None:
+    """Applied and pending migrations; reads only, creates nothing."""
     from schema import migrations
 
-    for statement in migrations.render_create(migrations.MIGRATIONS_TABLE):
-        client.command(statement)
-    done = {record.number: record for record in migrations.applied(client)}
+    server = connect(settings, database="default")
+    recorded = server.command(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'schema_migrations'",
+        parameters={"db": settings.database},
+    )
+    history = migrations.applied(connect(settings)) if recorded else []
+    done = {record.number for record in history}
     for migration in files:
-        state = "applied" if migration.number in done else "pending"
-        print(f"{migration.name:40} {state}")
-    migrations.verify_history(files, list(done.values()))
+        print(f"{migration.name:40} {'applied' if migration.number in done else 'pending'}")
+    migrations.verify_history(files, history)
 
 
 def _run_sql(args: argparse.Namespace) -> int:

@@ -186,6 +186,16 @@ def test_migrate_twice_then_status(clickhouse: ClickHouseSettings, ch_client: Cl
 
 
 @pytest.mark.clickhouse
+def test_migrate_status_on_a_fresh_database_lists_everything_pending_and_creates_nothing(
+    clickhouse: ClickHouseSettings, ch_client: Client
+) -> None:
+    status = run_cli("migrate", "--status", env=clickhouse_env(clickhouse))
+    assert status.returncode == 0, status.stderr
+    assert "0001_initial" in status.stdout and "pending" in status.stdout and "applied" not in status.stdout
+    assert ch_client.command("SELECT count() FROM system.tables WHERE database = currentDatabase()") == 0
+
+
+@pytest.mark.clickhouse
 def test_migrate_creates_a_missing_database(clickhouse: ClickHouseSettings, ch_client: Client) -> None:
     env = {**clickhouse_env(clickhouse), "LABELPULSE_CLICKHOUSE_DATABASE": clickhouse.database + "_new"}
     try:
