@@ -8,12 +8,14 @@ from itertools import combinations
 from typing import Any
 
 from schema.events import Event, EventError, extra_fields
-from schema.tables import DEAD_LETTERS, EVENTS, PAIR_AGREEMENT, TASK_AGREEMENT
+from schema.tables import DEAD_LETTERS, EVENTS, HANDLE_TIMES, PAIR_AGREEMENT, TASK_AGREEMENT
 
 EVENT_COLUMNS = EVENTS.column_names
 DEAD_LETTER_COLUMNS = DEAD_LETTERS.column_names
 # Every table a worker writes, by name: each row keeps the Kafka position it came from.
-WORKER_TABLES = {table.name: table.column_names for table in (EVENTS, DEAD_LETTERS, TASK_AGREEMENT, PAIR_AGREEMENT)}
+WORKER_TABLES = {
+    table.name: table.column_names for table in (EVENTS, DEAD_LETTERS, HANDLE_TIMES, TASK_AGREEMENT, PAIR_AGREEMENT)
+}
 
 
 def label_text(label: str | dict[str, Any] | None) -> str:
@@ -110,3 +112,19 @@ def agreement_rows(
         for a, b in combinations(sorted(labels_by_annotator), 2)
     ]
     return task, pairs
+
+
+def handle_time_row(
+    project_id: str,
+    annotator_id: str,
+    task_id: str,
+    submitted_at: datetime,
+    handle_time_ms: int,
+    measured_by: str,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> list[Any]:
+    """The `handle_times` row of a submission whose handle time is known."""
+    return [project_id, annotator_id, task_id, submitted_at, handle_time_ms, measured_by, topic, partition, offset]

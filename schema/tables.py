@@ -13,7 +13,7 @@ not time alone.
 
 from __future__ import annotations
 
-from schema.ddl import Column, MaterializedView, SchemaObject, Table, View
+from schema.ddl import Column, MaterializedView, Table, View
 
 UTC_MS = "DateTime64(3, 'UTC')"
 COUNT = "SimpleAggregateFunction(sum, UInt64)"
@@ -193,13 +193,11 @@ ANNOTATOR_HOUR = Table(
     settings=DEDUP_SETTINGS,
 )
 
-_SUBMITTED_WITH_DURATION = "event_type = 'annotation_submitted' AND duration_ms IS NOT NULL"
-
 ANNOTATOR_HOUR_MV = MaterializedView(
     name="mv_rollup_annotator_hour",
     source=EVENTS,
     target=ANNOTATOR_HOUR,
-    select=f"""
+    select="""
 SELECT
     project_id,
     annotator_id,
@@ -209,17 +207,68 @@ SELECT
     countIf(event_type = 'annotation_submitted' AND source = 'manual') AS annotations_manual,
     countIf(event_type = 'annotation_submitted' AND source = 'model_assisted') AS annotations_model_assisted,
     countIf(event_type = 'annotation_skipped') AS annotations_skipped,
-    toUInt64(sumIf(assumeNotNull(duration_ms), {_SUBMITTED_WITH_DURATION})) AS handle_time_ms_sum,
-    countIf({_SUBMITTED_WITH_DURATION}) AS handle_time_count,
-    quantileTDigestStateIf(assumeNotNull(duration_ms), {_SUBMITTED_WITH_DURATION}) AS handle_time_ms,
+    -- handle time arrives through mv_rollup_annotator_hour_handle_times (tool-measured or derived)
+    toUInt64(0) AS handle_time_ms_sum,
+    toUInt64(0) AS handle_time_count,
+    quantileTDigestStateIf(toUInt32(0), false) AS handle_time_ms,
     uniqState(task_id) AS tasks,
     min(occurred_at) AS first_event_at,
     max(occurred_at) AS last_event_at
-FROM {{source}}
+FROM {source}
 -- reviews carry the reviewed annotator's id but are the reviewer's work: they live in the
 -- review rollup
 WHERE annotator_id != ''
   AND event_type IN ('annotation_started', 'annotation_submitted', 'annotation_skipped')
+GROUP BY project_id, annotator_id, hour
+""",
+)
+
+HANDLE_TIMES = Table(
+    name="handle_times",
+    comment=(
+        "One row per submission whose handle time is known: measured by the tool (duration_ms), or, "
+        "when it did not measure, the time from the annotator's annotation_started to the submission — "
+        "derived by the workers also when the two arrive out of order."
+    ),
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("annotator_id", "String", "Pseudonymous annotator"),
+        Column("task_id", "String", "Task"),
+        Column("submitted_at", UTC_MS, "occurred_at of the submission, UTC"),
+        Column("handle_time_ms", "UInt32", "Active time on the item, ms"),
+        Column("measured_by", "LowCardinality(String)", "tool, or start_to_submit when derived"),
+        Column("kafka_topic", "LowCardinality(String)", "Topic of the event that made it known"),
+        Column("kafka_partition", "UInt32", "Its partition"),
+        Column("kafka_offset", "UInt64", "Its offset"),
+    ),
+    partition_by="toYYYYMM(submitted_at)",
+    order_by="project_id, annotator_id, submitted_at",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+HANDLE_TIME_MV = MaterializedView(
+    name="mv_rollup_annotator_hour_handle_times",
+    source=HANDLE_TIMES,
+    target=ANNOTATOR_HOUR,
+    select="""
+SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(submitted_at) AS hour,
+    toUInt64(0) AS annotations_started,
+    toUInt64(0) AS annotations_submitted,
+    toUInt64(0) AS annotations_manual,
+    toUInt64(0) AS annotations_model_assisted,
+    toUInt64(0) AS annotations_skipped,
+    -- qualified: the output alias handle_time_ms would otherwise shadow the source column
+    sum(toUInt64(h.handle_time_ms)) AS handle_time_ms_sum,
+    count() AS handle_time_count,
+    quantileTDigestState(h.handle_time_ms) AS handle_time_ms,
+    uniqStateIf(task_id, false) AS tasks,
+    min(submitted_at) AS first_event_at,
+    max(submitted_at) AS last_event_at
+FROM {source} AS h
 GROUP BY project_id, annotator_id, hour
 """,
 )
@@ -652,10 +701,11 @@ FROM
 )
 
 # Dependency order: a view comes after everything it reads.
-RAW_TABLES: tuple[Table, ...] = (EVENTS, DEAD_LETTERS, ALERT_HISTORY, TASK_AGREEMENT, PAIR_AGREEMENT)
+RAW_TABLES: tuple[Table, ...] = (EVENTS, DEAD_LETTERS, ALERT_HISTORY, HANDLE_TIMES, TASK_AGREEMENT, PAIR_AGREEMENT)
 ROLLUPS: tuple[tuple[Table, MaterializedView], ...] = (
     (PROJECT_MINUTE, PROJECT_MINUTE_MV),
     (ANNOTATOR_HOUR, ANNOTATOR_HOUR_MV),
+    (ANNOTATOR_HOUR, HANDLE_TIME_MV),
     (LABEL_HOUR, LABEL_HOUR_MV),
     (REVIEW_HOUR, REVIEW_HOUR_MV),
     (GOLD_HOUR, GOLD_HOUR_MV),
@@ -668,10 +718,4 @@ ANALYST_VIEWS: tuple[View, ...] = (
     GOLD_ACCURACY_HOUR,
     AGREEMENT_SUMMARY,
     PAIR_KAPPA,
-)
-
-ALL_OBJECTS: tuple[SchemaObject, ...] = (
-    *RAW_TABLES,
-    *(obj for pair in ROLLUPS for obj in pair),
-    *ANALYST_VIEWS,
 )

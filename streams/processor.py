@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from schema.events import (
+    AnnotationStarted,
     AnnotationSubmitted,
     ContractLimits,
     Event,
@@ -29,7 +30,10 @@ from schema.events import (
     TaskCreated,
     validate_event,
 )
-from schema.rows import agreement_rows, dead_letter_row, event_row, label_text
+from schema.rows import agreement_rows, dead_letter_row, event_row, handle_time_row, label_text
+
+# Longer than this between start and submission is not handle time (the contract's duration_ms limit).
+MAX_HANDLE_TIME_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -179,34 +183,92 @@ class Processor:
         batch.dead_letters_by_rule[error.rule] = batch.dead_letters_by_rule.get(error.rule, 0) + 1
 
     def _track_task(self, event: Event, message: Message, batch: Batch) -> Event:
-        """Update the task's state; return the event, enriched where the state says so."""
+        """Update the task's state; emit what it completes; return the event, enriched where the state says so."""
         if isinstance(event, TaskCreated) and event.is_gold and event.gold_label is not None:
             state = self.tasks.get(event.task_id) or {}
             self.tasks.put(event.task_id, {**state, "gold": label_text(event.gold_label)}, message.partition)
+        elif isinstance(event, AnnotationStarted):
+            self._started(event, message, batch)
         elif isinstance(event, AnnotationSubmitted):
-            state = self.tasks.get(event.task_id) or {}
-            labels: dict[str, str] = state.get("labels", {})
-            if event.annotator_id not in labels:  # agreement compares first, independent answers
-                labels = {**labels, event.annotator_id: label_text(event.label)}
-                self.tasks.put(event.task_id, {**state, "labels": labels}, message.partition)
-            if state.get("gold") is not None and not event.is_gold:
-                return event.model_copy(update={"is_gold": True, "gold_label": state["gold"]})
+            return self._submitted(event, message, batch)
         elif isinstance(event, TaskCompleted):
-            state = self.tasks.get(event.task_id) or {}
-            labels = state.get("labels", {})
-            if len(labels) >= 2:
-                task_row, pair_rows = agreement_rows(
-                    event.project_id,
-                    event.task_id,
-                    event.occurred_at,
-                    labels,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                )
-                batch.tables["task_agreement"].add(task_row, message)
-                for row in pair_rows:
-                    batch.tables["pair_agreement"].add(row, message)
-            if state:
-                batch.finished_tasks.append((event.task_id, message.partition))
+            self._completed(event, message, batch)
         return event
+
+    def _started(self, event: AnnotationStarted, message: Message, batch: Batch) -> None:
+        state = self.tasks.get(event.task_id) or {}
+        started = {**state.get("started", {}), event.annotator_id: event.occurred_at.isoformat()}
+        waiting = dict(state.get("waiting", {}))
+        submitted_at = waiting.pop(event.annotator_id, None)
+        if submitted_at is not None:  # the submission came first: its handle time is known now
+            self._derived_handle_time(
+                event.project_id, event.annotator_id, event.task_id, event.occurred_at,
+                datetime.fromisoformat(submitted_at), message, batch,
+            )  # fmt: skip
+        self.tasks.put(event.task_id, {**state, "started": started, "waiting": waiting}, message.partition)
+
+    def _submitted(self, event: AnnotationSubmitted, message: Message, batch: Batch) -> Event:
+        state = self.tasks.get(event.task_id) or {}
+        changed = dict(state)
+        labels: dict[str, str] = state.get("labels", {})
+        if event.annotator_id not in labels:  # agreement compares first, independent answers
+            changed["labels"] = {**labels, event.annotator_id: label_text(event.label)}
+        started_at = state.get("started", {}).get(event.annotator_id)
+        if event.duration_ms is not None:
+            batch.tables["handle_times"].add(
+                handle_time_row(
+                    event.project_id, event.annotator_id, event.task_id, event.occurred_at, event.duration_ms,
+                    "tool", topic=message.topic, partition=message.partition, offset=message.offset,
+                ),
+                message,
+            )  # fmt: skip
+        elif started_at is not None:
+            self._derived_handle_time(
+                event.project_id, event.annotator_id, event.task_id, datetime.fromisoformat(started_at),
+                event.occurred_at, message, batch,
+            )  # fmt: skip
+        else:  # its annotation_started has not arrived (yet): wait for it
+            changed["waiting"] = {**state.get("waiting", {}), event.annotator_id: event.occurred_at.isoformat()}
+        if changed != state:
+            self.tasks.put(event.task_id, changed, message.partition)
+        if state.get("gold") is not None and not event.is_gold:
+            return event.model_copy(update={"is_gold": True, "gold_label": state["gold"]})
+        return event
+
+    def _completed(self, event: TaskCompleted, message: Message, batch: Batch) -> None:
+        state = self.tasks.get(event.task_id) or {}
+        labels = state.get("labels", {})
+        if len(labels) >= 2:
+            task_row, pair_rows = agreement_rows(
+                event.project_id,
+                event.task_id,
+                event.occurred_at,
+                labels,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
+            batch.tables["task_agreement"].add(task_row, message)
+            for row in pair_rows:
+                batch.tables["pair_agreement"].add(row, message)
+        if state:
+            batch.finished_tasks.append((event.task_id, message.partition))
+
+    @staticmethod
+    def _derived_handle_time(
+        project_id: str,
+        annotator_id: str,
+        task_id: str,
+        started_at: datetime,
+        submitted_at: datetime,
+        message: Message,
+        batch: Batch,
+    ) -> None:
+        handle_ms = int((submitted_at - started_at).total_seconds() * 1000)
+        if not 0 <= handle_ms <= MAX_HANDLE_TIME_MS:
+            return  # a start after its submission, or a day apart: clocks we cannot trust
+        row = handle_time_row(
+            project_id, annotator_id, task_id, submitted_at, handle_ms, "start_to_submit",
+            topic=message.topic, partition=message.partition, offset=message.offset,
+        )  # fmt: skip
+        batch.tables["handle_times"].add(row, message)

@@ -118,7 +118,8 @@ def test_submissions_on_honeypot_tasks_carry_the_gold_answer(processor: Processo
     batch = processor.process([message(created, offset=0), message(event("s1", label="dog"), offset=1)], now=NOW)
     submission = row(EVENT_COLUMNS, batch.rows("events")[1])
     assert (submission["is_gold"], submission["gold_label"]) == (True, "dog")
-    assert processor.tasks.get("t1") == {"gold": "dog", "labels": {"a1": "dog"}}
+    state = processor.tasks.get("t1") or {}
+    assert (state["gold"], state["labels"]) == ("dog", {"a1": "dog"})
 
 
 def test_submissions_on_ordinary_tasks_are_not_gold(processor: Processor) -> None:
@@ -142,6 +143,66 @@ def test_replayed_messages_are_not_duplicates_and_rebuild_task_state(processor: 
     ]
     batch = processor.process(replayed, now=NOW, replayed_through={0: 1})
     assert batch.duplicates == 0
-    assert processor.tasks.get("t1") == {"labels": {"a1": "cat", "a2": "dog"}}
+    assert (processor.tasks.get("t1") or {})["labels"] == {"a1": "cat", "a2": "dog"}
     again = processor.process([message(event("s2", annotator_id="a2"), offset=2)], now=NOW, replayed_through={0: 1})
     assert again.duplicates == 1, "a repeat at a new offset is a producer duplicate"
+
+
+def handle_times(batch: Any) -> list[tuple[str, int, str]]:
+    return [(r[1], r[4], r[5]) for r in batch.rows("handle_times")]  # annotator, ms, measured_by
+
+
+def started(event_id: str, at: str, annotator: str = "a1") -> bytes:
+    return event(event_id, "annotation_started", annotator_id=annotator, occurred_at=at)
+
+
+def submitted(event_id: str, at: str, annotator: str = "a1", **fields: Any) -> bytes:
+    return event(event_id, annotator_id=annotator, occurred_at=at, **fields)
+
+
+def test_handle_time_measured_by_the_tool_is_taken_as_is(processor: Processor) -> None:
+    batch = processor.process([message(submitted("s", "2026-11-23T11:00:10Z", duration_ms=4200))], now=NOW)
+    assert handle_times(batch) == [("a1", 4200, "tool")]
+
+
+def test_handle_time_from_start_to_submit_when_the_tool_did_not_measure(processor: Processor) -> None:
+    batch = processor.process(
+        [
+            message(started("b", "2026-11-23T11:00:00Z"), offset=0),
+            message(submitted("s", "2026-11-23T11:00:07.5Z"), offset=1),
+        ],
+        now=NOW,
+    )
+    assert handle_times(batch) == [("a1", 7500, "start_to_submit")]
+
+
+def test_handle_time_when_the_submission_arrives_before_its_start_even_in_another_batch(processor: Processor) -> None:
+    first = processor.process([message(submitted("s", "2026-11-23T11:00:09Z"), offset=0)], now=NOW)
+    assert handle_times(first) == []
+    later = processor.process([message(started("b", "2026-11-23T11:00:00Z"), offset=1)], now=NOW)
+    assert handle_times(later) == [("a1", 9000, "start_to_submit")]
+    assert later.tables["handle_times"].positions == [(0, 1)], "positioned at the event that completed the pair"
+
+
+def test_each_annotator_pairs_with_their_own_start(processor: Processor) -> None:
+    batch = processor.process(
+        [
+            message(started("b1", "2026-11-23T11:00:00Z", "a1"), offset=0),
+            message(started("b2", "2026-11-23T11:00:05Z", "a2"), offset=1),
+            message(submitted("s2", "2026-11-23T11:00:06Z", "a2"), offset=2),
+            message(submitted("s1", "2026-11-23T11:00:30Z", "a1"), offset=3),
+        ],
+        now=NOW,
+    )
+    assert handle_times(batch) == [("a2", 1000, "start_to_submit"), ("a1", 30000, "start_to_submit")]
+
+
+def test_a_start_after_its_submission_gives_no_handle_time(processor: Processor) -> None:
+    batch = processor.process(
+        [
+            message(started("b", "2026-11-23T11:00:10Z"), offset=0),
+            message(submitted("s", "2026-11-23T11:00:00Z"), offset=1),
+        ],
+        now=NOW,
+    )
+    assert handle_times(batch) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,8 +11,11 @@ import pandas as pd
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from schema.client import ClickHouseSettings, connect
 from schema.events import EventError, validate_event
 from schema.rows import EVENT_COLUMNS, event_row
+from streams.processor import DictTaskStore, Message, Processor
+from streams.sink import ClickHouseSink
 from tests.references import assert_throughput_per_minute_matches
 
 pytestmark = pytest.mark.clickhouse
@@ -91,14 +95,19 @@ def events() -> pd.DataFrame:
 
 
 @pytest.fixture
-def loaded(migrated: Client, events: pd.DataFrame) -> Client:
-    rows = []
-    for offset, document in enumerate(labeling_day()):
-        event = validate_event(document, now=NOW)
-        assert not isinstance(event, EventError), event
-        rows.append(event_row(event, received_at=NOW, topic="events", partition=0, offset=offset))
-    for start in range(0, len(rows), 250):  # several blocks, as a worker inserts them
-        migrated.insert("events", rows[start : start + 250], column_names=list(EVENT_COLUMNS))
+def loaded(clickhouse: ClickHouseSettings, migrated: Client) -> Client:
+    """The day's events through the worker's own path: processor, then sink, in blocks of 250."""
+    processor = Processor(tasks=DictTaskStore(), dedup_window=10_000)
+    sink = ClickHouseSink(lambda: connect(clickhouse), "events")
+    messages = [
+        Message("events", 0, offset, document["task_id"].encode(), json.dumps(document).encode())
+        for offset, document in enumerate(labeling_day())
+    ]
+    for start in range(0, len(messages), 250):
+        batch = processor.process(messages[start : start + 250], now=NOW)
+        assert not batch.refused, batch.refused[:1]
+        sink.write(batch)
+        processor.release(batch)
     return migrated
 
 

@@ -50,7 +50,7 @@ def test_cluster_materialized_views_read_and_write_local_tables() -> None:
     for _, view in tables.ROLLUPS:
         (statement,) = render_create(view, CLUSTER)
         assert f"TO {view.target.name}_local" in statement
-        assert "FROM events_local" in statement
+        assert f"FROM {view.source.name}_local" in statement
 
 
 def test_single_node_tables_deduplicate_replayed_inserts() -> None:

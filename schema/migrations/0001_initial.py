@@ -12,6 +12,8 @@ OBJECTS: tuple[SchemaObject, ...] = (
     tables.PROJECT_MINUTE_MV,
     tables.ANNOTATOR_HOUR,
     tables.ANNOTATOR_HOUR_MV,
+    tables.HANDLE_TIMES,
+    tables.HANDLE_TIME_MV,
     tables.LABEL_HOUR,
     tables.LABEL_HOUR_MV,
     tables.REVIEW_HOUR,

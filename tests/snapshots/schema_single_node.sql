@@ -145,9 +145,10 @@ AS SELECT
     countIf(event_type = 'annotation_submitted' AND source = 'manual') AS annotations_manual,
     countIf(event_type = 'annotation_submitted' AND source = 'model_assisted') AS annotations_model_assisted,
     countIf(event_type = 'annotation_skipped') AS annotations_skipped,
-    toUInt64(sumIf(assumeNotNull(duration_ms), event_type = 'annotation_submitted' AND duration_ms IS NOT NULL)) AS handle_time_ms_sum,
-    countIf(event_type = 'annotation_submitted' AND duration_ms IS NOT NULL) AS handle_time_count,
-    quantileTDigestStateIf(assumeNotNull(duration_ms), event_type = 'annotation_submitted' AND duration_ms IS NOT NULL) AS handle_time_ms,
+    -- handle time arrives through mv_rollup_annotator_hour_handle_times (tool-measured or derived)
+    toUInt64(0) AS handle_time_ms_sum,
+    toUInt64(0) AS handle_time_count,
+    quantileTDigestStateIf(toUInt32(0), false) AS handle_time_ms,
     uniqState(task_id) AS tasks,
     min(occurred_at) AS first_event_at,
     max(occurred_at) AS last_event_at
@@ -156,6 +157,45 @@ FROM events
 -- review rollup
 WHERE annotator_id != ''
   AND event_type IN ('annotation_started', 'annotation_submitted', 'annotation_skipped')
+GROUP BY project_id, annotator_id, hour;
+
+CREATE TABLE IF NOT EXISTS handle_times
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `task_id` String COMMENT 'Task',
+    `submitted_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the submission, UTC',
+    `handle_time_ms` UInt32 COMMENT 'Active time on the item, ms',
+    `measured_by` LowCardinality(String) COMMENT 'tool, or start_to_submit when derived',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic of the event that made it known',
+    `kafka_partition` UInt32 COMMENT 'Its partition',
+    `kafka_offset` UInt64 COMMENT 'Its offset'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(submitted_at)
+ORDER BY (project_id, annotator_id, submitted_at)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'One row per submission whose handle time is known: measured by the tool (duration_ms), or, when it did not measure, the time from the annotator\'s annotation_started to the submission — derived by the workers also when the two arrive out of order.';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_annotator_hour_handle_times
+TO rollup_annotator_hour
+AS SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(submitted_at) AS hour,
+    toUInt64(0) AS annotations_started,
+    toUInt64(0) AS annotations_submitted,
+    toUInt64(0) AS annotations_manual,
+    toUInt64(0) AS annotations_model_assisted,
+    toUInt64(0) AS annotations_skipped,
+    -- qualified: the output alias handle_time_ms would otherwise shadow the source column
+    sum(toUInt64(h.handle_time_ms)) AS handle_time_ms_sum,
+    count() AS handle_time_count,
+    quantileTDigestState(h.handle_time_ms) AS handle_time_ms,
+    uniqStateIf(task_id, false) AS tasks,
+    min(submitted_at) AS first_event_at,
+    max(submitted_at) AS last_event_at
+FROM handle_times AS h
 GROUP BY project_id, annotator_id, hour;
 
 CREATE TABLE IF NOT EXISTS rollup_label_hour
