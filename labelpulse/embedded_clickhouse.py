@@ -52,6 +52,8 @@ log = logging.getLogger("labelpulse.clickhouse")
 SYNTAX_ERROR = (62, "SYNTAX_ERROR")
 NOT_IMPLEMENTED = (48, "NOT_IMPLEMENTED")
 UNKNOWN_COMPRESSION_METHOD = (146, "UNKNOWN_COMPRESSION_METHOD")
+UNKNOWN_SETTING = (115, "UNKNOWN_SETTING")
+CANNOT_DECOMPRESS = (354, "CANNOT_DECOMPRESS")
 SESSION_IS_LOCKED = (373, "SESSION_IS_LOCKED")
 AUTHENTICATION_FAILED = (516, "AUTHENTICATION_FAILED")
 STD_EXCEPTION = (1001, "STD_EXCEPTION")
@@ -132,11 +134,10 @@ class ClickHouseError(Exception):
         match = _ERROR_CODE.search(text)
         if not match:
             return cls(STD_EXCEPTION[0], STD_EXCEPTION[1], text)
-        body = text[match.start() :].strip()
-        name = _ERROR_NAME.search(body)
-        message = body.split("DB::Exception: ", 1)[-1]
+        message = text[match.start() :].strip().split("DB::Exception: ", 1)[-1]
+        name = _ERROR_NAME.search(message)
         if name:
-            message = message[: name.start() - len(body) + len(message)].rstrip()
+            message = message[: name.start()].rstrip()
         return cls(int(match.group(1)), name.group(1) if name else "", message)
 
     @property
@@ -251,19 +252,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self, *, read_only: bool) -> None:
         url = urlsplit(self.path)
-        if url.path.rstrip("/") in ("/ping", "/replicas_status"):
-            self._drain_body()
-            self._send_simple(200, b"Ok.\n")
-            return
-        if url.path.rstrip("/") not in ("",):
-            self._drain_body()
-            self._send_simple(404, b"There is no handle " + url.path.encode() + b"\n")
+        path = url.path.rstrip("/")
+        if path:
+            self._read_body()  # keep the connection usable
+            if path in ("/ping", "/replicas_status"):
+                self._send_simple(200, b"Ok.\n")
+            else:
+                self._send_simple(404, b"There is no handle " + url.path.encode() + b"\n")
             return
         query_id = str(uuid.uuid4())
+        url_params = dict(parse_qsl(url.query, keep_blank_values=True))
         try:
-            request = self._decode(url.query, read_only, query_id)  # reads the body, keeping the connection usable
-            self._authenticate(dict(parse_qsl(url.query, keep_blank_values=True)))
-            if not request.sql.strip() and self.command == "GET" and "query" not in url.query:
+            request = self._decode(url_params, read_only, query_id)  # reads the body, keeping the connection usable
+            self._authenticate(url_params)
+            if not request.sql.strip() and self.command == "GET" and "query" not in url_params:
                 self._send_simple(200, b"Ok.\n")
                 return
             self.server.execute(request, self)
@@ -274,9 +276,6 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:
             log.exception("unexpected error serving a request")
             self._send_error(ClickHouseError.ours(STD_EXCEPTION, f"{type(exc).__name__}: {exc}"), query_id)
-
-    def _drain_body(self) -> None:
-        self._read_body()
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -316,8 +315,7 @@ class Handler(BaseHTTPRequestHandler):
                 f"{user}: Authentication failed: password is incorrect, or there is no user with such name",
             )
 
-    def _decode(self, query_string: str, read_only: bool, query_id: str) -> Request:
-        url_params = parse_qsl(query_string, keep_blank_values=True)
+    def _decode(self, url_params: dict[str, str], read_only: bool, query_id: str) -> Request:
         body = _decompress(self._read_body(), self.headers.get("Content-Encoding", ""))
         content_type = self.headers.get("Content-Type", "")
         form: list[tuple[str, str]] = []
@@ -360,10 +358,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-ClickHouse-Query-Id", query_id)
         self.send_header("X-ClickHouse-Timezone", self.server.engine.timezone)
 
-    def _send_simple(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send_simple(self, status: int, body: bytes) -> None:
         self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -439,35 +435,32 @@ class _Compressor:
     SUPPORTED = ("lz4", "zstd", "gzip", "deflate")
 
     def __init__(self, encoding: str | None) -> None:
-        self.encoding = encoding
-        self._started = False
+        self._header = b""  # lz4 frames begin with a header of their own
+        engine: Any
         if encoding == "lz4":
-            self._lz4 = lz4.frame.LZ4FrameCompressor()
+            engine = lz4.frame.LZ4FrameCompressor()
+            self._header = engine.begin()
         elif encoding == "zstd":
-            self._zstd = zstandard.ZstdCompressor().compressobj()
+            engine = zstandard.ZstdCompressor().compressobj()
         elif encoding in ("gzip", "deflate"):
-            self._zlib = zlib.compressobj(wbits=31 if encoding == "gzip" else 15)
+            engine = zlib.compressobj(wbits=31 if encoding == "gzip" else 15)
+        else:
+            engine = None
+        self._engine = engine
 
     def compress(self, data: bytes) -> bytes:
-        if self.encoding is None:
+        if self._engine is None:
             return data
-        if self.encoding == "lz4":
-            head = b"" if self._started else self._lz4.begin()
-            self._started = True
-            return head + self._lz4.compress(data)
-        if self.encoding == "zstd":
-            return self._zstd.compress(data)
-        return self._zlib.compress(data)
+        return self._take_header() + self._engine.compress(data)
 
     def flush(self) -> bytes:
-        if self.encoding is None:
+        if self._engine is None:
             return b""
-        if self.encoding == "lz4":
-            head = b"" if self._started else self._lz4.begin()
-            return head + self._lz4.flush()
-        if self.encoding == "zstd":
-            return self._zstd.flush()
-        return self._zlib.flush()
+        return self._take_header() + self._engine.flush()
+
+    def _take_header(self) -> bytes:
+        header, self._header = self._header, b""
+        return header
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:
@@ -490,7 +483,7 @@ def _decompress(body: bytes, encoding: str) -> bytes:
     except ImportError:
         pass
     except Exception as exc:
-        raise ClickHouseError(354, "CANNOT_DECOMPRESS", f"Cannot decompress request body ({encoding}): {exc}") from exc
+        raise ClickHouseError.ours(CANNOT_DECOMPRESS, f"Cannot decompress request body ({encoding}): {exc}") from exc
     raise ClickHouseError.ours(UNKNOWN_COMPRESSION_METHOD, f"Unknown HTTP compression method: {encoding!r}")
 
 
@@ -562,7 +555,7 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         if not request.sql.strip():
             raise ClickHouseError.ours(SYNTAX_ERROR, "Empty query")
         insert = _INSERT_WITH_DATA.match(request.sql)
-        if insert and not _is_text_values(insert.group("format")):
+        if insert and insert.group("format").lower() != b"values":  # VALUES is text: runs as a query
             rows = _insert(connection, insert, request.sql)
             handler.send_result(request, insert.group("format").decode(), _nothing(), {"written_rows": rows})
             return
@@ -573,10 +566,6 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         format_clause = _FORMAT_CLAUSE.search(sql)
         fmt = format_clause.group(1) if format_clause else request.default_format
         handler.send_result(request, fmt, _stream(connection, sql, fmt, request.params), {})
-
-
-def _is_text_values(fmt: bytes) -> bool:
-    return fmt.lower() == b"values"
 
 
 _DATABASE = "__current_database__"
@@ -610,23 +599,24 @@ def _apply(
 
 
 def _restore(connection: Any, previous: dict[str, tuple[bool, str]]) -> None:
-    database = previous.pop(_DATABASE, None)
+    database = previous.get(_DATABASE)
+    settings = {name: state for name, state in previous.items() if name != _DATABASE}
     try:
-        if previous:
+        if settings:
             assignments = ", ".join(
                 f"{_setting_name(name)} = {_quote(value) if changed else 'DEFAULT'}"
-                for name, (changed, value) in previous.items()
+                for name, (changed, value) in settings.items()
             )
             connection.query(f"SET {assignments}")
         if database:
             connection.query(f"USE {_identifier(database[1])}")
     except Exception:
-        log.warning("could not restore session state %s", list(previous), exc_info=True)
+        log.warning("could not restore session state %s", list(settings), exc_info=True)
 
 
 def _setting_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ClickHouseError(115, "UNKNOWN_SETTING", f"Unknown setting '{name}'")
+        raise ClickHouseError.ours(UNKNOWN_SETTING, f"Unknown setting '{name}'")
     return name
 
 
