@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,18 +28,12 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
+from labelpulse.net import free_port
+from labelpulse.process import spawn, terminate
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from labelpulse.simulator import Plan, send
 from schema import migrations
-from schema.client import ClickHouseSettings, connect
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from schema.client import ClickHouseSettings
 
 
 async def raw_ceiling(bootstrap: str, topic: str, expected: int) -> float:
@@ -66,12 +59,7 @@ async def raw_ceiling(bootstrap: str, topic: str, expected: int) -> float:
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"],
-        env={**os.environ, **env},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    return spawn([sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"], log, {**os.environ, **env})
 
 
 def stored(client) -> int:  # type: ignore[no-untyped-def]
@@ -94,13 +82,12 @@ def main() -> None:
     ch_process.start()
     worker: subprocess.Popen[bytes] | None = None
     try:
-        migrations.ensure_database(connect(clickhouse, database="default"), clickhouse.database)
-        client = connect(clickhouse)
+        client = migrations.open_database(clickhouse)
         migrations.migrate(client)
         bootstrap = broker.settings.bootstrap_servers
         topic = f"bench-{uuid.uuid4().hex[:6]}"
         env = {
-            "LABELPULSE_CLICKHOUSE_PORT": str(clickhouse.port),
+            **clickhouse.to_env(),
             "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "LABELPULSE_EVENTS_TOPIC": topic,
             "LABELPULSE_EVENTS_PARTITIONS": str(args.partitions),
@@ -111,8 +98,7 @@ def main() -> None:
         # The worker creates the topic with its partitions; wait until it is up, then stop it.
         worker = start_worker(env, workdir / "worker-setup.log")
         time.sleep(8)
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
+        terminate(worker, timeout_s=30)
 
         print(f"producing {args.events:,} simulated events to {topic} ({args.partitions} partitions) …", flush=True)
         start = datetime.now(UTC) - timedelta(hours=2)
@@ -173,9 +159,7 @@ def main() -> None:
         print(f"\nsummary: ceiling {ceiling:,.0f}/s, worker {full:,.0f}/s, ratio {full / ceiling:.1%}, "
               f"freshness p50 {p50:.2f}s p95 {p95:.2f}s")  # fmt: skip
     finally:
-        if worker and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=30)
+        terminate(worker, timeout_s=30)
         broker.stop()
         ch_process.stop()
 

@@ -77,7 +77,8 @@ class EmbeddedBroker:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 20.0) -> None:
+    def start(self, timeout_s: float = 20.0) -> subprocess.Popen[bytes]:
+        """Start the broker and wait until it answers Kafka requests; returns its process."""
         host, port = self.settings.host, self.settings.port
         if kafka_answers(host, port, timeout_s=0.5):
             raise BrokerError(f"something already answers Kafka on {host}:{port}; stop it or pick another port")
@@ -90,6 +91,7 @@ class EmbeddedBroker:
             self.stop()
             where = f"; see {self.log_path}" if self.log_path else ""
             raise BrokerError(f"the broker did not answer on {host}:{port} (exit code {code}){where}")
+        return self.process
 
     def stop(self, timeout_s: float = 5.0) -> None:
         process, self.process = self.process, None

@@ -45,6 +45,11 @@ class CliError(Exception):
     """A failure the user can fix; printed without a traceback."""
 
 
+def say(line: str) -> None:
+    """Progress for the user, shown at once even when stdout is a pipe or a log file."""
+    print(line, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -256,7 +261,7 @@ def _run_clickhouse(args: argparse.Namespace) -> int:
 
     import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
     try:
         serve(settings, ready=ready)
     except ValueError as exc:
@@ -276,11 +281,11 @@ def _run_broker(args: argparse.Namespace) -> int:
     settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
     try:
         broker = EmbeddedBroker(settings)
-        broker.start()
+        process = broker.start()
     except BrokerError as exc:
         raise CliError(str(exc)) from exc
-    print(f"Kafka-compatible broker (Tansu) on {settings.bootstrap_servers}  — Ctrl-C to stop", flush=True)
-    return supervise([("broker", broker.process)], broker.stop, lambda line: print(line, flush=True))
+    say(f"Kafka-compatible broker (Tansu) on {settings.bootstrap_servers}  — Ctrl-C to stop")
+    return supervise([("broker", process)], broker.stop, say)
 
 
 def _run_migrate(args: argparse.Namespace) -> int:
@@ -292,13 +297,11 @@ def _run_migrate(args: argparse.Namespace) -> int:
     retention_days = RuntimeSettings.from_env().raw_events_ttl_days
     target = Target(cluster=args.cluster or settings.cluster)
     files = migrations.load()
-    say = lambda line: print(line, flush=True)  # noqa: E731
     try:
         if args.status:
             _print_status(settings, files)
             return 0
-        migrations.ensure_database(connect(settings, database="default"), settings.database, target)
-        client = connect(settings)
+        client = migrations.open_database(settings, target)
         if args.rollback_to is not None:
             undone = migrations.rollback(client, target, to=args.rollback_to, migrations=files, progress=say)
             say(f"rolled back {len(undone)} migration(s)")
@@ -465,17 +468,12 @@ def _run_contract(args: argparse.Namespace) -> int:
 
 
 def _run_up(args: argparse.Namespace) -> int:
-    from labelpulse.broker import BrokerError, BrokerSettings, kafka_answers
+    from labelpulse.broker import BrokerError, BrokerSettings, EmbeddedBroker, kafka_answers
     from labelpulse.process import spawn, terminate
-    from labelpulse.runtime import (
-        EmbeddedClickHouseProcess,
-        RuntimeSettings,
-        ServiceError,
-        start_broker,
-        supervise,
-    )
+    from labelpulse.runtime import EmbeddedClickHouseProcess, RuntimeSettings, ServiceError, supervise
     from schema import migrations
     from schema.kafka import KafkaSettings
+    from streams.settings import WorkerSettings
 
     runtime = RuntimeSettings.from_env()
     if args.data_dir:
@@ -483,16 +481,21 @@ def _run_up(args: argparse.Namespace) -> int:
     clickhouse = ClickHouseSettings.from_env()
     kafka = KafkaSettings.from_env()
     broker_settings = BrokerSettings.from_env()
+    consumer_group = WorkerSettings.from_env().consumer_group
     runtime.log_dir.mkdir(parents=True, exist_ok=True)
-    say = lambda line: print(line, flush=True)  # noqa: E731
 
-    clickhouse_process = EmbeddedClickHouseProcess(
-        clickhouse, runtime.clickhouse_dir, log_path=runtime.log_dir / "clickhouse.log"
-    )
-    broker = None
+    running: list[tuple[str, subprocess.Popen[bytes]]] = []  # in start order; stopped in reverse
+
+    def stop_all() -> None:
+        for _, process in reversed(running):
+            terminate(process, timeout_s=15)
+
     try:
         say(f"starting ClickHouse (chDB) with data in {runtime.clickhouse_dir} …")
-        clickhouse_process.start()
+        clickhouse_process = EmbeddedClickHouseProcess(
+            clickhouse, runtime.clickhouse_dir, log_path=runtime.log_dir / "clickhouse.log"
+        )
+        running.append(("ClickHouse", clickhouse_process.start()))
         if kafka.external:
             say(f"using the Kafka at {kafka.bootstrap_servers} (LABELPULSE_KAFKA_BOOTSTRAP_SERVERS) …")
             if not kafka_answers(*kafka.first_server(), timeout_s=5):
@@ -502,57 +505,41 @@ def _run_up(args: argparse.Namespace) -> int:
                 )
         else:
             say(f"starting the broker on {broker_settings.bootstrap_servers} …")
-            broker = start_broker(broker_settings, runtime.log_dir)
+            broker = EmbeddedBroker(broker_settings, log_path=runtime.log_dir / "broker.log")
+            running.append(("broker", broker.start()))
         say("applying migrations …")
-        migrations.ensure_database(connect(clickhouse, database="default"), clickhouse.database)
-        client = connect(clickhouse)
+        client = migrations.open_database(clickhouse)
         migrations.migrate(client, progress=lambda line: say(f"  {line}"))
         migrations.apply_retention(client, runtime.raw_events_ttl_days)
-    except (ServiceError, BrokerError, migrations.MigrationError) as exc:
-        if broker:
-            broker.stop()
-        clickhouse_process.stop()
-        raise CliError(str(exc)) from exc
-    except BaseException:
-        if broker:
-            broker.stop()
-        clickhouse_process.stop()
-        raise
 
-    children = [("ClickHouse", clickhouse_process.process), ("broker", broker.process if broker else None)]
-    extra: list[tuple[str, subprocess.Popen[bytes]]] = []
-    child_env = {**os.environ, **clickhouse_env_of(clickhouse), "LABELPULSE_DATA_DIR": str(runtime.data_dir)}
-    if not kafka.external:
-        child_env["LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"] = broker_settings.bootstrap_servers
-    say("starting a stream worker …")
-    extra.append(("worker", spawn([sys.executable, "-m", "labelpulse", "worker", "--loglevel", "warn"],
-                                  runtime.log_dir / "worker.log", child_env)))  # fmt: skip
-    if not args.no_demo:
-        say(f"starting the simulator at {args.demo_rate:g} events/s …")
-        extra.append(("simulator", spawn([sys.executable, "-m", "labelpulse", "generate", "--quiet",
-                                          "--rate", f"{args.demo_rate:g}"], runtime.log_dir / "simulator.log",
-                                         child_env)))  # fmt: skip
+        child_env = {**os.environ, **clickhouse.to_env(), "LABELPULSE_DATA_DIR": str(runtime.data_dir)}
+        if not kafka.external:
+            child_env["LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"] = broker_settings.bootstrap_servers
+        say("starting a stream worker …")
+        worker = [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "warn"]
+        running.append(("worker", spawn(worker, runtime.log_dir / "worker.log", child_env)))
+        if not args.no_demo:
+            say(f"starting the simulator at {args.demo_rate:g} events/s …")
+            simulator = [sys.executable, "-m", "labelpulse", "generate", "--quiet", "--rate", f"{args.demo_rate:g}"]
+            running.append(("simulator", spawn(simulator, runtime.log_dir / "simulator.log", child_env)))
+    except BaseException as exc:
+        stop_all()
+        if isinstance(exc, ServiceError | BrokerError | migrations.MigrationError):
+            raise CliError(str(exc)) from exc
+        raise
 
     say(
         "\nLabelPulse is up (embedded default):\n"
         f"  ClickHouse  {clickhouse.url}  (database {clickhouse.database})\n"
         f"  Kafka       {kafka.bootstrap_servers if kafka.external else broker_settings.bootstrap_servers}"
         f"  (topic {kafka.events_topic})\n"
-        f"  worker      consumer group {os.environ.get('LABELPULSE_CONSUMER_GROUP', 'labelpulse-worker')}\n"
+        f"  worker      consumer group {consumer_group}\n"
         f"  simulator   {'off (--no-demo)' if args.no_demo else f'{args.demo_rate:g} events/s'}\n"
         f"  logs        {runtime.log_dir}\n"
         f'  try         {own_command()} sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
         "Ctrl-C stops everything."
     )
-
-    def stop_all() -> None:
-        for _, process in reversed(extra):
-            terminate(process, timeout_s=15)
-        if broker:
-            broker.stop()
-        clickhouse_process.stop()
-
-    return supervise([*children, *extra], stop_all, say)
+    return supervise(list(running), stop_all, say)
 
 
 def own_command() -> str:
@@ -566,14 +553,3 @@ def own_command() -> str:
         return str(script.relative_to(Path.cwd()))
     except ValueError:
         return str(script)
-
-
-def clickhouse_env_of(settings: ClickHouseSettings) -> dict[str, str]:
-    """The variables that point a child process at the same ClickHouse."""
-    return {
-        "LABELPULSE_CLICKHOUSE_HOST": settings.host,
-        "LABELPULSE_CLICKHOUSE_PORT": str(settings.port),
-        "LABELPULSE_CLICKHOUSE_USER": settings.username,
-        "LABELPULSE_CLICKHOUSE_PASSWORD": settings.password,
-        "LABELPULSE_CLICKHOUSE_DATABASE": settings.database,
-    }

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from labelpulse.broker import BrokerSettings, EmbeddedBroker
 from labelpulse.net import http_ok, port_in_use
 from labelpulse.process import spawn, terminate, wait_ready
 from schema.client import ClickHouseSettings
@@ -54,7 +53,8 @@ class EmbeddedClickHouseProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 60.0) -> None:
+    def start(self, timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
+        """Start the server and wait until it answers; returns its process."""
         host, port = self.clickhouse.host, self.clickhouse.port
         if port_in_use(host, port):
             raise ServiceError(
@@ -65,17 +65,13 @@ class EmbeddedClickHouseProcess:
             sys.executable, "-m", "labelpulse", "clickhouse",
             "--host", host, "--port", str(port), "--data-dir", str(self.data_dir),
         ]  # fmt: skip
-        env = {
-            **os.environ,
-            "LABELPULSE_CLICKHOUSE_USER": self.clickhouse.username,
-            "LABELPULSE_CLICKHOUSE_PASSWORD": self.clickhouse.password,
-        }
-        self.process = spawn(command, self.log_path, env)
+        self.process = spawn(command, self.log_path, {**os.environ, **self.clickhouse.to_env()})
         if not wait_ready(self.process, lambda: http_ok(f"http://{host}:{port}/ping"), timeout_s):
             code = self.process.poll()
             self.stop()
             where = f"; see {self.log_path}" if self.log_path else ""
             raise ServiceError(f"the embedded ClickHouse did not start (exit code {code}){where}")
+        return self.process
 
     def stop(self, timeout_s: float = 15.0) -> None:
         process, self.process = self.process, None
@@ -83,7 +79,7 @@ class EmbeddedClickHouseProcess:
 
 
 def supervise(
-    children: list[tuple[str, subprocess.Popen[bytes] | None]],
+    children: list[tuple[str, subprocess.Popen[bytes]]],
     stop_all: Callable[[], None],
     say: Callable[[str], None],
 ) -> int:
@@ -99,7 +95,7 @@ def supervise(
     try:
         while not stopping:
             for name, process in children:
-                if process is not None and process.poll() is not None:
+                if process.poll() is not None:
                     say(f"{name} exited unexpectedly with code {process.returncode}; stopping everything")
                     exit_code = 1
                     stopping = True
@@ -111,9 +107,3 @@ def supervise(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return exit_code
-
-
-def start_broker(settings: BrokerSettings, log_dir: Path) -> EmbeddedBroker:
-    broker = EmbeddedBroker(settings, log_path=log_dir / "broker.log")
-    broker.start()
-    return broker

@@ -54,6 +54,20 @@ class ClickHouseSettings:
             cluster=cluster,
         )
 
+    def to_env(self) -> dict[str, str]:
+        """The LABELPULSE_* variables that point a child process at this same ClickHouse."""
+        env = {
+            "LABELPULSE_CLICKHOUSE_HOST": self.host,
+            "LABELPULSE_CLICKHOUSE_PORT": str(self.port),
+            "LABELPULSE_CLICKHOUSE_USER": self.username,
+            "LABELPULSE_CLICKHOUSE_PASSWORD": self.password,
+            "LABELPULSE_CLICKHOUSE_DATABASE": self.database,
+            "LABELPULSE_CLICKHOUSE_SECURE": str(self.secure).lower(),
+        }
+        if self.cluster:
+            env["LABELPULSE_CLICKHOUSE_CLUSTER"] = self.cluster
+        return env
+
     @property
     def url(self) -> str:
         return f"{'https' if self.secure else 'http'}://{self.host}:{self.port}"

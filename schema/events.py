@@ -318,11 +318,6 @@ def _preview(payload: bytes | str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def event_fields(event: Event) -> dict[str, Any]:
-    """The contract fields of an event (no extras), as plain Python values."""
-    return event.model_dump(exclude=set(event.model_extra or {}), mode="python")
-
-
 def extra_fields(event: Event) -> dict[str, Any]:
     """Fields the producer sent that the contract does not know; kept, never dropped."""
     return dict(event.model_extra or {})

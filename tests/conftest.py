@@ -10,7 +10,6 @@ an unmarked test cannot reach a service by accident.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,17 +21,12 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
+from labelpulse.net import free_port
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from schema import migrations
 from schema.client import ClickHouseSettings, connect
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _require_marker(request: pytest.FixtureRequest, marker: str) -> None:
@@ -126,11 +120,3 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
         timeout=timeout,
         cwd=REPO_ROOT,
     )
-
-
-def clickhouse_env(settings: ClickHouseSettings) -> dict[str, str]:
-    return {
-        "LABELPULSE_CLICKHOUSE_HOST": settings.host,
-        "LABELPULSE_CLICKHOUSE_PORT": str(settings.port),
-        "LABELPULSE_CLICKHOUSE_DATABASE": settings.database,
-    }

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from labelpulse.broker import BrokerError, BrokerSettings, EmbeddedBroker, kafka_answers
-from tests.conftest import free_port
+from labelpulse.net import free_port
 
 
 @pytest.mark.broker

@@ -17,10 +17,10 @@ from clickhouse_connect.driver.client import Client
 
 from labelpulse.broker import BrokerSettings, kafka_answers
 from labelpulse.cli import render_table
-from labelpulse.net import port_in_use
+from labelpulse.net import free_port, port_in_use
 from labelpulse.simulator import read_recording
 from schema.client import ClickHouseSettings
-from tests.conftest import REPO_ROOT, clickhouse_env, free_port, run_cli
+from tests.conftest import REPO_ROOT, run_cli
 
 
 def test_help_teaches_the_quick_start() -> None:
@@ -132,9 +132,7 @@ def test_render_table_aligns_numbers_right_and_shows_null() -> None:
 
 @pytest.mark.clickhouse
 def test_sql_prints_a_readable_table(clickhouse: ClickHouseSettings) -> None:
-    result = run_cli(
-        "sql", "SELECT number AS n, toString(number * 2) AS s FROM numbers(3)", env=clickhouse_env(clickhouse)
-    )
+    result = run_cli("sql", "SELECT number AS n, toString(number * 2) AS s FROM numbers(3)", env=clickhouse.to_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].split() == ["n", "│", "s"]
     assert "3 rows" in result.stderr
@@ -143,9 +141,9 @@ def test_sql_prints_a_readable_table(clickhouse: ClickHouseSettings) -> None:
 @pytest.mark.clickhouse
 def test_sql_csv_and_json_output(clickhouse: ClickHouseSettings) -> None:
     sql = "SELECT number AS n, 'x,y' AS s FROM numbers(2)"
-    as_csv = run_cli("sql", sql, "--format", "csv", env=clickhouse_env(clickhouse))
+    as_csv = run_cli("sql", sql, "--format", "csv", env=clickhouse.to_env())
     assert list(csv.reader(io.StringIO(as_csv.stdout))) == [["n", "s"], ["0", "x,y"], ["1", "x,y"]]
-    as_json = run_cli("sql", sql, "--format", "json", env=clickhouse_env(clickhouse))
+    as_json = run_cli("sql", sql, "--format", "json", env=clickhouse.to_env())
     assert [json.loads(line) for line in as_json.stdout.splitlines()] == [{"n": 0, "s": "x,y"}, {"n": 1, "s": "x,y"}]
 
 
@@ -158,14 +156,14 @@ def test_sql_binds_parameters(clickhouse: ClickHouseSettings) -> None:
         "who=O'Brien",
         "--format",
         "json",
-        env=clickhouse_env(clickhouse),
+        env=clickhouse.to_env(),
     )
     assert json.loads(result.stdout) == {"who": "O'Brien"}
 
 
 @pytest.mark.clickhouse
 def test_sql_reports_clickhouse_errors_without_a_traceback(clickhouse: ClickHouseSettings) -> None:
-    result = run_cli("sql", "SELECT * FROM no_such_table", env=clickhouse_env(clickhouse))
+    result = run_cli("sql", "SELECT * FROM no_such_table", env=clickhouse.to_env())
     assert result.returncode == 2
     assert "ClickHouse refused the statement: Unknown table expression identifier 'no_such_table'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -173,7 +171,7 @@ def test_sql_reports_clickhouse_errors_without_a_traceback(clickhouse: ClickHous
 
 @pytest.mark.clickhouse
 def test_migrate_twice_then_status(clickhouse: ClickHouseSettings, ch_client: Client) -> None:
-    env = clickhouse_env(clickhouse)
+    env = clickhouse.to_env()
     first = run_cli("migrate", env=env)
     assert first.returncode == 0, first.stderr
     assert "applying 0001_initial" in first.stdout
@@ -189,7 +187,7 @@ def test_migrate_twice_then_status(clickhouse: ClickHouseSettings, ch_client: Cl
 def test_migrate_status_on_a_fresh_database_lists_everything_pending_and_creates_nothing(
     clickhouse: ClickHouseSettings, ch_client: Client
 ) -> None:
-    status = run_cli("migrate", "--status", env=clickhouse_env(clickhouse))
+    status = run_cli("migrate", "--status", env=clickhouse.to_env())
     assert status.returncode == 0, status.stderr
     assert "0001_initial" in status.stdout and "pending" in status.stdout and "applied" not in status.stdout
     assert ch_client.command("SELECT count() FROM system.tables WHERE database = currentDatabase()") == 0
@@ -197,7 +195,7 @@ def test_migrate_status_on_a_fresh_database_lists_everything_pending_and_creates
 
 @pytest.mark.clickhouse
 def test_migrate_creates_a_missing_database(clickhouse: ClickHouseSettings, ch_client: Client) -> None:
-    env = {**clickhouse_env(clickhouse), "LABELPULSE_CLICKHOUSE_DATABASE": clickhouse.database + "_new"}
+    env = {**clickhouse.to_env(), "LABELPULSE_CLICKHOUSE_DATABASE": clickhouse.database + "_new"}
     try:
         assert run_cli("migrate", env=env).returncode == 0
         assert ch_client.command(f"EXISTS TABLE {clickhouse.database}_new.events") == 1
@@ -207,7 +205,7 @@ def test_migrate_creates_a_missing_database(clickhouse: ClickHouseSettings, ch_c
 
 @pytest.mark.clickhouse
 def test_migrate_refuses_tampered_history(clickhouse: ClickHouseSettings, ch_client: Client) -> None:
-    env = clickhouse_env(clickhouse)
+    env = clickhouse.to_env()
     assert run_cli("migrate", env=env).returncode == 0
     ch_client.command(
         "INSERT INTO schema_migrations VALUES (1, '0001_initial', 'not-the-file', 'forwards', now64(6) + 1)"

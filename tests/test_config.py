@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from labelpulse.broker import BrokerSettings
+from labelpulse.net import free_port
 from labelpulse.runtime import RuntimeSettings
 from schema.client import ClickHouseSettings
 from schema.config import ConfigError
 from schema.kafka import KafkaSettings
-from tests.conftest import free_port, run_cli
+from tests.conftest import run_cli
 
 
 def test_defaults_match_the_embedded_default() -> None:
@@ -88,3 +89,10 @@ def test_up_with_an_external_kafka_that_does_not_answer_fails_clearly(tmp_path: 
     assert result.returncode == 2
     assert "no Kafka answers at 127.0.0.1:" in result.stderr
     assert "unset LABELPULSE_KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
+def test_clickhouse_settings_survive_a_trip_through_the_environment() -> None:
+    settings = ClickHouseSettings(
+        host="ch", port=9000, username="w", password="p", database="lp", secure=True, cluster="c"
+    )
+    assert ClickHouseSettings.from_env(settings.to_env()) == settings

@@ -20,9 +20,10 @@ import zstandard
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, StreamFailureError
 
+from labelpulse.net import free_port
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
-from tests.conftest import ClickHouseService, free_port
+from tests.conftest import ClickHouseService
 
 pytestmark = pytest.mark.clickhouse
 

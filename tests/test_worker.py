@@ -27,10 +27,10 @@ from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
 from labelpulse.broker import BrokerSettings
+from labelpulse.process import spawn, terminate
 from labelpulse.simulator import Plan, read_recording, send
 from schema.client import ClickHouseSettings
 from schema.events import EventError, validate_event
-from tests.conftest import REPO_ROOT, clickhouse_env
 from tests.references import assert_throughput_per_minute_matches
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.broker]
@@ -45,13 +45,8 @@ class WorkerHarness:
 
     def start(self, **overrides: str) -> subprocess.Popen[bytes]:
         log_path = self.log_dir / f"worker-{len(self.processes)}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"],
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("LABELPULSE_")}, **self.env, **overrides},
-            stdout=log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-        )
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("LABELPULSE_")}, **self.env, **overrides}
+        process = spawn([sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"], log_path, env)
         self.processes.append(process)
 
         def ready() -> bool:
@@ -79,7 +74,7 @@ def harness(
     suffix = uuid.uuid4().hex[:8]
     topic = f"events-{suffix}"
     env = {
-        **clickhouse_env(clickhouse),
+        **clickhouse.to_env(),
         "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "LABELPULSE_EVENTS_TOPIC": topic,
         "LABELPULSE_DEAD_LETTER_TOPIC": f"{topic}-dead-letter",
@@ -91,12 +86,7 @@ def harness(
     harness = WorkerHarness(env, tmp_path, topic, [])
     yield harness
     for process in harness.processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        terminate(process, timeout_s=30)
 
 
 def simulate(harness: WorkerHarness, kafka: BrokerSettings, tmp_path: Path, count: int, **plan: object) -> list[bytes]:

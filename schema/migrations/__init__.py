@@ -23,6 +23,7 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
+from schema.client import ClickHouseSettings, connect
 from schema.ddl import SINGLE_NODE, Column, Table, Target, render_create, render_retention
 from schema.tables import EVENTS
 
@@ -125,8 +126,11 @@ def verify_history(migrations: list[Migration], history: list[AppliedMigration])
             raise MigrationError(f"migration history has a hole before {record.name}")
 
 
-def ensure_database(client: Client, database: str, target: Target = SINGLE_NODE) -> None:
-    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`{target.on_cluster()}")
+def open_database(settings: ClickHouseSettings, target: Target = SINGLE_NODE) -> Client:
+    """A client on the settings' database, created first if it does not exist yet."""
+    server = connect(settings, database="default")
+    server.command(f"CREATE DATABASE IF NOT EXISTS `{settings.database}`{target.on_cluster()}")
+    return connect(settings)
 
 
 def migrate(
