@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +69,7 @@ class ClickHouseSink:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._sleep = sleep
-        self._watermarks: defaultdict[str, dict[int, int]] = defaultdict(dict)
+        self._watermarks: dict[str, dict[int, int]] = {}  # table -> partition -> last stored offset
 
     @property
     def client(self) -> Client:
@@ -80,8 +79,7 @@ class ClickHouseSink:
 
     def forget_partitions(self) -> None:
         """On a rebalance: another worker may have written since; read watermarks afresh."""
-        for marks in self._watermarks.values():
-            marks.clear()
+        self._watermarks.clear()
 
     def recent_event_ids(self, partition: int, limit: int) -> list[str]:
         """The newest event_ids stored for a partition, to seed duplicate detection after a restart."""
@@ -107,6 +105,7 @@ class ClickHouseSink:
             if not rows:
                 continue
             self._insert(table, rows, ranges)
+            # _fresh() read this table's watermarks, so they are loaded
             self._watermarks[table].update({partition: last for partition, (_, last) in ranges.items()})
             written[table] = len(rows)
         return WriteResult(written, skipped, time.perf_counter() - started)
@@ -130,19 +129,19 @@ class ClickHouseSink:
         return {partition: self._watermark(table, partition) for partition in partitions}
 
     def _watermark(self, table: str, partition: int) -> int:
-        marks = self._watermarks[table]
-        if partition not in marks:
-            marks[partition] = self._retrying(
-                lambda: int(
+        if table not in self._watermarks:
+            # Every partition of the topic in one query; a partition with no rows has none (-1).
+            rows = self._retrying(
+                lambda: (
                     self.client.query(
-                        # max() of no rows is 0 in ClickHouse, not NULL: an empty partition is -1
-                        f"SELECT if(count() = 0, -1, toInt64(max(kafka_offset))) FROM {table} "
-                        "WHERE kafka_topic = {topic:String} AND kafka_partition = {p:UInt32}",
-                        parameters={"topic": self.topic, "p": partition},
-                    ).result_rows[0][0]
+                        f"SELECT kafka_partition, max(kafka_offset) FROM {table} "
+                        "WHERE kafka_topic = {topic:String} GROUP BY kafka_partition",
+                        parameters={"topic": self.topic},
+                    ).result_rows
                 )
             )
-        return marks[partition]
+            self._watermarks[table] = {int(p): int(offset) for p, offset in rows}
+        return self._watermarks[table].get(partition, -1)
 
     def _insert(self, table: str, rows: list[list[Any]], ranges: dict[int, tuple[int, int]]) -> None:
         covered = ",".join(f"{partition}:{first}-{last}" for partition, (first, last) in sorted(ranges.items()))
