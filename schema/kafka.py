@@ -20,6 +20,8 @@ class KafkaSettings:
     bootstrap_servers: str = "127.0.0.1:9092"
     events_topic: str = "labelpulse.events"
     dead_letter_topic: str = "labelpulse.events.dead-letter"
+    # Workers republish annotation events keyed by annotator here, for per-annotator state (streams.activity).
+    activity_topic: str = "labelpulse.events.by-annotator"
     # True when LABELPULSE_KAFKA_BOOTSTRAP_SERVERS was set: an external Kafka, not the embedded broker.
     external: bool = False
 
@@ -29,9 +31,11 @@ class KafkaSettings:
         for server in filter(None, servers.split(",")):
             if not _SERVER.match(server.strip()):
                 raise ConfigError(f"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port…], got {servers!r}")
+        events_topic = env_str(env, "EVENTS_TOPIC", cls.events_topic)
         topics = {
-            "events_topic": env_str(env, "EVENTS_TOPIC", cls.events_topic),
+            "events_topic": events_topic,
             "dead_letter_topic": env_str(env, "DEAD_LETTER_TOPIC", cls.dead_letter_topic),
+            "activity_topic": env_str(env, "ACTIVITY_TOPIC", f"{events_topic}.by-annotator"),
         }
         for name, topic in topics.items():
             if not _TOPIC.match(topic):

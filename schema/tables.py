@@ -701,7 +701,92 @@ FROM
 )
 
 # Dependency order: a view comes after everything it reads.
-RAW_TABLES: tuple[Table, ...] = (EVENTS, DEAD_LETTERS, ALERT_HISTORY, HANDLE_TIMES, TASK_AGREEMENT, PAIR_AGREEMENT)
+
+# ---------------------------------------------------------------- active time (workers' annotator state)
+
+ACTIVE_TIME = Table(
+    name="active_time",
+    comment=(
+        "Active time of annotators, as the workers derive it from each annotator's stream of "
+        "annotation events: the gap from one event to the next counts when shorter than the idle "
+        "threshold, and a longer gap (or the first event) starts a session. Rows are changes, summed "
+        "per project, annotator and hour of the later event: an event that arrives late replaces one "
+        "gap by two, so a row may be negative. Sum them; see annotator_active_hour."
+    ),
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project of the later event of each gap"),
+        Column("annotator_id", "String", "Pseudonymous annotator"),
+        Column("hour", "DateTime('UTC')", "Start of the hour of the later event of each gap"),
+        Column("active_ms", "Int64", "Change of active time, ms"),
+        Column("sessions", "Int64", "Change of the number of sessions started"),
+        Column("kafka_topic", "LowCardinality(String)", "Topic of the activity message"),
+        Column("kafka_partition", "UInt32", "Its partition"),
+        Column("kafka_offset", "UInt64", "Its offset"),
+    ),
+    partition_by="toYYYYMM(hour)",
+    order_by="project_id, annotator_id, hour",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+ACTIVE_HOUR = Table(
+    name="rollup_active_hour",
+    engine="AggregatingMergeTree",
+    comment="Per project, annotator and hour: active time and sessions started (sums of active_time).",
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("annotator_id", "String", "Pseudonymous annotator"),
+        Column("hour", "DateTime('UTC')", "Start of the hour"),
+        Column("active_ms", "SimpleAggregateFunction(sum, Int64)", "Active time, ms"),
+        Column("sessions", "SimpleAggregateFunction(sum, Int64)", "Sessions started"),
+    ),
+    partition_by="toYYYYMM(hour)",
+    order_by="project_id, annotator_id, hour",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+ACTIVE_HOUR_MV = MaterializedView(
+    name="mv_rollup_active_hour",
+    source=ACTIVE_TIME,
+    target=ACTIVE_HOUR,
+    select="""
+SELECT project_id, annotator_id, hour, sum(a.active_ms) AS active_ms, sum(a.sessions) AS sessions
+FROM {source} AS a
+GROUP BY project_id, annotator_id, hour
+""",
+)
+
+ANNOTATOR_ACTIVE_HOUR = View(
+    name="annotator_active_hour",
+    comment=(
+        "Active time per annotator and hour: gaps between an annotator's annotation events shorter "
+        "than the workers' idle threshold (LABELPULSE_IDLE_THRESHOLD_S, default 100 s)."
+    ),
+    columns=(
+        _PROJECT,
+        _ANNOTATOR,
+        _HOUR,
+        Column("active_hours", "Float64", "Active time, hours"),
+        Column("sessions", "Int64", "Sessions started (first event after an idle gap)"),
+    ),
+    select="""
+SELECT project_id, annotator_id, hour, sum(active_ms) / 3600000 AS active_hours, sum(sessions) AS sessions
+FROM rollup_active_hour
+GROUP BY project_id, annotator_id, hour
+""",
+)
+
+
+RAW_TABLES: tuple[Table, ...] = (
+    EVENTS,
+    DEAD_LETTERS,
+    ALERT_HISTORY,
+    HANDLE_TIMES,
+    TASK_AGREEMENT,
+    PAIR_AGREEMENT,
+    ACTIVE_TIME,
+)
 ROLLUPS: tuple[tuple[Table, MaterializedView], ...] = (
     (PROJECT_MINUTE, PROJECT_MINUTE_MV),
     (ANNOTATOR_HOUR, ANNOTATOR_HOUR_MV),
@@ -709,6 +794,7 @@ ROLLUPS: tuple[tuple[Table, MaterializedView], ...] = (
     (LABEL_HOUR, LABEL_HOUR_MV),
     (REVIEW_HOUR, REVIEW_HOUR_MV),
     (GOLD_HOUR, GOLD_HOUR_MV),
+    (ACTIVE_HOUR, ACTIVE_HOUR_MV),
 )
 ANALYST_VIEWS: tuple[View, ...] = (
     PROJECT_THROUGHPUT_MINUTE,
@@ -718,4 +804,5 @@ ANALYST_VIEWS: tuple[View, ...] = (
     GOLD_ACCURACY_HOUR,
     AGREEMENT_SUMMARY,
     PAIR_KAPPA,
+    ANNOTATOR_ACTIVE_HOUR,
 )

@@ -9,8 +9,10 @@ whole by streams.transport instead of one message at a time):
   processor (pure)  -> rows for `events` and `dead_letters`
   sink (ClickHouse) -> durable, replay-safe (see streams.sink)
   dead-letter topic -> refused messages, as sent, with the reason in headers
+  activity topic    -> annotation events again, keyed by annotator (streams.activity)
 and only then are the batch's offsets acknowledged, so Faust never commits an offset whose
-event is not yet durable in ClickHouse.
+event is not yet durable in ClickHouse. The activity topic is consumed by the same workers
+the same way: per-annotator state -> active time rows -> ClickHouse -> acknowledge.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import faust
 
 from schema.client import connect
+from streams.activity import ActivityTracker, encode_activity
 from streams.processor import Message, Processor
 from streams.settings import WorkerSettings
 from streams.sink import ClickHouseSink
@@ -61,12 +64,23 @@ def create_app(settings: WorkerSettings) -> faust.App:
         partitions=settings.partitions,
         internal=True,
     )
+    activity_topic = app.topic(
+        settings.kafka.activity_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True
+    )
     # Per-task state (gold answer, first label of each annotator), keyed by task_id like the events.
     # Values are plain JSON objects (no value_type): Faust decodes them back to dicts on recovery.
     task_table = app.Table("tasks", default=None, partitions=settings.partitions, key_type=str)
     tasks = TableTaskStore(task_table)
     processor = Processor(tasks=tasks, limits=settings.limits, dedup_window=settings.dedup_window)
     sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.events_topic)
+    # Per-annotator state (recent annotation events), keyed by annotator_id like the activity topic.
+    annotators = TableTaskStore(app.Table("annotators", default=None, partitions=settings.partitions, key_type=str))
+    tracker = ActivityTracker(
+        annotators=annotators,
+        idle_threshold_ms=settings.idle_threshold_s * 1000,
+        late_window_ms=settings.activity_late_window_s * 1000,
+    )
+    activity_sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.activity_topic)
     seeded_partitions: set[int] = set()
     throughput = _Throughput()
 
@@ -95,14 +109,30 @@ def create_app(settings: WorkerSettings) -> faust.App:
                     ("labelpulse-source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
                 ],
             )
+        for annotator_id, entries in batch.activity.items():
+            await activity_topic.send(key=annotator_id.encode(), value=encode_activity(annotator_id, entries))
+        # No flush here: Faust flushes its producer before every offset commit.
         throughput.add(len(messages), result.events_written, result.dead_letters_written, batch.duplicates)
         log.debug("batch of %d messages stored in %.0f ms", len(messages), result.seconds * 1000)
 
-    register_batch_handler(settings.kafka.events_topic, store_batch)
+    async def store_activity(fetched: Sequence[Any]) -> None:
+        """One fetch of the activity topic: active time rows durable, then the annotators' state."""
+        loop = asyncio.get_running_loop()
+        batch = tracker.process([Message(m.topic, m.partition, m.offset, m.key, m.value) for m in fetched])
+        await loop.run_in_executor(None, activity_sink.write, batch)
+        annotators.flush()
 
+    register_batch_handler(settings.kafka.events_topic, store_batch)
+    register_batch_handler(settings.kafka.activity_topic, store_activity)
+
+    # The agents declare the subscriptions; messages arrive in whole fetches at the handlers above.
     @app.agent(events_topic)
     async def ingest(stream: Any) -> None:
-        # Declares the subscription; the events themselves arrive in whole fetches at store_batch.
+        async for _ in stream:
+            pass
+
+    @app.agent(activity_topic)
+    async def activity(stream: Any) -> None:
         async for _ in stream:
             pass
 
@@ -110,6 +140,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     async def _forget_partitions(sender: Any, **_: Any) -> None:
         # Another worker may have written to partitions we get now: re-read what is stored.
         sink.forget_partitions()
+        activity_sink.forget_partitions()
         seeded_partitions.clear()
 
     @app.timer(interval=10.0)
@@ -117,16 +148,24 @@ def create_app(settings: WorkerSettings) -> faust.App:
         line = throughput.report()
         if line:
             log.info(line)
+        if tracker.too_late:
+            log.warning(
+                "%d annotation events arrived more than %ds after their annotator's newest: left out of active time "
+                "(raise LABELPULSE_ACTIVITY_LATE_WINDOW_S?)",
+                tracker.too_late,
+                settings.activity_late_window_s,
+            )
+            tracker.too_late = 0
 
     return app
 
 
 class TableTaskStore:
-    """Task state in a Faust table (changelog-backed, so it survives restarts and rebalances).
+    """State per task (or per annotator) in a Faust table (changelog-backed, so it survives restarts and rebalances).
 
     Faust writes a key's changelog to the partition of the event being processed; a batch
     spans partitions, so the partition is given here: that of the task's own events, which is
-    where its state must live. Changes are published once per task per batch (`flush`), not on
+    where its state must live. Changes are published once per key per batch (`flush`), not on
     every event: a task's events often share a batch, and each changelog write costs a JSON
     encoding and a producer message.
     """

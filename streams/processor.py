@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from schema.events import (
@@ -31,6 +31,12 @@ from schema.events import (
     validate_event,
 )
 from schema.rows import agreement_rows, dead_letter_row, event_row, handle_time_row, label_text
+
+# An annotation event as the activity topic carries it (streams.activity): occurred_at in epoch ms,
+# event_id (orders ties in time, and makes replays recognisable), project_id.
+ActivityEntry = tuple[int, str, str]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ANNOTATION_WORK = frozenset({"annotation_started", "annotation_submitted", "annotation_skipped"})
 
 # Longer than this between start and submission is not handle time (the contract's duration_ms limit).
 MAX_HANDLE_TIME_MS = 86_400_000
@@ -66,6 +72,8 @@ class Batch:
     refused: list[tuple[Message, EventError]] = field(default_factory=list)
     # Task state to forget once this batch is durable: (task_id, partition).
     finished_tasks: list[tuple[str, int]] = field(default_factory=list)
+    # Annotation events per annotator, for the activity topic (replays included: it drops repeats).
+    activity: defaultdict[str, list[ActivityEntry]] = field(default_factory=lambda: defaultdict(list))
 
     def rows(self, table: str) -> list[list[Any]]:
         return self.tables[table].rows
@@ -162,6 +170,9 @@ class Processor:
             batch.duplicates += 1
             return
         event = self._track_task(result, message, batch)
+        if event.event_type in ANNOTATION_WORK and event.annotator_id:
+            occurred_ms = (event.occurred_at - EPOCH) // timedelta(milliseconds=1)
+            batch.activity[event.annotator_id].append((occurred_ms, event.event_id, event.project_id))
         batch.tables["events"].add(
             event_row(event, received_at=now, topic=message.topic, partition=message.partition, offset=message.offset),
             message,

@@ -26,6 +26,10 @@ class WorkerSettings:
     commit_interval_s: float = 2.8  # how often acknowledged offsets are committed to Kafka
     # How long the group waits for a worker that stopped answering before its partitions move.
     session_timeout_s: float = 30.0
+    # A gap between an annotator's events at least this long is idle, not active time (PRODUCT.md).
+    idle_threshold_s: int = 100
+    # How much older than an annotator's newest event an event may arrive and still count (streams.activity).
+    activity_late_window_s: int = 3600
     limits: ContractLimits = field(default_factory=ContractLimits)
     state_dir: Path = Path(".labelpulse/worker")
 
@@ -40,6 +44,10 @@ class WorkerSettings:
             dedup_window=env_int(env, "DEDUP_WINDOW", cls.dedup_window, minimum=0, maximum=10_000_000),
             commit_interval_s=env_int(env, "COMMIT_INTERVAL_MS", 2800, minimum=10, maximum=3_600_000) / 1000,
             session_timeout_s=env_int(env, "SESSION_TIMEOUT_MS", 30_000, minimum=1000, maximum=600_000) / 1000,
+            idle_threshold_s=env_int(env, "IDLE_THRESHOLD_S", cls.idle_threshold_s, minimum=1, maximum=86_400),
+            activity_late_window_s=env_int(
+                env, "ACTIVITY_LATE_WINDOW_S", cls.activity_late_window_s, minimum=0, maximum=7 * 86_400
+            ),
             limits=ContractLimits(
                 max_future=timedelta(seconds=env_int(env, "MAX_FUTURE_SECONDS", 900, maximum=86_400 * 365)),
                 max_age=timedelta(days=env_int(env, "MAX_AGE_DAYS", 366, minimum=1, maximum=36_500)),

@@ -29,3 +29,25 @@ def assert_throughput_per_minute_matches(client: Client, events: pd.DataFrame) -
     for column, event_type in THROUGHPUT_COLUMNS.items():
         want = expected[event_type] if event_type in expected else pd.Series(0, index=expected.index)
         assert got[column].tolist() == want.tolist(), column
+
+
+def expected_active_time(events: pd.DataFrame, idle_threshold_ms: int) -> pd.DataFrame:
+    """Active ms and sessions per annotator, project and hour, from all annotation events sorted by
+    time: gaps shorter than the threshold are active and credited to the later event; the first
+    event and every event after a longer gap start a session."""
+    work = events[
+        events["event_type"].isin(["annotation_started", "annotation_submitted", "annotation_skipped"])
+        & events["annotator_id"].fillna("").ne("")
+    ].copy()
+    work["ts_ms"] = work["occurred_at"].astype("datetime64[ms, UTC]").astype("int64")
+    work = work.sort_values(["annotator_id", "ts_ms", "event_id"])
+    gap = work.groupby("annotator_id")["ts_ms"].diff()
+    work["active_ms"] = gap.where(gap < idle_threshold_ms, 0).fillna(0).astype("int64")
+    work["sessions"] = (gap.isna() | (gap >= idle_threshold_ms)).astype("int64")
+    work["hour"] = work["occurred_at"].dt.floor("h").dt.tz_localize(None)
+    return (
+        work.groupby(["annotator_id", "project_id", "hour"])[["active_ms", "sessions"]]
+        .sum()
+        .reset_index()
+        .sort_values(["annotator_id", "project_id", "hour"], ignore_index=True)
+    )

@@ -13,6 +13,7 @@ from labelpulse.runtime import RuntimeSettings
 from schema.client import ClickHouseSettings
 from schema.config import ConfigError
 from schema.kafka import KafkaSettings
+from streams.settings import WorkerSettings
 from tests.conftest import run_cli
 
 
@@ -64,6 +65,10 @@ def test_values_are_read() -> None:
         (KafkaSettings.from_env, {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": "a:1, b"}, "must be host:port"),
         (KafkaSettings.from_env, {"LABELPULSE_EVENTS_TOPIC": "events/v1"}, "LABELPULSE_EVENTS_TOPIC must be"),
         (KafkaSettings.from_env, {"LABELPULSE_DEAD_LETTER_TOPIC": ""}, "LABELPULSE_DEAD_LETTER_TOPIC must be"),
+        (KafkaSettings.from_env, {"LABELPULSE_ACTIVITY_TOPIC": "a b"}, "LABELPULSE_ACTIVITY_TOPIC must be"),
+        (WorkerSettings.from_env, {"LABELPULSE_IDLE_THRESHOLD_S": "0"}, "LABELPULSE_IDLE_THRESHOLD_S must be ≥ 1"),
+        (WorkerSettings.from_env, {"LABELPULSE_IDLE_THRESHOLD_S": "1.5"}, "must be a whole number"),
+        (WorkerSettings.from_env, {"LABELPULSE_ACTIVITY_LATE_WINDOW_S": "-1"}, "ACTIVITY_LATE_WINDOW_S must be ≥ 0"),
         (BrokerSettings.from_env, {"LABELPULSE_BROKER_PORT": "99999"}, "LABELPULSE_BROKER_PORT must be ≥ 1"),
         (RuntimeSettings.from_env, {"LABELPULSE_RAW_EVENTS_TTL_DAYS": "-3"}, "must be ≥ 0"),
         (RuntimeSettings.from_env, {"LABELPULSE_RAW_EVENTS_TTL_DAYS": "ninety"}, "must be a whole number"),

@@ -31,7 +31,7 @@ from labelpulse.process import spawn, terminate
 from labelpulse.simulator import Plan, read_recording, send
 from schema.client import ClickHouseSettings
 from schema.events import EventError, validate_event
-from tests.references import assert_throughput_per_minute_matches
+from tests.references import assert_throughput_per_minute_matches, expected_active_time
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.broker]
 
@@ -160,6 +160,32 @@ def assert_views_match(client: Client, expected: pd.DataFrame, refused: Counter[
     want_annotator = submissions.groupby("annotator_id")["duration_ms"].agg(["count", "sum"]).sort_index()
     assert per_annotator["n"].tolist() == want_annotator["count"].tolist()
     assert per_annotator["ms"].tolist() == want_annotator["sum"].astype(int).tolist()
+    assert_active_time_matches(client, expected)
+
+
+def assert_active_time_matches(client: Client, expected: pd.DataFrame) -> None:
+    """annotator_active_hour equals the sorted-events definition (pandas), once the activity topic
+    (a second hop through Kafka) has caught up."""
+    want = expected_active_time(expected, idle_threshold_ms=100_000)
+    want = want[(want["active_ms"] != 0) | (want["sessions"] != 0)].reset_index(drop=True)
+    want["active_hours"] = want.pop("active_ms") / 3_600_000
+
+    def got() -> pd.DataFrame:
+        frame = client.query_df(
+            "SELECT annotator_id, project_id, hour, sessions, active_hours FROM annotator_active_hour "
+            "WHERE active_hours != 0 OR sessions != 0 ORDER BY annotator_id, project_id, hour"
+        )
+        frame["hour"] = frame["hour"].dt.tz_localize(None)
+        return frame[["annotator_id", "project_id", "hour", "sessions", "active_hours"]]
+
+    def matches() -> bool:
+        frame = got()
+        return len(frame) == len(want) and frame["sessions"].tolist() == want["sessions"].tolist()
+
+    try:
+        wait_for(matches, 60, "active time caught up")
+    finally:
+        pd.testing.assert_frame_equal(got(), want, check_dtype=False, rtol=1e-9)
 
 
 def assert_quality_views_match(client: Client, expected: pd.DataFrame) -> None:

@@ -531,3 +531,53 @@ FROM
     GROUP BY project_id, annotator_a, annotator_b
 )
 COMMENT 'Cohen\'s kappa per annotator pair over a window, from pair_agreement. Parameterized like agreement_summary: SELECT * FROM pair_kappa(from=\'…\', to=\'…\').';
+
+CREATE TABLE IF NOT EXISTS active_time
+(
+    `project_id` LowCardinality(String) COMMENT 'Project of the later event of each gap',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of the later event of each gap',
+    `active_ms` Int64 COMMENT 'Change of active time, ms',
+    `sessions` Int64 COMMENT 'Change of the number of sessions started',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic of the activity message',
+    `kafka_partition` UInt32 COMMENT 'Its partition',
+    `kafka_offset` UInt64 COMMENT 'Its offset'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, annotator_id, hour)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Active time of annotators, as the workers derive it from each annotator\'s stream of annotation events: the gap from one event to the next counts when shorter than the idle threshold, and a longer gap (or the first event) starts a session. Rows are changes, summed per project, annotator and hour of the later event: an event that arrives late replaces one gap by two, so a row may be negative. Sum them; see annotator_active_hour.';
+
+CREATE TABLE IF NOT EXISTS rollup_active_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour',
+    `active_ms` SimpleAggregateFunction(sum, Int64) COMMENT 'Active time, ms',
+    `sessions` SimpleAggregateFunction(sum, Int64) COMMENT 'Sessions started'
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, annotator_id, hour)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Per project, annotator and hour: active time and sessions started (sums of active_time).';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_active_hour
+TO rollup_active_hour
+AS SELECT project_id, annotator_id, hour, sum(a.active_ms) AS active_ms, sum(a.sessions) AS sessions
+FROM active_time AS a
+GROUP BY project_id, annotator_id, hour;
+
+CREATE VIEW IF NOT EXISTS annotator_active_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `active_hours` Float64 COMMENT 'Active time, hours',
+    `sessions` Int64 COMMENT 'Sessions started (first event after an idle gap)'
+)
+AS SELECT project_id, annotator_id, hour, sum(active_ms) / 3600000 AS active_hours, sum(sessions) AS sessions
+FROM rollup_active_hour
+GROUP BY project_id, annotator_id, hour
+COMMENT 'Active time per annotator and hour: gaps between an annotator\'s annotation events shorter than the workers\' idle threshold (LABELPULSE_IDLE_THRESHOLD_S, default 100 s).';

@@ -1,0 +1,140 @@
+"""Active time per annotator: state keyed by annotator, fed by a repartition of the events.
+
+Events are keyed by task, so one annotator's events are spread over every partition and
+worker. The events processor therefore republishes each annotation event's time to the
+activity topic keyed by annotator_id (`encode_activity`, one message per annotator per batch),
+and `ActivityTracker` keeps, per annotator, the recent events in time order.
+
+Active time is the sum of the gaps between consecutive events of an annotator that are shorter
+than the idle threshold; a longer gap, or the first event, starts a session. Each gap is
+credited to the project and hour of its later event. An event arriving out of order replaces
+the gap it falls into by two, so the tracker emits *changes* (possibly negative) and ClickHouse
+sums them: whatever the arrival order, the sums equal the answer for the events sorted by time,
+as long as an event is at most the late window (default an hour) older than the newest event of
+its annotator seen so far. Older ones are counted as too late and left out (their neighbours are no
+longer kept). Lateness here is mostly skew between partitions: a worker catching up after downtime
+may read one partition ahead of another, so the window must cover the longest catch-up expected.
+
+Replays are harmless: an event already in the annotator's state is skipped, and the sink drops
+rows of replayed messages by their offsets (see streams.sink).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from streams.processor import ActivityEntry as Entry
+from streams.processor import Batch, Message, TaskStore
+
+log = logging.getLogger("labelpulse.activity")
+
+HOUR_MS = 3_600_000
+
+
+def encode_activity(annotator_id: str, entries: Iterable[Entry]) -> bytes:
+    return json.dumps({"annotator_id": annotator_id, "events": list(entries)}, separators=(",", ":")).encode()
+
+
+def decode_activity(value: bytes | None) -> tuple[str, list[Entry]]:
+    """The annotator and events of one activity message; ValueError when it is not one."""
+    try:
+        document = json.loads(value or b"")
+        entries = [(int(ts), str(event_id), str(project)) for ts, event_id, project in document["events"]]
+        return str(document["annotator_id"]), entries
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"not an activity message: {error}") from error
+
+
+@dataclass(frozen=True)
+class Gap:
+    """What the time between two consecutive events adds: active time, or the start of a session."""
+
+    active_ms: int
+    sessions: int
+
+
+class ActivityTracker:
+    def __init__(
+        self,
+        *,
+        annotators: TaskStore,
+        idle_threshold_ms: int = 100_000,
+        late_window_ms: int = 3_600_000,
+        max_entries: int = 2_000,
+    ) -> None:
+        self.annotators = annotators
+        self.idle_threshold_ms = idle_threshold_ms
+        self.late_window_ms = late_window_ms
+        self.max_entries = max_entries  # bounds state when an annotator is implausibly busy
+        self.too_late = 0
+
+    def gap(self, earlier: Entry | None, later: Entry) -> Gap:
+        if earlier is None:
+            return Gap(0, 1)
+        elapsed = later[0] - earlier[0]
+        return Gap(elapsed, 0) if elapsed < self.idle_threshold_ms else Gap(0, 1)
+
+    def process(self, messages: Sequence[Message]) -> Batch:
+        batch = Batch()
+        for message in messages:
+            try:
+                annotator_id, entries = decode_activity(message.value)
+            except ValueError as error:  # only workers write this topic: a bug, not user input
+                log.error("skipping %s/%d/%d: %s", message.topic, message.partition, message.offset, error)
+                continue
+            changes = self._add(annotator_id, entries, message.partition)
+            for (project_id, hour_ms), (active_ms, sessions) in changes.items():
+                if active_ms or sessions:
+                    hour = datetime.fromtimestamp(hour_ms / 1000, UTC)
+                    batch.tables["active_time"].add(
+                        [project_id, annotator_id, hour, active_ms, sessions, message.topic, message.partition,
+                         message.offset],
+                        message,
+                    )  # fmt: skip
+        return batch
+
+    def _add(self, annotator_id: str, new: Iterable[Entry], partition: int) -> Mapping[tuple[str, int], list[int]]:
+        """Insert an annotator's events into its state; the changes per (project, hour)."""
+        state = self.annotators.get(annotator_id) or {"entries": [], "pruned": False}
+        kept: list[Entry] = [(ts, event_id, project) for ts, event_id, project in state["entries"]]
+        pruned: bool = state["pruned"]
+        known = {entry[1] for entry in kept}
+        changes: defaultdict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+
+        def credit(gap: Gap, sign: int, later: Entry) -> None:
+            change = changes[(later[2], later[0] - later[0] % HOUR_MS)]
+            change[0] += sign * gap.active_ms
+            change[1] += sign * gap.sessions
+
+        changed = False
+        for entry in sorted(new):
+            if entry[1] in known:
+                continue  # a replay
+            at = bisect.bisect(kept, entry)
+            if pruned and at == 0:  # its earlier neighbour may have been forgotten
+                self.too_late += 1
+                continue
+            earlier = kept[at - 1] if at > 0 else None
+            later = kept[at] if at < len(kept) else None
+            if later is not None:  # the gap earlier -> later is replaced by two
+                credit(self.gap(earlier, later), -1, later)
+                credit(self.gap(entry, later), +1, later)
+            credit(self.gap(earlier, entry), +1, entry)
+            kept.insert(at, entry)
+            known.add(entry[1])
+            changed = True
+        if not changed:
+            return changes
+        # Forget what is older than the late window: from then on the oldest kept event bounds what is accepted.
+        first_kept = max(bisect.bisect_left(kept, (kept[-1][0] - self.late_window_ms,)), len(kept) - self.max_entries)
+        if first_kept > 0:
+            kept = kept[first_kept:]
+            pruned = True
+        self.annotators.put(annotator_id, {"entries": kept, "pruned": pruned}, partition)
+        return changes

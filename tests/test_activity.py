@@ -1,0 +1,179 @@
+"""Active time per annotator: the tracker's sums equal the sorted-events definition whatever the arrival order."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.activity import ActivityTracker, decode_activity, encode_activity
+from streams.processor import ActivityEntry, DictTaskStore, Message, Processor
+from tests.references import expected_active_time
+from tests.test_processor import event, message
+
+IDLE_MS = 100_000
+T0 = 1_794_999_600_000  # 2026-11-18 11:00 UTC, an hour boundary, ms
+
+
+def frame(entries: dict[str, list[ActivityEntry]]) -> pd.DataFrame:
+    rows = [
+        {"annotator_id": annotator, "occurred_at": ts, "event_id": event_id, "project_id": project,
+         "event_type": "annotation_submitted"}
+        for annotator, annotator_entries in entries.items()
+        for ts, event_id, project in annotator_entries
+    ]  # fmt: skip
+    events = pd.DataFrame(rows)
+    events["occurred_at"] = pd.to_datetime(events["occurred_at"], unit="ms", utc=True)
+    return events
+
+
+class Harness:
+    """A tracker fed activity messages like the worker does; state goes through JSON like a changelog."""
+
+    def __init__(self, **options: int) -> None:
+        self.store = DictTaskStore()
+        self.options = options
+        self.tracker = ActivityTracker(annotators=self.store, idle_threshold_ms=IDLE_MS, **options)
+        self.offset = 0
+        self.rows: list[list[object]] = []
+
+    def send(self, annotator: str, entries: list[ActivityEntry], partition: int = 0) -> None:
+        value = encode_activity(annotator, entries)
+        batch = self.tracker.process([Message("activity", partition, self.offset, annotator.encode(), value)])
+        self.offset += 1
+        self.rows.extend(batch.rows("active_time"))
+
+    def restart(self) -> None:
+        """A new worker recovering the state from its changelog (JSON)."""
+        recovered = DictTaskStore(json.loads(json.dumps(self.store)))
+        self.store = recovered
+        self.tracker = ActivityTracker(annotators=recovered, idle_threshold_ms=IDLE_MS, **self.options)
+
+    def totals(self) -> pd.DataFrame:
+        got = pd.DataFrame(
+            self.rows, columns=["project_id", "annotator_id", "hour", "active_ms", "sessions", "t", "p", "o"]
+        )
+        got["hour"] = pd.to_datetime(got["hour"]).dt.tz_localize(None)
+        summed = got.groupby(["annotator_id", "project_id", "hour"])[["active_ms", "sessions"]].sum().reset_index()
+        summed = summed[(summed["active_ms"] != 0) | (summed["sessions"] != 0)]
+        return summed.sort_values(["annotator_id", "project_id", "hour"], ignore_index=True)
+
+
+def assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    want = want[(want["active_ms"] != 0) | (want["sessions"] != 0)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want, check_dtype=False)
+
+
+def test_gaps_shorter_than_the_threshold_are_active_and_longer_ones_start_sessions() -> None:
+    harness = Harness()
+    harness.send("a", [(T0, "e1", "p"), (T0 + 30_000, "e2", "p"), (T0 + 30_000 + IDLE_MS, "e3", "p")])
+    harness.send("a", [(T0 + 30_000 + IDLE_MS + IDLE_MS - 1, "e4", "p")])
+    totals = harness.totals()
+    assert totals[["active_ms", "sessions"]].sum().tolist() == [30_000 + IDLE_MS - 1, 2]
+
+
+def test_a_late_event_replaces_the_gap_it_falls_into() -> None:
+    harness = Harness()
+    harness.send("a", [(T0, "e1", "p"), (T0 + 150_000, "e3", "p")])  # idle between them: two sessions
+    assert harness.totals()[["active_ms", "sessions"]].sum().tolist() == [0, 2]
+    harness.send("a", [(T0 + 75_000, "e2", "p")])  # now both gaps are active: one session
+    assert harness.totals()[["active_ms", "sessions"]].sum().tolist() == [150_000, 1]
+
+
+def test_gaps_are_credited_to_the_project_and_hour_of_the_later_event() -> None:
+    harness = Harness()
+    harness.send("a", [(T0 - 10_000, "e1", "p"), (T0 + 5_000, "e2", "q")])
+    totals = harness.totals().set_index("project_id")
+    assert totals.loc["q", "active_ms"] == 15_000
+    assert totals.loc["q", "hour"] == pd.Timestamp(datetime.fromtimestamp(T0 / 1000, UTC)).tz_localize(None)
+    assert totals.loc["p", "sessions"] == 1
+
+
+def test_replayed_events_change_nothing_also_after_a_restart() -> None:
+    harness = Harness()
+    entries = [(T0 + i * 20_000, f"e{i}", "p") for i in range(10)]
+    harness.send("a", entries[:6])
+    harness.restart()
+    harness.send("a", entries)  # the first six again, in a message of their own
+    assert_same(harness.totals(), expected_active_time(frame({"a": entries}), IDLE_MS))
+
+
+def test_events_older_than_the_late_window_are_counted_as_too_late_and_left_out() -> None:
+    harness = Harness(late_window_ms=60_000)
+    harness.send("a", [(T0, "e1", "p"), (T0 + 30_000, "e2", "p"), (T0 + 90_000, "e3", "p")])
+    before = harness.totals()
+    harness.send("a", [(T0 + 1_000, "late", "p")])  # e1 was forgotten: its neighbour is unknown
+    assert harness.tracker.too_late == 1
+    pd.testing.assert_frame_equal(harness.totals(), before)
+
+
+def test_state_is_bounded_per_annotator() -> None:
+    harness = Harness(max_entries=5)
+    harness.send("a", [(T0 + i, f"e{i}", "p") for i in range(20)])
+    assert len(harness.store["a"]["entries"]) == 5
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    gaps=st.lists(st.integers(0, 3 * IDLE_MS), min_size=1, max_size=40),
+    batch_size=st.integers(1, 8),
+)
+def test_any_arrival_order_within_the_late_window_gives_the_sorted_answer(
+    seed: int, gaps: list[int], batch_size: int
+) -> None:
+    rng = random.Random(seed)
+    entries: dict[str, list[ActivityEntry]] = {"a": [], "b": []}
+    clock = {"a": T0, "b": T0}
+    for i, gap in enumerate(gaps):
+        annotator = rng.choice("ab")
+        clock[annotator] += gap
+        entries[annotator].append((clock[annotator], f"e{i}", rng.choice(["p", "q"])))
+    arrivals = [(annotator, entry) for annotator, annotator_entries in entries.items() for entry in annotator_entries]
+    rng.shuffle(arrivals)
+    harness = Harness(late_window_ms=10**12)
+    for start in range(0, len(arrivals), batch_size):
+        for annotator in "ab":
+            chunk = [entry for who, entry in arrivals[start : start + batch_size] if who == annotator]
+            if chunk:
+                harness.send(annotator, chunk)
+        if rng.random() < 0.2:
+            harness.restart()
+    assert_same(harness.totals(), expected_active_time(frame({k: v for k, v in entries.items() if v}), IDLE_MS))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, b"", b"not json", b"[]", b'{"annotator_id": "a"}', b'{"annotator_id": "a", "events": [[1, "e"]]}',
+     b'{"annotator_id": "a", "events": [["x", "e", "p"]]}'],
+)  # fmt: skip
+def test_malformed_activity_messages_are_refused(value: bytes | None) -> None:
+    with pytest.raises(ValueError, match="not an activity message"):
+        decode_activity(value)
+
+
+def test_a_malformed_activity_message_is_skipped_and_the_rest_processed() -> None:
+    tracker = ActivityTracker(annotators=DictTaskStore(), idle_threshold_ms=IDLE_MS)
+    good = encode_activity("a", [(T0, "e1", "p")])
+    batch = tracker.process([Message("activity", 0, 0, b"a", b"garbage"), Message("activity", 0, 1, b"a", good)])
+    assert batch.rows("active_time") == [["p", "a", datetime.fromtimestamp(T0 / 1000, UTC), 0, 1, "activity", 0, 1]]
+
+
+def test_the_processor_collects_annotation_work_per_annotator_for_the_activity_topic() -> None:
+    processor = Processor(tasks=DictTaskStore())
+    batch = processor.process(
+        [
+            message(event("e1", "annotation_started", occurred_at="2026-11-23T11:00:00.123Z"), offset=0),
+            message(event("e2", "annotation_submitted", annotator_id="a2"), offset=1),
+            message(event("e3", "task_completed", annotator_id=None), offset=2),
+            message(event("e4", "review_completed", verdict="accepted", reviewer_id="r"), offset=3),
+        ],
+        now=datetime(2026, 11, 23, 12, tzinfo=UTC),
+    )
+    occurred_ms = int(datetime(2026, 11, 23, 11, tzinfo=UTC).timestamp()) * 1000
+    assert dict(batch.activity) == {"a1": [(occurred_ms + 123, "e1", "p")], "a2": [(occurred_ms, "e2", "p")]}
