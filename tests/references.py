@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+
 import pandas as pd
 from clickhouse_connect.driver.client import Client
+
+from schema.events import EventError, validate_event
 
 # project_throughput_minute column -> the event_type it counts
 THROUGHPUT_COLUMNS = {
@@ -51,3 +56,18 @@ def expected_active_time(events: pd.DataFrame, idle_threshold_ms: int) -> pd.Dat
         .reset_index()
         .sort_values(["annotator_id", "project_id", "hour"], ignore_index=True)
     )
+
+
+def expected_from(values: list[bytes]) -> tuple[pd.DataFrame, Counter[str]]:
+    """Valid unique events as a DataFrame, and dead letters by rule — from the validator alone."""
+    valid, refused, seen = [], Counter[str](), set()
+    for value in values:
+        result = validate_event(value)
+        if isinstance(result, EventError):
+            refused[result.rule] += 1
+        elif result.event_id not in seen:
+            seen.add(result.event_id)
+            valid.append(json.loads(value))
+    frame = pd.DataFrame(valid)
+    frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
+    return frame, refused

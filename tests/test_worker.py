@@ -31,7 +31,7 @@ from labelpulse.process import spawn, terminate
 from labelpulse.simulator import Plan, read_recording, send
 from schema.client import ClickHouseSettings
 from schema.events import EventError, validate_event
-from tests.references import assert_throughput_per_minute_matches, expected_active_time
+from tests.references import assert_throughput_per_minute_matches, expected_active_time, expected_from
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.broker]
 
@@ -119,21 +119,6 @@ def resend(kafka: BrokerSettings, topic: str, values: list[bytes]) -> None:
             await producer.stop()
 
     asyncio.run(go())
-
-
-def expected_from(values: list[bytes]) -> tuple[pd.DataFrame, Counter[str]]:
-    """Valid unique events as a DataFrame, and dead letters by rule — from the validator alone."""
-    valid, refused, seen = [], Counter[str](), set()
-    for value in values:
-        result = validate_event(value)
-        if isinstance(result, EventError):
-            refused[result.rule] += 1
-        elif result.event_id not in seen:
-            seen.add(result.event_id)
-            valid.append(json.loads(value))
-    frame = pd.DataFrame(valid)
-    frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
-    return frame, refused
 
 
 def stored(client: Client) -> int:

@@ -1,0 +1,94 @@
+"""LabelPulse dashboard: `labelpulse dashboard`, or `streamlit run dashboard/app.py`.
+
+The sidebar holds the filters, kept in the URL so a link reproduces the view; each page in
+dashboard/views/ reads them and refreshes its own body on an interval.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import streamlit as st
+
+from dashboard import queries
+from dashboard.data import fetch, settings
+from dashboard.filters import QUICK_RANGES, RANGE_LABELS, REFRESH_CHOICES, SOURCES, ViewState, from_params, to_params
+from dashboard.page import STATE_KEY
+from schema.client import ClickHouseUnavailable
+
+
+def options(query: queries.Query, column: str) -> list[str]:
+    try:
+        return [str(value) for value in fetch(query)[column]]
+    except ClickHouseUnavailable:
+        return []  # the page shows the banner
+
+
+def sidebar() -> ViewState:
+    requested = from_params(st.query_params.get_all, datetime.now(UTC), settings().refresh_s)
+    for problem in requested.problems:
+        st.sidebar.warning(f"Link ignored in part: {problem}")
+    sidebar = st.sidebar
+    sidebar.title("LabelPulse")
+    keys = list(RANGE_LABELS)
+    range_key = sidebar.selectbox(
+        "Time range", keys, index=keys.index(requested.range_key), format_func=RANGE_LABELS.__getitem__
+    )
+    start, end = requested.filters.start, requested.filters.end
+    if range_key == "custom":
+        if requested.range_key != "custom":
+            start, end = end - timedelta(days=1), end
+        left, right = sidebar.columns(2)
+        start_date = left.date_input("From (UTC)", start.date())
+        end_date = right.date_input("To (UTC)", end.date())
+        start_time = left.time_input("at", start.time().replace(second=0, microsecond=0), key="from_time")
+        end_time = right.time_input("at", end.time().replace(second=0, microsecond=0), key="to_time")
+        start = datetime.combine(start_date, start_time or time(), UTC)
+        end = datetime.combine(end_date, end_time or time(), UTC)
+        if start >= end:
+            sidebar.error("“From” must be before “To”; showing the last day.")
+            start, end = end - timedelta(days=1), end
+    else:
+        end = datetime.now(UTC)
+        start = end - QUICK_RANGES[range_key]
+
+    window = queries.Filters(start, end)
+    projects = _multiselect("Projects", options(queries.project_names(), "project_id"), requested.filters.projects)
+    annotators = _multiselect(
+        "Annotators", options(queries.annotator_names(window), "annotator_id"), requested.filters.annotators
+    )
+    labels = _multiselect("Label classes", options(queries.label_names(window), "label"), requested.filters.labels)
+    sources = _multiselect("Source", list(SOURCES), requested.filters.sources)
+    refresh_s = sidebar.selectbox(
+        "Refresh",
+        sorted({*REFRESH_CHOICES, requested.refresh_s}),
+        index=sorted({*REFRESH_CHOICES, requested.refresh_s}).index(requested.refresh_s),
+        format_func=lambda s: "Paused" if s == 0 else f"Every {s} s",
+        help="How often the page reloads its numbers. Filters and scroll position stay as they are.",
+    )
+    state = ViewState(queries.Filters(start, end, projects, annotators, labels, sources), range_key, refresh_s)
+    params = to_params(state)
+    if {k: st.query_params.get_all(k) for k in params} != {
+        k: v if isinstance(v, list) else [v] for k, v in params.items()
+    } or set(st.query_params) - set(params):
+        st.query_params.from_dict(params)
+    return state
+
+
+def _multiselect(label: str, choices: list[str], chosen: tuple[str, ...]) -> tuple[str, ...]:
+    # Values from a link stay selectable even when the range holds no data for them.
+    merged = list(dict.fromkeys([*choices, *chosen]))
+    picked = st.sidebar.multiselect(label, merged, default=list(chosen), placeholder="All")
+    return tuple(picked)
+
+
+st.set_page_config(page_title="LabelPulse", page_icon="📈", layout="wide")
+st.session_state[STATE_KEY] = sidebar()
+st.navigation(
+    [
+        st.Page("views/overview.py", title="Overview", icon="📊", default=True),
+        st.Page("views/project.py", title="Project", icon="🗂️"),
+        st.Page("views/annotators.py", title="Annotators", icon="🧑‍💻"),
+        st.Page("views/pipeline.py", title="Pipeline", icon="🛠️"),
+    ]
+).run()

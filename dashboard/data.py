@@ -1,0 +1,55 @@
+"""The one place the dashboard talks to ClickHouse: run a Query, get a DataFrame, cached with a TTL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import OperationalError
+
+from dashboard.queries import Query
+from dashboard.settings import DashboardSettings
+from schema.client import ClickHouseUnavailable, connect
+
+
+@st.cache_resource
+def settings() -> DashboardSettings:
+    return DashboardSettings.from_env()
+
+
+@st.cache_resource(ttl=60)
+def _client() -> Client:
+    return connect(settings().clickhouse)
+
+
+QueryKey = tuple[str, tuple[tuple[str, Any], ...]]
+
+
+def fetch(query: Query) -> pd.DataFrame:
+    """The query's result; ClickHouseUnavailable when ClickHouse does not answer (the views show
+    a banner and the next refresh tries again)."""
+    ttl_s = settings().cache_ttl_s
+    return (_cached_run(ttl_s)(query.key()) if ttl_s else _run(query.key())).copy()
+
+
+@st.cache_resource
+def _cached_run(ttl_s: int) -> Callable[[QueryKey], pd.DataFrame]:
+    # Built on first use: the TTL is a setting, and cache_data fixes it when it wraps.
+    return st.cache_data(ttl=ttl_s, show_spinner=False, max_entries=512)(_run)
+
+
+def _run(key: QueryKey) -> pd.DataFrame:
+    sql, parameters = key
+    bound = {k: list(v) if isinstance(v, tuple) else v for k, v in parameters}
+    try:
+        frame = _client().query_df(sql, parameters=bound)
+        if frame.columns.empty:  # an empty result arrives without its columns: views still need them
+            described = _client().query(f"DESCRIBE ({sql})", parameters=bound)
+            return pd.DataFrame(columns=[row[0] for row in described.result_rows])
+        return frame
+    except (ClickHouseUnavailable, OperationalError) as error:
+        _client.clear()  # reconnect next time: the server may have restarted
+        raise ClickHouseUnavailable(str(error).splitlines()[0]) from error

@@ -1,0 +1,112 @@
+"""Metric formulas the views show: pure, on plain numbers and DataFrames (PRODUCT.md, Metrics)."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pandas as pd
+
+MIN_GOLD_ITEMS = 10  # gold accuracy is not judged on fewer honeypot answers than this
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    """numerator / denominator, or None when there is nothing to divide by (never NaN)."""
+    return None if not denominator else numerator / denominator
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float] | None:
+    """95 % Wilson score interval of a proportion; None without trials."""
+    if trials <= 0:
+        return None
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def eta(backlog: int, completed_per_hour: float) -> timedelta | None:
+    """Time to clear the backlog at the recent completion rate; None when it would never clear."""
+    if backlog <= 0:
+        return timedelta(0)
+    if completed_per_hour <= 0:
+        return None
+    return timedelta(hours=backlog / completed_per_hour)
+
+
+def delta(current: float | None, previous: float | None) -> float | None:
+    """Relative change against the previous period, or None when there is no previous value."""
+    if current is None or not previous:
+        return None
+    return (current - previous) / previous
+
+
+def flag_outliers(table: pd.DataFrame, gold_floor: float = 0.7, min_annotations: int = 20) -> pd.Series:
+    """A reason text per annotator row ('' when nothing stands out).
+
+    Judged only on annotators with at least `min_annotations` in the range, against the
+    group's own median: speed far above or below peers (annotations per active hour beyond
+    3 median absolute deviations), handle time p50 under a third of the group's median (likely
+    clicking through), skip rate over twice the group's and above 20 %, and a gold accuracy
+    whose Wilson upper bound is below `gold_floor` after MIN_GOLD_ITEMS answers.
+    """
+    reasons = pd.Series("", index=table.index, dtype=object)
+    judged = table["annotations"] >= min_annotations
+
+    def add(mask: pd.Series, text: str) -> None:
+        mask = mask.fillna(False) & judged
+        reasons[mask] = reasons[mask].map(lambda existing: f"{existing}; {text}" if existing else text)
+
+    speed = table["per_active_hour"]
+    median = speed[judged].median()
+    mad = (speed[judged] - median).abs().median()
+    if pd.notna(median) and pd.notna(mad) and mad > 0:
+        add(speed > median + 3 * mad, f"much faster than peers (median {median:.0f}/active h)")
+        add(speed < median - 3 * mad, f"much slower than peers (median {median:.0f}/active h)")
+    handle = table["handle_p50_s"]
+    handle_median = handle[judged].median()
+    if pd.notna(handle_median) and handle_median > 0:
+        add(handle < handle_median / 3, f"handle time under a third of peers' ({handle_median:.0f} s)")
+    skip_median = table["skip_rate"][judged].median()
+    if pd.notna(skip_median):
+        add(
+            (table["skip_rate"] > 2 * skip_median) & (table["skip_rate"] > 0.2),
+            f"skips often (peers {skip_median:.0%})",
+        )
+    upper = table.apply(
+        lambda row: (
+            (wilson_interval(int(row["gold_correct"]), int(row["gold_answers"])) or (None, None))[1]
+            if row["gold_answers"] >= MIN_GOLD_ITEMS
+            else None
+        ),
+        axis=1,
+    )
+    add(pd.to_numeric(upper, errors="coerce") < gold_floor, f"gold accuracy below {gold_floor:.0%} (95 % CI)")
+    return reasons
+
+
+def format_duration(value: timedelta | None) -> str:
+    if value is None:
+        return "never at the current rate"
+    minutes = value.total_seconds() / 60
+    if minutes < 1:
+        return "done" if value.total_seconds() == 0 else "< 1 min"
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    hours = minutes / 60
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def format_count(value: float | None) -> str:
+    """Readable at any size: 1,234 / 12.3k / 4.5M / 7.8B."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def format_share(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"

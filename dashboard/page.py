@@ -1,0 +1,72 @@
+"""What every view shares: the filters chosen in the sidebar, live refresh, and the edge cases
+(ClickHouse unreachable, nothing stored yet) handled the same way everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries
+from dashboard.data import fetch
+from dashboard.filters import ViewState
+from schema.client import ClickHouseUnavailable
+
+STATE_KEY = "labelpulse_view_state"
+FIRST_RUN = (
+    "**No events yet.** Start the whole embedded system with `./dev up`, or send simulated "
+    "activity to a running one with `labelpulse generate --rate 50`. This page refreshes by itself."
+)
+
+
+def view_state() -> ViewState:
+    state: ViewState = st.session_state[STATE_KEY]
+    return state
+
+
+def live(render: Callable[[ViewState], None]) -> None:
+    """Run a view's body, re-running it every `refresh` seconds without touching the filters."""
+    state = view_state()
+
+    @st.fragment(run_every=state.refresh_s or None)
+    def body() -> None:
+        try:
+            newest = fetch(queries.data_as_of())
+            if newest.empty or pd.isna(newest.iloc[0]["newest_received_at"]):
+                st.info(FIRST_RUN, icon=":material/info:")
+                return
+            freshness_caption(newest.iloc[0]["newest_occurred_at"], newest.iloc[0]["newest_received_at"])
+            render(state)
+        except ClickHouseUnavailable as error:
+            st.error(
+                f"**ClickHouse is not answering** ({error}).\n\n"
+                "Is it running? `labelpulse up` starts the embedded one; for a server, check "
+                "`LABELPULSE_CLICKHOUSE_HOST`/`_PORT`. This page retries by itself on every refresh.",
+                icon="🚨",
+            )
+
+    body()
+
+
+def freshness_caption(newest_occurred_at: pd.Timestamp, newest_received_at: pd.Timestamp) -> None:
+    now = datetime.now(UTC)
+    age = (now - newest_received_at.to_pydatetime().replace(tzinfo=UTC)).total_seconds()
+    st.caption(
+        f"Data as of {newest_occurred_at:%Y-%m-%d %H:%M:%S} UTC (newest event) · last stored "
+        f"{_age(age)} ago · page refreshed {now:%H:%M:%S} UTC",
+        help="Freshness: when the newest stored event happened, and how long ago a worker last stored one.",
+    )
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{max(seconds, 0):.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def not_enough_data(what: str, why: str) -> None:
+    st.info(f"**{what}: not enough data.** {why}", icon=":material/info:")

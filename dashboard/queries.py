@@ -1,0 +1,467 @@
+"""What each view asks ClickHouse: SQL and parameters, no I/O.
+
+Every query reads rollups (or the workers' small derived tables), never raw events over a
+range, and every value from the user travels as a bound parameter. Hourly rollups are read
+from the hour that contains `start`, so a range never silently drops its first partial hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the user chose: a time range [start, end) in UTC and optional subsets (empty = all)."""
+
+    start: datetime
+    end: datetime
+    projects: tuple[str, ...] = ()
+    annotators: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    @property
+    def span(self) -> timedelta:
+        return self.end - self.start
+
+    def previous(self) -> Filters:
+        """The same filters over the period just before: what KPI deltas compare with."""
+        return Filters(self.start - self.span, self.start, self.projects, self.annotators, self.labels, self.sources)
+
+
+@dataclass(frozen=True)
+class Query:
+    sql: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
+        """Hashable identity, for caching."""
+        return self.sql, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in self.parameters.items()))
+
+
+def _where(filters: Filters, time_column: str, *, annotator: bool = False, label: bool = False) -> tuple[str, dict]:
+    clauses = [f"{time_column} >= {{start:DateTime64(3, 'UTC')}}", f"{time_column} < {{end:DateTime64(3, 'UTC')}}"]
+    parameters: dict[str, Any] = {"start": filters.start, "end": filters.end}
+    if filters.projects:
+        clauses.append("project_id IN {projects:Array(String)}")
+        parameters["projects"] = list(filters.projects)
+    if annotator and filters.annotators:
+        clauses.append("annotator_id IN {annotators:Array(String)}")
+        parameters["annotators"] = list(filters.annotators)
+    if label and filters.labels:
+        clauses.append("label IN {labels:Array(String)}")
+        parameters["labels"] = list(filters.labels)
+    if label and filters.sources:
+        clauses.append("source IN {sources:Array(String)}")
+        parameters["sources"] = list(filters.sources)
+    return " AND ".join(clauses), parameters
+
+
+def _hourly(filters: Filters) -> Filters:
+    """Hour rollups: widen the start to its hour."""
+    return Filters(
+        filters.start.replace(minute=0, second=0, microsecond=0),
+        filters.end,
+        filters.projects,
+        filters.annotators,
+        filters.labels,
+        filters.sources,
+    )
+
+
+def bucket_seconds(span: timedelta) -> int:
+    """A bucket width giving a readable number of points (~60-200) for the range."""
+    for seconds in (60, 300, 900, 3600, 6 * 3600, 86_400):
+        if span.total_seconds() / seconds <= 200:
+            return seconds
+    return 7 * 86_400
+
+
+# ---------------------------------------------------------------- overview and pipeline
+
+
+def data_as_of() -> Query:
+    """When the newest event happened and when a worker stored it; NULLs on an empty database."""
+    return Query(
+        "SELECT if(count() = 0, NULL, max(last_occurred_at)) AS newest_occurred_at, "
+        "if(count() = 0, NULL, max(last_received_at)) AS newest_received_at FROM rollup_project_minute"
+    )
+
+
+def project_names() -> Query:
+    return Query("SELECT DISTINCT project_id FROM rollup_project_minute ORDER BY project_id")
+
+
+def annotator_names(filters: Filters) -> Query:
+    where, parameters = _where(_hourly(filters), "hour")
+    return Query(f"SELECT DISTINCT annotator_id FROM rollup_annotator_hour WHERE {where} ORDER BY 1", parameters)
+
+
+def label_names(filters: Filters) -> Query:
+    where, parameters = _where(_hourly(filters), "hour")
+    return Query(f"SELECT DISTINCT label FROM rollup_label_hour WHERE {where} ORDER BY 1 LIMIT 500", parameters)
+
+
+def project_totals(filters: Filters) -> Query:
+    """Per project over the range: volumes and active annotators."""
+    where, parameters = _where(filters, "minute")
+    return Query(
+        f"""
+SELECT
+    project_id,
+    sum(annotations_submitted) AS annotations,
+    sum(annotations_skipped) AS skips,
+    sum(tasks_created) AS tasks_created,
+    sum(tasks_completed) AS tasks_completed,
+    sum(reviews_completed) AS reviews,
+    uniqMerge(annotators) AS annotators
+FROM rollup_project_minute
+WHERE {where}
+GROUP BY project_id
+ORDER BY project_id""",
+        parameters,
+    )
+
+
+def backlog(filters: Filters, rate_window: timedelta = timedelta(hours=1)) -> Query:
+    """Per project: tasks created minus completed up to the end of the range (all history), and
+    completions in the last `rate_window` before it — the rate the ETA assumes."""
+    parameters: dict[str, Any] = {"end": filters.end, "rate_from": filters.end - rate_window}
+    project = ""
+    if filters.projects:
+        project = "AND project_id IN {projects:Array(String)}"
+        parameters["projects"] = list(filters.projects)
+    return Query(
+        f"""
+SELECT
+    project_id,
+    toInt64(sum(tasks_created)) - toInt64(sum(tasks_completed)) AS backlog,
+    sumIf(tasks_completed, minute >= {{rate_from:DateTime64(3, 'UTC')}}) AS completed_recently
+FROM rollup_project_minute
+WHERE minute < {{end:DateTime64(3, 'UTC')}} {project}
+GROUP BY project_id
+ORDER BY project_id""",
+        parameters,
+    )
+
+
+def throughput(filters: Filters) -> Query:
+    """Per project and bucket: annotations, completed tasks, reviews."""
+    where, parameters = _where(filters, "minute")
+    parameters["bucket"] = bucket_seconds(filters.span)
+    return Query(
+        f"""
+SELECT
+    toStartOfInterval(minute, toIntervalSecond({{bucket:UInt32}})) AS bucket,
+    project_id,
+    sum(annotations_submitted) AS annotations,
+    sum(tasks_completed) AS tasks_completed,
+    sum(reviews_completed) AS reviews
+FROM rollup_project_minute
+WHERE {where}
+GROUP BY bucket, project_id
+ORDER BY bucket, project_id""",
+        parameters,
+    )
+
+
+def review_totals(filters: Filters, by: str = "project_id") -> Query:
+    """Review verdicts over the range, per project (or per reviewed annotator)."""
+    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    return Query(
+        f"""
+SELECT
+    {by},
+    sum(reviews) AS reviewed,
+    sumIf(reviews, verdict = 'accepted') AS accepted,
+    sumIf(reviews, verdict = 'fixed') AS fixed,
+    sumIf(reviews, verdict = 'rejected') AS rejected
+FROM rollup_review_hour
+WHERE {where}
+GROUP BY {by}
+ORDER BY {by}""",
+        parameters,
+    )
+
+
+def gold_totals(filters: Filters, by: str = "project_id") -> Query:
+    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    return Query(
+        f"""
+SELECT {by}, sum(gold_answers) AS gold_answers, sum(gold_correct) AS gold_correct
+FROM rollup_gold_hour
+WHERE {where}
+GROUP BY {by}
+ORDER BY {by}""",
+        parameters,
+    )
+
+
+def agreement(filters: Filters) -> Query:
+    parameters: dict[str, Any] = {"from": filters.start, "to": filters.end}
+    project = ""
+    if filters.projects:
+        project = "WHERE project_id IN {projects:Array(String)}"
+        parameters["projects"] = list(filters.projects)
+    return Query(
+        "SELECT * FROM agreement_summary(from={from:DateTime64(3, 'UTC')}, to={to:DateTime64(3, 'UTC')}) "
+        f"{project} ORDER BY project_id",
+        parameters,
+    )
+
+
+# ---------------------------------------------------------------- project
+
+
+def label_throughput(filters: Filters) -> Query:
+    where, parameters = _where(_hourly(filters), "hour", label=True)
+    return Query(
+        f"""
+SELECT label, source, sum(annotations) AS annotations,
+       sum(prelabeled) AS prelabeled, sum(prelabel_kept) AS prelabel_kept
+FROM rollup_label_hour
+WHERE {where}
+GROUP BY label, source
+ORDER BY annotations DESC, label, source
+LIMIT 200""",
+        parameters,
+    )
+
+
+def handle_time_over_time(filters: Filters) -> Query:
+    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    return Query(
+        f"""
+SELECT
+    hour,
+    quantileTDigestMerge(0.5)(handle_time_ms) / 1000 AS p50_s,
+    quantileTDigestMerge(0.9)(handle_time_ms) / 1000 AS p90_s,
+    sum(handle_time_count) AS timed
+FROM rollup_annotator_hour
+WHERE {where}
+GROUP BY hour
+HAVING timed > 0
+ORDER BY hour""",
+        parameters,
+    )
+
+
+def burndown(filters: Filters) -> Query:
+    """Backlog at the end of each bucket of the range (tasks created minus completed so far)."""
+    parameters: dict[str, Any] = {"start": filters.start, "end": filters.end, "bucket": bucket_seconds(filters.span)}
+    project = ""
+    if filters.projects:
+        project = "AND project_id IN {projects:Array(String)}"
+        parameters["projects"] = list(filters.projects)
+    return Query(
+        f"""
+SELECT bucket, sum(net) OVER (ORDER BY bucket) AS backlog
+FROM (
+    SELECT
+        greatest(toStartOfInterval(minute, toIntervalSecond({{bucket:UInt32}})),
+                 toStartOfInterval(toDateTime({{start:DateTime64(3, 'UTC')}}), toIntervalSecond({{bucket:UInt32}})))
+            AS bucket,
+        toInt64(sum(tasks_created)) - toInt64(sum(tasks_completed)) AS net
+    FROM rollup_project_minute
+    WHERE minute < {{end:DateTime64(3, 'UTC')}} {project}
+    GROUP BY bucket
+)
+ORDER BY bucket""",
+        parameters,
+    )
+
+
+def quality_over_time(filters: Filters) -> Query:
+    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    return Query(
+        f"""
+SELECT
+    hour,
+    sum(reviews) AS reviewed,
+    sumIf(reviews, verdict = 'accepted') AS accepted,
+    sumIf(reviews, verdict = 'fixed') AS fixed,
+    sumIf(reviews, verdict = 'rejected') AS rejected
+FROM rollup_review_hour
+WHERE {where}
+GROUP BY hour
+ORDER BY hour""",
+        parameters,
+    )
+
+
+def rejection_reasons(filters: Filters) -> Query:
+    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    return Query(
+        f"""
+SELECT if(reason = '', '(no reason given)', reason) AS reason, sum(reviews) AS rejections
+FROM rollup_review_hour
+WHERE {where} AND verdict = 'rejected'
+GROUP BY reason
+ORDER BY rejections DESC
+LIMIT 20""",
+        parameters,
+    )
+
+
+def pair_kappa(filters: Filters) -> Query:
+    parameters: dict[str, Any] = {"from": filters.start, "to": filters.end}
+    project = ""
+    if filters.projects:
+        project = "WHERE project_id IN {projects:Array(String)}"
+        parameters["projects"] = list(filters.projects)
+    return Query(
+        "SELECT * FROM pair_kappa(from={from:DateTime64(3, 'UTC')}, to={to:DateTime64(3, 'UTC')}) "
+        f"{project} ORDER BY project_id, annotator_a, annotator_b",
+        parameters,
+    )
+
+
+def confusion_pairs(filters: Filters) -> Query:
+    """The label pairs annotators most often disagree on (each unordered pair once)."""
+    where, parameters = _where(filters, "completed_at")
+    return Query(
+        f"""
+SELECT least(label_a, label_b) AS label_1, greatest(label_a, label_b) AS label_2, count() AS disagreements
+FROM pair_agreement
+WHERE {where} AND label_a != label_b
+GROUP BY label_1, label_2
+ORDER BY disagreements DESC, label_1, label_2
+LIMIT 10""",
+        parameters,
+    )
+
+
+# ---------------------------------------------------------------- annotators
+
+
+def annotator_output(filters: Filters) -> Query:
+    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    return Query(
+        f"""
+SELECT
+    annotator_id,
+    sum(annotations_submitted) AS annotations,
+    sum(annotations_manual) AS manual,
+    sum(annotations_model_assisted) AS model_assisted,
+    sum(annotations_skipped) AS skips,
+    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.5)(handle_time_ms) / 1000) AS handle_p50_s,
+    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.9)(handle_time_ms) / 1000) AS handle_p90_s,
+    min(first_event_at) AS first_event_at,
+    max(last_event_at) AS last_event_at
+FROM rollup_annotator_hour
+WHERE {where}
+GROUP BY annotator_id
+ORDER BY annotator_id""",
+        parameters,
+    )
+
+
+def annotator_active_time(filters: Filters) -> Query:
+    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    return Query(
+        f"""
+SELECT annotator_id, sum(active_ms) / 3600000 AS active_hours, sum(sessions) AS sessions
+FROM rollup_active_hour
+WHERE {where}
+GROUP BY annotator_id
+ORDER BY annotator_id""",
+        parameters,
+    )
+
+
+def annotator_peer_agreement(filters: Filters) -> Query:
+    """Per annotator: share of their overlapping answers that equal a peer's on the same task."""
+    where, parameters = _where(filters, "completed_at")
+    return Query(
+        f"""
+SELECT annotator_id, sum(label_a = label_b) / count() AS peer_agreement, count() AS peer_pairs
+FROM pair_agreement
+ARRAY JOIN [annotator_a, annotator_b] AS annotator_id
+WHERE {where}
+GROUP BY annotator_id
+ORDER BY annotator_id""",
+        parameters,
+    )
+
+
+def annotator_hours(filters: Filters, annotator_id: str) -> Query:
+    """One annotator hour by hour: output, handle time, active time."""
+    where, parameters = _where(_hourly(filters), "hour")
+    parameters["annotator"] = annotator_id
+    return Query(
+        f"""
+SELECT
+    o.hour AS hour,
+    o.annotations AS annotations,
+    o.handle_p50_s AS handle_p50_s,
+    a.active_hours AS active_hours
+FROM (
+    SELECT hour, sum(annotations_submitted) AS annotations,
+           if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.5)(handle_time_ms) / 1000) AS handle_p50_s
+    FROM rollup_annotator_hour
+    WHERE {where} AND annotator_id = {{annotator:String}}
+    GROUP BY hour
+) AS o
+LEFT JOIN (
+    SELECT hour, sum(active_ms) / 3600000 AS active_hours
+    FROM rollup_active_hour
+    WHERE {where} AND annotator_id = {{annotator:String}}
+    GROUP BY hour
+) AS a USING (hour)
+ORDER BY hour""",
+        parameters,
+    )
+
+
+# ---------------------------------------------------------------- pipeline
+
+
+def ingest_over_time(filters: Filters) -> Query:
+    """Events per second by bucket (by occurred_at) and ingest lag quantiles."""
+    where, parameters = _where(filters, "minute")
+    parameters["bucket"] = bucket_seconds(filters.span)
+    return Query(
+        f"""
+SELECT
+    toStartOfInterval(minute, toIntervalSecond({{bucket:UInt32}})) AS bucket,
+    (sum(tasks_created) + sum(tasks_assigned) + sum(annotations_started) + sum(annotations_submitted)
+     + sum(annotations_skipped) + sum(reviews_completed) + sum(tasks_completed)) / {{bucket:UInt32}}
+        AS events_per_s,
+    quantileTDigestMerge(0.5)(ingest_lag_ms) / 1000 AS lag_p50_s,
+    quantileTDigestMerge(0.95)(ingest_lag_ms) / 1000 AS lag_p95_s
+FROM rollup_project_minute
+WHERE {where}
+GROUP BY bucket
+ORDER BY bucket""",
+        parameters,
+    )
+
+
+def dead_letters_by_reason(filters: Filters) -> Query:
+    parameters = {"start": filters.start, "end": filters.end}
+    return Query(
+        """
+SELECT rule, count() AS dead_letters
+FROM dead_letters
+WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
+GROUP BY rule
+ORDER BY dead_letters DESC, rule""",
+        parameters,
+    )
+
+
+def latest_dead_letters(filters: Filters, limit: int = 20) -> Query:
+    parameters = {"start": filters.start, "end": filters.end, "limit": limit}
+    return Query(
+        """
+SELECT received_at, rule, field, reason, kafka_partition AS partition, kafka_offset AS offset,
+       substring(toValidUTF8(raw), 1, 200) AS raw_start
+FROM dead_letters
+WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
+ORDER BY received_at DESC
+LIMIT {limit:UInt32}""",
+        parameters,
+    )

@@ -1,0 +1,125 @@
+"""Annotators: who is productive, who needs help — a sortable table with outliers explained."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, queries
+from dashboard.data import fetch
+from dashboard.filters import ViewState
+from dashboard.metrics import MIN_GOLD_ITEMS, flag_outliers, wilson_interval
+from dashboard.page import live, not_enough_data
+
+COLUMNS = {
+    "annotator_id": st.column_config.TextColumn("Annotator", width="medium"),
+    "annotations": st.column_config.NumberColumn("Annotations", format="%d"),
+    "active_hours": st.column_config.NumberColumn(
+        "Active h", format="%.2f", help="Gaps between events under the idle threshold"
+    ),
+    "per_active_hour": st.column_config.NumberColumn("Per active h", format="%.1f"),
+    "model_assisted_share": st.column_config.NumberColumn("Model-assisted", format="percent"),
+    "handle_p50_s": st.column_config.NumberColumn("Handle p50 (s)", format="%.1f"),
+    "handle_p90_s": st.column_config.NumberColumn("Handle p90 (s)", format="%.1f"),
+    "skip_rate": st.column_config.NumberColumn("Skip rate", format="percent"),
+    "acceptance": st.column_config.NumberColumn("Acceptance", format="percent", help="(accepted + fixed) ÷ reviewed"),
+    "gold_accuracy": st.column_config.NumberColumn(
+        "Gold accuracy", format="percent", help=f"Shown from {MIN_GOLD_ITEMS} gold answers on"
+    ),
+    "gold_ci": st.column_config.TextColumn("Gold 95 % CI"),
+    "gold_answers": st.column_config.NumberColumn("Gold N", format="%d"),
+    "peer_agreement": st.column_config.NumberColumn("Agreement with peers", format="percent"),
+    "flags": st.column_config.TextColumn("Outlier flags", width="large"),
+}
+
+
+def annotator_table(filters: queries.Filters) -> pd.DataFrame:
+    """One row per annotator, exactly the columns shown (and exported)."""
+    output = fetch(queries.annotator_output(filters))
+    if output.empty:
+        return pd.DataFrame(columns=list(COLUMNS))
+    table = output.merge(fetch(queries.annotator_active_time(filters)), on="annotator_id", how="left")
+    reviews = fetch(queries.review_totals(filters, by="annotator_id"))
+    table = table.merge(reviews, on="annotator_id", how="left")
+    table = table.merge(fetch(queries.gold_totals(filters, by="annotator_id")), on="annotator_id", how="left")
+    table = table.merge(fetch(queries.annotator_peer_agreement(filters)), on="annotator_id", how="left")
+    for column in ("active_hours", "reviewed", "accepted", "fixed", "gold_answers", "gold_correct"):
+        table[column] = table[column].fillna(0)
+    table["per_active_hour"] = (table["annotations"] / table["active_hours"]).where(table["active_hours"] > 0)
+    table["model_assisted_share"] = (table["model_assisted"] / table["annotations"]).where(table["annotations"] > 0)
+    worked = table["annotations"] + table["skips"]
+    table["skip_rate"] = (table["skips"] / worked).where(worked > 0)
+    table["acceptance"] = ((table["accepted"] + table["fixed"]) / table["reviewed"]).where(table["reviewed"] > 0)
+    enough_gold = table["gold_answers"] >= MIN_GOLD_ITEMS
+    table["gold_accuracy"] = (table["gold_correct"] / table["gold_answers"]).where(enough_gold)
+    table["gold_ci"] = [
+        _interval(wilson_interval(int(c), int(n))) if n >= MIN_GOLD_ITEMS else "not enough gold"
+        for c, n in zip(table["gold_correct"], table["gold_answers"], strict=True)
+    ]
+    table["gold_answers"] = table["gold_answers"].astype("int64")
+    table["flags"] = flag_outliers(table)
+    return table[list(COLUMNS)].sort_values("annotations", ascending=False, ignore_index=True)
+
+
+def _interval(bounds: tuple[float, float] | None) -> str:
+    return "–" if bounds is None else f"{bounds[0]:.0%} – {bounds[1]:.0%}"
+
+
+def render(state: ViewState) -> None:
+    st.header("Annotators")
+    table = annotator_table(state.filters)
+    if table.empty:
+        not_enough_data("Annotators", "nobody submitted annotations in this range and selection.")
+        return
+    flagged = int((table["flags"] != "").sum())
+    st.caption(
+        f"{len(table)} annotators · {flagged} flagged. Click a column header to sort. Flags compare each annotator "
+        "with the others in this selection, from 20 annotations on."
+    )
+    only_flagged = st.toggle("Only flagged annotators", value=False)
+    shown = table[table["flags"] != ""] if only_flagged else table
+    st.dataframe(shown, hide_index=True, use_container_width=True, column_config=COLUMNS)
+    st.download_button(
+        "Download CSV (exactly this table)",
+        shown.to_csv(index=False).encode(),
+        file_name=f"annotators_{state.filters.start:%Y%m%dT%H%M}_{state.filters.end:%Y%m%dT%H%M}.csv",
+        mime="text/csv",
+    )
+
+    st.subheader("One annotator over time")
+    annotator = st.selectbox("Annotator", list(table["annotator_id"]), index=0)
+    hours = fetch(queries.annotator_hours(state.filters, annotator))
+    if hours.empty:
+        not_enough_data(annotator, "no work in this range.")
+        return
+    hours["per_active_hour"] = (hours["annotations"] / hours["active_hours"]).where(hours["active_hours"] > 0)
+    left, right = st.columns(2)
+    left.plotly_chart(
+        charts.lines(
+            hours,
+            x="hour",
+            y="annotations",
+            series=None,
+            title=f"{annotator}: annotations per hour",
+            x_title="hour (UTC)",
+            y_title="annotations",
+            hover="%{y:,.0f} annotations",
+        ),
+        use_container_width=True,
+    )
+    right.plotly_chart(
+        charts.lines(
+            hours.dropna(subset=["handle_p50_s"]),
+            x="hour",
+            y="handle_p50_s",
+            series=None,
+            title=f"{annotator}: median handle time",
+            x_title="hour (UTC)",
+            y_title="seconds",
+            hover="%{y:.1f} s per annotation",
+        ),
+        use_container_width=True,
+    )
+
+
+live(render)

@@ -1,0 +1,175 @@
+"""Overview: how fast are we going, will we finish, is quality holding — all projects at a glance."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, queries
+from dashboard.data import fetch
+from dashboard.filters import ViewState
+from dashboard.metrics import MIN_GOLD_ITEMS, delta, eta, format_count, format_duration, format_share, ratio
+from dashboard.page import live, not_enough_data
+
+
+def project_summary(filters: queries.Filters) -> pd.DataFrame:
+    """One row per project: volumes, backlog and ETA, quality — the side-by-side table and the KPI inputs."""
+    totals = fetch(queries.project_totals(filters))
+    backlog = fetch(queries.backlog(filters))
+    reviews = fetch(queries.review_totals(filters))
+    gold = fetch(queries.gold_totals(filters))
+    agreement = fetch(queries.agreement(filters))[["project_id", "percent_agreement", "krippendorff_alpha", "tasks"]]
+    summary = totals.merge(backlog, on="project_id", how="outer")
+    summary = summary.merge(reviews, on="project_id", how="left").merge(gold, on="project_id", how="left")
+    summary = summary.merge(agreement.rename(columns={"tasks": "overlap_tasks"}), on="project_id", how="left")
+    counts = [
+        "annotations",
+        "skips",
+        "tasks_created",
+        "tasks_completed",
+        "reviews",
+        "annotators",
+        "backlog",
+        "completed_recently",
+        "reviewed",
+        "accepted",
+        "fixed",
+        "rejected",
+        "gold_answers",
+        "gold_correct",
+    ]
+    summary[counts] = summary[counts].fillna(0).astype("int64")
+    hours = filters.span.total_seconds() / 3600
+    summary["annotations_per_hour"] = summary["annotations"] / hours
+    summary["acceptance"] = ((summary["accepted"] + summary["fixed"]) / summary["reviewed"]).where(
+        summary["reviewed"] > 0
+    )
+    enough_gold = summary["gold_answers"] >= MIN_GOLD_ITEMS
+    summary["gold_accuracy"] = (summary["gold_correct"] / summary["gold_answers"]).where(enough_gold)
+    summary["eta"] = [
+        format_duration(eta(int(b), float(r)))
+        for b, r in zip(summary["backlog"], summary["completed_recently"], strict=True)
+    ]
+    return summary.sort_values("project_id", ignore_index=True)
+
+
+def kpis(state: ViewState) -> None:
+    now, before = project_summary(state.filters), project_summary(state.filters.previous())
+
+    def total(frame: pd.DataFrame, column: str) -> float:
+        return float(frame[column].sum()) if not frame.empty else 0.0
+
+    hours = state.filters.span.total_seconds() / 3600
+    rate_now, rate_before = total(now, "annotations") / hours, total(before, "annotations") / hours
+    acceptance_now = ratio(total(now, "accepted") + total(now, "fixed"), total(now, "reviewed"))
+    acceptance_before = ratio(total(before, "accepted") + total(before, "fixed"), total(before, "reviewed"))
+    gold_now = ratio(total(now, "gold_correct"), total(now, "gold_answers"))
+    gold_before = ratio(total(before, "gold_correct"), total(before, "gold_answers"))
+    backlog = int(total(now, "backlog"))
+    columns = st.columns(6)
+    columns[0].metric(
+        "Annotations / hour",
+        format_count(rate_now),
+        _delta(rate_now, rate_before),
+        help="Annotations submitted per hour over the range, against the previous range of equal length.",
+    )
+    columns[1].metric(
+        "Tasks completed",
+        format_count(total(now, "tasks_completed")),
+        _delta(total(now, "tasks_completed"), total(before, "tasks_completed")),
+    )
+    columns[2].metric(
+        "Backlog",
+        format_count(backlog),
+        f"ETA {format_duration(eta(backlog, total(now, 'completed_recently')))}",
+        delta_color="off",
+        help="Tasks created minus completed, all time; ETA at the last hour's completion rate.",
+    )
+    columns[3].metric(
+        "Acceptance",
+        format_share(acceptance_now),
+        _delta(acceptance_now, acceptance_before),
+        help="(accepted + fixed) ÷ reviewed over the range.",
+    )
+    columns[4].metric(
+        "Gold accuracy",
+        format_share(gold_now) if total(now, "gold_answers") >= MIN_GOLD_ITEMS else "–",
+        _delta(gold_now, gold_before) if total(now, "gold_answers") >= MIN_GOLD_ITEMS else None,
+        help=f"Correct honeypot answers ÷ honeypot answers; shown from {MIN_GOLD_ITEMS} answers on.",
+    )
+    alpha = now["krippendorff_alpha"].dropna()
+    columns[5].metric(
+        "Agreement (α)",
+        f"{alpha.mean():.2f}" if len(alpha) else "–",
+        help="Krippendorff's alpha (nominal) on overlapping tasks, averaged over projects.",
+    )
+
+
+def _delta(current: float | None, previous: float | None) -> str | None:
+    change = delta(current, previous)
+    return None if change is None else f"{change:+.1%} vs previous"
+
+
+def render(state: ViewState) -> None:
+    st.header("Overview")
+    kpis(state)
+    series = fetch(queries.throughput(state.filters))
+    if series.empty:
+        not_enough_data("Throughput", "no annotations in this range and selection — widen the range or filters.")
+        return
+    seconds = queries.bucket_seconds(state.filters.span)
+    st.plotly_chart(
+        charts.lines(
+            series,
+            x="bucket",
+            y="annotations",
+            series="project_id",
+            title="Annotations submitted",
+            x_title="time (UTC)",
+            y_title=f"annotations per {_bucket_name(seconds)}",
+            hover=f"%{{y:,.0f}} annotations in this {_bucket_name(seconds)}",
+        ),
+        use_container_width=True,
+    )
+    st.subheader("Projects side by side")
+    summary = project_summary(state.filters)
+    shown = summary[
+        [
+            "project_id",
+            "annotations_per_hour",
+            "tasks_completed",
+            "backlog",
+            "eta",
+            "acceptance",
+            "gold_accuracy",
+            "percent_agreement",
+            "annotators",
+        ]
+    ]
+    st.dataframe(
+        shown,
+        hide_index=True,
+        use_container_width=True,
+        column_config={
+            "project_id": st.column_config.TextColumn("Project", width="medium"),
+            "annotations_per_hour": st.column_config.NumberColumn("Annotations / h", format="%.1f"),
+            "tasks_completed": st.column_config.NumberColumn("Completed", format="%d"),
+            "backlog": st.column_config.NumberColumn("Backlog", format="%d", help="created − completed, all time"),
+            "eta": st.column_config.TextColumn("ETA", help="backlog ÷ completions in the last hour"),
+            "acceptance": st.column_config.ProgressColumn("Acceptance", min_value=0, max_value=1, format="percent"),
+            "gold_accuracy": st.column_config.ProgressColumn(
+                "Gold accuracy", min_value=0, max_value=1, format="percent"
+            ),
+            "percent_agreement": st.column_config.ProgressColumn(
+                "Agreement", min_value=0, max_value=1, format="percent"
+            ),
+            "annotators": st.column_config.NumberColumn("Annotators", format="%d"),
+        },
+    )
+
+
+def _bucket_name(seconds: int) -> str:
+    return {60: "minute", 300: "5 min", 900: "15 min", 3600: "hour", 21600: "6 h", 86400: "day"}.get(seconds, "week")
+
+
+live(render)

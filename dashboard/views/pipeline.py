@@ -1,0 +1,86 @@
+"""Pipeline: is data flowing, how fresh is it, what is being refused and why."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, queries
+from dashboard.data import fetch
+from dashboard.filters import ViewState
+from dashboard.page import live
+
+
+def render(state: ViewState) -> None:
+    st.header("Pipeline")
+    ingest = fetch(queries.ingest_over_time(state.filters))
+    dead = fetch(queries.dead_letters_by_reason(state.filters))
+    total_events = float((ingest["events_per_s"] * queries.bucket_seconds(state.filters.span)).sum())
+    total_dead = int(dead["dead_letters"].sum()) if not dead.empty else 0
+    columns = st.columns(4)
+    columns[0].metric(
+        "Events in / s",
+        f"{ingest['events_per_s'].iloc[-1]:,.1f}" if not ingest.empty else "–",
+        help="Valid events in the latest bucket, by the time they happened",
+    )
+    columns[1].metric(
+        "Ingest lag p95",
+        f"{ingest['lag_p95_s'].iloc[-1]:,.1f} s" if not ingest.empty else "–",
+        help="received_at − occurred_at: the producer's and the worker's delay together",
+    )
+    columns[2].metric("Dead letters", f"{total_dead:,}", help="Refused messages in the range, by when they arrived")
+    rate = total_dead / (total_dead + total_events) if total_dead + total_events else None
+    columns[3].metric("Dead-letter rate", f"{rate:.2%}" if rate is not None else "–")
+    if not ingest.empty:
+        left, right = st.columns(2)
+        left.plotly_chart(
+            charts.lines(
+                ingest,
+                x="bucket",
+                y="events_per_s",
+                series=None,
+                title="Events in per second",
+                x_title="time (UTC)",
+                y_title="events / s",
+                hover="%{y:,.1f} events/s",
+            ),
+            use_container_width=True,
+        )
+        lag = ingest.melt(
+            id_vars="bucket", value_vars=["lag_p50_s", "lag_p95_s"], var_name="quantile", value_name="seconds"
+        )
+        lag["quantile"] = lag["quantile"].map({"lag_p50_s": "p50", "lag_p95_s": "p95"})
+        right.plotly_chart(
+            charts.lines(
+                lag,
+                x="bucket",
+                y="seconds",
+                series="quantile",
+                title="End-to-end ingest lag",
+                x_title="time (UTC)",
+                y_title="seconds",
+                hover="%{y:,.2f} s from occurred to stored",
+            ),
+            use_container_width=True,
+        )
+    st.subheader("Dead letters")
+    if dead.empty:
+        st.success("No message was refused in this range.")
+        return
+    st.plotly_chart(
+        charts.bars(
+            dead,
+            x="rule",
+            y="dead_letters",
+            title="Dead letters by reason",
+            x_title="rule",
+            y_title="messages",
+            hover="%{x:,.0f} messages",
+            horizontal=True,
+        ),
+        use_container_width=True,
+    )
+    st.caption("Latest refused messages (the first 200 characters of each):")
+    st.dataframe(fetch(queries.latest_dead_letters(state.filters)), hide_index=True, use_container_width=True)
+
+
+live(render)

@@ -1,0 +1,180 @@
+"""The dashboard, driven with Streamlit's AppTest against a real embedded ClickHouse seeded with a
+known event set: numbers on screen equal counts computed independently with pandas."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from labelpulse.net import free_port
+from labelpulse.simulator import Plan, generate
+from schema import migrations
+from schema.client import ClickHouseSettings, connect
+from streams.offline import load
+from tests.conftest import ClickHouseService
+from tests.references import expected_active_time, expected_from
+
+pytestmark = pytest.mark.clickhouse
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+EVENTS = 3000
+
+
+@dataclass
+class Seeded:
+    settings: ClickHouseSettings
+    events: pd.DataFrame
+    refused: Counter[str]
+
+
+def create_database(service: ClickHouseService, *, seed_events: int) -> tuple[ClickHouseSettings, list[bytes]]:
+    settings = replace(service.settings, database=f"dash_{uuid.uuid4().hex[:10]}")
+    admin = connect(service.settings, database="default")
+    admin.command(f"CREATE DATABASE {settings.database}")
+    admin.close()
+    client = connect(settings)
+    migrations.migrate(client)
+    # One simulated event per second, from two hours ago: all inside the default 6-hour range.
+    plan = Plan(seed=5, start=datetime.now(UTC) - timedelta(hours=2), rate=1, anomalies=("garbage",))
+    values = [message.value for message in islice(generate(plan), seed_events)]
+    load(values, lambda: client)
+    return settings, values
+
+
+@pytest.fixture(scope="module")
+def seeded(request: pytest.FixtureRequest, clickhouse_service: ClickHouseService) -> Iterator[Seeded]:
+    settings, values = create_database(clickhouse_service, seed_events=EVENTS)
+    events, refused = expected_from(values)
+    yield Seeded(settings, events, refused)
+    connect(clickhouse_service.settings, database="default").command(f"DROP DATABASE {settings.database} SYNC")
+
+
+def app(
+    settings: ClickHouseSettings, monkeypatch: pytest.MonkeyPatch, page: str | None = None, **params: object
+) -> AppTest:
+    for key, value in settings.to_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("LABELPULSE_DASHBOARD_CACHE_TTL_S", "0")
+    st.cache_resource.clear()  # settings and the client are cached per process: start from this test's
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def count_of(events: pd.DataFrame, event_type: str, project: str | None = None) -> int:
+    selected = events[events["event_type"] == event_type]
+    return len(selected if project is None else selected[selected["project_id"] == project])
+
+
+def test_overview_kpis_equal_pandas_counts(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch)
+    assert metric(at, "Tasks completed") == f"{count_of(seeded.events, 'task_completed'):,}"
+    per_hour = count_of(seeded.events, "annotation_submitted") / 6
+    assert metric(at, "Annotations / hour") == f"{per_hour:,.1f}"
+    created, completed = count_of(seeded.events, "task_created"), count_of(seeded.events, "task_completed")
+    assert metric(at, "Backlog") == f"{created - completed:,}"
+    reviews = seeded.events[seeded.events["event_type"] == "review_completed"]
+    accepted = reviews["verdict"].isin(["accepted", "fixed"]).sum() / len(reviews)
+    assert metric(at, "Acceptance") == f"{accepted:.1%}"
+
+
+def test_overview_compares_projects_side_by_side(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch)
+    table = at.dataframe[0].value.set_index("project_id")
+    for project in seeded.events["project_id"].unique():
+        assert table.loc[project, "tasks_completed"] == count_of(seeded.events, "task_completed", project)
+        backlog = count_of(seeded.events, "task_created", project) - count_of(seeded.events, "task_completed", project)
+        assert table.loc[project, "backlog"] == backlog
+
+
+def test_a_project_filter_from_the_url_narrows_every_number(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = sorted(seeded.events["project_id"].unique())[0]
+    at = app(seeded.settings, monkeypatch, project=project)
+    assert metric(at, "Tasks completed") == f"{count_of(seeded.events, 'task_completed', project):,}"
+    assert list(at.dataframe[0].value["project_id"]) == [project]
+    assert at.query_params["project"] == project  # the link keeps the filter
+
+
+def test_annotators_table_equals_pandas(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/annotators.py")
+    table = at.dataframe[0].value.set_index("annotator_id")
+    submissions = seeded.events[seeded.events["event_type"] == "annotation_submitted"]
+    assert table["annotations"].to_dict() == submissions.groupby("annotator_id").size().to_dict()
+    active = expected_active_time(seeded.events, 100_000).groupby("annotator_id")["active_ms"].sum() / 3_600_000
+    assert table["active_hours"].sort_index().to_numpy() == pytest.approx(active.sort_index().to_numpy(), abs=1e-9)
+    skips = seeded.events[seeded.events["event_type"] == "annotation_skipped"].groupby("annotator_id").size()
+    expected_skip_rate = (skips / (skips + submissions.groupby("annotator_id").size())).fillna(0)
+    got_skip_rate = table["skip_rate"].fillna(0)
+    assert got_skip_rate.sort_index().to_numpy() == pytest.approx(
+        expected_skip_rate.reindex(got_skip_rate.index).fillna(0).sort_index().to_numpy()
+    )
+    assert at.get("download_button")[0].proto.label.startswith("Download CSV")
+
+
+def test_annotator_filter_narrows_the_table(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/annotators.py", annotator=["ann-01", "ann-02"])
+    assert sorted(at.dataframe[0].value["annotator_id"]) == ["ann-01", "ann-02"]
+
+
+def test_pipeline_shows_dead_letters_by_reason(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/pipeline.py")
+    assert metric(at, "Dead letters") == f"{sum(seeded.refused.values()):,}"
+    latest = at.dataframe[0].value
+    assert 0 < len(latest) <= 20
+    assert set(latest["rule"]) <= set(seeded.refused)
+
+
+def test_project_view_renders_with_agreement(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/project.py")
+    agreement = at.dataframe[0].value
+    assert set(agreement["project_id"]) <= set(seeded.events["project_id"])
+    assert (agreement["tasks"] > 0).all()
+
+
+def test_a_selection_without_data_says_not_enough_data(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    for page in ("views/overview.py", "views/project.py", "views/annotators.py"):
+        at = app(seeded.settings, monkeypatch, page=page, project="no-such-project")
+        assert any("not enough data" in info.value for info in at.info), page
+
+
+def test_an_empty_database_explains_how_to_start(
+    clickhouse_service: ClickHouseService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, _ = create_database(clickhouse_service, seed_events=0)
+    at = app(settings, monkeypatch)
+    assert "No events yet" in at.info[0].value
+    assert "labelpulse generate" in at.info[0].value
+
+
+def test_unreachable_clickhouse_shows_a_banner_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(ClickHouseSettings(port=free_port()), monkeypatch)
+    assert "ClickHouse is not answering" in at.error[0].value
+
+
+def test_a_malformed_link_is_reported_and_the_view_still_renders(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(seeded.settings, monkeypatch, range="fortnight", refresh="-5", source="telepathy")
+    warnings = " ".join(w.value for w in at.sidebar.warning)
+    assert "range='fortnight'" in warnings and "refresh='-5'" in warnings and "telepathy" in warnings
+    assert metric(at, "Tasks completed") == f"{count_of(seeded.events, 'task_completed'):,}"
