@@ -82,13 +82,13 @@ def _multiselect(label: str, choices: list[str], chosen: tuple[str, ...]) -> tup
     return tuple(picked)
 
 
-st.set_page_config(page_title="LabelPulse", page_icon="📈", layout="wide")
+st.set_page_config(page_title="LabelPulse", page_icon=":material/monitoring:", layout="wide")
 st.session_state[STATE_KEY] = sidebar()
 st.navigation(
     [
-        st.Page("views/overview.py", title="Overview", icon="📊", default=True),
-        st.Page("views/project.py", title="Project", icon="🗂️"),
-        st.Page("views/annotators.py", title="Annotators", icon="🧑‍💻"),
-        st.Page("views/pipeline.py", title="Pipeline", icon="🛠️"),
+        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("views/project.py", title="Project", icon=":material/folder_open:"),
+        st.Page("views/annotators.py", title="Annotators", icon=":material/groups:"),
+        st.Page("views/pipeline.py", title="Pipeline", icon=":material/monitor_heart:"),
     ]
 ).run()

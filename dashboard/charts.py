@@ -16,9 +16,10 @@ LAYOUT = go.Layout(
     colorway=COLORWAY,
     paper_bgcolor="rgba(0,0,0,0)",
     plot_bgcolor="rgba(0,0,0,0)",
-    margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    margin={"l": 10, "r": 10, "t": 72, "b": 10},
     height=320,
-    legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    # Title on top, legend between it and the plot: long legends never cover the title.
+    legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
     hoverlabel={"namelength": -1},
     xaxis={"gridcolor": "rgba(128,128,128,0.2)", "automargin": True},
     yaxis={"gridcolor": "rgba(128,128,128,0.2)", "rangemode": "tozero", "automargin": True},
@@ -27,7 +28,7 @@ LAYOUT = go.Layout(
 
 def _figure(title: str, x_title: str, y_title: str) -> go.Figure:
     figure = go.Figure(layout=LAYOUT)
-    figure.update_layout(title={"text": title, "x": 0, "font": {"size": 15}})
+    figure.update_layout(title={"text": title, "x": 0, "y": 0.98, "yref": "container", "font": {"size": 15}})
     figure.update_xaxes(title_text=x_title)
     figure.update_yaxes(title_text=y_title)
     return figure

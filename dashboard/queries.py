@@ -461,7 +461,7 @@ SELECT received_at, rule, field, reason, kafka_partition AS partition, kafka_off
        substring(toValidUTF8(raw), 1, 200) AS raw_start
 FROM dead_letters
 WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
-ORDER BY received_at DESC
+ORDER BY received_at DESC, kafka_partition, kafka_offset DESC
 LIMIT {limit:UInt32}""",
         parameters,
     )

@@ -18,6 +18,10 @@ class DashboardSettings:
     refresh_s: int = 10  # default auto-refresh interval; viewers can change or pause it
     cache_ttl_s: int = 5  # how long one query result is reused across viewers and reruns
 
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> DashboardSettings:
         return cls(

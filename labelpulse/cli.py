@@ -144,6 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", choices=("crit", "error", "warn", "info", "debug"), default="info")
     worker.set_defaults(run=_run_worker)
 
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="serve the live dashboard (Streamlit)",
+        description="Serve the dashboard for project leads: overview, projects, annotators and pipeline, "
+        "refreshing by itself. It reads ClickHouse through LABELPULSE_CLICKHOUSE_*; filters live in the URL, "
+        "so a link reproduces a view. It listens on loopback unless --host says otherwise.",
+    )
+    dashboard.add_argument("--host", help="address to listen on (default LABELPULSE_DASHBOARD_HOST or 127.0.0.1)")
+    dashboard.add_argument("--port", type=_port, help="port (default LABELPULSE_DASHBOARD_PORT or 8501)")
+    dashboard.set_defaults(run=_run_dashboard)
+
     generate = commands.add_parser(
         "generate",
         help="send simulated labeling activity to Kafka",
@@ -409,6 +420,28 @@ def _run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def dashboard_command(host: str, port: int) -> list[str]:
+    """The Streamlit command serving the dashboard: headless, no usage statistics, no file watching."""
+    import dashboard
+
+    app = Path(dashboard.__file__).parent / "app.py"
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        "--client.toolbarMode", "minimal",
+    ]  # fmt: skip
+
+
+def _run_dashboard(args: argparse.Namespace) -> int:
+    from dashboard.settings import DashboardSettings
+
+    settings = DashboardSettings.from_env()
+    host, port = args.host or settings.host, args.port or settings.port
+    say(f"dashboard on http://{host}:{port} (reading ClickHouse at {settings.clickhouse.url}) — Ctrl-C stops it")
+    os.execv(sys.executable, dashboard_command(host, port))
+
+
 def _run_generate(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -468,7 +501,9 @@ def _run_contract(args: argparse.Namespace) -> int:
 
 
 def _run_up(args: argparse.Namespace) -> int:
+    from dashboard.settings import DashboardSettings
     from labelpulse.broker import BrokerError, BrokerSettings, EmbeddedBroker, kafka_answers
+    from labelpulse.net import port_in_use
     from labelpulse.process import spawn, terminate
     from labelpulse.runtime import EmbeddedClickHouseProcess, RuntimeSettings, ServiceError, supervise
     from schema import migrations
@@ -482,6 +517,11 @@ def _run_up(args: argparse.Namespace) -> int:
     kafka = KafkaSettings.from_env()
     broker_settings = BrokerSettings.from_env()
     consumer_group = WorkerSettings.from_env().consumer_group
+    dashboard_settings = DashboardSettings.from_env()
+    if port_in_use(dashboard_settings.host, dashboard_settings.port):
+        raise CliError(
+            f"port {dashboard_settings.port} is taken (another dashboard?); stop it or set LABELPULSE_DASHBOARD_PORT"
+        )
     runtime.log_dir.mkdir(parents=True, exist_ok=True)
 
     running: list[tuple[str, subprocess.Popen[bytes]]] = []  # in start order; stopped in reverse
@@ -518,6 +558,9 @@ def _run_up(args: argparse.Namespace) -> int:
         say("starting a stream worker …")
         worker = [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "warn"]
         running.append(("worker", spawn(worker, runtime.log_dir / "worker.log", child_env)))
+        say(f"starting the dashboard on {dashboard_settings.url} …")
+        dashboard = dashboard_command(dashboard_settings.host, dashboard_settings.port)
+        running.append(("dashboard", spawn(dashboard, runtime.log_dir / "dashboard.log", child_env)))
         if not args.no_demo:
             say(f"starting the simulator at {args.demo_rate:g} events/s …")
             simulator = [sys.executable, "-m", "labelpulse", "generate", "--quiet", "--rate", f"{args.demo_rate:g}"]
@@ -535,6 +578,7 @@ def _run_up(args: argparse.Namespace) -> int:
         f"  (topic {kafka.events_topic})\n"
         f"  worker      consumer group {consumer_group}\n"
         f"  simulator   {'off (--no-demo)' if args.no_demo else f'{args.demo_rate:g} events/s'}\n"
+        f"  dashboard   {dashboard_settings.url}\n"
         f"  logs        {runtime.log_dir}\n"
         f'  try         {own_command()} sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
         "Ctrl-C stops everything."

@@ -58,6 +58,8 @@ def annotator_table(filters: queries.Filters) -> pd.DataFrame:
     ]
     table["gold_answers"] = table["gold_answers"].astype("int64")
     table["flags"] = flag_outliers(table)
+    numeric = [name for name in COLUMNS if name not in ("annotator_id", "gold_ci", "flags")]
+    table[numeric] = table[numeric].apply(pd.to_numeric)  # NULLs become NaN: shown empty, not "None"
     return table[list(COLUMNS)].sort_values("annotations", ascending=False, ignore_index=True)
 
 
@@ -78,7 +80,7 @@ def render(state: ViewState) -> None:
     )
     only_flagged = st.toggle("Only flagged annotators", value=False)
     shown = table[table["flags"] != ""] if only_flagged else table
-    st.dataframe(shown, hide_index=True, use_container_width=True, column_config=COLUMNS)
+    st.dataframe(shown, hide_index=True, column_config=COLUMNS, height=min(36 * (len(shown) + 1) + 2, 720))
     st.download_button(
         "Download CSV (exactly this table)",
         shown.to_csv(index=False).encode(),
@@ -104,8 +106,7 @@ def render(state: ViewState) -> None:
             x_title="hour (UTC)",
             y_title="annotations",
             hover="%{y:,.0f} annotations",
-        ),
-        use_container_width=True,
+        )
     )
     right.plotly_chart(
         charts.lines(
@@ -117,8 +118,7 @@ def render(state: ViewState) -> None:
             x_title="hour (UTC)",
             y_title="seconds",
             hover="%{y:.1f} s per annotation",
-        ),
-        use_container_width=True,
+        )
     )
 
 

@@ -83,6 +83,7 @@ def kpis(state: ViewState) -> None:
         format_count(backlog),
         f"ETA {format_duration(eta(backlog, total(now, 'completed_recently')))}",
         delta_color="off",
+        delta_arrow="off",
         help="Tasks created minus completed, all time; ETA at the last hour's completion rate.",
     )
     columns[3].metric(
@@ -128,8 +129,7 @@ def render(state: ViewState) -> None:
             x_title="time (UTC)",
             y_title=f"annotations per {_bucket_name(seconds)}",
             hover=f"%{{y:,.0f}} annotations in this {_bucket_name(seconds)}",
-        ),
-        use_container_width=True,
+        )
     )
     st.subheader("Projects side by side")
     summary = project_summary(state.filters)
@@ -149,7 +149,6 @@ def render(state: ViewState) -> None:
     st.dataframe(
         shown,
         hide_index=True,
-        use_container_width=True,
         column_config={
             "project_id": st.column_config.TextColumn("Project", width="medium"),
             "annotations_per_hour": st.column_config.NumberColumn("Annotations / h", format="%.1f"),

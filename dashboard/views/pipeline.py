@@ -42,8 +42,7 @@ def render(state: ViewState) -> None:
                 x_title="time (UTC)",
                 y_title="events / s",
                 hover="%{y:,.1f} events/s",
-            ),
-            use_container_width=True,
+            )
         )
         lag = ingest.melt(
             id_vars="bucket", value_vars=["lag_p50_s", "lag_p95_s"], var_name="quantile", value_name="seconds"
@@ -59,8 +58,7 @@ def render(state: ViewState) -> None:
                 x_title="time (UTC)",
                 y_title="seconds",
                 hover="%{y:,.2f} s from occurred to stored",
-            ),
-            use_container_width=True,
+            )
         )
     st.subheader("Dead letters")
     if dead.empty:
@@ -76,11 +74,10 @@ def render(state: ViewState) -> None:
             y_title="messages",
             hover="%{x:,.0f} messages",
             horizontal=True,
-        ),
-        use_container_width=True,
+        )
     )
     st.caption("Latest refused messages (the first 200 characters of each):")
-    st.dataframe(fetch(queries.latest_dead_letters(state.filters)), hide_index=True, use_container_width=True)
+    st.dataframe(fetch(queries.latest_dead_letters(state.filters)), hide_index=True)
 
 
 live(render)

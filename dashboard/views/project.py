@@ -33,8 +33,7 @@ def render(state: ViewState) -> None:
                 x_title="label class",
                 y_title="annotations",
                 hover="%{y:,.0f} annotations",
-            ),
-            use_container_width=True,
+            )
         )
     handle = fetch(queries.handle_time_over_time(filters))
     if handle.empty:
@@ -52,8 +51,7 @@ def render(state: ViewState) -> None:
                 x_title="hour (UTC)",
                 y_title="seconds",
                 hover="%{y:.1f} s per annotation",
-            ),
-            use_container_width=True,
+            )
         )
 
     left, right = st.columns(2)
@@ -74,8 +72,7 @@ def render(state: ViewState) -> None:
                 x_title="time (UTC)",
                 y_title="open tasks",
                 hover="%{y:,.0f} open tasks",
-            ),
-            use_container_width=True,
+            )
         )
     quality = fetch(queries.quality_over_time(filters))
     if quality.empty or quality["reviewed"].sum() == 0:
@@ -97,7 +94,7 @@ def render(state: ViewState) -> None:
             hover="%{y:.1%} of reviews",
         )
         figure.update_yaxes(tickformat=".0%")
-        right.plotly_chart(figure, use_container_width=True)
+        right.plotly_chart(figure)
 
     left, right = st.columns(2)
     reasons = fetch(queries.rejection_reasons(filters))
@@ -114,8 +111,7 @@ def render(state: ViewState) -> None:
                 y_title="rejections",
                 hover="%{x:,.0f} rejections",
                 horizontal=True,
-            ),
-            use_container_width=True,
+            )
         )
     gold_panel(right, filters)
 
@@ -139,6 +135,7 @@ def gold_panel(column: st.delta_generator.DeltaGenerator, filters: queries.Filte
         f"{correct / answers:.1%}",
         f"95 % CI {low:.1%} – {high:.1%} · N = {answers}",
         delta_color="off",
+        delta_arrow="off",
     )
     column.plotly_chart(
         charts.bars(
@@ -149,8 +146,7 @@ def gold_panel(column: st.delta_generator.DeltaGenerator, filters: queries.Filte
             x_title="project",
             y_title="share correct",
             hover="%{y:.1%} correct",
-        ),
-        use_container_width=True,
+        )
     )
 
 
@@ -166,7 +162,6 @@ def agreement_panel(filters: queries.Filters) -> None:
     st.dataframe(
         summary[["project_id", "tasks", "percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1"]],
         hide_index=True,
-        use_container_width=True,
         column_config={
             "project_id": "Project",
             "tasks": st.column_config.NumberColumn("Overlapping tasks", format="%d"),
@@ -192,8 +187,7 @@ def agreement_panel(filters: queries.Filters) -> None:
                 hover="%{y} × %{x}: κ = %{z:.2f}<extra></extra>",
                 zmin=-1,
                 zmax=1,
-            ),
-            use_container_width=True,
+            )
         )
     confusion = fetch(queries.confusion_pairs(filters))
     if confusion.empty:
@@ -210,8 +204,7 @@ def agreement_panel(filters: queries.Filters) -> None:
                 y_title="disagreeing annotator pairs",
                 hover="%{x:,.0f} disagreements",
                 horizontal=True,
-            ),
-            use_container_width=True,
+            )
         )
 
 
