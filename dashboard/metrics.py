@@ -102,9 +102,9 @@ def format_count(value: float | None) -> str:
     """Readable at any size: 1,234 / 12.3k / 4.5M / 7.8B."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.1f}{suffix}"
+    for threshold, unit, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / unit:.1f}{suffix}"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
