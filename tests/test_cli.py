@@ -30,7 +30,9 @@ def test_help_teaches_the_quick_start() -> None:
         assert text in result.stdout
 
 
-@pytest.mark.parametrize("command", ["up", "clickhouse", "broker", "migrate", "sql", "worker", "generate", "contract"])
+@pytest.mark.parametrize(
+    "command", ["up", "clickhouse", "broker", "migrate", "sql", "worker", "dashboard", "generate", "contract"]
+)
 def test_every_command_has_help(command: str) -> None:
     result = run_cli(command, "--help")
     assert result.returncode == 0
@@ -58,6 +60,8 @@ def test_every_command_has_help(command: str) -> None:
         (["generate", "--anomaly", "meteor"], "invalid choice: 'meteor'"),
         (["worker", "--loglevel", "loud"], "invalid choice: 'loud'"),
         (["up", "--demo-rate", "-1"], "expected a positive number"),
+        (["dashboard", "--port", "0"], "a port is a number from 1 to 65535, got 0"),
+        (["dashboard", "--refresh", "5"], "unrecognized arguments: --refresh"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_reason(args: list[str], message: str) -> None:

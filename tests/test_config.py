@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.settings import DashboardSettings
 from labelpulse.broker import BrokerSettings
 from labelpulse.net import free_port
 from labelpulse.runtime import RuntimeSettings
@@ -69,6 +70,9 @@ def test_values_are_read() -> None:
         (WorkerSettings.from_env, {"LABELPULSE_IDLE_THRESHOLD_S": "0"}, "LABELPULSE_IDLE_THRESHOLD_S must be ≥ 1"),
         (WorkerSettings.from_env, {"LABELPULSE_IDLE_THRESHOLD_S": "1.5"}, "must be a whole number"),
         (WorkerSettings.from_env, {"LABELPULSE_ACTIVITY_LATE_WINDOW_S": "-1"}, "ACTIVITY_LATE_WINDOW_S must be ≥ 0"),
+        (DashboardSettings.from_env, {"LABELPULSE_DASHBOARD_PORT": "0"}, "LABELPULSE_DASHBOARD_PORT must be ≥ 1"),
+        (DashboardSettings.from_env, {"LABELPULSE_DASHBOARD_REFRESH_S": "soon"}, "must be a whole number"),
+        (DashboardSettings.from_env, {"LABELPULSE_DASHBOARD_CACHE_TTL_S": "-1"}, "CACHE_TTL_S must be ≥ 0"),
         (BrokerSettings.from_env, {"LABELPULSE_BROKER_PORT": "99999"}, "LABELPULSE_BROKER_PORT must be ≥ 1"),
         (RuntimeSettings.from_env, {"LABELPULSE_RAW_EVENTS_TTL_DAYS": "-3"}, "must be ≥ 0"),
         (RuntimeSettings.from_env, {"LABELPULSE_RAW_EVENTS_TTL_DAYS": "ninety"}, "must be a whole number"),

@@ -429,3 +429,11 @@ def test_session_service_process_is_running(clickhouse_service: ClickHouseServic
     assert json.loads(
         http_request(clickhouse_service.settings, params={"query": "SELECT 1 AS x FORMAT JSONEachRow"})[2]
     ) == {"x": 1}
+
+
+@pytest.mark.parametrize("prefix", ["", "  -- copy\n", "/* copy */ ", "insert"])
+def test_insert_select_writes_its_rows(ch_client: Client, prefix: str) -> None:
+    ch_client.command("CREATE TABLE copied (n UInt64) ENGINE = MergeTree ORDER BY n")
+    statement = "INSERT INTO copied SELECT number FROM numbers(10)"
+    ch_client.command(prefix + statement if prefix != "insert" else statement.lower())
+    assert ch_client.command("SELECT count() FROM copied") == 10
