@@ -98,6 +98,15 @@ def format_duration(value: timedelta | None) -> str:
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
+def format_age(seconds: float) -> str:
+    """How long ago, for freshness: seconds, then minutes, then hours."""
+    if seconds < 120:
+        return f"{max(seconds, 0):.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def format_count(value: float | None) -> str:
     """Readable at any size: 1,234 / 12.3k / 4.5M / 7.8B."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

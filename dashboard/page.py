@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
+from dashboard.metrics import format_age
 from schema.client import ClickHouseUnavailable
 
 STATE_KEY = "labelpulse_view_state"
@@ -55,17 +56,9 @@ def freshness_caption(newest_occurred_at: pd.Timestamp, newest_received_at: pd.T
     age = (now - newest_received_at.to_pydatetime().replace(tzinfo=UTC)).total_seconds()
     st.caption(
         f"Data as of {newest_occurred_at:%Y-%m-%d %H:%M:%S} UTC (newest event) · last stored "
-        f"{_age(age)} ago · page refreshed {now:%H:%M:%S} UTC",
+        f"{format_age(age)} ago · page refreshed {now:%H:%M:%S} UTC",
         help="Freshness: when the newest stored event happened, and how long ago a worker last stored one.",
     )
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{max(seconds, 0):.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def not_enough_data(what: str, why: str) -> None:

@@ -187,6 +187,21 @@ ORDER BY {by}""",
     )
 
 
+def first_pass_totals(filters: Filters, by: str = "project_id") -> Query:
+    """Reviews, first-pass acceptances (accepted, never rejected before) and rework, per project or annotator."""
+    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    return Query(
+        f"""
+SELECT {by}, sum(reviews) AS first_reviews, sum(first_pass_accepted) AS first_pass_accepted,
+       sum(rework_reviews) AS rework_reviews
+FROM rollup_review_rounds_hour
+WHERE {where}
+GROUP BY {by}
+ORDER BY {by}""",
+        parameters,
+    )
+
+
 def gold_totals(filters: Filters, by: str = "project_id") -> Query:
     where, parameters = _where(_hourly(filters), "hour", annotator=True)
     return Query(
@@ -287,6 +302,20 @@ SELECT
 FROM rollup_review_hour
 WHERE {where}
 GROUP BY hour
+ORDER BY hour""",
+        parameters,
+    )
+
+
+def first_pass_over_time(filters: Filters) -> Query:
+    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    return Query(
+        f"""
+SELECT hour, sum(first_pass_accepted) / sum(reviews) AS first_pass_acceptance
+FROM rollup_review_rounds_hour
+WHERE {where}
+GROUP BY hour
+HAVING sum(reviews) > 0
 ORDER BY hour""",
         parameters,
     )

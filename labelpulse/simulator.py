@@ -191,6 +191,13 @@ def _task(
             if verdict == "fixed":
                 review["label"] = truth
             yield review_at, event("review_completed", review_at, project, task, **review), task
+            if verdict == "rejected":  # the annotator reworks it and it is reviewed again: round 2
+                review_at += timedelta(seconds=rng.uniform(60, 600))
+                again = {**review, "verdict": "accepted" if rng.random() < 0.8 else "fixed"}
+                again.pop("reason", None)
+                if again["verdict"] == "fixed":
+                    again["label"] = truth
+                yield review_at, event("review_completed", review_at, project, task, **again), task
             last_activity = max(last_activity, review_at)
     # The task completes after all of its work, however the annotators' timelines interleave.
     finish = last_activity + timedelta(seconds=1)

@@ -8,14 +8,22 @@ from itertools import combinations
 from typing import Any
 
 from schema.events import Event, EventError, extra_fields
-from schema.tables import ACTIVE_TIME, DEAD_LETTERS, EVENTS, HANDLE_TIMES, PAIR_AGREEMENT, TASK_AGREEMENT
+from schema.tables import (
+    ACTIVE_TIME,
+    DEAD_LETTERS,
+    EVENTS,
+    HANDLE_TIMES,
+    PAIR_AGREEMENT,
+    REVIEW_ROUNDS,
+    TASK_AGREEMENT,
+)
 
 EVENT_COLUMNS = EVENTS.column_names
 DEAD_LETTER_COLUMNS = DEAD_LETTERS.column_names
 # Every table a worker writes, by name: each row keeps the Kafka position it came from.
 WORKER_TABLES = {
     table.name: table.column_names
-    for table in (EVENTS, DEAD_LETTERS, HANDLE_TIMES, TASK_AGREEMENT, PAIR_AGREEMENT, ACTIVE_TIME)
+    for table in (EVENTS, DEAD_LETTERS, HANDLE_TIMES, TASK_AGREEMENT, PAIR_AGREEMENT, ACTIVE_TIME, REVIEW_ROUNDS)
 }
 
 

@@ -778,6 +778,101 @@ GROUP BY project_id, annotator_id, hour
 )
 
 
+# ---------------------------------------------------------------- review rounds (workers' task state)
+
+REVIEW_ROUNDS = Table(
+    name="review_rounds",
+    comment=(
+        "One row per review, with what only the task's history tells: which round of review it was, "
+        "and whether it accepted the work with no earlier rejection (first-pass acceptance)."
+    ),
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("task_id", "String", "Task"),
+        Column("annotator_id", "String", "Whose work was reviewed"),
+        Column("reviewer_id", "String", "Who reviewed"),
+        Column("reviewed_at", UTC_MS, "occurred_at of the review, UTC"),
+        Column("round", "UInt16", "1 for the task's first review, 2 for the next, ..."),
+        Column("verdict", "LowCardinality(String)", "accepted, fixed or rejected"),
+        Column("first_pass_accepted", "Bool", "Accepted, and the task was never rejected before"),
+        Column("kafka_topic", "LowCardinality(String)", "Topic of the review event"),
+        Column("kafka_partition", "UInt32", "Its partition"),
+        Column("kafka_offset", "UInt64", "Its offset"),
+    ),
+    partition_by="toYYYYMM(reviewed_at)",
+    order_by="project_id, annotator_id, reviewed_at",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+REVIEW_ROUNDS_HOUR = Table(
+    name="rollup_review_rounds_hour",
+    engine="AggregatingMergeTree",
+    comment="Per project, reviewed annotator and hour: reviews, first-pass acceptances and rework.",
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("annotator_id", "String", "Whose work was reviewed"),
+        Column("hour", "DateTime('UTC')", "Start of the hour of the review"),
+        *_counts(
+            ("reviews", "Reviews"),
+            ("first_pass_accepted", "Reviews accepting work never rejected before"),
+            ("rework_reviews", "Reviews in round 2 or later (the work came back)"),
+        ),
+        Column("max_round", "SimpleAggregateFunction(max, UInt16)", "Most review rounds a task needed"),
+    ),
+    partition_by="toYYYYMM(hour)",
+    order_by="project_id, annotator_id, hour",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+REVIEW_ROUNDS_HOUR_MV = MaterializedView(
+    name="mv_rollup_review_rounds_hour",
+    source=REVIEW_ROUNDS,
+    target=REVIEW_ROUNDS_HOUR,
+    select="""
+SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(reviewed_at) AS hour,
+    count() AS reviews,
+    countIf(r.first_pass_accepted) AS first_pass_accepted,
+    countIf(r.round > 1) AS rework_reviews,
+    max(r.round) AS max_round
+FROM {source} AS r
+GROUP BY project_id, annotator_id, hour
+""",
+)
+
+FIRST_PASS_HOUR = View(
+    name="first_pass_hour",
+    comment="First-pass acceptance and rework per reviewed annotator and hour. Sum counts over a range, then divide.",
+    columns=(
+        _PROJECT,
+        _ANNOTATOR,
+        _HOUR,
+        Column("reviews", "UInt64", "Reviews"),
+        Column("first_pass_accepted", "UInt64", "Reviews accepting work never rejected before"),
+        Column("first_pass_acceptance", "Nullable(Float64)", "first_pass_accepted / reviews"),
+        Column("rework_reviews", "UInt64", "Reviews in round 2 or later"),
+        Column("max_round", "UInt16", "Most review rounds a task needed"),
+    ),
+    select="""
+SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(reviews) AS reviews,
+    sum(first_pass_accepted) AS first_pass_accepted,
+    if(reviews = 0, NULL, first_pass_accepted / reviews) AS first_pass_acceptance,
+    sum(rework_reviews) AS rework_reviews,
+    max(max_round) AS max_round
+FROM rollup_review_rounds_hour
+GROUP BY project_id, annotator_id, hour
+""",
+)
+
+
 RAW_TABLES: tuple[Table, ...] = (
     EVENTS,
     DEAD_LETTERS,
@@ -786,6 +881,7 @@ RAW_TABLES: tuple[Table, ...] = (
     TASK_AGREEMENT,
     PAIR_AGREEMENT,
     ACTIVE_TIME,
+    REVIEW_ROUNDS,
 )
 ROLLUPS: tuple[tuple[Table, MaterializedView], ...] = (
     (PROJECT_MINUTE, PROJECT_MINUTE_MV),
@@ -795,6 +891,7 @@ ROLLUPS: tuple[tuple[Table, MaterializedView], ...] = (
     (REVIEW_HOUR, REVIEW_HOUR_MV),
     (GOLD_HOUR, GOLD_HOUR_MV),
     (ACTIVE_HOUR, ACTIVE_HOUR_MV),
+    (REVIEW_ROUNDS_HOUR, REVIEW_ROUNDS_HOUR_MV),
 )
 ANALYST_VIEWS: tuple[View, ...] = (
     PROJECT_THROUGHPUT_MINUTE,
@@ -805,4 +902,5 @@ ANALYST_VIEWS: tuple[View, ...] = (
     AGREEMENT_SUMMARY,
     PAIR_KAPPA,
     ANNOTATOR_ACTIVE_HOUR,
+    FIRST_PASS_HOUR,
 )

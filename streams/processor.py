@@ -26,6 +26,7 @@ from schema.events import (
     ContractLimits,
     Event,
     EventError,
+    ReviewCompleted,
     TaskCompleted,
     TaskCreated,
     validate_event,
@@ -202,9 +203,32 @@ class Processor:
             self._started(event, message, batch)
         elif isinstance(event, AnnotationSubmitted):
             return self._submitted(event, message, batch)
+        elif isinstance(event, ReviewCompleted):
+            self._reviewed(event, message, batch)
         elif isinstance(event, TaskCompleted):
             self._completed(event, message, batch)
         return event
+
+    def _reviewed(self, event: ReviewCompleted, message: Message, batch: Batch) -> None:
+        """Which round of review this is, and whether it accepts work never rejected before. Reviews
+        are remembered by event_id, so a replay after a restart gets the round it had."""
+        state = self.tasks.get(event.task_id) or {}
+        reviews: list[str] = state.get("reviews", [])
+        rejected: list[str] = state.get("rejected", [])  # ids of rejecting reviews
+        if event.event_id not in reviews:
+            reviews = [*reviews, event.event_id]
+        round_ = reviews.index(event.event_id) + 1
+        verdict = event.verdict.value
+        rejected_before = any(reviews.index(review) < round_ - 1 for review in rejected if review in reviews)
+        batch.tables["review_rounds"].add(
+            [event.project_id, event.task_id, event.annotator_id, event.reviewer_id, event.occurred_at,
+             min(round_, 65_535), verdict, verdict == "accepted" and not rejected_before, message.topic,
+             message.partition, message.offset],
+            message,
+        )  # fmt: skip
+        if verdict == "rejected" and event.event_id not in rejected:
+            rejected = [*rejected, event.event_id]
+        self.tasks.put(event.task_id, {**state, "reviews": reviews, "rejected": rejected}, message.partition)
 
     def _started(self, event: AnnotationStarted, message: Message, batch: Batch) -> None:
         state = self.tasks.get(event.task_id) or {}

@@ -71,3 +71,22 @@ def expected_from(values: list[bytes]) -> tuple[pd.DataFrame, Counter[str]]:
     frame = pd.DataFrame(valid)
     frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
     return frame, refused
+
+
+def expected_review_rounds(events: pd.DataFrame) -> pd.DataFrame:
+    """Per reviewed annotator: reviews, first-pass acceptances (accepted, no earlier rejection of the
+    task) and rework reviews (round 2 or later), from reviews in the order they were sent."""
+    reviews = events[events["event_type"] == "review_completed"].copy()
+    by_task = reviews.groupby("task_id")
+    reviews["round"] = by_task.cumcount() + 1
+    rejected = reviews["verdict"].eq("rejected")
+    reviews["rejected_before"] = rejected.groupby(reviews["task_id"]).transform(
+        lambda flags: flags.shift(fill_value=False).cummax()
+    )
+    reviews["first_pass"] = reviews["verdict"].eq("accepted") & ~reviews["rejected_before"]
+    reviews["rework"] = reviews["round"] > 1
+    return (
+        reviews.groupby("annotator_id")
+        .agg(reviews=("verdict", "size"), first_pass_accepted=("first_pass", "sum"), rework_reviews=("rework", "sum"))
+        .sort_index()
+    )

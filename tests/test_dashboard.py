@@ -22,7 +22,7 @@ from schema import migrations
 from schema.client import ClickHouseSettings, connect
 from streams.offline import load
 from tests.conftest import ClickHouseService
-from tests.references import expected_active_time, expected_from
+from tests.references import expected_active_time, expected_from, expected_review_rounds
 
 pytestmark = pytest.mark.clickhouse
 
@@ -93,15 +93,18 @@ def test_overview_kpis_equal_pandas_counts(seeded: Seeded, monkeypatch: pytest.M
     assert metric(at, "Annotations / hour") == f"{per_hour:,.1f}"
     created, completed = count_of(seeded.events, "task_created"), count_of(seeded.events, "task_completed")
     assert metric(at, "Backlog") == f"{created - completed:,}"
-    reviews = seeded.events[seeded.events["event_type"] == "review_completed"]
-    accepted = reviews["verdict"].isin(["accepted", "fixed"]).sum() / len(reviews)
-    assert metric(at, "Acceptance") == f"{accepted:.1%}"
+    rounds = expected_review_rounds(seeded.events).sum()
+    assert metric(at, "First-pass acceptance") == f"{rounds['first_pass_accepted'] / rounds['reviews']:.1%}"
+    assert metric(at, "Freshness").endswith((" s", " min", " h"))
 
 
 def test_overview_compares_projects_side_by_side(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
     at = app(seeded.settings, monkeypatch)
     table = at.dataframe[0].value.set_index("project_id")
+    reviews = seeded.events[seeded.events["event_type"] == "review_completed"]
     for project in seeded.events["project_id"].unique():
+        verdicts = reviews.loc[reviews["project_id"] == project, "verdict"]
+        assert table.loc[project, "acceptance"] == pytest.approx(verdicts.isin(["accepted", "fixed"]).mean())
         assert table.loc[project, "tasks_completed"] == count_of(seeded.events, "task_completed", project)
         backlog = count_of(seeded.events, "task_created", project) - count_of(seeded.events, "task_completed", project)
         assert table.loc[project, "backlog"] == backlog
@@ -128,6 +131,9 @@ def test_annotators_table_equals_pandas(seeded: Seeded, monkeypatch: pytest.Monk
     assert got_skip_rate.sort_index().to_numpy() == pytest.approx(
         expected_skip_rate.reindex(got_skip_rate.index).fillna(0).sort_index().to_numpy()
     )
+    rounds = expected_review_rounds(seeded.events)
+    first_pass = (rounds["first_pass_accepted"] / rounds["reviews"]).reindex(table.index)
+    assert table["first_pass_acceptance"].to_numpy() == pytest.approx(first_pass.to_numpy(), nan_ok=True)
     assert at.get("download_button")[0].proto.label.startswith("Download CSV")
 
 

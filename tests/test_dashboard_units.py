@@ -10,7 +10,16 @@ from statsmodels.stats.proportion import proportion_confint
 
 from dashboard import queries
 from dashboard.filters import ViewState, from_params, to_params
-from dashboard.metrics import delta, eta, flag_outliers, format_count, format_duration, ratio, wilson_interval
+from dashboard.metrics import (
+    delta,
+    eta,
+    flag_outliers,
+    format_age,
+    format_count,
+    format_duration,
+    ratio,
+    wilson_interval,
+)
 from dashboard.queries import Filters
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -131,3 +140,7 @@ def test_buckets_keep_charts_readable_for_any_range() -> None:
     assert queries.bucket_seconds(timedelta(hours=6)) == 300
     assert queries.bucket_seconds(timedelta(days=7)) == 3600
     assert queries.bucket_seconds(timedelta(days=3650)) == 7 * 86_400
+
+
+def test_freshness_reads_in_seconds_minutes_then_hours() -> None:
+    assert [format_age(s) for s in (-3, 42, 600, 9000)] == ["0 s", "42 s", "10 min", "2.5 h"]

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS
+from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, WORKER_TABLES
 from streams.processor import DictTaskStore, Message, Processor, RecentIds
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+REVIEW_ROUND_COLUMNS = WORKER_TABLES["review_rounds"]
 
 
 def event(event_id: str = "e1", event_type: str = "annotation_submitted", **fields: Any) -> bytes:
@@ -206,3 +207,38 @@ def test_a_start_after_its_submission_gives_no_handle_time(processor: Processor)
         now=NOW,
     )
     assert handle_times(batch) == []
+
+
+def review(event_id: str, verdict: str, offset: int) -> Message:
+    return message(event(event_id, "review_completed", verdict=verdict, reviewer_id="r1"), offset=offset)
+
+
+def test_reviews_carry_their_round_and_whether_they_accept_on_the_first_pass(processor: Processor) -> None:
+    batch = processor.process(
+        [review("v1", "rejected", 0), review("v2", "fixed", 1), review("v3", "accepted", 2)], now=NOW
+    )
+    rows = [row(REVIEW_ROUND_COLUMNS, values) for values in batch.rows("review_rounds")]
+    assert [(r["round"], r["verdict"], r["first_pass_accepted"]) for r in rows] == [
+        (1, "rejected", False),
+        (2, "fixed", False),
+        (3, "accepted", False),  # accepted, but only after a rejection
+    ]
+    assert rows[0]["annotator_id"] == "a1" and rows[0]["reviewer_id"] == "r1"
+
+
+def test_an_acceptance_with_no_rejection_before_is_first_pass_also_across_batches(processor: Processor) -> None:
+    processor.process([review("v1", "fixed", 0)], now=NOW)
+    later = processor.process([review("v2", "accepted", 1)], now=NOW)
+    (values,) = later.rows("review_rounds")
+    assert row(REVIEW_ROUND_COLUMNS, values)["first_pass_accepted"] is True
+    assert row(REVIEW_ROUND_COLUMNS, values)["round"] == 2
+
+
+def test_a_replayed_review_keeps_its_round(processor: Processor) -> None:
+    processor.process([review("v1", "rejected", 0), review("v2", "accepted", 1)], now=NOW)
+    replay = processor.process([review("v1", "rejected", 0), review("v2", "accepted", 1)], now=NOW,
+                               replayed_through={0: 1})  # fmt: skip
+    again = [row(REVIEW_ROUND_COLUMNS, values) for values in replay.rows("review_rounds")]
+    assert [(r["round"], r["first_pass_accepted"]) for r in again] == [(1, False), (2, False)]
+    third = processor.process([review("v3", "accepted", 2)], now=NOW).rows("review_rounds")
+    assert row(REVIEW_ROUND_COLUMNS, third[0])["round"] == 3

@@ -31,7 +31,12 @@ from labelpulse.process import spawn, terminate
 from labelpulse.simulator import Plan, read_recording, send
 from schema.client import ClickHouseSettings
 from schema.events import EventError, validate_event
-from tests.references import assert_throughput_per_minute_matches, expected_active_time, expected_from
+from tests.references import (
+    assert_throughput_per_minute_matches,
+    expected_active_time,
+    expected_from,
+    expected_review_rounds,
+)
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.broker]
 
@@ -186,6 +191,12 @@ def assert_quality_views_match(client: Client, expected: pd.DataFrame) -> None:
         0
     ]
     assert got_reviews == tuple(int((reviews["verdict"] == v).sum()) for v in ("accepted", "fixed", "rejected"))
+    rounds = client.query_df(
+        "SELECT annotator_id, sum(reviews) AS reviews, sum(first_pass_accepted) AS first_pass_accepted, "
+        "sum(rework_reviews) AS rework_reviews FROM first_pass_hour GROUP BY annotator_id ORDER BY annotator_id"
+    ).set_index("annotator_id")
+    pd.testing.assert_frame_equal(rounds, expected_review_rounds(expected), check_dtype=False, check_index_type=False)
+    assert rounds["rework_reviews"].sum() > 0, "the sample must contain reviews of reworked tasks"
 
     completed = set(expected.loc[expected["event_type"] == "task_completed", "task_id"])
     first = submissions[submissions["task_id"].isin(completed)].drop_duplicates(["task_id", "annotator_id"])

@@ -22,6 +22,9 @@ COLUMNS = {
     "handle_p50_s": st.column_config.NumberColumn("Handle p50 (s)", format="%.1f"),
     "handle_p90_s": st.column_config.NumberColumn("Handle p90 (s)", format="%.1f"),
     "skip_rate": st.column_config.NumberColumn("Skip rate", format="percent"),
+    "first_pass_acceptance": st.column_config.NumberColumn(
+        "First-pass acceptance", format="percent", help="Reviews accepting work never rejected before ÷ reviews"
+    ),
     "acceptance": st.column_config.NumberColumn("Acceptance", format="percent", help="(accepted + fixed) ÷ reviewed"),
     "gold_accuracy": st.column_config.NumberColumn(
         "Gold accuracy", format="percent", help=f"Shown from {MIN_GOLD_ITEMS} gold answers on"
@@ -42,14 +45,18 @@ def annotator_table(filters: queries.Filters) -> pd.DataFrame:
     reviews = fetch(queries.review_totals(filters, by="annotator_id"))
     table = table.merge(reviews, on="annotator_id", how="left")
     table = table.merge(fetch(queries.gold_totals(filters, by="annotator_id")), on="annotator_id", how="left")
+    table = table.merge(fetch(queries.first_pass_totals(filters, by="annotator_id")), on="annotator_id", how="left")
     table = table.merge(fetch(queries.annotator_peer_agreement(filters)), on="annotator_id", how="left")
-    for column in ("active_hours", "reviewed", "accepted", "fixed", "gold_answers", "gold_correct"):
+    for column in ("active_hours", "reviewed", "accepted", "fixed", "gold_answers", "gold_correct", "first_reviews"):
         table[column] = table[column].fillna(0)
     table["per_active_hour"] = (table["annotations"] / table["active_hours"]).where(table["active_hours"] > 0)
     table["model_assisted_share"] = (table["model_assisted"] / table["annotations"]).where(table["annotations"] > 0)
     worked = table["annotations"] + table["skips"]
     table["skip_rate"] = (table["skips"] / worked).where(worked > 0)
     table["acceptance"] = ((table["accepted"] + table["fixed"]) / table["reviewed"]).where(table["reviewed"] > 0)
+    table["first_pass_acceptance"] = (table["first_pass_accepted"] / table["first_reviews"]).where(
+        table["first_reviews"] > 0
+    )
     enough_gold = table["gold_answers"] >= MIN_GOLD_ITEMS
     table["gold_accuracy"] = (table["gold_correct"] / table["gold_answers"]).where(enough_gold)
     table["gold_ci"] = [

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
-from dashboard.metrics import MIN_GOLD_ITEMS, delta, eta, format_count, format_duration, format_share, ratio
+from dashboard.metrics import MIN_GOLD_ITEMS, delta, eta, format_age, format_count, format_duration, format_share, ratio
 from dashboard.page import live, not_enough_data
 
 
@@ -18,9 +20,11 @@ def project_summary(filters: queries.Filters) -> pd.DataFrame:
     backlog = fetch(queries.backlog(filters))
     reviews = fetch(queries.review_totals(filters))
     gold = fetch(queries.gold_totals(filters))
+    first_pass = fetch(queries.first_pass_totals(filters))
     agreement = fetch(queries.agreement(filters))[["project_id", "percent_agreement", "krippendorff_alpha", "tasks"]]
     summary = totals.merge(backlog, on="project_id", how="outer")
     summary = summary.merge(reviews, on="project_id", how="left").merge(gold, on="project_id", how="left")
+    summary = summary.merge(first_pass, on="project_id", how="left")
     summary = summary.merge(agreement.rename(columns={"tasks": "overlap_tasks"}), on="project_id", how="left")
     counts = [
         "annotations",
@@ -44,6 +48,9 @@ def project_summary(filters: queries.Filters) -> pd.DataFrame:
     summary["acceptance"] = ((summary["accepted"] + summary["fixed"]) / summary["reviewed"]).where(
         summary["reviewed"] > 0
     )
+    summary["first_pass_acceptance"] = (summary["first_pass_accepted"] / summary["first_reviews"]).where(
+        summary["first_reviews"] > 0
+    )
     enough_gold = summary["gold_answers"] >= MIN_GOLD_ITEMS
     summary["gold_accuracy"] = (summary["gold_correct"] / summary["gold_answers"]).where(enough_gold)
     summary["eta"] = [
@@ -61,12 +68,12 @@ def kpis(state: ViewState) -> None:
 
     hours = state.filters.span.total_seconds() / 3600
     rate_now, rate_before = total(now, "annotations") / hours, total(before, "annotations") / hours
-    acceptance_now = ratio(total(now, "accepted") + total(now, "fixed"), total(now, "reviewed"))
-    acceptance_before = ratio(total(before, "accepted") + total(before, "fixed"), total(before, "reviewed"))
+    first_pass_now = ratio(total(now, "first_pass_accepted"), total(now, "first_reviews"))
+    first_pass_before = ratio(total(before, "first_pass_accepted"), total(before, "first_reviews"))
     gold_now = ratio(total(now, "gold_correct"), total(now, "gold_answers"))
     gold_before = ratio(total(before, "gold_correct"), total(before, "gold_answers"))
     backlog = int(total(now, "backlog"))
-    columns = st.columns(6)
+    columns = st.columns(7)
     columns[0].metric(
         "Annotations / hour",
         format_count(rate_now),
@@ -87,10 +94,10 @@ def kpis(state: ViewState) -> None:
         help="Tasks created minus completed, all time; ETA at the last hour's completion rate.",
     )
     columns[3].metric(
-        "Acceptance",
-        format_share(acceptance_now),
-        _delta(acceptance_now, acceptance_before),
-        help="(accepted + fixed) ÷ reviewed over the range.",
+        "First-pass acceptance",
+        format_share(first_pass_now),
+        _delta(first_pass_now, first_pass_before),
+        help="Reviews accepting work never rejected before ÷ reviews, over the range.",
     )
     columns[4].metric(
         "Gold accuracy",
@@ -104,6 +111,18 @@ def kpis(state: ViewState) -> None:
         f"{alpha.mean():.2f}" if len(alpha) else "–",
         help="Krippendorff's alpha (nominal) on overlapping tasks, averaged over projects.",
     )
+    columns[6].metric(
+        "Freshness",
+        freshness_text(),
+        help="How long ago the newest stored event happened: end-to-end delay plus any quiet time.",
+    )
+
+
+def freshness_text() -> str:
+    newest = fetch(queries.data_as_of()).iloc[0]["newest_occurred_at"]
+    if pd.isna(newest):
+        return "–"
+    return format_age((datetime.now(UTC) - newest.to_pydatetime().replace(tzinfo=UTC)).total_seconds())
 
 
 def _delta(current: float | None, previous: float | None) -> str | None:
@@ -140,6 +159,7 @@ def render(state: ViewState) -> None:
             "tasks_completed",
             "backlog",
             "eta",
+            "first_pass_acceptance",
             "acceptance",
             "gold_accuracy",
             "percent_agreement",
@@ -155,6 +175,9 @@ def render(state: ViewState) -> None:
             "tasks_completed": st.column_config.NumberColumn("Completed", format="%d"),
             "backlog": st.column_config.NumberColumn("Backlog", format="%d", help="created − completed, all time"),
             "eta": st.column_config.TextColumn("ETA", help="backlog ÷ completions in the last hour"),
+            "first_pass_acceptance": st.column_config.ProgressColumn(
+                "First-pass", min_value=0, max_value=1, format="percent", help="accepted, never rejected before"
+            ),
             "acceptance": st.column_config.ProgressColumn("Acceptance", min_value=0, max_value=1, format="percent"),
             "gold_accuracy": st.column_config.ProgressColumn(
                 "Gold accuracy", min_value=0, max_value=1, format="percent"

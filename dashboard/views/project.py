@@ -80,8 +80,15 @@ def render(state: ViewState) -> None:
     else:
         quality["acceptance"] = (quality["accepted"] + quality["fixed"]) / quality["reviewed"]
         quality["rejection rate"] = quality["rejected"] / quality["reviewed"]
+        first_pass = fetch(queries.first_pass_over_time(filters)).rename(
+            columns={"first_pass_acceptance": "first-pass acceptance"}
+        )
+        quality = quality.merge(first_pass, on="hour", how="left")
         long = quality.melt(
-            id_vars="hour", value_vars=["acceptance", "rejection rate"], var_name="measure", value_name="share"
+            id_vars="hour",
+            value_vars=["first-pass acceptance", "acceptance", "rejection rate"],
+            var_name="measure",
+            value_name="share",
         )
         figure = charts.lines(
             long,
