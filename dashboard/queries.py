@@ -60,6 +60,25 @@ def _where(filters: Filters, time_column: str, *, annotator: bool = False, label
     return " AND ".join(clauses), parameters
 
 
+def _only_projects(filters: Filters, parameters: dict[str, Any], keyword: str) -> str:
+    """`<keyword> project_id IN {projects}` when projects are chosen (binding them), else nothing."""
+    if not filters.projects:
+        return ""
+    parameters["projects"] = list(filters.projects)
+    return f"{keyword} project_id IN {{projects:Array(String)}}"
+
+
+def _over_window(view: str, filters: Filters, order_by: str) -> Query:
+    """A parameterized agreement view (agreement_summary, pair_kappa) over the range."""
+    parameters: dict[str, Any] = {"from": filters.start, "to": filters.end}
+    projects = _only_projects(filters, parameters, "WHERE")
+    return Query(
+        f"SELECT * FROM {view}(from={{from:DateTime64(3, 'UTC')}}, to={{to:DateTime64(3, 'UTC')}}) "
+        f"{projects} ORDER BY {order_by}",
+        parameters,
+    )
+
+
 def _hourly(filters: Filters) -> Filters:
     """Hour rollups: widen the start to its hour."""
     return Filters(
@@ -130,10 +149,7 @@ def backlog(filters: Filters, rate_window: timedelta = timedelta(hours=1)) -> Qu
     """Per project: tasks created minus completed up to the end of the range (all history), and
     completions in the last `rate_window` before it — the rate the ETA assumes."""
     parameters: dict[str, Any] = {"end": filters.end, "rate_from": filters.end - rate_window}
-    project = ""
-    if filters.projects:
-        project = "AND project_id IN {projects:Array(String)}"
-        parameters["projects"] = list(filters.projects)
+    project = _only_projects(filters, parameters, "AND")
     return Query(
         f"""
 SELECT
@@ -216,16 +232,7 @@ ORDER BY {by}""",
 
 
 def agreement(filters: Filters) -> Query:
-    parameters: dict[str, Any] = {"from": filters.start, "to": filters.end}
-    project = ""
-    if filters.projects:
-        project = "WHERE project_id IN {projects:Array(String)}"
-        parameters["projects"] = list(filters.projects)
-    return Query(
-        "SELECT * FROM agreement_summary(from={from:DateTime64(3, 'UTC')}, to={to:DateTime64(3, 'UTC')}) "
-        f"{project} ORDER BY project_id",
-        parameters,
-    )
+    return _over_window("agreement_summary", filters, "project_id")
 
 
 # ---------------------------------------------------------------- project
@@ -267,10 +274,7 @@ ORDER BY hour""",
 def burndown(filters: Filters) -> Query:
     """Backlog at the end of each bucket of the range (tasks created minus completed so far)."""
     parameters: dict[str, Any] = {"start": filters.start, "end": filters.end, "bucket": bucket_seconds(filters.span)}
-    project = ""
-    if filters.projects:
-        project = "AND project_id IN {projects:Array(String)}"
-        parameters["projects"] = list(filters.projects)
+    project = _only_projects(filters, parameters, "AND")
     return Query(
         f"""
 SELECT bucket, sum(net) OVER (ORDER BY bucket) AS backlog
@@ -336,16 +340,7 @@ LIMIT 20""",
 
 
 def pair_kappa(filters: Filters) -> Query:
-    parameters: dict[str, Any] = {"from": filters.start, "to": filters.end}
-    project = ""
-    if filters.projects:
-        project = "WHERE project_id IN {projects:Array(String)}"
-        parameters["projects"] = list(filters.projects)
-    return Query(
-        "SELECT * FROM pair_kappa(from={from:DateTime64(3, 'UTC')}, to={to:DateTime64(3, 'UTC')}) "
-        f"{project} ORDER BY project_id, annotator_a, annotator_b",
-        parameters,
-    )
+    return _over_window("pair_kappa", filters, "project_id, annotator_a, annotator_b")
 
 
 def confusion_pairs(filters: Filters) -> Query:
