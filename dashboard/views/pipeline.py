@@ -5,9 +5,26 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, queries
-from dashboard.data import fetch
+from dashboard.data import fetch, settings
 from dashboard.filters import ViewState
+from dashboard.lag import LagUnavailable, consumer_lag
 from dashboard.page import live
+
+
+def lag_panel(column: st.delta_generator.DeltaGenerator) -> None:
+    config = settings()
+    try:
+        lag = consumer_lag(config.kafka.bootstrap_servers, config.consumer_group, config.kafka.events_topic)
+    except LagUnavailable as error:
+        column.metric("Consumer lag", "–", help=f"Unavailable: {error}")
+        return
+    column.metric(
+        "Consumer lag",
+        f"{int(lag['lag'].sum()):,}",
+        help=f"Events in {config.kafka.events_topic} not yet committed by consumer group {config.consumer_group}, "
+        "summed over partitions: "
+        + ", ".join(f"p{p}: {n:,}" for p, n in zip(lag["partition"], lag["lag"], strict=True)),
+    )
 
 
 def render(state: ViewState) -> None:
@@ -16,7 +33,7 @@ def render(state: ViewState) -> None:
     dead = fetch(queries.dead_letters_by_reason(state.filters))
     total_events = float((ingest["events_per_s"] * queries.bucket_seconds(state.filters.span)).sum())
     total_dead = int(dead["dead_letters"].sum()) if not dead.empty else 0
-    columns = st.columns(4)
+    columns = st.columns(5)
     columns[0].metric(
         "Events in / s",
         f"{ingest['events_per_s'].iloc[-1]:,.1f}" if not ingest.empty else "–",
@@ -30,6 +47,7 @@ def render(state: ViewState) -> None:
     columns[2].metric("Dead letters", f"{total_dead:,}", help="Refused messages in the range, by when they arrived")
     rate = total_dead / (total_dead + total_events) if total_dead + total_events else None
     columns[3].metric("Dead-letter rate", f"{rate:.2%}" if rate is not None else "–")
+    lag_panel(columns[4])
     if not ingest.empty:
         left, right = st.columns(2)
         left.plotly_chart(
