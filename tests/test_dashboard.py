@@ -155,6 +155,12 @@ def test_project_view_renders_with_agreement(seeded: Seeded, monkeypatch: pytest
     agreement = at.dataframe[0].value
     assert set(agreement["project_id"]) <= set(seeded.events["project_id"])
     assert (agreement["tasks"] > 0).all()
+    events = seeded.events
+    gold = events[(events["event_type"] == "task_created") & (events["is_gold"] == True)]  # noqa: E712
+    submissions = events[events["event_type"] == "annotation_submitted"]
+    answers = submissions.merge(gold[["task_id", "gold_label"]], on="task_id", suffixes=("", "_task"))
+    accuracy = (answers["label"] == answers["gold_label_task"]).mean()
+    assert metric(at, "Gold accuracy") == f"{accuracy:.1%}"
 
 
 def test_a_selection_without_data_says_not_enough_data(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:

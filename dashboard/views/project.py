@@ -135,7 +135,6 @@ def gold_panel(column: st.delta_generator.DeltaGenerator, filters: queries.Filte
             f"judged from {MIN_GOLD_ITEMS} on. Add gold tasks to the project or widen the range."
         )
         return
-    gold["accuracy"] = gold["gold_correct"] / gold["gold_answers"]
     low, high = wilson_interval(correct, answers) or (0.0, 0.0)
     column.metric(
         "Gold accuracy",
@@ -144,15 +143,25 @@ def gold_panel(column: st.delta_generator.DeltaGenerator, filters: queries.Filte
         delta_color="off",
         delta_arrow="off",
     )
+    hourly = fetch(queries.gold_totals(filters, by="hour"))
+    hourly = hourly[hourly["gold_answers"] > 0].copy()
+    hourly["accuracy"] = hourly["gold_correct"] / hourly["gold_answers"]
+    bounds = [
+        wilson_interval(int(c), int(n)) for c, n in zip(hourly["gold_correct"], hourly["gold_answers"], strict=True)
+    ]
+    hourly["low"] = [bound[0] if bound else None for bound in bounds]
+    hourly["high"] = [bound[1] if bound else None for bound in bounds]
     column.plotly_chart(
-        charts.bars(
-            gold,
-            x="project_id",
-            y="accuracy",
-            title="Gold accuracy by project",
-            x_title="project",
+        charts.band(
+            hourly,
+            x="hour",
+            low="low",
+            high="high",
+            mid="accuracy",
+            title="Gold accuracy per hour, with its 95 % Wilson interval",
+            x_title="hour (UTC)",
             y_title="share correct",
-            hover="%{y:.1%} correct",
+            hover="%{y:.1%} correct<extra></extra>",
         )
     )
 
