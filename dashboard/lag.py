@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pandas as pd
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 COLUMNS = ["partition", "end_offset", "committed", "lag"]
+# An unreachable Kafka is shown on the page; aiokafka would also log it on every refresh.
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 class LagUnavailable(RuntimeError):

@@ -102,9 +102,10 @@ class ActivityTracker:
     def _add(self, annotator_id: str, new: Iterable[Entry], partition: int) -> Mapping[tuple[str, int], list[int]]:
         """Insert an annotator's events into its state; the changes per (project, hour)."""
         state = self.annotators.get(annotator_id) or {"entries": [], "pruned": False}
-        kept: list[Entry] = [(ts, event_id, project) for ts, event_id, project in state["entries"]]
+        kept: list[Entry] = state["entries"]
+        if kept and not isinstance(kept[0], tuple):  # recovered from the JSON changelog: lists compare apart
+            kept = [(ts, event_id, project) for ts, event_id, project in kept]
         pruned: bool = state["pruned"]
-        known = {entry[1] for entry in kept}
         changes: defaultdict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
 
         def credit(gap: Gap, sign: int, later: Entry) -> None:
@@ -114,9 +115,9 @@ class ActivityTracker:
 
         changed = False
         for entry in sorted(new):
-            if entry[1] in known:
-                continue  # a replay
             at = bisect.bisect(kept, entry)
+            if at > 0 and kept[at - 1] == entry:
+                continue  # a replay: the same event, already in place
             if pruned and at == 0:  # its earlier neighbour may have been forgotten
                 self.too_late += 1
                 continue
@@ -126,8 +127,7 @@ class ActivityTracker:
                 credit(self.gap(earlier, later), -1, later)
                 credit(self.gap(entry, later), +1, later)
             credit(self.gap(earlier, entry), +1, entry)
-            kept.insert(at, entry)
-            known.add(entry[1])
+            kept.insert(at, entry)  # in place: the state is put back below
             changed = True
         if not changed:
             return changes

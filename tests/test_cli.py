@@ -17,7 +17,7 @@ from clickhouse_connect.driver.client import Client
 
 from labelpulse.broker import BrokerSettings, kafka_answers
 from labelpulse.cli import render_table
-from labelpulse.net import free_port, port_in_use
+from labelpulse.net import free_port, http_ok, port_in_use
 from labelpulse.simulator import read_recording
 from schema.client import ClickHouseSettings
 from tests.conftest import REPO_ROOT, run_cli
@@ -256,11 +256,18 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
         "LABELPULSE_CLICKHOUSE_PORT": str(free_port()),
         "LABELPULSE_BROKER_PORT": str(free_port()),
         "LABELPULSE_DATA_DIR": str(tmp_path / "state"),
+        "LABELPULSE_DASHBOARD_PORT": str(free_port()),
     }
     up = start_cli(["up"], env)
     output = read_until(up, "Ctrl-C stops everything")
     assert "applying 0001_initial" in output
     assert kafka_answers("127.0.0.1", int(env["LABELPULSE_BROKER_PORT"]))
+    dashboard = f"http://127.0.0.1:{env['LABELPULSE_DASHBOARD_PORT']}"
+    assert f"dashboard   {dashboard}" in output
+    deadline = time.monotonic() + 60
+    while not http_ok(f"{dashboard}/_stcore/health") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert http_ok(f"{dashboard}/_stcore/health"), "the dashboard answers"
     inserted = run_cli(
         "sql", "INSERT INTO events (event_id, project_id, occurred_at) VALUES ('e1', 'p', now64(3))", env=env
     )
@@ -269,6 +276,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
     assert up.wait(timeout=60) == 0
     assert not port_in_use("127.0.0.1", int(env["LABELPULSE_CLICKHOUSE_PORT"]))
     assert not kafka_answers("127.0.0.1", int(env["LABELPULSE_BROKER_PORT"]))
+    assert not port_in_use("127.0.0.1", int(env["LABELPULSE_DASHBOARD_PORT"]))
 
     again = start_cli(["up"], env)
     output = read_until(again, "Ctrl-C stops everything")
