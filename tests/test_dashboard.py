@@ -90,11 +90,11 @@ def test_overview_kpis_equal_pandas_counts(seeded: Seeded, monkeypatch: pytest.M
     at = app(seeded.settings, monkeypatch)
     assert metric(at, "Tasks completed") == f"{count_of(seeded.events, 'task_completed'):,}"
     per_hour = count_of(seeded.events, "annotation_submitted") / 6
-    assert metric(at, "Annotations / hour") == f"{per_hour:,.1f}"
+    assert metric(at, "Annotations/h") == f"{per_hour:,.1f}"
     created, completed = count_of(seeded.events, "task_created"), count_of(seeded.events, "task_completed")
     assert metric(at, "Backlog") == f"{created - completed:,}"
     rounds = expected_review_rounds(seeded.events).sum()
-    assert metric(at, "First-pass acceptance") == f"{rounds['first_pass_accepted'] / rounds['reviews']:.1%}"
+    assert metric(at, "First-pass") == f"{rounds['first_pass_accepted'] / rounds['reviews']:.1%}"
     assert metric(at, "Freshness").endswith((" s", " min", " h"))
 
 

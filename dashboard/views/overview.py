@@ -75,7 +75,7 @@ def kpis(state: ViewState) -> None:
     backlog = int(total(now, "backlog"))
     columns = st.columns(7)
     columns[0].metric(
-        "Annotations / hour",
+        "Annotations/h",
         format_count(rate_now),
         _delta(rate_now, rate_before),
         help="Annotations submitted per hour over the range, against the previous range of equal length.",
@@ -94,7 +94,7 @@ def kpis(state: ViewState) -> None:
         help="Tasks created minus completed, all time; ETA at the last hour's completion rate.",
     )
     columns[3].metric(
-        "First-pass acceptance",
+        "First-pass",
         format_share(first_pass_now),
         _delta(first_pass_now, first_pass_before),
         help="Reviews accepting work never rejected before ÷ reviews, over the range.",
