@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 import streamlit as st
 
 from dashboard import queries
-from dashboard.data import fetch, settings
+from dashboard.data import SchemaMissing, fetch, settings
 from dashboard.filters import QUICK_RANGES, RANGE_LABELS, REFRESH_CHOICES, SOURCES, ViewState, from_params, to_params
 from dashboard.page import STATE_KEY
 from schema.client import ClickHouseUnavailable
@@ -20,7 +20,7 @@ from schema.client import ClickHouseUnavailable
 def options(query: queries.Query, column: str) -> list[str]:
     try:
         return [str(value) for value in fetch(query)[column]]
-    except ClickHouseUnavailable:
+    except (ClickHouseUnavailable, SchemaMissing):
         return []  # the page shows the banner
 
 

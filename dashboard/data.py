@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from dashboard.queries import Query
 from dashboard.settings import DashboardSettings
@@ -24,6 +24,12 @@ def settings() -> DashboardSettings:
 def _client() -> Client:
     return connect(settings().clickhouse)
 
+
+class SchemaMissing(RuntimeError):
+    """ClickHouse answers, but the LabelPulse tables are not there: migrations were not applied."""
+
+
+UNKNOWN_TABLE, UNKNOWN_DATABASE = 60, 81
 
 QueryKey = tuple[str, tuple[tuple[str, Any], ...]]
 
@@ -53,3 +59,7 @@ def _run(key: QueryKey) -> pd.DataFrame:
     except (ClickHouseUnavailable, OperationalError) as error:
         _client.clear()  # reconnect next time: the server may have restarted
         raise ClickHouseUnavailable(str(error).splitlines()[0]) from error
+    except DatabaseError as error:  # after OperationalError, its subclass
+        if getattr(error, "code", None) in (UNKNOWN_TABLE, UNKNOWN_DATABASE):
+            raise SchemaMissing(f"database {settings().clickhouse.database} has no LabelPulse tables") from error
+        raise

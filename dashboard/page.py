@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from dashboard.data import fetch
+from dashboard.data import SchemaMissing, fetch
 from dashboard.filters import ViewState
 from dashboard.metrics import format_age
 from schema.client import ClickHouseUnavailable
@@ -45,7 +45,13 @@ def live(render: Callable[[ViewState], None]) -> None:
                 f"**ClickHouse is not answering** ({error}).\n\n"
                 "Is it running? `labelpulse up` starts the embedded one; for a server, check "
                 "`LABELPULSE_CLICKHOUSE_HOST`/`_PORT`. This page retries by itself on every refresh.",
-                icon="🚨",
+                icon=":material/error:",
+            )
+        except SchemaMissing as error:
+            st.error(
+                f"**The LabelPulse schema is not in ClickHouse** ({error}).\n\n"
+                "Apply it with `labelpulse migrate` (`labelpulse up` does it for the embedded default).",
+                icon=":material/error:",
             )
 
     body()

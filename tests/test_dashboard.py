@@ -190,3 +190,12 @@ def test_a_malformed_link_is_reported_and_the_view_still_renders(
     warnings = " ".join(w.value for w in at.sidebar.warning)
     assert "range='fortnight'" in warnings and "refresh='-5'" in warnings and "telepathy" in warnings
     assert metric(at, "Tasks completed") == f"{count_of(seeded.events, 'task_completed'):,}"
+
+
+def test_a_database_without_the_schema_says_to_migrate(
+    clickhouse_service: ClickHouseService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = replace(clickhouse_service.settings, database=f"bare_{uuid.uuid4().hex[:10]}")
+    connect(clickhouse_service.settings, database="default").command(f"CREATE DATABASE {settings.database}")
+    at = app(settings, monkeypatch)
+    assert "labelpulse migrate" in at.error[0].value
