@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 
 import krippendorff
@@ -28,7 +30,7 @@ from clickhouse_connect.driver.client import Client
 
 from labelpulse.broker import BrokerSettings
 from labelpulse.process import spawn, terminate
-from labelpulse.simulator import Plan, read_recording, send
+from labelpulse.simulator import Plan, generate, read_recording, send
 from schema.client import ClickHouseSettings
 from schema.events import EventError, validate_event
 from tests.references import (
@@ -251,3 +253,26 @@ def test_sigkill_between_insert_and_commit_neither_loses_nor_double_counts(
     time.sleep(2)
     assert stored(migrated) == total
     assert_views_match(migrated, expected, refused)
+
+
+def test_two_workers_in_one_group_split_partitions_and_state_moves_with_them(
+    harness: WorkerHarness, kafka: BrokerSettings, migrated: Client
+) -> None:
+    # Tasks begin before the second worker joins and end after: whoever owns a task's partition
+    # then must carry on from the state the first worker wrote to the changelog.
+    plan = Plan(seed=23, start=datetime.now(UTC) - timedelta(hours=1), rate=5)
+    values = [message.value for message in islice(generate(plan), 3000)]
+    harness.start()
+    resend(kafka, harness.topic, values[:1500])
+    wait_for(lambda: stored(migrated) == 1500, 120, "the first half stored by one worker")
+    second = harness.start()
+    resend(kafka, harness.topic, values[1500:])
+    expected, refused = expected_from(values)
+    wait_for(lambda: stored(migrated) == len(expected) + sum(refused.values()), 180, "everything stored by two")
+    time.sleep(2)
+    assert stored(migrated) == len(expected) + sum(refused.values())
+    assert_views_match(migrated, expected, refused)
+    assert second.poll() is None
+    # Faust logs each assignment as a table row: "| <topic> | {0} |"; the newcomer got some of the events topic.
+    log = (harness.log_dir / "worker-1.log").read_text(errors="replace")
+    assert re.search(rf"\| {re.escape(harness.topic)}\s+\| \{{\d", log), "the second worker owns partitions"
