@@ -94,6 +94,7 @@ def main() -> None:
             "LABELPULSE_CONSUMER_GROUP": f"bench-{topic}",
             "LABELPULSE_DATA_DIR": str(workdir / "state"),
             "LABELPULSE_SESSION_TIMEOUT_MS": "6000",
+            "LABELPULSE_WORKER_METRICS_PORT": "0",
         }
         # The worker creates the topic with its partitions; wait until it is up, then stop it.
         worker = start_worker(env, workdir / "worker-setup.log")

@@ -412,7 +412,21 @@ def render_table(columns: list[str], rows: list[list[Any]]) -> str:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+
     from streams.app import app
+    from streams.settings import WorkerSettings
+
+    settings = WorkerSettings.from_env()
+    if settings.metrics_port:
+        try:
+            start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        except OSError as exc:
+            raise CliError(
+                f"cannot serve worker metrics on {settings.metrics_host}:{settings.metrics_port} ({exc.strerror}); "
+                "set LABELPULSE_WORKER_METRICS_PORT to a free port, or 0 to turn them off"
+            ) from exc
+        say(f"worker metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
 
     # Faust's own command line does the rest: signals, logging, rebalances, clean shutdown.
     sys.argv = ["labelpulse worker", "worker", "--loglevel", args.loglevel, "--without-web"]
@@ -516,7 +530,8 @@ def _run_up(args: argparse.Namespace) -> int:
     clickhouse = ClickHouseSettings.from_env()
     kafka = KafkaSettings.from_env()
     broker_settings = BrokerSettings.from_env()
-    consumer_group = WorkerSettings.from_env().consumer_group
+    worker_settings = WorkerSettings.from_env()
+    consumer_group = worker_settings.consumer_group
     dashboard_settings = DashboardSettings.from_env()
     if port_in_use(dashboard_settings.host, dashboard_settings.port):
         raise CliError(
@@ -571,12 +586,17 @@ def _run_up(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from exc
         raise
 
+    worker_metrics = (
+        f", metrics http://{worker_settings.metrics_host}:{worker_settings.metrics_port}/metrics"
+        if worker_settings.metrics_port
+        else ""
+    )
     say(
         "\nLabelPulse is up (embedded default):\n"
         f"  ClickHouse  {clickhouse.url}  (database {clickhouse.database})\n"
         f"  Kafka       {kafka.bootstrap_servers if kafka.external else broker_settings.bootstrap_servers}"
         f"  (topic {kafka.events_topic})\n"
-        f"  worker      consumer group {consumer_group}\n"
+        f"  worker      consumer group {consumer_group}{worker_metrics}\n"
         f"  simulator   {'off (--no-demo)' if args.no_demo else f'{args.demo_rate:g} events/s'}\n"
         f"  dashboard   {dashboard_settings.url}\n"
         f"  logs        {runtime.log_dir}\n"

@@ -25,10 +25,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from schema.client import connect
+from streams import metrics
 from streams.activity import ActivityTracker, encode_activity
-from streams.processor import Message, Processor
+from streams.processor import Batch, Message, Processor
 from streams.settings import WorkerSettings
 from streams.sink import ClickHouseSink
 from streams.transport import SCHEME, register_batch_handler
@@ -97,6 +99,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         stored = await loop.run_in_executor(None, sink.stored_through, "events", partitions)
         batch = processor.process(messages, now=datetime.now(UTC), replayed_through=stored)
         result = await loop.run_in_executor(None, sink.write, batch)
+        record_batch_metrics(batch, len(messages), result.seconds)
         processor.release(batch)
         tasks.flush()  # before the transport acknowledges the batch
         for message, error in batch.refused:
@@ -112,6 +115,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
         for annotator_id, entries in batch.activity.items():
             await activity_topic.send(key=annotator_id.encode(), value=encode_activity(annotator_id, entries))
         # No flush here: Faust flushes its producer before every offset commit.
+        for partition in partitions:  # how far behind the end of each partition this batch left us
+            last = max(m.offset for m in messages if m.partition == partition)
+            tp = TP(settings.kafka.events_topic, partition)
+            metrics.LAG.labels(tp.topic, str(partition)).set(max(app.consumer.highwater(tp) - last - 1, 0))
         throughput.add(len(messages), result.events_written, result.dead_letters_written, batch.duplicates)
         log.debug("batch of %d messages stored in %.0f ms", len(messages), result.seconds * 1000)
 
@@ -158,6 +165,20 @@ def create_app(settings: WorkerSettings) -> faust.App:
             tracker.too_late = 0
 
     return app
+
+
+def record_batch_metrics(batch: Batch, messages: int, insert_seconds: float) -> None:
+    for event_type, count in batch.events_by_type.items():
+        metrics.EVENTS.labels(event_type).inc(count)
+    for rule, count in batch.dead_letters_by_rule.items():
+        metrics.DEAD_LETTERS.labels(rule).inc(count)
+    metrics.DUPLICATES.inc(batch.duplicates)
+    metrics.BATCH_SIZE.observe(messages)
+    metrics.INSERT_SECONDS.observe(insert_seconds)
+    now = datetime.now(UTC)
+    metrics.LAST_BATCH.set(now.timestamp())
+    if batch.newest_occurred_at is not None:
+        metrics.FRESHNESS.set(max((now - batch.newest_occurred_at).total_seconds(), 0.0))
 
 
 class TableTaskStore:

@@ -73,6 +73,7 @@ class Batch:
     refused: list[tuple[Message, EventError]] = field(default_factory=list)
     # Task state to forget once this batch is durable: (task_id, partition).
     finished_tasks: list[tuple[str, int]] = field(default_factory=list)
+    newest_occurred_at: datetime | None = None  # of the valid events: for the freshness metric
     # Annotation events per annotator, for the activity topic (replays included: it drops repeats).
     activity: defaultdict[str, list[ActivityEntry]] = field(default_factory=lambda: defaultdict(list))
 
@@ -179,6 +180,8 @@ class Processor:
             message,
         )
         batch.events_by_type[event.event_type] = batch.events_by_type.get(event.event_type, 0) + 1
+        if batch.newest_occurred_at is None or event.occurred_at > batch.newest_occurred_at:
+            batch.newest_occurred_at = event.occurred_at
 
     def _refuse(self, message: Message, error: EventError, now: datetime, batch: Batch) -> None:
         batch.refused.append((message, error))

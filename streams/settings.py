@@ -32,6 +32,8 @@ class WorkerSettings:
     activity_late_window_s: int = 3600
     limits: ContractLimits = field(default_factory=ContractLimits)
     state_dir: Path = Path(".labelpulse/worker")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9810  # Prometheus /metrics of this worker; 0 turns it off
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerSettings:
@@ -53,4 +55,6 @@ class WorkerSettings:
                 max_age=timedelta(days=env_int(env, "MAX_AGE_DAYS", 366, minimum=1, maximum=36_500)),
             ),
             state_dir=Path(env_str(env, "DATA_DIR", ".labelpulse")) / "worker",
+            metrics_host=env_str(env, "WORKER_METRICS_HOST", cls.metrics_host),
+            metrics_port=env_int(env, "WORKER_METRICS_PORT", cls.metrics_port, maximum=65535),
         )

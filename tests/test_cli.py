@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -258,6 +259,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
         "LABELPULSE_BROKER_PORT": str(free_port()),
         "LABELPULSE_DATA_DIR": str(tmp_path / "state"),
         "LABELPULSE_DASHBOARD_PORT": str(free_port()),
+        "LABELPULSE_WORKER_METRICS_PORT": str(free_port()),
     }
     up = start_cli(["up"], env)
     output = read_until(up, "Ctrl-C stops everything")
@@ -297,3 +299,17 @@ def test_broker_command_runs_until_interrupted() -> None:
     broker.send_signal(signal.SIGINT)
     assert broker.wait(timeout=30) == 0
     assert not kafka_answers("127.0.0.1", port)
+
+
+def test_worker_refuses_a_metrics_port_in_use_naming_the_variable(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            "worker",
+            env={"LABELPULSE_WORKER_METRICS_PORT": str(port), "LABELPULSE_DATA_DIR": str(tmp_path)},
+        )
+    assert result.returncode == 2
+    assert f"cannot serve worker metrics on 127.0.0.1:{port}" in result.stderr
+    assert "LABELPULSE_WORKER_METRICS_PORT" in result.stderr

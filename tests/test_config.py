@@ -67,6 +67,7 @@ def test_values_are_read() -> None:
         (KafkaSettings.from_env, {"LABELPULSE_EVENTS_TOPIC": "events/v1"}, "LABELPULSE_EVENTS_TOPIC must be"),
         (KafkaSettings.from_env, {"LABELPULSE_DEAD_LETTER_TOPIC": ""}, "LABELPULSE_DEAD_LETTER_TOPIC must be"),
         (KafkaSettings.from_env, {"LABELPULSE_ACTIVITY_TOPIC": "a b"}, "LABELPULSE_ACTIVITY_TOPIC must be"),
+        (WorkerSettings.from_env, {"LABELPULSE_WORKER_METRICS_PORT": "70000"}, "WORKER_METRICS_PORT must be ≥ 0"),
         (WorkerSettings.from_env, {"LABELPULSE_IDLE_THRESHOLD_S": "0"}, "LABELPULSE_IDLE_THRESHOLD_S must be ≥ 1"),
         (WorkerSettings.from_env, {"LABELPULSE_IDLE_THRESHOLD_S": "1.5"}, "must be a whole number"),
         (WorkerSettings.from_env, {"LABELPULSE_ACTIVITY_LATE_WINDOW_S": "-1"}, "ACTIVITY_LATE_WINDOW_S must be ≥ 0"),

@@ -14,10 +14,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -27,8 +28,10 @@ import pandas as pd
 import pytest
 from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
+from prometheus_client.parser import text_string_to_metric_families
 
 from labelpulse.broker import BrokerSettings
+from labelpulse.net import free_port
 from labelpulse.process import spawn, terminate
 from labelpulse.simulator import Plan, generate, read_recording, send
 from schema.client import ClickHouseSettings
@@ -49,10 +52,13 @@ class WorkerHarness:
     log_dir: Path
     topic: str
     processes: list[subprocess.Popen[bytes]]
+    metrics_ports: list[int] = field(default_factory=list)
 
     def start(self, **overrides: str) -> subprocess.Popen[bytes]:
         log_path = self.log_dir / f"worker-{len(self.processes)}.log"
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("LABELPULSE_")}, **self.env, **overrides}
+        env.setdefault("LABELPULSE_WORKER_METRICS_PORT", str(free_port()))  # each worker its own /metrics
+        self.metrics_ports.append(int(env["LABELPULSE_WORKER_METRICS_PORT"]))
         process = spawn([sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"], log_path, env)
         self.processes.append(process)
 
@@ -232,6 +238,29 @@ def test_events_dead_letters_and_duplicates_end_to_end(
     assert_views_match(migrated, expected, refused)
     gold = migrated.command("SELECT count() FROM events WHERE event_type = 'annotation_submitted' AND is_gold")
     assert gold > 0, "submissions on honeypot tasks are enriched with the gold answer"
+    assert_metrics_match(harness.metrics_ports[0], expected, refused, duplicates=len(duplicates))
+
+
+def assert_metrics_match(port: int, expected: pd.DataFrame, refused: Counter[str], duplicates: int) -> None:
+    """The worker's /metrics, scraped over HTTP like Prometheus does, counts what was stored."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+    def by_label(name: str, label: str) -> dict[str, int]:
+        return {dict(labels)[label]: int(value) for (n, labels), value in samples.items() if n == name}
+
+    assert by_label("labelpulse_worker_events_total", "event_type") == expected["event_type"].value_counts().to_dict()
+    assert by_label("labelpulse_worker_dead_letters_total", "rule") == dict(refused)
+    assert samples[("labelpulse_worker_duplicates_dropped_total", ())] == duplicates
+    assert samples[("labelpulse_worker_batch_messages_count", ())] >= 1
+    assert 0 <= samples[("labelpulse_worker_freshness_seconds", ())] < 7200
+    lag = by_label("labelpulse_worker_consumer_lag_messages", "partition")
+    assert lag and all(value == 0 for value in lag.values()), lag
 
 
 def test_sigkill_between_insert_and_commit_neither_loses_nor_double_counts(

@@ -1,0 +1,31 @@
+"""The worker's Prometheus metrics (served on LABELPULSE_WORKER_METRICS_PORT by `labelpulse worker`).
+
+Names follow Prometheus conventions: `labelpulse_` prefix, base units, `_total` on counters,
+and no unbounded label values (event types and refusal rules are fixed sets; partitions are few).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter("labelpulse_worker_events", "Valid events stored, by type", ["event_type"])
+DEAD_LETTERS = Counter("labelpulse_worker_dead_letters", "Messages refused, by the rule they broke", ["rule"])
+DUPLICATES = Counter("labelpulse_worker_duplicates_dropped", "Repeated event_ids dropped (producer retries)")
+BATCH_SIZE = Histogram(
+    "labelpulse_worker_batch_messages",
+    "Messages per batch (one Kafka fetch)",
+    buckets=(1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000),
+)
+INSERT_SECONDS = Histogram(
+    "labelpulse_worker_insert_duration_seconds",
+    "Time to make one batch durable in ClickHouse (every table)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+LAG = Gauge(
+    "labelpulse_worker_consumer_lag_messages", "Messages behind the end of each partition", ["topic", "partition"]
+)
+FRESHNESS = Gauge(
+    "labelpulse_worker_freshness_seconds",
+    "Age of the newest event of the last durable batch when it became durable (occurred_at to queryable)",
+)
+LAST_BATCH = Gauge("labelpulse_worker_last_batch_timestamp_seconds", "When the last batch became durable (Unix time)")
