@@ -43,6 +43,7 @@ from urllib.parse import parse_qsl, urlsplit
 import chdb
 import lz4.frame
 import zstandard
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from labelpulse.net import is_loopback
 
@@ -105,6 +106,16 @@ _CONTENT_TYPES = {
     "JSONCompact": "application/json; charset=UTF-8",
     "JSONEachRow": "application/x-ndjson; charset=UTF-8",
 }
+
+# Served at GET /metrics on the HTTP port, as ClickHouse's own `prometheus` HTTP handler can be.
+QUERIES = Counter("labelpulse_clickhouse_queries", "Statements served, by kind (query or insert)", ["kind"])
+QUERY_ERRORS = Counter("labelpulse_clickhouse_query_errors", "Statements refused, by ClickHouse error code", ["code"])
+QUERY_SECONDS = Histogram(
+    "labelpulse_clickhouse_query_duration_seconds",
+    "Time from request to the last byte of the answer, by kind",
+    ["kind"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 _INSERT_WITH_DATA = re.compile(
     rb"^\s*(?P<head>INSERT\s+INTO\s+.+?)\s+FORMAT\s+(?P<format>[A-Za-z][A-Za-z0-9_]*)",
@@ -257,18 +268,24 @@ class Handler(BaseHTTPRequestHandler):
             self._read_body()  # keep the connection usable
             if path in ("/ping", "/replicas_status"):
                 self._send_simple(200, b"Ok.\n")
+            elif path == "/metrics":
+                self._send_simple(200, generate_latest(), content_type=CONTENT_TYPE_LATEST)
             else:
                 self._send_simple(404, b"There is no handle " + url.path.encode() + b"\n")
             return
         query_id = str(uuid.uuid4())
         url_params = dict(parse_qsl(url.query, keep_blank_values=True))
+        started, kind = time.perf_counter(), "query"
         try:
             request = self._decode(url_params, read_only, query_id)  # reads the body, keeping the connection usable
             self._authenticate(url_params)
             if not request.sql.strip() and self.command == "GET" and "query" not in url_params:
                 self._send_simple(200, b"Ok.\n")
                 return
+            kind = "insert" if _INSERT_WITH_DATA.match(request.sql) else "query"
+            QUERIES.labels(kind).inc()
             self.server.execute(request, self)
+            QUERY_SECONDS.labels(kind).observe(time.perf_counter() - started)
         except ClickHouseError as exc:
             self._send_error(exc, query_id)
         except (ConnectionError, TimeoutError):
@@ -358,13 +375,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-ClickHouse-Query-Id", query_id)
         self.send_header("X-ClickHouse-Timezone", self.server.engine.timezone)
 
-    def _send_simple(self, status: int, body: bytes) -> None:
+    def _send_simple(self, status: int, body: bytes, content_type: str = "text/plain; charset=UTF-8") -> None:
         self.send_response(status)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
     def _send_error(self, exc: ClickHouseError, query_id: str) -> None:
+        QUERY_ERRORS.labels(str(exc.code)).inc()
         body = exc.render(self.server.engine.version)
         self.send_response(exc.http_status)
         self._common_headers(query_id)

@@ -19,6 +19,7 @@ import pytest
 import zstandard
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, StreamFailureError
+from prometheus_client.parser import text_string_to_metric_families
 
 from labelpulse.net import free_port
 from labelpulse.runtime import EmbeddedClickHouseProcess
@@ -437,3 +438,31 @@ def test_insert_select_writes_its_rows(ch_client: Client, prefix: str) -> None:
     statement = "INSERT INTO copied SELECT number FROM numbers(10)"
     ch_client.command(prefix + statement if prefix != "insert" else statement.lower())
     assert ch_client.command("SELECT count() FROM copied") == 10
+
+
+def test_metrics_count_queries_inserts_and_errors_by_code(clickhouse: ClickHouseSettings, ch_client: Client) -> None:
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with urllib.request.urlopen(f"{clickhouse.url}/metrics", timeout=5) as response:
+            assert response.headers["Content-Type"].startswith("text/plain; version=")  # the exposition format
+            text = response.read().decode()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    before = scrape()
+    ch_client.command("CREATE TABLE counted (n UInt8) ENGINE = MergeTree ORDER BY n")
+    ch_client.insert("counted", [[1], [2]], column_names=["n"])
+    with pytest.raises(DatabaseError):
+        ch_client.query("SELECT * FROM no_such_table")
+    after = scrape()
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert grew("labelpulse_clickhouse_queries_total", kind="insert") == 1
+    assert grew("labelpulse_clickhouse_queries_total", kind="query") >= 2
+    assert grew("labelpulse_clickhouse_query_errors_total", code="60") == 1
+    assert grew("labelpulse_clickhouse_query_duration_seconds_count", kind="insert") == 1
