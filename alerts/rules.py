@@ -284,9 +284,9 @@ def _params(kind: str, given: Mapping[str, Any], at: tuple[Any, ...]) -> dict[st
             raise _Invalid(where, f"expected {spec.type.__name__}, got {value!r}")
         if spec.choices and value not in spec.choices:
             raise _Invalid(where, f"must be one of {', '.join(spec.choices)}, got {value!r}")
-        if spec.minimum is not None and value < spec.minimum:
+        if spec.minimum is not None and float(value) < spec.minimum:  # only numbers have bounds
             raise _Invalid(where, f"must be at least {spec.minimum}, got {value!r}")
-        if spec.maximum is not None and value > spec.maximum:
+        if spec.maximum is not None and float(value) > spec.maximum:
             raise _Invalid(where, f"must be at most {spec.maximum}, got {value!r}")
         params[name] = value
     return params
