@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -274,7 +274,7 @@ def _params(kind: str, given: Mapping[str, Any], at: tuple[Any, ...]) -> dict[st
                 raise _Invalid(where, f"{kind} needs params.{name}")
             params[name] = spec.default
             continue
-        value = given[name]
+        value: Any = given[name]
         if spec.type is timedelta:
             params[name] = _duration(value, where)
             continue
@@ -284,9 +284,10 @@ def _params(kind: str, given: Mapping[str, Any], at: tuple[Any, ...]) -> dict[st
             raise _Invalid(where, f"expected {spec.type.__name__}, got {value!r}")
         if spec.choices and value not in spec.choices:
             raise _Invalid(where, f"must be one of {', '.join(spec.choices)}, got {value!r}")
-        if spec.minimum is not None and float(value) < spec.minimum:  # only numbers have bounds
+        number = cast(float, value)  # only int and float params have bounds
+        if spec.minimum is not None and number < spec.minimum:
             raise _Invalid(where, f"must be at least {spec.minimum}, got {value!r}")
-        if spec.maximum is not None and float(value) > spec.maximum:
+        if spec.maximum is not None and number > spec.maximum:
             raise _Invalid(where, f"must be at most {spec.maximum}, got {value!r}")
         params[name] = value
     return params
