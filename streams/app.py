@@ -114,7 +114,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
             )
         for annotator_id, entries in batch.activity.items():
             await activity_topic.send(key=annotator_id.encode(), value=encode_activity(annotator_id, entries))
-        # No flush here: Faust flushes its producer before every offset commit.
+        # Changelog, dead letters and activity are in Kafka before the batch is acknowledged: a
+        # rebalance's recovery reads the changelog up to its end, and must find this batch's state.
+        await app.producer.flush()
         for partition in partitions:  # how far behind the end of each partition this batch left us
             last = max(m.offset for m in messages if m.partition == partition)
             tp = TP(settings.kafka.events_topic, partition)
@@ -128,6 +130,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         batch = tracker.process([Message(m.topic, m.partition, m.offset, m.key, m.value) for m in fetched])
         await loop.run_in_executor(None, activity_sink.write, batch)
         annotators.flush()
+        await app.producer.flush()
 
     register_batch_handler(settings.kafka.events_topic, store_batch)
     register_batch_handler(settings.kafka.activity_topic, store_activity)

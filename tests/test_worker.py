@@ -284,11 +284,6 @@ def test_sigkill_between_insert_and_commit_neither_loses_nor_double_counts(
     assert_views_match(migrated, expected, refused)
 
 
-@pytest.mark.xfail(
-    reason="known bug, open in issue 3: under CPU load a rebalance can lose the task state of a few tasks "
-    "(1-6 of ~340 agreement rows missing in 2 of 3 loaded runs); passes on an idle machine",
-    strict=False,
-)
 def test_two_workers_in_one_group_split_partitions_and_state_moves_with_them(
     harness: WorkerHarness, kafka: BrokerSettings, migrated: Client
 ) -> None:
