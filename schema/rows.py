@@ -7,7 +7,7 @@ from datetime import datetime
 from itertools import combinations
 from typing import Any
 
-from schema.events import Event, EventError, extra_fields
+from schema.events import Event, EventError, ReviewCompleted, extra_fields
 from schema.tables import (
     ACTIVE_TIME,
     DEAD_LETTERS,
@@ -137,3 +137,30 @@ def handle_time_row(
 ) -> list[Any]:
     """The `handle_times` row of a submission whose handle time is known."""
     return [project_id, annotator_id, task_id, submitted_at, handle_time_ms, measured_by, topic, partition, offset]
+
+
+def review_round_row(
+    event: ReviewCompleted, review_round: int, first_pass_accepted: bool, *, topic: str, partition: int, offset: int
+) -> list[Any]:
+    """The `review_rounds` row of a review, given its round and whether it accepts work never rejected before."""
+    return [
+        event.project_id,
+        event.task_id,
+        event.annotator_id,
+        event.reviewer_id,
+        event.occurred_at,
+        min(review_round, 65_535),  # UInt16
+        event.verdict.value,
+        first_pass_accepted,
+        topic,
+        partition,
+        offset,
+    ]
+
+
+def active_time_row(
+    project_id: str, annotator_id: str, hour: datetime, active_ms: int, sessions: int, *, topic: str, partition: int,
+    offset: int,
+) -> list[Any]:  # fmt: skip
+    """The `active_time` row of a change to an annotator's active time and sessions in one project-hour."""
+    return [project_id, annotator_id, hour, active_ms, sessions, topic, partition, offset]

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from schema.rows import active_time_row
 from streams.processor import ActivityEntry as Entry
 from streams.processor import Batch, Message, TaskStore
 
@@ -92,11 +93,11 @@ class ActivityTracker:
             for (project_id, hour_ms), (active_ms, sessions) in changes.items():
                 if active_ms or sessions:
                     hour = datetime.fromtimestamp(hour_ms / 1000, UTC)
-                    batch.tables["active_time"].add(
-                        [project_id, annotator_id, hour, active_ms, sessions, message.topic, message.partition,
-                         message.offset],
-                        message,
+                    row = active_time_row(
+                        project_id, annotator_id, hour, active_ms, sessions,
+                        topic=message.topic, partition=message.partition, offset=message.offset,
                     )  # fmt: skip
+                    batch.tables["active_time"].add(row, message)
         return batch
 
     def _add(self, annotator_id: str, new: Iterable[Entry], partition: int) -> Mapping[tuple[str, int], list[int]]:

@@ -4,8 +4,10 @@ One call handles one batch of messages: each is decoded and validated against th
 contract; refused ones become dead-letter rows with their reason; repeats of an event_id seen
 recently on the same partition are dropped; and per-task state is kept to derive what SQL
 views cannot do well: honeypot submissions get the gold answer their task was created with,
-and when a task labeled by several annotators completes, its agreement statistics are
-emitted as rows of their own.
+submissions get their handle time (also when start and submit arrive out of order), reviews
+get their round and whether they accept on the first pass, and when a task labeled by several
+annotators completes, its agreement statistics are emitted as rows of their own. Annotation
+events are also collected per annotator for the activity topic (streams.activity).
 
 State lives in the objects passed in, so the worker backs it with a Faust table (changelog
 topic) and tests with a dict. All task state is keyed by task_id, and all events of a task
@@ -31,7 +33,7 @@ from schema.events import (
     TaskCreated,
     validate_event,
 )
-from schema.rows import agreement_rows, dead_letter_row, event_row, handle_time_row, label_text
+from schema.rows import agreement_rows, dead_letter_row, event_row, handle_time_row, label_text, review_round_row
 
 # An annotation event as the activity topic carries it (streams.activity): occurred_at in epoch ms,
 # event_id (orders ties in time, and makes replays recognisable), project_id.
@@ -220,16 +222,13 @@ class Processor:
         rejected: list[str] = state.get("rejected", [])  # ids of rejecting reviews
         if event.event_id not in reviews:
             reviews = [*reviews, event.event_id]
-        round_ = reviews.index(event.event_id) + 1
-        verdict = event.verdict.value
-        rejected_before = any(reviews.index(review) < round_ - 1 for review in rejected if review in reviews)
-        batch.tables["review_rounds"].add(
-            [event.project_id, event.task_id, event.annotator_id, event.reviewer_id, event.occurred_at,
-             min(round_, 65_535), verdict, verdict == "accepted" and not rejected_before, message.topic,
-             message.partition, message.offset],
-            message,
-        )  # fmt: skip
-        if verdict == "rejected" and event.event_id not in rejected:
+        earlier = reviews[: reviews.index(event.event_id)]
+        first_pass = event.verdict.value == "accepted" and not any(review in rejected for review in earlier)
+        row = review_round_row(
+            event, len(earlier) + 1, first_pass, topic=message.topic, partition=message.partition, offset=message.offset
+        )
+        batch.tables["review_rounds"].add(row, message)
+        if event.verdict.value == "rejected" and event.event_id not in rejected:
             rejected = [*rejected, event.event_id]
         self.tasks.put(event.task_id, {**state, "reviews": reviews, "rejected": rejected}, message.partition)
 
