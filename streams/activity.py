@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 
 from schema.rows import active_time_row
 from streams.processor import ActivityEntry as Entry
-from streams.processor import Batch, Message, TaskStore
+from streams.processor import Batch, Message, StateStore
 
 log = logging.getLogger("labelpulse.activity")
 
@@ -64,7 +64,7 @@ class ActivityTracker:
     def __init__(
         self,
         *,
-        annotators: TaskStore,
+        annotators: StateStore,
         idle_threshold_ms: int = 100_000,
         late_window_ms: int = 3_600_000,
         max_entries: int = 2_000,

@@ -72,11 +72,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
     # Per-task state (gold answer, first label of each annotator), keyed by task_id like the events.
     # Values are plain JSON objects (no value_type): Faust decodes them back to dicts on recovery.
     task_table = app.Table("tasks", default=None, partitions=settings.partitions, key_type=str)
-    tasks = TableTaskStore(task_table)
+    tasks = TableStateStore(task_table)
     processor = Processor(tasks=tasks, limits=settings.limits, dedup_window=settings.dedup_window)
     sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.events_topic)
     # Per-annotator state (recent annotation events), keyed by annotator_id like the activity topic.
-    annotators = TableTaskStore(app.Table("annotators", default=None, partitions=settings.partitions, key_type=str))
+    annotators = TableStateStore(app.Table("annotators", default=None, partitions=settings.partitions, key_type=str))
     tracker = ActivityTracker(
         annotators=annotators,
         idle_threshold_ms=settings.idle_threshold_s * 1000,
@@ -90,8 +90,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         """One fetch of the events topic: process, make durable, publish dead letters. The
         transport acknowledges the messages when this returns, never before."""
         loop = asyncio.get_running_loop()
-        messages = [Message(m.topic, m.partition, m.offset, m.key, m.value) for m in fetched]
-        partitions = {m.partition for m in messages}
+        messages = _messages(fetched)
+        last_offsets = {m.partition: m.offset for m in messages}  # fetches come in offset order per partition
+        partitions = set(last_offsets)
         for partition in partitions - seeded_partitions:  # after a (re)start or a rebalance
             recent = await loop.run_in_executor(None, sink.recent_event_ids, partition, settings.dedup_window)
             processor.recent_ids(partition).remember(recent)
@@ -117,8 +118,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # Changelog, dead letters and activity are in Kafka before the batch is acknowledged: a
         # rebalance's recovery reads the changelog up to its end, and must find this batch's state.
         await app.producer.flush()
-        for partition in partitions:  # how far behind the end of each partition this batch left us
-            last = max(m.offset for m in messages if m.partition == partition)
+        for partition, last in last_offsets.items():  # how far behind the end of each partition this batch left us
             tp = TP(settings.kafka.events_topic, partition)
             metrics.LAG.labels(tp.topic, str(partition)).set(max(app.consumer.highwater(tp) - last - 1, 0))
         throughput.add(len(messages), result.events_written, result.dead_letters_written, batch.duplicates)
@@ -127,7 +127,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     async def store_activity(fetched: Sequence[Any]) -> None:
         """One fetch of the activity topic: active time rows durable, then the annotators' state."""
         loop = asyncio.get_running_loop()
-        batch = tracker.process([Message(m.topic, m.partition, m.offset, m.key, m.value) for m in fetched])
+        batch = tracker.process(_messages(fetched))
         await loop.run_in_executor(None, activity_sink.write, batch)
         annotators.flush()
         await app.producer.flush()
@@ -170,6 +170,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
     return app
 
 
+def _messages(fetched: Sequence[Any]) -> list[Message]:
+    return [Message(m.topic, m.partition, m.offset, m.key, m.value) for m in fetched]
+
+
 def record_batch_metrics(batch: Batch, messages: int, insert_seconds: float) -> None:
     for event_type, count in batch.events_by_type.items():
         metrics.EVENTS.labels(event_type).inc(count)
@@ -184,7 +188,7 @@ def record_batch_metrics(batch: Batch, messages: int, insert_seconds: float) -> 
         metrics.FRESHNESS.set(max((now - batch.newest_occurred_at).total_seconds(), 0.0))
 
 
-class TableTaskStore:
+class TableStateStore:
     """State per task (or per annotator) in a Faust table (changelog-backed, so it survives restarts and rebalances).
 
     Faust writes a key's changelog to the partition of the event being processed; a batch
@@ -196,29 +200,29 @@ class TableTaskStore:
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        self._changed: dict[str, int] = {}  # task_id -> partition, since the last flush
+        self._changed: dict[str, int] = {}  # key -> partition, since the last flush
 
-    def get(self, task_id: str) -> dict[str, Any] | None:
-        value = self.table.data.get(task_id)
+    def get(self, key: str) -> dict[str, Any] | None:
+        value = self.table.data.get(key)
         return dict(value) if value is not None else None
 
-    def put(self, task_id: str, state: dict[str, Any], partition: int) -> None:
-        self.table.data[task_id] = state
-        self._changed[task_id] = partition
+    def put(self, key: str, state: dict[str, Any], partition: int) -> None:
+        self.table.data[key] = state
+        self._changed[key] = partition
 
-    def delete(self, task_id: str, partition: int) -> None:
-        self.table.data.pop(task_id, None)
-        self._changed[task_id] = partition
+    def delete(self, key: str, partition: int) -> None:
+        self.table.data.pop(key, None)
+        self._changed[key] = partition
 
     def flush(self) -> None:
         """Publish every change since the last flush (a deleted task as a tombstone)."""
-        for task_id, partition in self._changed.items():
-            self.table.send_changelog(partition, task_id, self.table.data.get(task_id))
+        for key, partition in self._changed.items():
+            self.table.send_changelog(partition, key, self.table.data.get(key))
         self._changed.clear()
 
 
 class _Throughput:
-    """Counts for a periodic log line; Prometheus metrics come with the alerts work."""
+    """Counts for a periodic log line (rates over the last interval; /metrics has the running totals)."""
 
     def __init__(self) -> None:
         self.reset()

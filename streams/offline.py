@@ -14,7 +14,7 @@ from itertools import islice
 from clickhouse_connect.driver.client import Client
 
 from streams.activity import ActivityTracker, encode_activity
-from streams.processor import DictTaskStore, Message, Processor
+from streams.processor import DictStateStore, Message, Processor
 from streams.sink import ClickHouseSink
 
 
@@ -29,8 +29,8 @@ def load(
     on_batch: Callable[[int], None] = lambda stored: None,
 ) -> int:
     """Process and store every message; returns how many were read. `on_batch` gets the running total."""
-    processor = Processor(tasks=DictTaskStore())
-    tracker = ActivityTracker(annotators=DictTaskStore(), idle_threshold_ms=idle_threshold_ms)
+    processor = Processor(tasks=DictStateStore())
+    tracker = ActivityTracker(annotators=DictStateStore(), idle_threshold_ms=idle_threshold_ms)
     sink = ClickHouseSink(client_factory, topic)
     activity_sink = ClickHouseSink(client_factory, f"{topic}.by-annotator")
     read = activity_offset = 0

@@ -83,24 +83,25 @@ class Batch:
         return self.tables[table].rows
 
 
-class TaskStore(Protocol):
-    """State per task_id (a JSON-able dict); writes name the partition of the task's events."""
+class StateStore(Protocol):
+    """State per key (a task_id, or an annotator_id for streams.activity) as a JSON-able dict;
+    writes name the partition of the key's messages, which is where the state must live."""
 
-    def get(self, task_id: str) -> dict[str, Any] | None: ...
+    def get(self, key: str) -> dict[str, Any] | None: ...
 
-    def put(self, task_id: str, state: dict[str, Any], partition: int) -> None: ...
+    def put(self, key: str, state: dict[str, Any], partition: int) -> None: ...
 
-    def delete(self, task_id: str, partition: int) -> None: ...
+    def delete(self, key: str, partition: int) -> None: ...
 
 
-class DictTaskStore(dict[str, dict[str, Any]]):
-    """A TaskStore in memory: for tests and tools."""
+class DictStateStore(dict[str, dict[str, Any]]):
+    """A StateStore in memory: for tests and tools."""
 
-    def put(self, task_id: str, state: dict[str, Any], partition: int) -> None:
-        self[task_id] = state
+    def put(self, key: str, state: dict[str, Any], partition: int) -> None:
+        self[key] = state
 
-    def delete(self, task_id: str, partition: int) -> None:
-        self.pop(task_id, None)
+    def delete(self, key: str, partition: int) -> None:
+        self.pop(key, None)
 
 
 class RecentIds:
@@ -129,7 +130,7 @@ class Processor:
     def __init__(
         self,
         *,
-        tasks: TaskStore,
+        tasks: StateStore,
         limits: ContractLimits = ContractLimits(),  # noqa: B008 - frozen
         dedup_window: int = 100_000,
     ) -> None:

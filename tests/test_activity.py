@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.activity import ActivityTracker, decode_activity, encode_activity
-from streams.processor import ActivityEntry, DictTaskStore, Message, Processor
+from streams.processor import ActivityEntry, DictStateStore, Message, Processor
 from tests.references import expected_active_time
 from tests.test_processor import event, message
 
@@ -36,7 +36,7 @@ class Harness:
     """A tracker fed activity messages like the worker does; state goes through JSON like a changelog."""
 
     def __init__(self, **options: int) -> None:
-        self.store = DictTaskStore()
+        self.store = DictStateStore()
         self.options = options
         self.tracker = ActivityTracker(annotators=self.store, idle_threshold_ms=IDLE_MS, **options)
         self.offset = 0
@@ -50,7 +50,7 @@ class Harness:
 
     def restart(self) -> None:
         """A new worker recovering the state from its changelog (JSON)."""
-        recovered = DictTaskStore(json.loads(json.dumps(self.store)))
+        recovered = DictStateStore(json.loads(json.dumps(self.store)))
         self.store = recovered
         self.tracker = ActivityTracker(annotators=recovered, idle_threshold_ms=IDLE_MS, **self.options)
 
@@ -158,14 +158,14 @@ def test_malformed_activity_messages_are_refused(value: bytes | None) -> None:
 
 
 def test_a_malformed_activity_message_is_skipped_and_the_rest_processed() -> None:
-    tracker = ActivityTracker(annotators=DictTaskStore(), idle_threshold_ms=IDLE_MS)
+    tracker = ActivityTracker(annotators=DictStateStore(), idle_threshold_ms=IDLE_MS)
     good = encode_activity("a", [(T0, "e1", "p")])
     batch = tracker.process([Message("activity", 0, 0, b"a", b"garbage"), Message("activity", 0, 1, b"a", good)])
     assert batch.rows("active_time") == [["p", "a", datetime.fromtimestamp(T0 / 1000, UTC), 0, 1, "activity", 0, 1]]
 
 
 def test_the_processor_collects_annotation_work_per_annotator_for_the_activity_topic() -> None:
-    processor = Processor(tasks=DictTaskStore())
+    processor = Processor(tasks=DictStateStore())
     batch = processor.process(
         [
             message(event("e1", "annotation_started", occurred_at="2026-11-23T11:00:00.123Z"), offset=0),

@@ -17,7 +17,7 @@ from clickhouse_connect.driver.client import Client
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
 
 from schema.client import ClickHouseSettings, connect
-from streams.processor import DictTaskStore, Message, Processor
+from streams.processor import DictStateStore, Message, Processor
 from streams.sink import ClickHouseSink
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -87,7 +87,7 @@ def messages_for(project: str, per_task: list[dict[str, str]], partition: int) -
 @pytest.fixture
 def loaded(clickhouse: ClickHouseSettings, migrated: Client) -> dict[str, list[dict[str, str]]]:
     data = {"three-raters": ratings(1, 300, 3), "mixed-raters": ratings(2, 150, 2) + ratings(3, 150, 4)}
-    processor = Processor(tasks=DictTaskStore(), dedup_window=10_000)
+    processor = Processor(tasks=DictStateStore(), dedup_window=10_000)
     sink = ClickHouseSink(lambda: connect(clickhouse), "events")
     for partition, (project, per_task) in enumerate(data.items()):
         batch = processor.process(messages_for(project, per_task, partition), now=NOW)

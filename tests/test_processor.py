@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, WORKER_TABLES
-from streams.processor import DictTaskStore, Message, Processor, RecentIds
+from streams.processor import DictStateStore, Message, Processor, RecentIds
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 REVIEW_ROUND_COLUMNS = WORKER_TABLES["review_rounds"]
@@ -40,7 +40,7 @@ def row(columns: tuple[str, ...], values: list[Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def processor() -> Processor:
-    return Processor(tasks=DictTaskStore(), dedup_window=1000)
+    return Processor(tasks=DictStateStore(), dedup_window=1000)
 
 
 def test_valid_event_becomes_an_events_row_with_its_kafka_position(processor: Processor) -> None:

@@ -14,7 +14,7 @@ from clickhouse_connect.driver.client import Client
 from schema.client import ClickHouseSettings, connect
 from schema.events import EventError, validate_event
 from schema.rows import EVENT_COLUMNS, event_row
-from streams.processor import DictTaskStore, Message, Processor
+from streams.processor import DictStateStore, Message, Processor
 from streams.sink import ClickHouseSink
 from tests.references import assert_throughput_per_minute_matches
 
@@ -97,7 +97,7 @@ def events() -> pd.DataFrame:
 @pytest.fixture
 def loaded(clickhouse: ClickHouseSettings, migrated: Client) -> Client:
     """The day's events through the worker's own path: processor, then sink, in blocks of 250."""
-    processor = Processor(tasks=DictTaskStore(), dedup_window=10_000)
+    processor = Processor(tasks=DictStateStore(), dedup_window=10_000)
     sink = ClickHouseSink(lambda: connect(clickhouse), "events")
     messages = [
         Message("events", 0, offset, document["task_id"].encode(), json.dumps(document).encode())

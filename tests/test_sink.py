@@ -10,7 +10,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
-from streams.processor import Batch, DictTaskStore, Message, Processor
+from streams.processor import Batch, DictStateStore, Message, Processor
 from streams.sink import ClickHouseSink
 
 pytestmark = pytest.mark.clickhouse
@@ -41,7 +41,7 @@ def messages(first: int, last: int, partition: int = 0, bad_every: int = 0) -> l
 
 
 def batch_of(msgs: list[Message]) -> Batch:
-    return Processor(tasks=DictTaskStore(), dedup_window=0).process(msgs, now=NOW)
+    return Processor(tasks=DictStateStore(), dedup_window=0).process(msgs, now=NOW)
 
 
 def totals(client: Client) -> tuple[int, int, int]:
