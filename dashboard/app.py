@@ -59,18 +59,18 @@ def sidebar() -> ViewState:
     )
     labels = _multiselect("Label classes", options(queries.label_names(window), "label"), requested.filters.labels)
     sources = _multiselect("Source", list(SOURCES), requested.filters.sources)
+    refresh_choices = sorted({*REFRESH_CHOICES, requested.refresh_s})  # a link may ask for any interval
     refresh_s = sidebar.selectbox(
         "Refresh",
-        sorted({*REFRESH_CHOICES, requested.refresh_s}),
-        index=sorted({*REFRESH_CHOICES, requested.refresh_s}).index(requested.refresh_s),
+        refresh_choices,
+        index=refresh_choices.index(requested.refresh_s),
         format_func=lambda s: "Paused" if s == 0 else f"Every {s} s",
         help="How often the page reloads its numbers. Filters and scroll position stay as they are.",
     )
     state = ViewState(queries.Filters(start, end, projects, annotators, labels, sources), range_key, refresh_s)
     params = to_params(state)
-    if {k: st.query_params.get_all(k) for k in params} != {
-        k: v if isinstance(v, list) else [v] for k, v in params.items()
-    } or set(st.query_params) - set(params):
+    wanted = {key: value if isinstance(value, list) else [value] for key, value in params.items()}
+    if {key: st.query_params.get_all(key) for key in st.query_params} != wanted:  # the URL keeps what is shown
         st.query_params.from_dict(params)
     return state
 

@@ -91,12 +91,13 @@ def _hourly(filters: Filters) -> Filters:
     )
 
 
+# Bucket widths for time series, in seconds, and what a chart calls them.
+BUCKETS = {60: "minute", 300: "5 min", 900: "15 min", 3600: "hour", 6 * 3600: "6 h", 86_400: "day", 7 * 86_400: "week"}
+
+
 def bucket_seconds(span: timedelta) -> int:
-    """A bucket width giving a readable number of points (~60-200) for the range."""
-    for seconds in (60, 300, 900, 3600, 6 * 3600, 86_400):
-        if span.total_seconds() / seconds <= 200:
-            return seconds
-    return 7 * 86_400
+    """A bucket width giving a readable number of points (at most ~200) for the range."""
+    return next((seconds for seconds in BUCKETS if span.total_seconds() / seconds <= 200), max(BUCKETS))
 
 
 # ---------------------------------------------------------------- overview and pipeline

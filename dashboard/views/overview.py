@@ -60,8 +60,9 @@ def project_summary(filters: queries.Filters) -> pd.DataFrame:
     return summary.sort_values("project_id", ignore_index=True)
 
 
-def kpis(state: ViewState) -> None:
-    now, before = project_summary(state.filters), project_summary(state.filters.previous())
+def kpis(state: ViewState, now: pd.DataFrame) -> None:
+    """The tiles: `now` is project_summary of the range, compared with the period before it."""
+    before = project_summary(state.filters.previous())
 
     def total(frame: pd.DataFrame, column: str) -> float:
         return float(frame[column].sum()) if not frame.empty else 0.0
@@ -132,7 +133,8 @@ def _delta(current: float | None, previous: float | None) -> str | None:
 
 def render(state: ViewState) -> None:
     st.header("Overview")
-    kpis(state)
+    summary = project_summary(state.filters)
+    kpis(state, summary)
     series = fetch(queries.throughput(state.filters))
     if series.empty:
         not_enough_data("Throughput", "no annotations in this range and selection — widen the range or filters.")
@@ -146,12 +148,11 @@ def render(state: ViewState) -> None:
             series="project_id",
             title="Annotations submitted",
             x_title="time (UTC)",
-            y_title=f"annotations per {_bucket_name(seconds)}",
-            hover=f"%{{y:,.0f}} annotations in this {_bucket_name(seconds)}",
+            y_title=f"annotations per {queries.BUCKETS[seconds]}",
+            hover=f"%{{y:,.0f}} annotations in this {queries.BUCKETS[seconds]}",
         )
     )
     st.subheader("Projects side by side")
-    summary = project_summary(state.filters)
     shown = summary[
         [
             "project_id",
@@ -188,10 +189,6 @@ def render(state: ViewState) -> None:
             "annotators": st.column_config.NumberColumn("Annotators", format="%d"),
         },
     )
-
-
-def _bucket_name(seconds: int) -> str:
-    return {60: "minute", 300: "5 min", 900: "15 min", 3600: "hour", 21600: "6 h", 86400: "day"}.get(seconds, "week")
 
 
 live(render)
