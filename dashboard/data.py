@@ -20,7 +20,7 @@ def settings() -> DashboardSettings:
     return DashboardSettings.from_env()
 
 
-@st.cache_resource(ttl=60)
+@st.cache_resource  # cleared when a query finds ClickHouse gone, so the next one reconnects
 def _client() -> Client:
     return connect(settings().clickhouse)
 

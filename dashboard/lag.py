@@ -21,6 +21,8 @@ class LagUnavailable(RuntimeError):
 def consumer_lag(bootstrap_servers: str, group: str, topic: str, timeout_s: float = 3.0) -> pd.DataFrame:
     try:
         return asyncio.run(asyncio.wait_for(_lag(bootstrap_servers, group, topic), timeout_s))
+    except LagUnavailable:
+        raise
     except (TimeoutError, OSError) as error:
         raise LagUnavailable(f"no answer from Kafka at {bootstrap_servers} ({type(error).__name__})") from error
     except Exception as error:  # aiokafka's own errors have no common base worth naming here

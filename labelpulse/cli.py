@@ -451,9 +451,9 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     from dashboard.settings import DashboardSettings
 
     settings = DashboardSettings.from_env()
-    host, port = args.host or settings.host, args.port or settings.port
-    say(f"dashboard on http://{host}:{port} (reading ClickHouse at {settings.clickhouse.url}) — Ctrl-C stops it")
-    os.execv(sys.executable, dashboard_command(host, port))
+    settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    say(f"dashboard on {settings.url} (reading ClickHouse at {settings.clickhouse.url}) — Ctrl-C stops it")
+    os.execv(sys.executable, dashboard_command(settings.host, settings.port))
 
 
 def _run_generate(args: argparse.Namespace) -> int:
