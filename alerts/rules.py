@@ -24,11 +24,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import yaml
+
+from alerts.schedule import parse_hours, parse_weekdays
 
 DEFAULT_RULES_DIR = Path(__file__).parent / "rules"
 SEVERITIES = ("page", "ticket", "info")
@@ -38,6 +40,22 @@ _ALERT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
+def _deadlines(value: dict[Any, Any]) -> dict[str, datetime]:
+    """{project: ISO 8601 time with offset} → {project: aware datetime}."""
+    deadlines = {}
+    for project, when in value.items():
+        moment = when if isinstance(when, datetime) else None
+        if moment is None:
+            try:
+                moment = datetime.fromisoformat(str(when))
+            except ValueError:
+                raise ValueError(f"deadline of {project!r} is not an ISO 8601 time: {when!r}") from None
+        if moment.tzinfo is None:
+            raise ValueError(f"deadline of {project!r} needs a UTC offset, like 2026-12-01T18:00:00Z")
+        deadlines[str(project)] = moment
+    return deadlines
+
+
 @dataclass(frozen=True)
 class Param:
     type: type
@@ -45,24 +63,29 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    parse: Callable[[Any], Any] | None = None  # checks the value (ValueError) and returns its parsed form
 
 
-# What each kind of rule needs; the evaluator has one query per kind (alerts.kinds).
+# What each kind of rule needs; the evaluator has one query per kind (alerts.kinds, which
+# documents what each one measures).
 KINDS: dict[str, dict[str, Param]] = {
     "throughput_drop": {
         "baseline": Param(str, "ewma", choices=("ewma", "same_hour_last_week")),
         "drop_ratio": Param(float, 0.5, 0.0, 1.0),
         "min_baseline_per_hour": Param(float, 20.0, 0.0),
         "window": Param(timedelta, timedelta(minutes=30)),
+        "lookback": Param(timedelta, timedelta(days=1)),  # ewma: how far back the average reaches
+        "half_life": Param(timedelta, timedelta(hours=3)),  # ewma: weight halves every half_life
     },
     "no_events": {
         "window": Param(timedelta, timedelta(minutes=15)),
-        "working_hours": Param(str, "00:00-24:00"),
-        "weekdays": Param(str, "mon-sun"),
+        "working_hours": Param(str, "00:00-24:00", parse=parse_hours),
+        "weekdays": Param(str, "mon-sun", parse=parse_weekdays),
     },
     "quality_drop": {
         "metric": Param(str, choices=("first_pass_acceptance", "gold_accuracy")),
         "threshold": Param(float, None, 0.0, 1.0),
+        "bound": Param(str, "upper", choices=("upper", "lower")),
         "min_n": Param(int, 30, 1),
         "window": Param(timedelta, timedelta(hours=6)),
     },
@@ -70,6 +93,7 @@ KINDS: dict[str, dict[str, Param]] = {
         "percentile": Param(float, 0.05, 0.0, 1.0),
         "min_annotations": Param(int, 20, 1),
         "window": Param(timedelta, timedelta(hours=2)),
+        "baseline": Param(timedelta, timedelta(days=7)),
     },
     "annotator_same_answer": {
         "run_length": Param(int, 20, 2),
@@ -80,10 +104,18 @@ KINDS: dict[str, dict[str, Param]] = {
         "min_n": Param(int, 10, 1),
         "window": Param(timedelta, timedelta(days=1)),
     },
-    "backlog_eta": {"deadlines": Param(dict)},
-    "pipeline_freshness": {"max_age": Param(timedelta, timedelta(minutes=2))},
+    "backlog_eta": {
+        "deadlines": Param(dict, parse=_deadlines),
+        "window": Param(timedelta, timedelta(hours=6)),
+    },
+    "pipeline_freshness": {
+        "max_age": Param(timedelta, timedelta(minutes=2)),
+        "working_hours": Param(str, "00:00-24:00", parse=parse_hours),
+        "weekdays": Param(str, "mon-sun", parse=parse_weekdays),
+    },
     "pipeline_dead_letter_rate": {
         "max_ratio": Param(float, 0.05, 0.0, 1.0),
+        "min_dead_letters": Param(int, 10, 1),
         "window": Param(timedelta, timedelta(minutes=10)),
     },
 }
@@ -263,6 +295,14 @@ def _rule(raw: Mapping[str, Any], at: tuple[Any, ...], group: str, interval: tim
     )
 
 
+def params_for(kind: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """A kind's params with defaults filled in and values parsed; ValueError names the bad one."""
+    try:
+        return _params(kind, given, ("params",))
+    except _Invalid as invalid:
+        raise ValueError(f"{'.'.join(map(str, invalid.path))}: {invalid.message}") from invalid
+
+
 def _params(kind: str, given: Mapping[str, Any], at: tuple[Any, ...]) -> dict[str, Any]:
     specs = KINDS[kind]
     _only(given, tuple(specs), at)
@@ -272,7 +312,7 @@ def _params(kind: str, given: Mapping[str, Any], at: tuple[Any, ...]) -> dict[st
         if name not in given:
             if spec.default is None:
                 raise _Invalid(where, f"{kind} needs params.{name}")
-            params[name] = spec.default
+            params[name] = spec.parse(spec.default) if spec.parse else spec.default
             continue
         value: Any = given[name]
         if spec.type is timedelta:
@@ -289,6 +329,11 @@ def _params(kind: str, given: Mapping[str, Any], at: tuple[Any, ...]) -> dict[st
             raise _Invalid(where, f"must be at least {spec.minimum}, got {value!r}")
         if spec.maximum is not None and number > spec.maximum:
             raise _Invalid(where, f"must be at most {spec.maximum}, got {value!r}")
+        if spec.parse is not None:
+            try:
+                value = spec.parse(value)
+            except ValueError as exc:
+                raise _Invalid(where, str(exc)) from exc
         params[name] = value
     return params
 

@@ -7,23 +7,14 @@ from datetime import timedelta
 
 import pandas as pd
 
+from schema.stats import wilson_interval
+
 MIN_GOLD_ITEMS = 10  # gold accuracy is not judged on fewer honeypot answers than this
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
     """numerator / denominator, or None when there is nothing to divide by (never NaN)."""
     return None if not denominator else numerator / denominator
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float] | None:
-    """95 % Wilson score interval of a proportion; None without trials."""
-    if trials <= 0:
-        return None
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def eta(backlog: int, completed_per_hour: float) -> timedelta | None:

@@ -18,9 +18,9 @@ from dashboard.metrics import (
     format_count,
     format_duration,
     ratio,
-    wilson_interval,
 )
 from dashboard.queries import Filters
+from schema.stats import wilson_interval
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,8 @@ def test_the_default_rules_load_and_cover_every_kind() -> None:
 
 def test_a_good_rule_gets_its_defaults_and_durations(tmp_path: Path) -> None:
     (rule,) = load_rule_file(write(tmp_path, GOOD_RULE)).rules
-    assert rule.params == {"max_age": timedelta(minutes=5)}
+    all_week = frozenset(range(7))
+    assert rule.params == {"max_age": timedelta(minutes=5), "working_hours": (0, 1440), "weekdays": all_week}
     assert (rule.for_, rule.keep_firing_for, rule.interval) == (
         timedelta(minutes=1),
         timedelta(0),
@@ -131,3 +132,40 @@ def test_an_empty_file_has_no_rules_and_no_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("1w", 604800)])
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "field", "message"),
+    [
+        ("no_events", "{working_hours: 7-19}", "working_hours", "like 07:00-19:00"),
+        ("no_events", "{working_hours: '25:00-26:00'}", "working_hours", "not a time range"),
+        ("no_events", "{working_hours: '08:00-08:00'}", "working_hours", "empty range"),
+        ("no_events", "{weekdays: weekdays}", "weekdays", "like mon-fri"),
+        ("no_events", "{weekdays: mon-funday}", "weekdays", "like mon-fri"),
+        ("pipeline_freshness", "{working_hours: 9}", "working_hours", "expected str"),
+        ("backlog_eta", "{deadlines: {a: next tuesday}}", "deadlines", "not an ISO 8601 time"),
+        ("backlog_eta", "{deadlines: {a: '2026-12-01T18:00:00'}}", "deadlines", "needs a UTC offset"),
+        ("backlog_eta", "{deadlines: [a]}", "deadlines", "expected dict"),
+        ("backlog_eta", "{}", "deadlines", "needs params.deadlines"),
+    ],
+)
+def test_schedules_and_deadlines_are_parsed_or_refused(
+    tmp_path: Path, kind: str, params: str, field: str, message: str
+) -> None:
+    text = GOOD_RULE.replace("kind: pipeline_freshness", f"kind: {kind}").replace("{max_age: 5m}", params)
+    (error,) = load_rule_file(write(tmp_path, text)).errors
+    assert error.field == f"groups.0.rules.0.params.{field}"
+    assert message in error.message
+
+
+def test_schedules_and_deadlines_parse_to_what_the_evaluator_uses(tmp_path: Path) -> None:
+    params = "{working_hours: '22:00-06:00', weekdays: 'fri-mon'}"
+    text = GOOD_RULE.replace("kind: pipeline_freshness", "kind: no_events").replace("{max_age: 5m}", params)
+    (rule,) = load_rule_file(write(tmp_path, text)).rules
+    assert rule.params["working_hours"] == (22 * 60, 6 * 60)
+    assert rule.params["weekdays"] == frozenset({4, 5, 6, 0})
+    text = GOOD_RULE.replace("kind: pipeline_freshness", "kind: backlog_eta").replace(
+        "{max_age: 5m}", "{deadlines: {retail: '2026-12-01T18:00:00Z'}}"
+    )
+    (rule,) = load_rule_file(write(tmp_path, text)).rules
+    assert rule.params["deadlines"] == {"retail": datetime(2026, 12, 1, 18, tzinfo=UTC)}

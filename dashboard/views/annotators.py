@@ -8,8 +8,9 @@ import streamlit as st
 from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
-from dashboard.metrics import MIN_GOLD_ITEMS, flag_outliers, wilson_interval
+from dashboard.metrics import MIN_GOLD_ITEMS, flag_outliers
 from dashboard.page import live, not_enough_data
+from schema.stats import wilson_interval
 
 COLUMNS = {
     "annotator_id": st.column_config.TextColumn("Annotator", width="medium"),
