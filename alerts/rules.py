@@ -21,6 +21,7 @@ out; the rules of every other file still load, so one broken file never stops ev
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _ALERT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Annotation templates: the subset of Prometheus's Go templates that means the same in both places.
+_TEMPLATE = re.compile(r"{{(.*?)}}")
+_TEMPLATE_OK = re.compile(r"^\s*\$(value|labels\.[a-zA-Z_][a-zA-Z0-9_]*)\s*$")
 
 
 def _deadlines(value: dict[Any, Any]) -> dict[str, datetime]:
@@ -134,6 +138,10 @@ class Rule:
     interval: timedelta
     source: str  # file:line, for messages
 
+    def annotations_for(self, labels: Mapping[str, str], value: float) -> dict[str, str]:
+        """The annotations with this instance's labels and value filled in."""
+        return {name: render(text, labels, value) for name, text in self.annotations.items()}
+
 
 @dataclass(frozen=True)
 class RuleFileError:
@@ -150,6 +158,25 @@ class RuleFileError:
 class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     errors: list[RuleFileError] = field(default_factory=list)
+
+
+def render(template: str, labels: Mapping[str, str], value: float) -> str:
+    """An annotation with `{{ $value }}` and `{{ $labels.name }}` filled in (a missing label is empty)."""
+
+    def fill(match: re.Match[str]) -> str:
+        expression = match.group(1).strip()
+        return format_value(value) if expression == "$value" else labels.get(expression[len("$labels.") :], "")
+
+    return _TEMPLATE.sub(fill, template)
+
+
+def format_value(value: float) -> str:
+    """Like Prometheus prints a sample: +Inf, whole numbers without a point, else 4 significant digits."""
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    return str(int(value)) if value == int(value) and abs(value) < 1e15 else f"{value:.4g}"
 
 
 def parse_duration(text: Any) -> timedelta:
@@ -281,6 +308,13 @@ def _rule(raw: Mapping[str, Any], at: tuple[Any, ...], group: str, interval: tim
             raise _Invalid((*at, "annotations", required), f"every rule needs annotations.{required}")
     if not re.match(r"^https?://\S+$", annotations["runbook_url"]):
         raise _Invalid((*at, "annotations", "runbook_url"), "runbook_url must be an http(s) URL")
+    for name, text in annotations.items():
+        for expression in _TEMPLATE.findall(text):
+            if not _TEMPLATE_OK.match(expression):
+                raise _Invalid(
+                    (*at, "annotations", name),
+                    f"unknown template {{{{{expression}}}}}; use {{{{ $value }}}} or {{{{ $labels.<name> }}}}",
+                )
     return Rule(
         alert=alert,
         kind=kind,

@@ -51,3 +51,13 @@ def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in _FALSE:
         return False
     raise ConfigError(f"{PREFIX}{name} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
+
+
+def env_url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    """An http(s) URL without a trailing slash, or the default when unset or empty."""
+    raw = env.get(PREFIX + name, "").strip()
+    if not raw:
+        return default
+    if not raw.startswith(("http://", "https://")) or len(raw.split("://", 1)[1]) == 0:
+        raise ConfigError(f"{PREFIX}{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from alerts.rules import DEFAULT_RULES_DIR, KINDS, load_rule_file, load_rules, parse_duration
+from alerts.rules import DEFAULT_RULES_DIR, KINDS, format_value, load_rule_file, load_rules, parse_duration, render
 
 GOOD_RULE = """\
 groups:
@@ -169,3 +170,29 @@ def test_schedules_and_deadlines_parse_to_what_the_evaluator_uses(tmp_path: Path
     )
     (rule,) = load_rule_file(write(tmp_path, text)).rules
     assert rule.params["deadlines"] == {"retail": datetime(2026, 12, 1, 18, tzinfo=UTC)}
+
+
+def test_templates_outside_the_shared_subset_are_refused(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace("summary: s", "summary: 'Stale for {{ humanizeDuration $value }}'")
+    (error,) = load_rule_file(write(tmp_path, text)).errors
+    assert error.field == "groups.0.rules.0.annotations.summary" and "unknown template" in error.message
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ $labels.project }} at {{ $value }}/h", "retail at 12/h"),
+        ("{{$value}}", "12"),
+        ("{{ $labels.missing }}|", "|"),
+        ("no templates", "no templates"),
+    ],
+)
+def test_render(template: str, expected: str) -> None:
+    assert render(template, {"project": "retail"}, 12.0) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(0.1, "0.1"), (1200.0, "1200"), (0.123456, "0.1235"), (math.inf, "+Inf"), (-2.0, "-2")]
+)
+def test_values_print_like_prometheus_samples(value: float, text: str) -> None:
+    assert format_value(value) == text
