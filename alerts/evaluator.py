@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from clickhouse_connect.driver.client import Client
@@ -87,21 +88,11 @@ class Evaluator:
 
     def restore(self) -> int:
         """Read the latest state of every instance back from the history; returns how many resumed."""
-        rows = self.client.query(
-            f"""
-            SELECT rule, fingerprint,
-                argMax(labels, at) AS last_labels,
-                argMax(state, at) AS last_state,
-                argMax(value, at) AS last_value,
-                argMax(active_since, at) AS last_active_since,
-                maxIf(at, state = 'firing') AS fired,
-                max(at) AS last_at
-            FROM {ALERT_HISTORY.name}
-            WHERE at >= {{since:DateTime64(3, 'UTC')}}
-            GROUP BY rule, fingerprint
-            """,
-            parameters={"since": self.clock() - RESTORE_SINCE},
-        ).named_results()
+        try:
+            rows = self._latest_history()
+        except (ClickHouseError, ClickHouseUnavailable, OSError):
+            self._client = None  # reconnect on the next try
+            raise
         resumed = 0
         for row in rows:
             state = State(row["last_state"])
@@ -123,6 +114,21 @@ class Evaluator:
             resumed += 1
         self._publish_counts()
         return resumed
+
+    def _latest_history(self) -> list[dict[str, Any]]:
+        sql = f"""
+            SELECT rule, fingerprint,
+                argMax(labels, at) AS last_labels,
+                argMax(state, at) AS last_state,
+                argMax(value, at) AS last_value,
+                argMax(active_since, at) AS last_active_since,
+                maxIf(at, state = 'firing') AS fired,
+                max(at) AS last_at
+            FROM {ALERT_HISTORY.name}
+            WHERE at >= {{since:DateTime64(3, 'UTC')}}
+            GROUP BY rule, fingerprint
+            """
+        return list(self.client.query(sql, parameters={"since": self.clock() - RESTORE_SINCE}).named_results())
 
     @property
     def client(self) -> Client:

@@ -179,6 +179,15 @@ def format_value(value: float) -> str:
     return str(int(value)) if value == int(value) and abs(value) < 1e15 else f"{value:.4g}"
 
 
+def format_duration(delta: timedelta) -> str:
+    """The shortest duration text parse_duration reads back: 90s, 5m, 2h, 1d."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def parse_duration(text: Any) -> timedelta:
     match = _DURATION.match(str(text).strip())
     if not match:

@@ -187,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     contract.add_argument("--write", action="store_true", help="update the published file in schema/contract/")
     contract.set_defaults(run=_run_contract)
+
+    from labelpulse.alerts_command import add_alerts_commands  # here: it imports this module
+
+    add_alerts_commands(commands)
     return parser
 
 

@@ -120,3 +120,16 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
         timeout=timeout,
         cwd=REPO_ROOT,
     )
+
+
+def system_tool(name: str, package: str) -> str:
+    """Path of a tool from Debian's packages; skips without it, except in CI (.ci/run installs it)."""
+    import shutil
+
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if path is None:
+        message = f"{name} is not installed (apt-get install {package})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

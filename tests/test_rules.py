@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from alerts.rules import DEFAULT_RULES_DIR, KINDS, format_value, load_rule_file, load_rules, parse_duration, render
+from alerts.rules import (
+    DEFAULT_RULES_DIR,
+    KINDS,
+    format_duration,
+    format_value,
+    load_rule_file,
+    load_rules,
+    parse_duration,
+    render,
+)
 
 GOOD_RULE = """\
 groups:
@@ -196,3 +205,8 @@ def test_render(template: str, expected: str) -> None:
 )
 def test_values_print_like_prometheus_samples(value: float, text: str) -> None:
     assert format_value(value) == text
+
+
+@pytest.mark.parametrize("text", ["30s", "90s", "5m", "2h", "1d", "0s"])
+def test_durations_print_as_they_are_read(text: str) -> None:
+    assert format_duration(parse_duration(text)) == ("90s" if text == "90s" else text)
