@@ -23,6 +23,7 @@ class EvaluatorSettings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9811  # Prometheus /metrics: evaluator metrics and the business gauges; 0: off
     dashboard_url: str = "http://127.0.0.1:8501"  # links from each alert back to the Alerts view
+    restore_wait_s: int = 60  # how long to wait at start-up for ClickHouse (it may be starting too)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EvaluatorSettings:
@@ -35,4 +36,5 @@ class EvaluatorSettings:
             metrics_host=env_str(env, "ALERTS_METRICS_HOST", cls.metrics_host),
             metrics_port=env_int(env, "ALERTS_METRICS_PORT", cls.metrics_port, maximum=65535),
             dashboard_url=env_url(env, "DASHBOARD_URL", cls.dashboard_url) or cls.dashboard_url,
+            restore_wait_s=env_int(env, "ALERTS_RESTORE_WAIT_S", cls.restore_wait_s, maximum=3600),
         )

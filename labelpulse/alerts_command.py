@@ -202,7 +202,7 @@ def _run_backtest(args: argparse.Namespace) -> int:
         print(render_table(["rule", "labels", "fired (UTC)", "resolved (UTC)", "firing for"], rows))
     for rule in rules:
         count = sum(1 for e in episodes if e.rule == rule.alert)
-        print(f"{rule.alert}: {'never fired' if not count else f'fired {count} times'}")
+        print(f"{rule.alert}: {'never fired' if not count else f'fired {count} time' + ('s' if count > 1 else '')}")
     return 0
 
 
@@ -228,7 +228,7 @@ def _run_evaluator(args: argparse.Namespace) -> int:
         resend_delay=dt.timedelta(seconds=settings.resend_delay_s),
         dashboard_url=settings.dashboard_url,
     )
-    _restore(evaluator, settings.clickhouse.url)
+    _restore(evaluator, settings.clickhouse.url, settings.restore_wait_s)
     if args.once:
         for group in evaluator.groups:
             for t in evaluator.evaluate_group(group):
@@ -269,7 +269,7 @@ def _run_evaluator(args: argparse.Namespace) -> int:
     return 0
 
 
-def _restore(evaluator: Any, where: str, wait_s: float = 60.0) -> None:
+def _restore(evaluator: Any, where: str, wait_s: float) -> None:
     """Resume from the history, waiting a while for ClickHouse to come up (it may be starting too)."""
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
