@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--anomaly", action="append", choices=ANOMALY_CHOICES, default=[], help="inject an anomaly")
     generate.add_argument("--anomaly-after", type=_positive_float, default=0.0, metavar="SECONDS",
                           help="simulated seconds before anomalies start (default 0)")  # fmt: skip
+    generate.add_argument("--anomaly-for", type=_positive_float, metavar="SECONDS",
+                          help="simulated seconds anomalies last (default: to the end)")  # fmt: skip
     generate.add_argument("--record", type=Path, metavar="FILE", help="write every sent message to FILE (JSON lines)")
     generate.add_argument("--quiet", action="store_true", help="no progress line")
     generate.set_defaults(run=_run_generate)
@@ -479,6 +481,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         rate=args.rate,
         anomalies=tuple(args.anomaly),
         anomaly_after_s=args.anomaly_after,
+        anomaly_for_s=args.anomaly_for,
     )
     print(
         f"sending simulated events to {kafka.events_topic} at {kafka.bootstrap_servers} "

@@ -19,7 +19,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,13 +44,15 @@ class Annotator:
 
 @dataclass(frozen=True)
 class Plan:
-    """What to simulate. Anomalies start `anomaly_after_s` seconds of simulated time in."""
+    """What to simulate. Anomalies start `anomaly_after_s` seconds of simulated time in and last
+    `anomaly_for_s` seconds (None: until the end)."""
 
     seed: int = 1
     start: datetime = field(default_factory=lambda: datetime.now(UTC))
     rate: float = 20.0  # events per second of simulated time
     anomalies: tuple[str, ...] = ()
     anomaly_after_s: float = 0.0
+    anomaly_for_s: float | None = None
     overlap_share: float = 0.25  # tasks labeled by three annotators
     gold_share: float = 0.1
     review_share: float = 0.6
@@ -86,6 +88,11 @@ def generate(plan: Plan) -> Iterator[Message]:
     events_per_task = 9.0  # about, with overlap and reviews: sets the task arrival rate
     task_interval_s = events_per_task / plan.rate if plan.rate > 0 else 0.05
     anomaly_at = plan.start + timedelta(seconds=plan.anomaly_after_s)
+    anomaly_end = anomaly_at + timedelta(seconds=plan.anomaly_for_s) if plan.anomaly_for_s is not None else None
+
+    def during_anomaly(moment: datetime) -> bool:
+        return moment >= anomaly_at and (anomaly_end is None or moment < anomaly_end)
+
     queue: list[tuple[datetime, int, dict[str, Any] | bytes, str]] = []
     sequence = 0
     next_task_at = plan.start
@@ -113,13 +120,13 @@ def generate(plan: Plan) -> Iterator[Message]:
             at = next_task_at
             next_task_at += timedelta(seconds=rng.expovariate(1 / task_interval_s))
             project = rng.choice(list(PROJECTS))
-            anomalous = "throughput-collapse" in plan.anomalies and at >= anomaly_at and project == collapsed_project
+            anomalous = "throughput-collapse" in plan.anomalies and during_anomaly(at) and project == collapsed_project
             if anomalous and rng.random() < 0.95:
                 continue  # the project's labeling all but stops
-            for item in _task(rng, plan, at, project, f"{project}-{task_number}", crew, reviewers, event, anomaly_at,
-                              click_through):  # fmt: skip
+            for item in _task(rng, plan, at, project, f"{project}-{task_number}", crew, reviewers, event,
+                              during_anomaly, click_through):  # fmt: skip
                 push(*item)
-            if "garbage" in plan.anomalies and at >= anomaly_at and rng.random() < 0.5:
+            if "garbage" in plan.anomalies and during_anomaly(at) and rng.random() < 0.5:
                 push(
                     at,
                     _garbage(rng, event(rng.choice(["annotation_submitted", "task_created"]), at, project, "x")),
@@ -139,7 +146,7 @@ def _task(
     crew: list[Annotator],
     reviewers: list[str],
     event: Any,
-    anomaly_at: datetime,
+    during_anomaly: Callable[[datetime], bool],
     click_through: str,
 ) -> Iterator[tuple[datetime, dict[str, Any], str]]:
     labels = PROJECTS[project]
@@ -160,7 +167,8 @@ def _task(
         session = f"s-{annotator.annotator_id}-{begin:%Y%m%d%H}"
         yield begin, event("annotation_started", begin, project, task, annotator_id=annotator.annotator_id,
                            session_id=session), task  # fmt: skip
-        clicking = "click-through" in plan.anomalies and annotator.annotator_id == click_through and begin >= anomaly_at
+        clicking = "click-through" in plan.anomalies and annotator.annotator_id == click_through
+        clicking = clicking and during_anomaly(begin)
         handle_ms = 1_000 if clicking else max(800, int(rng.lognormvariate(0, 0.5) * annotator.median_handle_ms))
         done = begin + timedelta(milliseconds=handle_ms)
         common = {"annotator_id": annotator.annotator_id, "session_id": session, "duration_ms": handle_ms}

@@ -1,0 +1,57 @@
+"""The simulator's anomalies happen when asked, and only then."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from itertools import takewhile
+
+from labelpulse.simulator import PROJECTS, Message, Plan, generate
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+AFTER, LASTING = 600.0, 600.0  # anomalies from 10 to 20 minutes in
+
+
+def messages(anomalies: tuple[str, ...]) -> list[Message]:
+    plan = Plan(seed=3, start=START, rate=20, anomalies=anomalies, anomaly_after_s=AFTER, anomaly_for_s=LASTING)
+    end = START + timedelta(minutes=30)
+    return list(takewhile(lambda message: message.occurred_at < end, generate(plan)))
+
+
+def phase(moment: datetime) -> str:
+    seconds = (moment - START).total_seconds()
+    return "during" if AFTER <= seconds < AFTER + LASTING else "outside"
+
+
+def decoded(message: Message) -> dict | None:
+    try:
+        event = json.loads(message.value)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "project_id" in event and event.get("schema_version") == 1 else None
+
+
+def test_garbage_only_while_the_anomaly_lasts() -> None:
+    broken = {phase(m.occurred_at) for m in messages(("garbage",)) if decoded(m) is None}
+    assert broken == {"during"}
+
+
+def test_click_through_answers_in_one_second_only_while_it_lasts() -> None:
+    clicks = [
+        phase(m.occurred_at)
+        for m in messages(("click-through",))
+        if (event := decoded(m)) and event["event_type"] == "annotation_submitted" and event["duration_ms"] == 1000
+    ]
+    assert clicks and set(clicks) == {"during"}
+
+
+def test_throughput_collapse_then_recovery() -> None:
+    collapsed = next(iter(PROJECTS))
+    created = [
+        phase(m.occurred_at)
+        for m in messages(("throughput-collapse",))
+        if (event := decoded(m)) and event["event_type"] == "task_created" and event["project_id"] == collapsed
+    ]
+    # 10 minutes during, 20 outside: outside runs at the normal rate, during at about 5 % of it.
+    outside, during = created.count("outside") / 20, created.count("during") / 10
+    assert outside > 30 and during < 0.15 * outside
