@@ -169,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     limit.add_argument("--count", type=_positive_int, help="stop after this many events")
     limit.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
     generate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    generate.add_argument("--start", type=_timestamp, help="simulated start time, ISO 8601 (default now)")
+    generate.add_argument(
+        "--start", type=_timestamp, help="simulated start, ISO 8601 (default now); a past one is backfilled at once"
+    )
     generate.add_argument(
         "--fast", action="store_true", help="send as fast as possible instead of pacing at --rate (timestamps keep it)"
     )

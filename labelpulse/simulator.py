@@ -290,7 +290,8 @@ async def send(
     """Send messages of `plan` to `topic` until `count` messages or `duration_s` seconds.
 
     With `realtime`, a message is sent when the wall clock reaches its occurred_at (so rate is
-    real events per second); without, as fast as the broker takes them.
+    real events per second); a plan that starts in the past first sends everything up to now as
+    fast as it can (a backfill), then goes on in real time. Without, as fast as the broker takes them.
     """
     from aiokafka import AIOKafkaProducer
 
@@ -299,13 +300,14 @@ async def send(
     sent = 0
     deadline = time.monotonic() + duration_s if duration_s else None
     wall_start = time.monotonic()
+    now_at_start = max(plan.start, datetime.now(UTC))  # occurred_at due at wall_start: the past is due at once
     recording = record.open("wb") if record else None
     try:
         for message in generate(plan):
             if (count is not None and sent >= count) or (deadline is not None and time.monotonic() >= deadline):
                 break
             if realtime:
-                due_at = wall_start + (message.occurred_at - plan.start).total_seconds()
+                due_at = wall_start + (message.occurred_at - now_at_start).total_seconds()
                 while (wait := due_at - time.monotonic()) > 0:
                     if deadline is not None and time.monotonic() >= deadline:
                         break

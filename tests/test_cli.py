@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -114,6 +115,24 @@ def test_generate_records_exactly_what_it_sent_and_the_seed_fixes_it(kafka: Brok
     assert "recorded 50 messages" in first.stderr
     a, b = read_recording(tmp_path / "a.jsonl"), read_recording(tmp_path / "b.jsonl")
     assert len(a) == 50 and a == b
+
+
+@pytest.mark.broker
+def test_generate_from_a_past_start_backfills_to_now_then_goes_on_in_real_time(
+    kafka: BrokerSettings, tmp_path: Path
+) -> None:
+    env = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "LABELPULSE_EVENTS_TOPIC": "gen-backfill"}
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    record = tmp_path / "sent.jsonl"
+    args = ["generate", "--rate", "5", "--duration", "4", "--start", start.isoformat(), "--record", str(record)]
+    result = run_cli(*args, "--quiet", env=env)
+    assert result.returncode == 0, result.stderr
+    occurred = [dt.datetime.fromisoformat(json.loads(value)["occurred_at"]) for _, value in read_recording(record)
+                if value.startswith(b"{")]  # fmt: skip
+    # Ten minutes at ~5/s is over 2000 messages: sent at once, not paced from the past start (20 in 4 s) ...
+    assert len(occurred) > 1500
+    # ... and then the clock is real: nothing from more than a few seconds ahead of now.
+    assert max(occurred) < dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
 
 
 def test_contract_prints_the_published_schema() -> None:
