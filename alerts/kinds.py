@@ -21,8 +21,8 @@ rate is never diluted by the minute still filling):
                            `threshold` (`upper`: fire only when surely under; `lower`: as soon as it
                            is not surely over). Value: that bound.
     annotator_fast_handle  an annotator's median handle time over `window` (after
-                           `min_annotations`) is under the project's `percentile` over `baseline`
-                           before the window. Value: the median, seconds.
+                           `min_annotations`) is under `ratio` × the project's `percentile` over
+                           `baseline` before the window. Value: the median, seconds.
     annotator_same_answer  an annotator submitted the same label `run_length` times in a row within
                            `window`. Value: the longest run.
     annotator_gold_floor   an annotator's gold accuracy over `window`, after `min_n` gold answers,
@@ -207,13 +207,14 @@ def annotator_fast_handle(client: Client, params: dict[str, Any], now: datetime)
               AND submitted_at < {window_from:DateTime64(3, 'UTC')}
             GROUP BY project_id
         ) AS b ON a.project_id = b.project_id
-        WHERE a.n >= {min_n:UInt32} AND b.n >= {min_n:UInt32} AND a.median_ms < b.fast_ms
+        WHERE a.n >= {min_n:UInt32} AND b.n >= {min_n:UInt32} AND a.median_ms < {ratio:Float64} * b.fast_ms
         ORDER BY project, annotator
         """,
         window_from=window_from,
         now=now,
         baseline_from=window_from - params["baseline"],
         percentile=params["percentile"],
+        ratio=params["ratio"],
         min_n=params["min_annotations"],
     )
     return [Found({"project": r["project"], "annotator": r["annotator"]}, r["median_ms"] / 1000) for r in rows]

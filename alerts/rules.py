@@ -95,6 +95,7 @@ KINDS: dict[str, dict[str, Param]] = {
     },
     "annotator_fast_handle": {
         "percentile": Param(float, 0.05, 0.0, 1.0),
+        "ratio": Param(float, 0.5, 0.0, 1.0),  # "far below": under ratio x the project's percentile
         "min_annotations": Param(int, 20, 1),
         "window": Param(timedelta, timedelta(hours=2)),
         "baseline": Param(timedelta, timedelta(days=7)),

@@ -142,10 +142,17 @@ def test_annotator_fast_handle_against_the_projects_own_history(migrated: Client
     for n, at in enumerate(every(NOW - timedelta(hours=2), NOW, timedelta(minutes=3))):
         values.append(submitted(at, annotator="a1", duration_ms=12_000))
         values.append(submitted(at, annotator="a2", duration_ms=900))  # clicking through
+        values.append(submitted(at, annotator="a4", duration_ms=6_000))  # fast, not suspicious
         if n < 5:
             values.append(submitted(at, annotator="a3", duration_ms=500))  # too few to judge
     store(migrated, values)
+    # The project's p5 is about 10 s: 0.9 s is far below it; 6 s is below, not far below.
     assert found(migrated, "annotator_fast_handle", min_annotations=20) == {("a2", "p"): 0.9}
+    assert found(migrated, "annotator_fast_handle", min_annotations=20, ratio=1.0) == {
+        ("a2", "p"): 0.9,
+        ("a4", "p"): 6.0,
+    }
+    assert found(migrated, "annotator_fast_handle", min_annotations=20, ratio=0.05) == {}
 
 
 def test_annotator_same_answer_counts_the_longest_run_in_time_order(migrated: Client) -> None:
