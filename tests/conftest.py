@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from clickhouse_connect.driver.client import Client
 
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
 from labelpulse.net import free_port
+from labelpulse.process import spawn, terminate
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from schema import migrations
 from schema.client import ClickHouseSettings, connect
@@ -133,3 +135,59 @@ def system_tool(name: str, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@dataclass
+class WorkerHarness:
+    env: dict[str, str]
+    log_dir: Path
+    topic: str
+    processes: list[subprocess.Popen[bytes]]
+    metrics_ports: list[int] = field(default_factory=list)
+
+    def start(self, **overrides: str) -> subprocess.Popen[bytes]:
+        log_path = self.log_dir / f"worker-{len(self.processes)}.log"
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("LABELPULSE_")}, **self.env, **overrides}
+        env.setdefault("LABELPULSE_WORKER_METRICS_PORT", str(free_port()))  # each worker its own /metrics
+        self.metrics_ports.append(int(env["LABELPULSE_WORKER_METRICS_PORT"]))
+        process = spawn([sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"], log_path, env)
+        self.processes.append(process)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"the worker exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            return "Worker]: Ready" in log_path.read_text(errors="replace")
+
+        wait_for(ready, 90, f"worker ready ({log_path})")
+        return process
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+@pytest.fixture
+def harness(
+    clickhouse: ClickHouseSettings, migrated: Client, kafka: BrokerSettings, tmp_path: Path
+) -> Iterator[WorkerHarness]:
+    suffix = uuid.uuid4().hex[:8]
+    topic = f"events-{suffix}"
+    env = {
+        **clickhouse.to_env(),
+        "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "LABELPULSE_EVENTS_TOPIC": topic,
+        "LABELPULSE_DEAD_LETTER_TOPIC": f"{topic}-dead-letter",
+        "LABELPULSE_CONSUMER_GROUP": f"worker-{suffix}",
+        "LABELPULSE_DATA_DIR": str(tmp_path / "state"),
+        "LABELPULSE_EVENTS_PARTITIONS": "3",
+        "LABELPULSE_SESSION_TIMEOUT_MS": "6000",
+    }
+    harness = WorkerHarness(env, tmp_path, topic, [])
+    yield harness
+    for process in harness.processes:
+        terminate(process, timeout_s=30)
