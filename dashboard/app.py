@@ -90,5 +90,6 @@ st.navigation(
         st.Page("views/project.py", title="Project", icon=":material/folder_open:"),
         st.Page("views/annotators.py", title="Annotators", icon=":material/groups:"),
         st.Page("views/pipeline.py", title="Pipeline", icon=":material/monitor_heart:"),
+        st.Page("views/alerts.py", title="Alerts", icon=":material/notifications_active:"),
     ]
 ).run()

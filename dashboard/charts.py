@@ -143,3 +143,36 @@ def heatmap(
     )
     figure.update_layout(height=max(320, 24 * len(matrix) + 120))
     return figure
+
+
+def mark_alerts(figure: go.Figure, episodes: pd.DataFrame, end: pd.Timestamp) -> go.Figure:
+    """Shade the time each alert fired on a time-axis chart, named in its corner (still firing: to `end`)."""
+    for episode in episodes.itertuples():
+        figure.add_vrect(
+            x0=episode.fired_at,
+            x1=episode.resolved_at if episode.resolved_at is not None and not pd.isna(episode.resolved_at) else end,
+            fillcolor="#d62728",
+            opacity=0.12,
+            line_width=0,
+            annotation_text=f"🔔 {episode.rule}",
+            annotation_position="top left",
+            annotation_font_size=11,
+        )
+    return figure
+
+
+def timeline(frame: pd.DataFrame, *, start: str, end: str, y: str, color: str, hover: str, title: str) -> go.Figure:
+    """One bar per row from `start` to `end`, a row per value of `y` (alert episodes, say)."""
+    import plotly.express as px
+
+    figure = px.timeline(
+        frame, x_start=start, x_end=end, y=y, color=color, hover_name=hover, color_discrete_sequence=COLORWAY
+    )
+    figure.update_layout(LAYOUT)
+    figure.update_layout(
+        title={"text": title, "x": 0, "y": 0.98, "yref": "container", "font": {"size": 15}},
+        height=max(200, 60 + 28 * frame[y].nunique()),
+    )
+    figure.update_xaxes(title_text="time (UTC)")
+    figure.update_yaxes(title_text="", autorange="reversed")
+    return figure

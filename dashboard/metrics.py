@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 
@@ -110,3 +110,26 @@ def format_count(value: float | None) -> str:
 
 def format_share(value: float | None) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
+
+
+def alert_episodes(transitions: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    """Firing episodes overlapping [start, end) from transitions into firing / resolved, one row per
+    episode: rule, labels, project, summary, fired_at, resolved_at (None while still firing)."""
+    rows = []
+    for _, group in transitions.sort_values("at").groupby("fingerprint", sort=False):
+        episode: dict | None = None
+        for row in group.itertuples():
+            if row.state == "firing":
+                episode = {"rule": row.rule, "labels": dict(row.labels), "summary": row.summary, "fired_at": row.at}
+            elif row.state == "resolved" and episode is not None:
+                rows.append({**episode, "resolved_at": row.at})
+                episode = None
+        if episode is not None:
+            rows.append({**episode, "resolved_at": None})
+    columns = ["rule", "labels", "project", "summary", "fired_at", "resolved_at"]
+    episodes = pd.DataFrame(rows, columns=[c for c in columns if c != "project"])
+    episodes["project"] = [labels.get("project", "") for labels in episodes["labels"]]
+    start_ts, end_ts = pd.Timestamp(start).tz_localize(None), pd.Timestamp(end).tz_localize(None)
+    ends = pd.to_datetime(episodes["resolved_at"]).astype("datetime64[ns]").fillna(end_ts)
+    overlapping = (pd.to_datetime(episodes["fired_at"]) < end_ts) & (ends > start_ts)
+    return episodes.loc[overlapping, columns].reset_index(drop=True)

@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import queries
 from dashboard.data import SchemaMissing, fetch
 from dashboard.filters import ViewState
-from dashboard.metrics import format_age
+from dashboard.metrics import alert_episodes, format_age
 from schema.client import ClickHouseUnavailable
 
 STATE_KEY = "labelpulse_view_state"
@@ -69,3 +69,9 @@ def freshness_caption(newest_occurred_at: pd.Timestamp, newest_received_at: pd.T
 
 def not_enough_data(what: str, why: str) -> None:
     st.info(f"**{what}: not enough data.** {why}", icon=":material/info:")
+
+
+def firing_episodes(filters: queries.Filters, *, about_projects: bool) -> pd.DataFrame:
+    """Alert episodes in the range to mark on charts: those about projects, or the pipeline's."""
+    episodes = alert_episodes(fetch(queries.alert_transitions(filters)), filters.start, filters.end)
+    return episodes[(episodes["project"] != "") == about_projects]

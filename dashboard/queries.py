@@ -490,3 +490,74 @@ ORDER BY received_at DESC, kafka_partition, kafka_offset DESC
 LIMIT {limit:UInt32}""",
         parameters,
     )
+
+
+# ---------------------------------------------------------------- alerts (written by `labelpulse alerts`)
+
+
+def _alert_projects(filters: Filters, parameters: dict[str, Any]) -> str:
+    """Alerts of the chosen projects, and those about no project (the pipeline's)."""
+    if not filters.projects:
+        return ""
+    parameters["projects"] = list(filters.projects)
+    return "AND (labels['project'] IN {projects:Array(String)} OR labels['project'] = '')"
+
+
+def alerts_now(filters: Filters) -> Query:
+    """Every alert instance whose latest transition left it pending or firing."""
+    parameters: dict[str, Any] = {}
+    projects = _alert_projects(filters, parameters)
+    return Query(
+        f"""
+        SELECT rule, last_labels AS labels, last_state AS state, episode_start, last_value AS value,
+            last_summary AS summary, last_runbook_url AS runbook_url
+        FROM
+        (
+            SELECT rule, fingerprint,
+                argMax(labels, at) AS last_labels,
+                argMax(state, at) AS last_state,
+                argMax(active_since, at) AS episode_start,
+                argMax(value, at) AS last_value,
+                argMax(summary, at) AS last_summary,
+                argMax(runbook_url, at) AS last_runbook_url
+            FROM alert_history
+            WHERE 1 {projects}
+            GROUP BY rule, fingerprint
+        )
+        WHERE last_state IN ('pending', 'firing')
+        ORDER BY last_state = 'firing' DESC, episode_start
+        """,
+        parameters,
+    )
+
+
+def alert_transitions(filters: Filters, lookback: timedelta = timedelta(days=7)) -> Query:
+    """Transitions into firing and resolved up to the range's end, from `lookback` before its start
+    (an episode that began before the range still shows in it)."""
+    parameters: dict[str, Any] = {"from": filters.start - lookback, "end": filters.end}
+    projects = _alert_projects(filters, parameters)
+    return Query(
+        f"""
+        SELECT rule, fingerprint, labels, state, at, summary
+        FROM alert_history
+        WHERE at >= {{from:DateTime64(3, 'UTC')}} AND at < {{end:DateTime64(3, 'UTC')}}
+          AND state IN ('firing', 'resolved') {projects}
+        ORDER BY fingerprint, at
+        """,
+        parameters,
+    )
+
+
+def alert_log(filters: Filters, limit: int = 200) -> Query:
+    parameters: dict[str, Any] = {"start": filters.start, "end": filters.end, "limit": limit}
+    projects = _alert_projects(filters, parameters)
+    return Query(
+        f"""
+        SELECT at, rule, previous_state, state, labels, value, summary, runbook_url
+        FROM alert_history
+        WHERE at >= {{start:DateTime64(3, 'UTC')}} AND at < {{end:DateTime64(3, 'UTC')}} {projects}
+        ORDER BY at DESC
+        LIMIT {{limit:UInt32}}
+        """,
+        parameters,
+    )

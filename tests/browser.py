@@ -13,7 +13,10 @@ from labelpulse.net import free_port, http_ok
 from labelpulse.process import spawn, terminate, wait_ready
 
 # url path -> what the page must show once loaded
-VIEWS = {"": "Overview", "project": "Project", "annotators": "Annotators", "pipeline": "Pipeline"}
+VIEWS = {"": "Overview", "project": "Project", "annotators": "Annotators", "pipeline": "Pipeline", "alerts": "Alerts"}
+CHART = ".js-plotly-plot .main-svg"
+# What shows that a view has drawn: a chart, except where charts depend on what happened (alerts).
+DRAWN = {"alerts": '[data-testid="stMetric"]'}
 
 
 def chromium() -> str | None:
@@ -51,7 +54,7 @@ def capture_views(base_url: str, out_dir: Path, *, query: str = "", width: int =
             for path, title in VIEWS.items():
                 page.goto(f"{base_url}/{path}{query}", wait_until="networkidle")
                 page.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
-                page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
+                page.locator(DRAWN.get(path, CHART)).first.wait_for(timeout=30_000)
                 page.wait_for_timeout(1000)  # let the remaining charts draw
                 errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
                 if errors.count():

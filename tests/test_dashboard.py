@@ -3,6 +3,7 @@ known event set: numbers on screen equal counts computed independently with pand
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -199,3 +200,76 @@ def test_a_database_without_the_schema_says_to_migrate(
     connect(clickhouse_service.settings, database="default").command(f"CREATE DATABASE {settings.database}")
     at = app(settings, monkeypatch)
     assert "labelpulse migrate" in at.error[0].value
+
+
+# ---------------------------------------------------------------- alerts
+
+
+@pytest.fixture(scope="module")
+def alerted(clickhouse_service: ClickHouseService) -> Iterator[ClickHouseSettings]:
+    """A small database whose alert history holds one resolved, one firing and one pending alert."""
+    settings, _ = create_database(clickhouse_service, seed_events=300)
+    now = datetime.now(UTC)
+    rows = []
+
+    def episode(rule: str, labels: dict[str, str], *steps: tuple[str, str, int]) -> None:
+        fingerprint = uuid.uuid4().hex[:16]
+        for before, after, minutes_ago in steps:
+            at = now - timedelta(minutes=minutes_ago)
+            since = now - timedelta(minutes=steps[0][2])
+            texts = [f"{rule} summary", f"{rule} description", f"https://runbooks.example/{rule.lower()}"]
+            rows.append([at, rule, fingerprint, labels, after, before, 0.5, since, *texts])
+
+    episode("ThroughputDrop", {"severity": "page", "project": "retail-products"},
+            ("inactive", "pending", 40), ("pending", "firing", 35), ("firing", "resolved", 20))  # fmt: skip
+    episode("DeadLetterRateHigh", {"severity": "page"}, ("inactive", "pending", 10), ("pending", "firing", 5))
+    episode("AnnotatorClickingThrough", {"severity": "ticket", "project": "street-scenes", "annotator": "ann-01"},
+            ("inactive", "pending", 1))  # fmt: skip
+    columns = ["at", "rule", "fingerprint", "labels", "state", "previous_state", "value", "active_since", "summary",
+               "description", "runbook_url"]  # fmt: skip
+    client = connect(settings)
+    client.insert("alert_history", rows, column_names=columns)
+    yield settings
+    connect(clickhouse_service.settings, database="default").command(f"DROP DATABASE {settings.database} SYNC")
+
+
+def test_alerts_view_shows_what_fires_now_with_runbooks_and_the_history(
+    alerted: ClickHouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(alerted, monkeypatch, page="views/alerts.py")
+    assert (metric(at, "Firing"), metric(at, "Pending")) == ("1", "1")
+    now = at.dataframe[0].value
+    assert list(now["alert"]) == ["DeadLetterRateHigh", "AnnotatorClickingThrough"]  # firing first
+    assert list(now["runbook"]) == ["https://runbooks.example/deadletterratehigh",
+                                    "https://runbooks.example/annotatorclickingthrough"]  # fmt: skip
+    assert now["for"].iloc[0] == "10 min" and "annotator=ann-01" in now["labels"].iloc[1]
+    history = at.dataframe[1].value
+    assert len(history) == 6 and history["at"].is_monotonic_decreasing
+    (timeline,) = at.get("plotly_chart")
+    assert "ThroughputDrop" in timeline.proto.spec and "DeadLetterRateHigh" in timeline.proto.spec
+
+
+def test_a_project_filter_keeps_that_projects_and_the_pipelines_alerts(
+    alerted: ClickHouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(alerted, monkeypatch, page="views/alerts.py", project="street-scenes")
+    assert set(at.dataframe[1].value["rule"]) == {"DeadLetterRateHigh", "AnnotatorClickingThrough"}
+
+
+def test_firing_alerts_are_marked_on_the_charts_they_concern(
+    alerted: ClickHouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def marks(at: AppTest) -> list[str]:
+        layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+        return [annotation["text"] for annotation in layout.get("annotations", [])]
+
+    assert marks(app(alerted, monkeypatch)) == ["🔔 ThroughputDrop"]  # the pipeline's alert is not a project's
+    assert marks(app(alerted, monkeypatch, page="views/pipeline.py")) == ["🔔 DeadLetterRateHigh"]
+
+
+def test_alerts_view_without_any_alert_says_where_alerts_come_from(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/alerts.py")
+    assert (metric(at, "Firing"), metric(at, "Pending")) == ("0", "0")
+    assert any("labelpulse alerts" in caption.value for caption in at.caption)

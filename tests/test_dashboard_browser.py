@@ -27,6 +27,6 @@ def test_every_view_loads_with_charts_in_headless_chromium(
     }
     with served_dashboard(env, tmp_path / "dashboard.log") as url:
         shots = capture_views(url, tmp_path / "shots")
-    assert set(shots) == {"Overview", "Project", "Annotators", "Pipeline"}
+    assert set(shots) == {"Overview", "Project", "Annotators", "Pipeline", "Alerts"}
     for shot in shots.values():
         assert shot.stat().st_size > 20_000, f"{shot} looks blank"

@@ -11,6 +11,7 @@ from statsmodels.stats.proportion import proportion_confint
 from dashboard import queries
 from dashboard.filters import ViewState, from_params, to_params
 from dashboard.metrics import (
+    alert_episodes,
     delta,
     eta,
     flag_outliers,
@@ -144,3 +145,26 @@ def test_buckets_keep_charts_readable_for_any_range() -> None:
 
 def test_freshness_reads_in_seconds_minutes_then_hours() -> None:
     assert [format_age(s) for s in (-3, 42, 600, 9000)] == ["0 s", "42 s", "10 min", "2.5 h"]
+
+
+def test_alert_episodes_pair_firing_with_resolved_and_keep_those_overlapping_the_range() -> None:
+    t = pd.Timestamp("2026-11-23 12:00")
+    transitions = pd.DataFrame(
+        [
+            ("A", "f1", {"project": "p"}, "firing", t - pd.Timedelta(hours=3), "a"),
+            ("A", "f1", {"project": "p"}, "resolved", t - pd.Timedelta(hours=2), "a"),  # before the range
+            ("A", "f1", {"project": "p"}, "firing", t - pd.Timedelta(minutes=30), "a"),  # still firing
+            ("B", "f2", {}, "resolved", t - pd.Timedelta(minutes=50), "b"),  # its firing was before the lookback
+            ("B", "f2", {}, "firing", t - pd.Timedelta(minutes=40), "b"),
+            ("B", "f2", {}, "resolved", t - pd.Timedelta(minutes=10), "b"),
+        ],
+        columns=["rule", "fingerprint", "labels", "state", "at", "summary"],
+    )
+    start, end = datetime(2026, 11, 23, 11, tzinfo=UTC), datetime(2026, 11, 23, 13, tzinfo=UTC)
+    episodes = alert_episodes(transitions, start, end)
+    assert list(zip(episodes["rule"], episodes["project"], episodes["fired_at"], strict=True)) == [
+        ("A", "p", t - pd.Timedelta(minutes=30)),
+        ("B", "", t - pd.Timedelta(minutes=40)),
+    ]
+    assert pd.isna(episodes["resolved_at"].iloc[0]) and episodes["resolved_at"].iloc[1] == t - pd.Timedelta(minutes=10)
+    assert alert_episodes(transitions.iloc[0:0], start, end).empty

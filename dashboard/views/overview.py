@@ -11,7 +11,7 @@ from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.metrics import MIN_GOLD_ITEMS, delta, eta, format_age, format_count, format_duration, format_share, ratio
-from dashboard.page import live, not_enough_data
+from dashboard.page import firing_episodes, live, not_enough_data
 
 
 def project_summary(filters: queries.Filters) -> pd.DataFrame:
@@ -140,18 +140,18 @@ def render(state: ViewState) -> None:
         not_enough_data("Throughput", "no annotations in this range and selection — widen the range or filters.")
         return
     seconds = queries.bucket_seconds(state.filters.span)
-    st.plotly_chart(
-        charts.lines(
-            series,
-            x="bucket",
-            y="annotations",
-            series="project_id",
-            title="Annotations submitted",
-            x_title="time (UTC)",
-            y_title=f"annotations per {queries.BUCKETS[seconds]}",
-            hover=f"%{{y:,.0f}} annotations in this {queries.BUCKETS[seconds]}",
-        )
+    figure = charts.lines(
+        series,
+        x="bucket",
+        y="annotations",
+        series="project_id",
+        title="Annotations submitted",
+        x_title="time (UTC)",
+        y_title=f"annotations per {queries.BUCKETS[seconds]}",
+        hover=f"%{{y:,.0f}} annotations in this {queries.BUCKETS[seconds]}",
     )
+    episodes = firing_episodes(state.filters, about_projects=True)
+    st.plotly_chart(charts.mark_alerts(figure, episodes, series["bucket"].max()))
     st.subheader("Projects side by side")
     shown = summary[
         [

@@ -8,7 +8,7 @@ from dashboard import charts, queries
 from dashboard.data import fetch, settings
 from dashboard.filters import ViewState
 from dashboard.lag import LagUnavailable, consumer_lag
-from dashboard.page import live
+from dashboard.page import firing_episodes, live
 
 
 def lag_panel(column: st.delta_generator.DeltaGenerator) -> None:
@@ -50,18 +50,18 @@ def render(state: ViewState) -> None:
     lag_panel(columns[4])
     if not ingest.empty:
         left, right = st.columns(2)
-        left.plotly_chart(
-            charts.lines(
-                ingest,
-                x="bucket",
-                y="events_per_s",
-                series=None,
-                title="Events in per second",
-                x_title="time (UTC)",
-                y_title="events / s",
-                hover="%{y:,.1f} events/s",
-            )
+        events = charts.lines(
+            ingest,
+            x="bucket",
+            y="events_per_s",
+            series=None,
+            title="Events in per second",
+            x_title="time (UTC)",
+            y_title="events / s",
+            hover="%{y:,.1f} events/s",
         )
+        episodes = firing_episodes(state.filters, about_projects=False)
+        left.plotly_chart(charts.mark_alerts(events, episodes, ingest["bucket"].max()))
         lag = ingest.melt(
             id_vars="bucket", value_vars=["lag_p50_s", "lag_p95_s"], var_name="quantile", value_name="seconds"
         )
