@@ -524,6 +524,8 @@ def _run_contract(args: argparse.Namespace) -> int:
 
 
 def _run_up(args: argparse.Namespace) -> int:
+    from alerts.rules import load_rules
+    from alerts.settings import EvaluatorSettings
     from dashboard.settings import DashboardSettings
     from labelpulse.broker import BrokerError, BrokerSettings, EmbeddedBroker, kafka_answers
     from labelpulse.net import port_in_use
@@ -542,6 +544,7 @@ def _run_up(args: argparse.Namespace) -> int:
     worker_settings = WorkerSettings.from_env()
     consumer_group = worker_settings.consumer_group
     dashboard_settings = DashboardSettings.from_env()
+    evaluator_settings = EvaluatorSettings.from_env()
     if port_in_use(dashboard_settings.host, dashboard_settings.port):
         raise CliError(
             f"port {dashboard_settings.port} is taken (another dashboard?); stop it or set LABELPULSE_DASHBOARD_PORT"
@@ -582,6 +585,9 @@ def _run_up(args: argparse.Namespace) -> int:
         say("starting a stream worker …")
         worker = [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "warn"]
         running.append(("worker", spawn(worker, runtime.log_dir / "worker.log", child_env)))
+        say("starting the alert evaluator …")
+        evaluator = [sys.executable, "-m", "labelpulse", "alerts", "run"]
+        running.append(("alert evaluator", spawn(evaluator, runtime.log_dir / "alerts.log", child_env)))
         say(f"starting the dashboard on {dashboard_settings.url} …")
         dashboard = dashboard_command(dashboard_settings.host, dashboard_settings.port)
         running.append(("dashboard", spawn(dashboard, runtime.log_dir / "dashboard.log", child_env)))
@@ -600,6 +606,12 @@ def _run_up(args: argparse.Namespace) -> int:
         if worker_settings.metrics_port
         else ""
     )
+    alerts_to = evaluator_settings.alertmanager_url or "the Alerts view only (set LABELPULSE_ALERTMANAGER_URL)"
+    alerts_metrics = (
+        f", metrics http://{evaluator_settings.metrics_host}:{evaluator_settings.metrics_port}/metrics"
+        if evaluator_settings.metrics_port
+        else ""
+    )
     say(
         "\nLabelPulse is up (embedded default):\n"
         f"  ClickHouse  {clickhouse.url}  (database {clickhouse.database})\n"
@@ -608,6 +620,7 @@ def _run_up(args: argparse.Namespace) -> int:
         f"  worker      consumer group {consumer_group}{worker_metrics}\n"
         f"  simulator   {'off (--no-demo)' if args.no_demo else f'{args.demo_rate:g} events/s'}\n"
         f"  dashboard   {dashboard_settings.url}\n"
+        f"  alerts      {len(load_rules(evaluator_settings.rules_dir).rules)} rules, to {alerts_to}{alerts_metrics}\n"
         f"  logs        {runtime.log_dir}\n"
         f'  try         {own_command()} sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
         "Ctrl-C stops everything."

@@ -120,9 +120,6 @@ def generate(plan: Plan) -> Iterator[Message]:
             at = next_task_at
             next_task_at += timedelta(seconds=rng.expovariate(1 / task_interval_s))
             project = rng.choice(list(PROJECTS))
-            anomalous = "throughput-collapse" in plan.anomalies and during_anomaly(at) and project == collapsed_project
-            if anomalous and rng.random() < 0.95:
-                continue  # the project's labeling all but stops
             for item in _task(rng, plan, at, project, f"{project}-{task_number}", crew, reviewers, event,
                               during_anomaly, click_through):  # fmt: skip
                 push(*item)
@@ -133,6 +130,9 @@ def generate(plan: Plan) -> Iterator[Message]:
                     "x",
                 )
         at, _, payload, key = heapq.heappop(queue)
+        collapsing = "throughput-collapse" in plan.anomalies and during_anomaly(at)
+        if collapsing and key.startswith(f"{collapsed_project}-") and rng.random() < 0.95:
+            continue  # the project's labeling all but stops: its tool sends (almost) nothing
         value = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
         yield Message(key.encode(), value, at)
 

@@ -279,6 +279,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
         "LABELPULSE_DATA_DIR": str(tmp_path / "state"),
         "LABELPULSE_DASHBOARD_PORT": str(free_port()),
         "LABELPULSE_WORKER_METRICS_PORT": str(free_port()),
+        "LABELPULSE_ALERTS_METRICS_PORT": str(free_port()),
     }
     up = start_cli(["up"], env)
     output = read_until(up, "Ctrl-C stops everything")
@@ -290,6 +291,11 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
     while not http_ok(f"{dashboard}/_stcore/health") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert http_ok(f"{dashboard}/_stcore/health"), "the dashboard answers"
+    evaluator_metrics = f"http://127.0.0.1:{env['LABELPULSE_ALERTS_METRICS_PORT']}/metrics"
+    assert "alerts      10 rules, to the Alerts view only" in output
+    while not http_ok(evaluator_metrics) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert http_ok(evaluator_metrics), "the alert evaluator serves its metrics"
     inserted = run_cli(
         "sql", "INSERT INTO events (event_id, project_id, occurred_at) VALUES ('e1', 'p', now64(3))", env=env
     )
