@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
-from alerts.kinds import evaluate
+from alerts.kinds import holding
 from alerts.rules import Rule
-from alerts.state import Instance, State, Timing, fingerprint, step
+from alerts.state import Instance, State, step
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,9 @@ def backtest(
     for rule in rules:
         instances: dict[str, Instance] = {}
         open_episodes: dict[str, Episode] = {}
-        timing = Timing(rule.for_, rule.keep_firing_for)
         times = moments(since, until, step_by or rule.interval)
         for done, now in enumerate(times, start=1):
-            active = {}
-            for found in evaluate(client, rule.kind, rule.params, now):
-                labels = {**rule.labels, **found.labels}
-                active[fingerprint(rule.alert, labels)] = (labels, found.value)
-            instances, transitions = step(rule.alert, instances, active, now, timing)
+            instances, transitions = step(rule.alert, instances, holding(client, rule, now), now, rule.timing)
             for t in transitions:
                 if t.after is State.FIRING:
                     open_episodes[t.fingerprint] = Episode(rule.alert, t.labels, now, None, t.value)

@@ -25,10 +25,10 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from alerts import metrics
-from alerts.kinds import evaluate
+from alerts.kinds import holding
 from alerts.notify import Notice, Receiver, SendError
 from alerts.rules import Rule
-from alerts.state import Instance, State, Timing, Transition, fingerprint, step
+from alerts.state import Instance, State, Transition, step
 from schema.client import ClickHouseUnavailable
 from schema.tables import ALERT_HISTORY
 
@@ -70,6 +70,7 @@ class Evaluator:
         self.dashboard_url = dashboard_url.rstrip("/")
         self.clock = clock
         self.rules: dict[str, Rule] = {}
+        self.groups: list[Group] = []
         self.instances: dict[str, dict[str, Instance]] = {}
         self._sent: dict[str, tuple[datetime, bool]] = {}  # fingerprint -> when last sent, and resolved then?
         self.set_rules(rules)
@@ -79,12 +80,9 @@ class Evaluator:
     def set_rules(self, rules: Sequence[Rule]) -> None:
         """Use these rules from now on (a reload): instances of rules still there are kept."""
         self.rules = {rule.alert: rule for rule in rules}
+        self.groups = groups_of(rules)  # once per load, not on every turn of the loop
         self.instances = {name: self.instances.get(name, {}) for name in self.rules}
         metrics.RULES.set(len(self.rules))
-
-    @property
-    def groups(self) -> list[Group]:
-        return groups_of(self.rules.values())
 
     def restore(self) -> int:
         """Read the latest state of every instance back from the history; returns how many resumed."""
@@ -153,13 +151,8 @@ class Evaluator:
 
     def evaluate_rule(self, rule: Rule, now: datetime) -> list[Transition]:
         try:
-            found = evaluate(self.client, rule.kind, rule.params, now)
-            active = {}
-            for item in found:
-                labels = {**rule.labels, **item.labels}
-                active[fingerprint(rule.alert, labels)] = (labels, item.value)
-            timing = Timing(rule.for_, rule.keep_firing_for)
-            instances, transitions = step(rule.alert, self.instances[rule.alert], active, now, timing)
+            active = holding(self.client, rule, now)
+            instances, transitions = step(rule.alert, self.instances[rule.alert], active, now, rule.timing)
             self._record(rule, transitions, instances)
         except (ClickHouseError, ClickHouseUnavailable, OSError) as exc:
             metrics.RULE_ERRORS.labels(rule.alert).inc()
@@ -259,12 +252,11 @@ class Evaluator:
             if new_rules is not None:
                 self.set_rules(new_rules)
             now = self.clock()
-            groups = self.groups
-            for group in groups:
+            for group in self.groups:
                 if next_due.get(group.name, now) <= now:
                     self.evaluate_group(group)
                     next_due[group.name] = now + group.interval
-            wait = min((next_due[g.name] for g in groups), default=now + timedelta(seconds=1)) - self.clock()
+            wait = min((next_due[g.name] for g in self.groups), default=now + timedelta(seconds=1)) - self.clock()
             stop.wait(max(0.05, min(wait.total_seconds(), 1.0)))
 
 

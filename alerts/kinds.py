@@ -45,7 +45,9 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from alerts.rules import Rule
 from alerts.schedule import Schedule
+from alerts.state import fingerprint
 from schema.stats import wilson_interval
 
 LOOKBACK_FOR_SILENCE = timedelta(days=7)  # no_events / pipeline_freshness: who counts as expected to speak
@@ -67,6 +69,16 @@ def evaluate(client: Client, kind: str, params: dict[str, Any], now: datetime) -
     return KIND_QUERIES[kind](client, params, now)
 
 
+def holding(client: Client, rule: Rule, now: datetime) -> dict[str, tuple[dict[str, str], float]]:
+    """The instances of `rule` whose condition holds at `now`, by fingerprint: what alerts.state.step takes.
+    An instance's labels are the rule's own (severity, ...) and those its kind found (project, ...)."""
+    active = {}
+    for found in evaluate(client, rule.kind, rule.params, now):
+        labels = {**rule.labels, **found.labels}
+        active[fingerprint(rule.alert, labels)] = (labels, found.value)
+    return active
+
+
 def _rows(client: Client, sql: str, **parameters: Any) -> Rows:
     return list(client.query(sql, parameters=parameters).named_results())
 
@@ -79,14 +91,10 @@ def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def _seconds(delta: timedelta) -> float:
-    return delta.total_seconds()
-
-
 def throughput_drop(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:
     window_to = _minute(now)
     window_from = _minute(window_to - params["window"])
-    window_h = _seconds(window_to - window_from) / 3600
+    window_h = (window_to - window_from).total_seconds() / 3600
     week = timedelta(days=7)
     rows = _rows(
         client,
@@ -109,7 +117,7 @@ def throughput_drop(client: Client, params: dict[str, Any], now: datetime) -> li
         window_from=window_from,
         window_to=window_to,
         lookback_from=window_from - params["lookback"],
-        half_life_s=_seconds(params["half_life"]),
+        half_life_s=params["half_life"].total_seconds(),
         week_from=window_from - week,
         week_to=window_to - week,
     )
@@ -117,8 +125,8 @@ def throughput_drop(client: Client, params: dict[str, Any], now: datetime) -> li
 
 
 def judge_throughput(rows: Rows, params: dict[str, Any], window_h: float) -> list[Found]:
-    lookback_minutes = int(_seconds(params["lookback"]) // 60)
-    half_life_min = _seconds(params["half_life"]) / 60
+    lookback_minutes = int(params["lookback"].total_seconds() // 60)
+    half_life_min = params["half_life"].total_seconds() / 60
     # The EWMA's weights over every minute of the lookback (quiet minutes count as zero).
     weights = sum(0.5 ** (age / half_life_min) for age in range(1, lookback_minutes + 1))
     found = []
@@ -146,9 +154,10 @@ def no_events(client: Client, params: dict[str, Any], now: datetime) -> list[Fou
         since=_minute(now - LOOKBACK_FOR_SILENCE),
         now=now,
     )
-    if not _schedule(params).contains(now):
+    if not Schedule.of(params).contains(now):
         return []
-    return [Found({"project": r["project"]}, r["age"]) for r in rows if r["age"] >= _seconds(params["window"])]
+    window_s = params["window"].total_seconds()
+    return [Found({"project": r["project"]}, r["age"]) for r in rows if r["age"] >= window_s]
 
 
 QUALITY_SOURCES = {
@@ -278,14 +287,14 @@ def backlog_eta(client: Client, params: dict[str, Any], now: datetime) -> list[F
         until=_minute(now),
         projects=sorted(deadlines),
     )
-    window_h = _seconds(_minute(now) - pace_from) / 3600
+    window_h = (_minute(now) - pace_from).total_seconds() / 3600
     found = []
     for row in rows:
         if row["backlog"] <= 0:
             continue
         pace = row["recently_completed"] / window_h
         hours_needed = row["backlog"] / pace if pace > 0 else math.inf
-        late_h = hours_needed - _seconds(deadlines[row["project"]] - now) / 3600
+        late_h = hours_needed - (deadlines[row["project"]] - now).total_seconds() / 3600
         if late_h > 0:
             found.append(Found({"project": row["project"]}, late_h))
     return found
@@ -303,9 +312,9 @@ def pipeline_freshness(client: Client, params: dict[str, Any], now: datetime) ->
         since=_minute(now - LOOKBACK_FOR_SILENCE),
         now=now,
     )
-    if not row["minutes"] or not _schedule(params).contains(now):
+    if not row["minutes"] or not Schedule.of(params).contains(now):
         return []  # nothing ever arrived (a new install), or outside the hours it matters
-    return [Found({}, row["age"])] if row["age"] >= _seconds(params["max_age"]) else []
+    return [Found({}, row["age"])] if row["age"] >= params["max_age"].total_seconds() else []
 
 
 def pipeline_dead_letter_rate(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:
@@ -325,11 +334,6 @@ def pipeline_dead_letter_rate(client: Client, params: dict[str, Any], now: datet
     if dead < params["min_dead_letters"] or dead / total <= params["max_ratio"]:
         return []
     return [Found({}, dead / total)]
-
-
-def _schedule(params: dict[str, Any]) -> Schedule:
-    start, end = params["working_hours"]
-    return Schedule(start, end, params["weekdays"])
 
 
 KIND_QUERIES: dict[str, Kind] = {

@@ -128,11 +128,6 @@ def _during(schedule: Schedule) -> str:
     return "".join(f"\nand on() ({part})" for part in parts)
 
 
-def _schedule(params: dict[str, Any]) -> Schedule:
-    start, end = params["working_hours"]
-    return Schedule(start, end, params["weekdays"])
-
-
 def _throughput_drop(params: dict[str, Any]) -> str:
     # The gauge counts the last hour; the baseline is its average over the lookback (ewma) or its
     # value a week ago — the closest Prometheus has to the evaluator's minute-level baseline.
@@ -148,7 +143,7 @@ def _throughput_drop(params: dict[str, Any]) -> str:
 def _no_events(params: dict[str, Any]) -> str:
     age = "labelpulse_project_seconds_since_last_event"
     window_s = int(params["window"].total_seconds())
-    return f"{age} >= {window_s} < {7 * 86_400}" + _during(_schedule(params))
+    return f"{age} >= {window_s} < {7 * 86_400}" + _during(Schedule.of(params))
 
 
 def _wilson(successes: str, trials: str, upper: bool) -> str:
@@ -184,7 +179,8 @@ def _backlog_eta(params: dict[str, Any]) -> str | None:
 
 def _pipeline_freshness(params: dict[str, Any]) -> str:
     max_age = int(params["max_age"].total_seconds())
-    return f"time() - max(labelpulse_worker_last_batch_timestamp_seconds) >= {max_age}" + _during(_schedule(params))
+    newest = "max(labelpulse_worker_last_batch_timestamp_seconds)"
+    return f"time() - {newest} >= {max_age}" + _during(Schedule.of(params))
 
 
 def _pipeline_dead_letter_rate(params: dict[str, Any]) -> str:

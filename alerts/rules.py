@@ -32,6 +32,7 @@ from typing import Any, cast
 import yaml
 
 from alerts.schedule import parse_hours, parse_weekdays
+from alerts.state import Timing
 
 DEFAULT_RULES_DIR = Path(__file__).parent / "rules"
 SEVERITIES = ("page", "ticket", "info")
@@ -138,6 +139,10 @@ class Rule:
     group: str
     interval: timedelta
     source: str  # file:line, for messages
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(self.for_, self.keep_firing_for)
 
     def annotations_for(self, labels: Mapping[str, str], value: float) -> dict[str, str]:
         """The annotations with this instance's labels and value filled in."""

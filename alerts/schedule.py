@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^(\d\d):(\d\d)-(\d\d):(\d\d)$")
@@ -23,6 +25,12 @@ class Schedule:
         else:
             in_hours = minute >= self.start_minute or minute < self.end_minute
         return in_hours and moment.weekday() in self.weekdays
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> Schedule:
+        """The schedule of a rule's params `working_hours` and `weekdays`, as alerts.rules parsed them."""
+        start, end = params["working_hours"]
+        return cls(start, end, params["weekdays"])
 
 
 def parse_hours(text: str) -> tuple[int, int]:
