@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from alerts.kinds import KIND_QUERIES, Found, evaluate
+from alerts.kinds import KIND_QUERIES, evaluate
 from alerts.rules import KINDS, params_for
 from streams.offline import load
 
@@ -224,7 +224,3 @@ def test_nothing_after_now_is_seen(migrated: Client) -> None:
     assert found(migrated, "no_events", now=NOW, window="15m") == {}
     earlier = NOW - timedelta(minutes=1)
     assert found(migrated, "no_events", now=earlier, window="15m") == {("p",): pytest.approx(1140)}
-
-
-def test_found_carries_labels_and_value() -> None:
-    assert Found({"project": "p"}, 1.0).labels == {"project": "p"}
