@@ -34,6 +34,7 @@ from labelpulse.runtime import EmbeddedClickHouseProcess
 from labelpulse.simulator import Plan, send
 from schema import migrations
 from schema.client import ClickHouseSettings
+from schema.kafka import KafkaSettings
 
 
 async def raw_ceiling(bootstrap: str, topic: str, expected: int) -> float:
@@ -96,15 +97,11 @@ def main() -> None:
             "LABELPULSE_SESSION_TIMEOUT_MS": "6000",
             "LABELPULSE_WORKER_METRICS_PORT": "0",
         }
-        # The worker creates the topic with its partitions; wait until it is up, then stop it.
-        worker = start_worker(env, workdir / "worker-setup.log")
-        time.sleep(8)
-        terminate(worker, timeout_s=30)
-
+        kafka = KafkaSettings.from_env(env)
         print(f"producing {args.events:,} simulated events to {topic} ({args.partitions} partitions) …", flush=True)
         start = datetime.now(UTC) - timedelta(hours=2)
         plan = Plan(seed=7, start=start, rate=max(1.0, args.events / 3600))
-        asyncio.run(send(plan, bootstrap_servers=bootstrap, topic=topic, count=args.events, realtime=False))
+        asyncio.run(send(plan, kafka=kafka, count=args.events, realtime=False))  # creates the topics
 
         ceiling = asyncio.run(raw_ceiling(bootstrap, topic, args.events))
         print(f"(a) raw aiokafka consume + json decode: {ceiling:,.0f} events/s", flush=True)

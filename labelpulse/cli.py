@@ -496,8 +496,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     sent = asyncio.run(
         send(
             plan,
-            bootstrap_servers=kafka.bootstrap_servers,
-            topic=kafka.events_topic,
+            kafka=kafka,
             count=args.count,
             duration_s=args.duration,
             realtime=not args.fast,

@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from schema.kafka import KafkaSettings, create_topics
+
 PROJECTS: dict[str, tuple[str, ...]] = {
     "retail-products": ("shoe", "bag", "shirt", "hat", "watch"),
     "street-scenes": ("car", "pedestrian", "cyclist", "truck"),
@@ -279,15 +281,14 @@ class Progress:
 async def send(
     plan: Plan,
     *,
-    bootstrap_servers: str,
-    topic: str,
+    kafka: KafkaSettings,
     count: int | None = None,
     duration_s: float | None = None,
     realtime: bool = True,
     record: Path | None = None,
     progress: Progress | None = None,
 ) -> int:
-    """Send messages of `plan` to `topic` until `count` messages or `duration_s` seconds.
+    """Send messages of `plan` to the events topic until `count` messages or `duration_s` seconds.
 
     With `realtime`, a message is sent when the wall clock reaches its occurred_at (so rate is
     real events per second); a plan that starts in the past first sends everything up to now as
@@ -295,7 +296,8 @@ async def send(
     """
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20, max_batch_size=1 << 20)
+    await create_topics(kafka)  # with the partitions the workers expect, not the broker's default
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
     sent = 0
     deadline = time.monotonic() + duration_s if duration_s else None
@@ -314,7 +316,7 @@ async def send(
                     await asyncio.sleep(min(wait, 0.5))
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-            await producer.send(topic, message.value, key=message.key)
+            await producer.send(kafka.events_topic, message.value, key=message.key)
             if recording:
                 recording.write(record_line(message))
             sent += 1

@@ -20,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from schema.client import connect
+from schema.kafka import KafkaSettings, create_topics
 from streams import metrics
 from streams.activity import ActivityTracker, encode_activity
 from streams.processor import Batch, Message, Processor
@@ -40,13 +42,14 @@ log = logging.getLogger("labelpulse.worker")
 
 def create_app(settings: WorkerSettings) -> faust.App:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = _WorkerApp(
+        settings.kafka,
         settings.consumer_group,
         broker=[f"{SCHEME}://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")],
         store="memory://",  # table state is rebuilt from its changelog topic on start
         key_serializer="raw",
         value_serializer="raw",
-        topic_partitions=settings.partitions,
+        topic_partitions=settings.kafka.partitions,
         datadir=str(settings.state_dir),
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
@@ -55,28 +58,25 @@ def create_app(settings: WorkerSettings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         # One fetch is one batch: at most this many events, gathered for at most ~fetch wait.
         broker_max_poll_records=settings.batch_max_events,
+        # A message Kafka does not take fails after this, instead of Faust's default 20 minutes.
+        producer_request_timeout=settings.publish_timeout_s,
     )
-    events_topic = app.topic(
-        settings.kafka.events_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True
-    )
-    dead_letter_topic = app.topic(
-        settings.kafka.dead_letter_topic,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        internal=True,
-    )
-    activity_topic = app.topic(
-        settings.kafka.activity_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True
-    )
+    partitions = settings.kafka.partitions  # topics and tables alike: a key's state lives with its events
+
+    def topic(name: str) -> Any:
+        return app.topic(name, key_type=bytes, value_type=bytes, partitions=partitions, internal=True)
+
+    events_topic = topic(settings.kafka.events_topic)
+    dead_letter_topic = topic(settings.kafka.dead_letter_topic)
+    activity_topic = topic(settings.kafka.activity_topic)
     # Per-task state (gold answer, first label of each annotator), keyed by task_id like the events.
     # Values are plain JSON objects (no value_type): Faust decodes them back to dicts on recovery.
-    task_table = app.Table("tasks", default=None, partitions=settings.partitions, key_type=str)
+    task_table = app.Table("tasks", default=None, partitions=partitions, key_type=str)
     tasks = TableStateStore(task_table)
     processor = Processor(tasks=tasks, limits=settings.limits, dedup_window=settings.dedup_window)
     sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.events_topic)
     # Per-annotator state (recent annotation events), keyed by annotator_id like the activity topic.
-    annotators = TableStateStore(app.Table("annotators", default=None, partitions=settings.partitions, key_type=str))
+    annotators = TableStateStore(app.Table("annotators", default=None, partitions=partitions, key_type=str))
     tracker = ActivityTracker(
         annotators=annotators,
         idle_threshold_ms=settings.idle_threshold_s * 1000,
@@ -85,6 +85,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     activity_sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.activity_topic)
     seeded_partitions: set[int] = set()
     throughput = _Throughput()
+    step = _Step()
 
     async def store_batch(fetched: Sequence[Any]) -> None:
         """One fetch of the events topic: process, make durable, publish dead letters. The
@@ -94,30 +95,39 @@ def create_app(settings: WorkerSettings) -> faust.App:
         last_offsets = {m.partition: m.offset for m in messages}  # fetches come in offset order per partition
         partitions = set(last_offsets)
         for partition in partitions - seeded_partitions:  # after a (re)start or a rebalance
+            step.enter("reading recent event ids from ClickHouse")
             recent = await loop.run_in_executor(None, sink.recent_event_ids, partition, settings.dedup_window)
             processor.recent_ids(partition).remember(recent)
             seeded_partitions.add(partition)
+        step.enter("reading stored offsets from ClickHouse")
         stored = await loop.run_in_executor(None, sink.stored_through, "events", partitions)
         batch = processor.process(messages, now=datetime.now(UTC), replayed_through=stored)
+        step.enter("inserting into ClickHouse")
         result = await loop.run_in_executor(None, sink.write, batch)
         record_batch_metrics(batch, len(messages), result.seconds)
         processor.release(batch)
-        tasks.flush()  # before the transport acknowledges the batch
+        published = tasks.flush()  # before the transport acknowledges the batch
+        step.enter("sending dead letters")
         for message, error in batch.refused:
-            await dead_letter_topic.send(
-                key=message.key,
-                value=message.value or b"",
-                headers=[
-                    ("labelpulse-rule", error.rule.encode()),
-                    ("labelpulse-reason", error.message.encode()),
-                    ("labelpulse-source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
-                ],
+            published.append(
+                await dead_letter_topic.send(
+                    key=message.key,
+                    value=message.value or b"",
+                    headers=[
+                        ("labelpulse-rule", error.rule.encode()),
+                        ("labelpulse-reason", error.message.encode()),
+                        ("labelpulse-source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
+                    ],
+                )
             )
+        step.enter("sending activity")
         for annotator_id, entries in batch.activity.items():
-            await activity_topic.send(key=annotator_id.encode(), value=encode_activity(annotator_id, entries))
+            published.append(
+                await activity_topic.send(key=annotator_id.encode(), value=encode_activity(annotator_id, entries))
+            )
         # Changelog, dead letters and activity are in Kafka before the batch is acknowledged: a
         # rebalance's recovery reads the changelog up to its end, and must find this batch's state.
-        await app.producer.flush()
+        await confirm(published, "the batch's changelog, dead letters and activity")
         for partition, last in last_offsets.items():  # how far behind the end of each partition this batch left us
             tp = TP(settings.kafka.events_topic, partition)
             metrics.LAG.labels(tp.topic, str(partition)).set(max(app.consumer.highwater(tp) - last - 1, 0))
@@ -128,9 +138,27 @@ def create_app(settings: WorkerSettings) -> faust.App:
         """One fetch of the activity topic: active time rows durable, then the annotators' state."""
         loop = asyncio.get_running_loop()
         batch = tracker.process(_messages(fetched))
+        step.enter("inserting active time into ClickHouse")
         await loop.run_in_executor(None, activity_sink.write, batch)
-        annotators.flush()
-        await app.producer.flush()
+        await confirm(annotators.flush(), "the annotators' changelog")
+
+    async def confirm(published: list[Awaitable[Any]], what: str) -> None:
+        """Wait until Kafka has every message sent for a batch, or fail the worker.
+
+        Faust's producer.flush() alone is not enough: its buffer gives up after 0.1 s, and a
+        message the broker never takes would wait there for the producer's request timeout.
+        Failing instead leaves the batch unacknowledged: a restarted worker replays it, and
+        the sink's deduplication makes the replay harmless.
+        """
+        step.enter(f"waiting for Kafka to take {what}")
+        try:
+            await asyncio.wait_for(_all_sent(app, published), settings.publish_timeout_s)
+        except (TimeoutError, KafkaError) as exc:
+            raise PublishError(
+                f"Kafka did not take {what} within {settings.publish_timeout_s:.0f}s ({exc!r}); stopping so the "
+                "batch is replayed by a restarted worker (LABELPULSE_PUBLISH_TIMEOUT_S)"
+            ) from exc
+        step.leave()
 
     register_batch_handler(settings.kafka.events_topic, store_batch)
     register_batch_handler(settings.kafka.activity_topic, store_activity)
@@ -166,8 +194,41 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 settings.activity_late_window_s,
             )
             tracker.too_late = 0
+        stuck = step.stuck()
+        if stuck:
+            log.warning(stuck)
 
     return app
+
+
+class PublishError(RuntimeError):
+    """Kafka did not take what a batch produced: the batch must not be acknowledged."""
+
+
+async def _all_sent(app: faust.App, published: list[Awaitable[Any]]) -> None:
+    await app.producer.flush()
+    await asyncio.gather(*published)
+
+
+class _WorkerApp(faust.App):
+    """The Faust app, creating LabelPulse's topics before anything is consumed or produced."""
+
+    def __init__(self, kafka: KafkaSettings, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kafka = kafka
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        counts = await create_topics(self.kafka)
+        log.info("topics: %s", ", ".join(f"{topic} ({n} partitions)" for topic, n in counts.items()))
+        if counts[self.kafka.events_topic] != self.kafka.partitions:
+            log.warning(
+                "%s has %d partitions, LABELPULSE_EVENTS_PARTITIONS says %d: at most %d workers share the load",
+                self.kafka.events_topic,
+                counts[self.kafka.events_topic],
+                self.kafka.partitions,
+                counts[self.kafka.events_topic],
+            )
 
 
 def _messages(fetched: Sequence[Any]) -> list[Message]:
@@ -214,11 +275,36 @@ class TableStateStore:
         self.table.data.pop(key, None)
         self._changed[key] = partition
 
-    def flush(self) -> None:
-        """Publish every change since the last flush (a deleted task as a tombstone)."""
-        for key, partition in self._changed.items():
+    def flush(self) -> list[Awaitable[Any]]:
+        """Publish every change since the last flush (a deleted task as a tombstone); returns
+        the messages' futures, done when Kafka has them."""
+        published = [
             self.table.send_changelog(partition, key, self.table.data.get(key))
+            for key, partition in self._changed.items()
+        ]
         self._changed.clear()
+        return published
+
+
+class _Step:
+    """What the batch handlers are waiting on, so a batch that hangs is named in the log."""
+
+    STUCK_AFTER_S = 30.0
+
+    def __init__(self) -> None:
+        self.leave()
+
+    def enter(self, what: str) -> None:
+        self.what, self.since = what, time.monotonic()
+
+    def leave(self) -> None:
+        self.what, self.since = "", 0.0
+
+    def stuck(self) -> str:
+        waited = time.monotonic() - self.since
+        if not self.what or waited < self.STUCK_AFTER_S:
+            return ""
+        return f"a batch has been {self.what} for {waited:.0f}s; nothing is consumed meanwhile"
 
 
 class _Throughput:

@@ -19,13 +19,14 @@ class WorkerSettings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     clickhouse: ClickHouseSettings = field(default_factory=ClickHouseSettings)
     consumer_group: str = "labelpulse-worker"
-    # Partitions of the events topic when the worker creates it: the most workers that can share the load.
-    partitions: int = 4
     batch_max_events: int = 10_000  # one Kafka fetch at most: the batch the sink writes at once
     dedup_window: int = 100_000  # event_ids remembered per partition to drop producer retries
     commit_interval_s: float = 2.8  # how often acknowledged offsets are committed to Kafka
     # How long the group waits for a worker that stopped answering before its partitions move.
     session_timeout_s: float = 30.0
+    # How long Kafka may take to accept what a batch produced before the worker gives up and exits
+    # (the unacknowledged batch is replayed by the next worker, harmlessly).
+    publish_timeout_s: float = 60.0
     # A gap between an annotator's events at least this long is idle, not active time (PRODUCT.md).
     idle_threshold_s: int = 100
     # How much older than an annotator's newest event an event may arrive and still count (streams.activity).
@@ -41,11 +42,11 @@ class WorkerSettings:
             kafka=KafkaSettings.from_env(env),
             clickhouse=ClickHouseSettings.from_env(env),
             consumer_group=env_str(env, "CONSUMER_GROUP", cls.consumer_group),
-            partitions=env_int(env, "EVENTS_PARTITIONS", cls.partitions, minimum=1, maximum=1024),
             batch_max_events=env_int(env, "BATCH_MAX_EVENTS", cls.batch_max_events, minimum=1, maximum=1_000_000),
             dedup_window=env_int(env, "DEDUP_WINDOW", cls.dedup_window, minimum=0, maximum=10_000_000),
             commit_interval_s=env_int(env, "COMMIT_INTERVAL_MS", 2800, minimum=10, maximum=3_600_000) / 1000,
             session_timeout_s=env_int(env, "SESSION_TIMEOUT_MS", 30_000, minimum=1000, maximum=600_000) / 1000,
+            publish_timeout_s=float(env_int(env, "PUBLISH_TIMEOUT_S", 60, minimum=1, maximum=3600)),
             idle_threshold_s=env_int(env, "IDLE_THRESHOLD_S", cls.idle_threshold_s, minimum=1, maximum=86_400),
             activity_late_window_s=env_int(
                 env, "ACTIVITY_LATE_WINDOW_S", cls.activity_late_window_s, minimum=0, maximum=7 * 86_400

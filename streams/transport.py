@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from time import monotonic
 from typing import Any, ClassVar
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -40,6 +41,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         fetcher_should_stop = fetcher._stopped.is_set
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
+        monitor = self.app.monitor
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
@@ -66,6 +68,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                     await self.handlers[topic](messages)
                     for message in messages:
                         self.ack(message)
+                    if monitor is not None:  # Faust's stall diagnostics look here for progress
+                        now = monotonic()
+                        for message in messages:
+                            monitor.stream_inbound_time[message.tp] = now
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

@@ -27,6 +27,7 @@ from labelpulse.process import spawn, terminate
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from schema import migrations
 from schema.client import ClickHouseSettings, connect
+from schema.kafka import KafkaSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,6 +145,11 @@ class WorkerHarness:
     topic: str
     processes: list[subprocess.Popen[bytes]]
     metrics_ports: list[int] = field(default_factory=list)
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        """The topics and partitions the workers use (for producers that create the topics first)."""
+        return KafkaSettings.from_env(self.env)
 
     def start(self, **overrides: str) -> subprocess.Popen[bytes]:
         log_path = self.log_dir / f"worker-{len(self.processes)}.log"

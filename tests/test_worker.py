@@ -47,8 +47,7 @@ def simulate(harness: WorkerHarness, kafka: BrokerSettings, tmp_path: Path, coun
         send(
             # A sparse simulated clock (5 events/s) so tasks run their whole course within the sample.
             Plan(seed=11, start=start, rate=5, **plan),  # type: ignore[arg-type]
-            bootstrap_servers=kafka.bootstrap_servers,
-            topic=harness.topic,
+            kafka=harness.kafka,
             count=count,
             realtime=False,
             record=record,
