@@ -9,6 +9,8 @@ import pandas as pd
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schema.kafka import KafkaSettings
+
 COLUMNS = ["partition", "end_offset", "committed", "lag"]
 # An unreachable Kafka is shown on the page; aiokafka would also log it on every refresh.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -18,9 +20,11 @@ class LagUnavailable(RuntimeError):
     """Kafka did not answer in time, or the topic does not exist (yet)."""
 
 
-def consumer_lag(bootstrap_servers: str, group: str, topic: str, timeout_s: float = 3.0) -> pd.DataFrame:
+def consumer_lag(kafka: KafkaSettings, group: str, timeout_s: float = 3.0) -> pd.DataFrame:
+    """Lag of `group` on the events topic."""
+    bootstrap_servers = kafka.bootstrap_servers
     try:
-        return asyncio.run(asyncio.wait_for(_lag(bootstrap_servers, group, topic), timeout_s))
+        return asyncio.run(asyncio.wait_for(_lag(kafka, group, kafka.events_topic), timeout_s))
     except LagUnavailable:
         raise
     except (TimeoutError, OSError) as error:
@@ -29,9 +33,9 @@ def consumer_lag(bootstrap_servers: str, group: str, topic: str, timeout_s: floa
         raise LagUnavailable(f"Kafka at {bootstrap_servers}: {error}") from error
 
 
-async def _lag(bootstrap_servers: str, group: str, topic: str) -> pd.DataFrame:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+async def _lag(kafka: KafkaSettings, group: str, topic: str) -> pd.DataFrame:
+    consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     try:
         await consumer.start()
         await admin.start()

@@ -17,6 +17,7 @@ from pathlib import Path
 from labelpulse.net import is_loopback
 from labelpulse.process import spawn, terminate, wait_ready
 from schema.config import env_bool, env_port, env_str
+from schema.kafka import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,19 @@ def kafka_answers(host: str, port: int, timeout_s: float = 1.0) -> bool:
     except OSError:
         return False
     return len(header) == 8 and struct.unpack(">ii", header)[1] == 7
+
+
+def kafka_reachable(kafka: KafkaSettings, timeout_s: float) -> bool:
+    """True when the first bootstrap server answers: a Kafka ApiVersions request in plaintext (also
+    allowed before SASL), a TCP connection under TLS (the handshake is the clients' business)."""
+    host, port = kafka.first_server()
+    if not kafka.security.tls:
+        return kafka_answers(host, port, timeout_s)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 class EmbeddedBroker:

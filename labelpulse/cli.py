@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import datetime as dt
 import decimal
@@ -19,6 +20,7 @@ from typing import Any
 
 from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
 from schema.config import ConfigError
+from schema.kafka import KafkaSettings, KafkaUnavailable
 
 DESCRIPTION = """\
 LabelPulse: real-time annotation metrics.
@@ -120,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--status", action="store_true", help="show applied and pending migrations, change nothing")
     migrate.add_argument("--cluster", help="apply the cluster variant ON CLUSTER NAME (Replicated + Distributed)")
     migrate.set_defaults(run=_run_migrate)
+
+    topics = commands.add_parser(
+        "topics",
+        help="create the Kafka topics where missing and show their partitions",
+        description="Create the events, dead-letter and activity topics (LABELPULSE_EVENTS_TOPIC, "
+        "LABELPULSE_DEAD_LETTER_TOPIC, LABELPULSE_ACTIVITY_TOPIC) with LABELPULSE_EVENTS_PARTITIONS partitions "
+        "and LABELPULSE_TOPIC_REPLICATION replicas where missing; existing topics are left as they are. Workers "
+        "and the simulator do this too; run it yourself where they may not create topics.",
+    )
+    topics.set_defaults(run=_run_topics)
 
     sql = commands.add_parser(
         "sql",
@@ -419,6 +431,28 @@ def render_table(columns: list[str], rows: list[list[Any]]) -> str:
     return "\n".join([line(columns), rule, *(line(row) for row in cells)])
 
 
+def _ensure_topics(kafka: KafkaSettings) -> dict[str, int]:
+    from schema.kafka import create_topics
+
+    try:
+        return asyncio.run(create_topics(kafka))
+    except KafkaUnavailable as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _run_topics(args: argparse.Namespace) -> int:
+    kafka = KafkaSettings.from_env()
+    counts = _ensure_topics(kafka)
+    for topic, partitions in counts.items():
+        print(f"{topic}\t{partitions} partitions")
+    if (found := counts[kafka.events_topic]) != kafka.partitions:
+        print(
+            f"note: {kafka.events_topic} has {found} partitions, not LABELPULSE_EVENTS_PARTITIONS={kafka.partitions}",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def _run_worker(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
@@ -426,6 +460,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     from streams.settings import WorkerSettings
 
     settings = WorkerSettings.from_env()
+    _ensure_topics(settings.kafka)  # a clear error now if Kafka cannot be reached or refuses us
     if settings.metrics_port:
         try:
             start_http_server(settings.metrics_port, addr=settings.metrics_host)
@@ -465,14 +500,12 @@ def _run_dashboard(args: argparse.Namespace) -> int:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    import asyncio
 
-    from labelpulse.broker import kafka_answers
+    from labelpulse.broker import kafka_reachable
     from labelpulse.simulator import Plan, Progress, send
-    from schema.kafka import KafkaSettings
 
     kafka = KafkaSettings.from_env()
-    if not kafka_answers(*kafka.first_server(), timeout_s=3):
+    if not kafka_reachable(kafka, timeout_s=3):
         raise CliError(
             f"no Kafka answers at {kafka.bootstrap_servers}; start the embedded broker with `labelpulse broker` "
             "(or everything with `labelpulse up`), or set LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"
@@ -493,17 +526,20 @@ def _run_generate(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    sent = asyncio.run(
-        send(
-            plan,
-            kafka=kafka,
-            count=args.count,
-            duration_s=args.duration,
-            realtime=not args.fast,
-            record=args.record,
-            progress=None if args.quiet else Progress(total=args.count),
+    try:
+        sent = asyncio.run(
+            send(
+                plan,
+                kafka=kafka,
+                count=args.count,
+                duration_s=args.duration,
+                realtime=not args.fast,
+                record=args.record,
+                progress=None if args.quiet else Progress(total=args.count),
+            )
         )
-    )
+    except KafkaUnavailable as exc:
+        raise CliError(str(exc)) from exc
     if args.record:
         print(f"recorded {sent} messages in {args.record}", file=sys.stderr)
     return 0
@@ -526,12 +562,11 @@ def _run_up(args: argparse.Namespace) -> int:
     from alerts.rules import load_rules
     from alerts.settings import EvaluatorSettings
     from dashboard.settings import DashboardSettings
-    from labelpulse.broker import BrokerError, BrokerSettings, EmbeddedBroker, kafka_answers
+    from labelpulse.broker import BrokerError, BrokerSettings, EmbeddedBroker, kafka_reachable
     from labelpulse.net import port_in_use
     from labelpulse.process import spawn, terminate
     from labelpulse.runtime import EmbeddedClickHouseProcess, RuntimeSettings, ServiceError, supervise
     from schema import migrations
-    from schema.kafka import KafkaSettings
     from streams.settings import WorkerSettings
 
     runtime = RuntimeSettings.from_env()
@@ -564,7 +599,7 @@ def _run_up(args: argparse.Namespace) -> int:
         running.append(("ClickHouse", clickhouse_process.start()))
         if kafka.external:
             say(f"using the Kafka at {kafka.bootstrap_servers} (LABELPULSE_KAFKA_BOOTSTRAP_SERVERS) …")
-            if not kafka_answers(*kafka.first_server(), timeout_s=5):
+            if not kafka_reachable(kafka, timeout_s=5):
                 raise ServiceError(
                     f"no Kafka answers at {kafka.bootstrap_servers}; start it, or unset "
                     "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS to use the embedded broker"

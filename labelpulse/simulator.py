@@ -297,7 +297,7 @@ async def send(
     from aiokafka import AIOKafkaProducer
 
     await create_topics(kafka)  # with the partitions the workers expect, not the broker's default
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=20, max_batch_size=1 << 20)
+    producer = AIOKafkaProducer(**kafka.client_options(), linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
     sent = 0
     deadline = time.monotonic() + duration_s if duration_s else None

@@ -6,13 +6,121 @@ import asyncio
 import contextlib
 import os
 import re
+import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from schema.config import ConfigError, env_int, env_port, env_str
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _SERVER = re.compile(r"^[^\s:,]+:\d{1,5}$")
+
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every LabelPulse client connects to Kafka: TLS and/or SASL (PLAIN, SCRAM), as Kafka's
+    own clients name them (security.protocol, sasl.mechanism)."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ca_file: str = ""  # PEM bundle to verify the brokers with (default: the system's)
+    cert_file: str = ""  # client certificate, for brokers that require TLS client authentication
+    key_file: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
+        protocol = env_str(env, "KAFKA_SECURITY_PROTOCOL", cls.protocol).strip().upper()
+        if protocol not in PROTOCOLS:
+            raise ConfigError(
+                f"LABELPULSE_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
+            )
+        mechanism = env_str(env, "KAFKA_SASL_MECHANISM", "").strip().upper()
+        username, password = env_str(env, "KAFKA_SASL_USERNAME", ""), env_str(env, "KAFKA_SASL_PASSWORD", "")
+        sasl = protocol.startswith("SASL_")
+        if sasl:
+            if mechanism not in MECHANISMS:
+                raise ConfigError(
+                    f"LABELPULSE_KAFKA_SASL_MECHANISM must be one of {', '.join(MECHANISMS)} with "
+                    f"LABELPULSE_KAFKA_SECURITY_PROTOCOL={protocol}, got {mechanism!r}"
+                )
+            if not username or not password:
+                raise ConfigError(
+                    f"LABELPULSE_KAFKA_SECURITY_PROTOCOL={protocol} needs LABELPULSE_KAFKA_SASL_USERNAME and "
+                    "LABELPULSE_KAFKA_SASL_PASSWORD"
+                )
+        elif mechanism or username or password:
+            raise ConfigError(
+                "LABELPULSE_KAFKA_SASL_* is set but LABELPULSE_KAFKA_SECURITY_PROTOCOL is "
+                f"{protocol}: set it to SASL_SSL (or SASL_PLAINTEXT) to use SASL"
+            )
+        files = {
+            name: env_str(env, f"KAFKA_SSL_{name.upper()}", "").strip() for name in ("cafile", "certfile", "keyfile")
+        }
+        for name, path in files.items():
+            if path and not protocol.endswith("SSL"):
+                raise ConfigError(
+                    f"LABELPULSE_KAFKA_SSL_{name.upper()} is set but LABELPULSE_KAFKA_SECURITY_PROTOCOL is {protocol}: "
+                    "set it to SSL or SASL_SSL to use TLS"
+                )
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"LABELPULSE_KAFKA_SSL_{name.upper()} names {path!r}, which is not a readable file")
+        if bool(files["certfile"]) != bool(files["keyfile"]):
+            raise ConfigError(
+                "LABELPULSE_KAFKA_SSL_CERTFILE and LABELPULSE_KAFKA_SSL_KEYFILE go together: set both or neither"
+            )
+        return cls(
+            protocol,
+            mechanism if sasl else "",
+            username,
+            password,
+            files["cafile"],
+            files["certfile"],
+            files["keyfile"],
+        )
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol.endswith("SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file or None)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+    def aiokafka_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.tls:
+            options["ssl_context"] = self.ssl_context()
+        if self.sasl_mechanism:
+            options.update(
+                sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.username, sasl_plain_password=self.password
+            )
+        return options
+
+    def faust_credentials(self) -> Any:
+        """The same, as Faust's `broker_credentials` (None: plaintext)."""
+        import faust
+
+        if self.sasl_mechanism:
+            return faust.SASLCredentials(
+                username=self.username,
+                password=self.password,
+                ssl_context=self.ssl_context(),
+                mechanism=self.sasl_mechanism,
+            )
+        if self.tls:
+            return faust.SSLCredentials(self.ssl_context())
+        return None
 
 
 @dataclass(frozen=True)
@@ -29,6 +137,7 @@ class KafkaSettings:
     # Partitions of each topic when LabelPulse creates it: the most workers that can share the load.
     partitions: int = 4
     replication: int = 1  # replicas of each topic when LabelPulse creates it (3 on a production cluster)
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> KafkaSettings:
@@ -55,8 +164,13 @@ class KafkaSettings:
             external=bool(servers.strip()),
             partitions=env_int(env, "EVENTS_PARTITIONS", cls.partitions, minimum=1, maximum=1024),
             replication=env_int(env, "TOPIC_REPLICATION", cls.replication, minimum=1, maximum=16),
+            security=KafkaSecurity.from_env(env),
             **topics,
         )
+
+    def client_options(self) -> dict[str, Any]:
+        """Connection options for any aiokafka client (producer, consumer, admin)."""
+        return {"bootstrap_servers": self.bootstrap_servers, **self.security.aiokafka_options()}
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -67,6 +181,10 @@ class KafkaSettings:
         return host, int(port)
 
 
+class KafkaUnavailable(RuntimeError):
+    """Kafka could not be reached or refused us; the message names the servers and security settings."""
+
+
 async def create_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> dict[str, int]:
     """Create LabelPulse's topics where missing; returns every topic's partition count.
 
@@ -74,12 +192,30 @@ async def create_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> dic
     (the embedded broker's is 4), and the workers' table changelogs must have as many partitions
     as the events topic they are keyed like. A topic that exists is left as it is.
     """
+    from aiokafka.errors import KafkaError
+
+    try:
+        return await asyncio.wait_for(_create_topics(settings, timeout_s), timeout_s)
+    except (TimeoutError, KafkaError, OSError) as exc:
+        security = settings.security
+        how = security.protocol + (
+            f" with SASL {security.sasl_mechanism} as {security.username!r}" if security.sasl_mechanism else ""
+        )
+        raise KafkaUnavailable(
+            f"could not create or read topics on the Kafka at {settings.bootstrap_servers} ({how}): "
+            f"{exc!r}. Check that it runs and speaks {security.protocol}, and the credentials "
+            "(LABELPULSE_KAFKA_BOOTSTRAP_SERVERS, LABELPULSE_KAFKA_SECURITY_PROTOCOL, LABELPULSE_KAFKA_SASL_*, "
+            "LABELPULSE_KAFKA_SSL_*)"
+        ) from exc
+
+
+async def _create_topics(settings: KafkaSettings, timeout_s: float) -> dict[str, int]:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
-    await asyncio.wait_for(admin.start(), timeout_s)
+    admin = AIOKafkaAdminClient(**settings.client_options(), request_timeout_ms=int(timeout_s * 1000))
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [topic for topic in settings.topics if topic not in existing]
         if missing:

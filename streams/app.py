@@ -46,6 +46,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         settings.kafka,
         settings.consumer_group,
         broker=[f"{SCHEME}://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")],
+        broker_credentials=settings.kafka.security.faust_credentials(),
         store="memory://",  # table state is rebuilt from its changelog topic on start
         key_serializer="raw",
         value_serializer="raw",

@@ -12,6 +12,7 @@ from aiokafka.structs import OffsetAndMetadata
 from dashboard.lag import LagUnavailable, consumer_lag
 from labelpulse.broker import BrokerSettings
 from labelpulse.net import free_port
+from schema.kafka import KafkaSettings
 
 pytestmark = pytest.mark.broker
 
@@ -36,7 +37,7 @@ def test_lag_is_end_offset_minus_the_groups_committed_offset(kafka: BrokerSettin
             await consumer.stop()
 
     asyncio.run(produce_and_commit())
-    lag = consumer_lag(kafka.bootstrap_servers, group, topic).set_index("partition")
+    lag = consumer_lag(KafkaSettings(kafka.bootstrap_servers, events_topic=topic), group).set_index("partition")
     assert lag.loc[0, "end_offset"] == 5 and lag.loc[0, "committed"] == 3 and lag.loc[0, "lag"] == 2
     assert lag.loc[1, "lag"] == 5, "nothing committed: everything is lag"
     assert int(lag["lag"].sum()) == 7
@@ -44,9 +45,9 @@ def test_lag_is_end_offset_minus_the_groups_committed_offset(kafka: BrokerSettin
 
 def test_a_missing_topic_is_reported(kafka: BrokerSettings) -> None:
     with pytest.raises(LagUnavailable, match="does not exist"):
-        consumer_lag(kafka.bootstrap_servers, "g", f"absent-{uuid.uuid4().hex[:8]}")
+        consumer_lag(KafkaSettings(kafka.bootstrap_servers, events_topic=f"absent-{uuid.uuid4().hex[:8]}"), "g")
 
 
 def test_no_kafka_is_reported_quickly() -> None:
     with pytest.raises(LagUnavailable, match=r"Kafka at 127\.0\.0\.1"):
-        consumer_lag(f"127.0.0.1:{free_port()}", "g", "t", timeout_s=2)
+        consumer_lag(KafkaSettings(f"127.0.0.1:{free_port()}"), "g", timeout_s=2)

@@ -14,7 +14,7 @@ from dashboard.page import firing_episodes, live
 def lag_panel(column: st.delta_generator.DeltaGenerator) -> None:
     config = settings()
     try:
-        lag = consumer_lag(config.kafka.bootstrap_servers, config.consumer_group, config.kafka.events_topic)
+        lag = consumer_lag(config.kafka, config.consumer_group)
     except LagUnavailable as error:
         column.metric("Consumer lag", "–", help=f"Unavailable: {error}")
         return
