@@ -32,6 +32,7 @@ from schema.client import connect
 from schema.kafka import KafkaSettings, create_topics
 from streams import metrics
 from streams.activity import ActivityTracker, encode_activity
+from streams.privacy import Pseudonymizer
 from streams.processor import Batch, Message, Processor
 from streams.settings import WorkerSettings
 from streams.sink import ClickHouseSink
@@ -74,7 +75,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
     # Values are plain JSON objects (no value_type): Faust decodes them back to dicts on recovery.
     task_table = app.Table("tasks", default=None, partitions=partitions, key_type=str)
     tasks = TableStateStore(task_table)
-    processor = Processor(tasks=tasks, limits=settings.limits, dedup_window=settings.dedup_window)
+    processor = Processor(
+        tasks=tasks,
+        limits=settings.limits,
+        dedup_window=settings.dedup_window,
+        pseudonymizer=Pseudonymizer(settings.pseudonymize_key) if settings.pseudonymize_key else None,
+    )
     sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.events_topic)
     # Per-annotator state (recent annotation events), keyed by annotator_id like the activity topic.
     annotators = TableStateStore(app.Table("annotators", default=None, partitions=partitions, key_type=str))

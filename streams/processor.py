@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ from schema.events import (
     validate_event,
 )
 from schema.rows import agreement_rows, dead_letter_row, event_row, handle_time_row, label_text, review_round_row
+from streams.privacy import WITHHELD, Pseudonymizer
 
 # An annotation event as the activity topic carries it (streams.activity): occurred_at in epoch ms,
 # event_id (orders ties in time, and makes replays recognisable), project_id.
@@ -133,8 +134,10 @@ class Processor:
         tasks: StateStore,
         limits: ContractLimits = ContractLimits(),  # noqa: B008 - frozen
         dedup_window: int = 100_000,
+        pseudonymizer: Pseudonymizer | None = None,
     ) -> None:
         self.tasks = tasks
+        self.pseudonymizer = pseudonymizer
         self.limits = limits
         self.dedup_window = dedup_window
         self._recent: dict[int, RecentIds] = {}
@@ -174,6 +177,8 @@ class Processor:
         if self.recent_ids(message.partition).seen(result.event_id) and not replay:
             batch.duplicates += 1
             return
+        if self.pseudonymizer:
+            result = self.pseudonymizer.event(result)
         event = self._track_task(result, message, batch)
         if event.event_type in ANNOTATION_WORK and event.annotator_id:
             occurred_ms = (event.occurred_at - EPOCH) // timedelta(milliseconds=1)
@@ -188,9 +193,11 @@ class Processor:
 
     def _refuse(self, message: Message, error: EventError, now: datetime, batch: Batch) -> None:
         batch.refused.append((message, error))
+        if self.pseudonymizer:  # the message may name people: it stays in the dead-letter topic only
+            error = replace(error, message=WITHHELD)
         row = dead_letter_row(
             error,
-            message.value or b"",
+            b"" if self.pseudonymizer else message.value or b"",
             key=message.key,
             received_at=now,
             topic=message.topic,

@@ -9,9 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from schema.client import ClickHouseSettings
-from schema.config import env_int, env_str
+from schema.config import ConfigError, env_int, env_str
 from schema.events import ContractLimits
 from schema.kafka import KafkaSettings
+from streams.privacy import Pseudonymizer
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class WorkerSettings:
     # How much older than an annotator's newest event an event may arrive and still count (streams.activity).
     activity_late_window_s: int = 3600
     limits: ContractLimits = field(default_factory=ContractLimits)
+    # Set: annotator and reviewer ids are replaced by a keyed hash at ingest (streams.privacy).
+    pseudonymize_key: str = field(default="", repr=False)
     state_dir: Path = Path(".labelpulse/worker")
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9810  # Prometheus /metrics of this worker; 0 turns it off
@@ -55,7 +58,18 @@ class WorkerSettings:
                 max_future=timedelta(seconds=env_int(env, "MAX_FUTURE_SECONDS", 900, maximum=86_400 * 365)),
                 max_age=timedelta(days=env_int(env, "MAX_AGE_DAYS", 366, minimum=1, maximum=36_500)),
             ),
+            pseudonymize_key=_pseudonymize_key(env),
             state_dir=Path(env_str(env, "DATA_DIR", ".labelpulse")) / "worker",
             metrics_host=env_str(env, "WORKER_METRICS_HOST", cls.metrics_host),
             metrics_port=env_int(env, "WORKER_METRICS_PORT", cls.metrics_port, maximum=65535),
         )
+
+
+def _pseudonymize_key(env: Mapping[str, str]) -> str:
+    key = env_str(env, "PSEUDONYMIZE_KEY", "")
+    if key and len(key) < Pseudonymizer.MIN_KEY_LENGTH:
+        raise ConfigError(
+            f"LABELPULSE_PSEUDONYMIZE_KEY must be at least {Pseudonymizer.MIN_KEY_LENGTH} characters "
+            "(a random secret, e.g. `openssl rand -hex 32`); keep it: a new key gives everyone new pseudonyms"
+        )
+    return key

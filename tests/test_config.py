@@ -71,6 +71,8 @@ def test_values_are_read() -> None:
         (WorkerSettings.from_env, {"LABELPULSE_IDLE_THRESHOLD_S": "0"}, "LABELPULSE_IDLE_THRESHOLD_S must be ≥ 1"),
         (WorkerSettings.from_env, {"LABELPULSE_IDLE_THRESHOLD_S": "1.5"}, "must be a whole number"),
         (WorkerSettings.from_env, {"LABELPULSE_ACTIVITY_LATE_WINDOW_S": "-1"}, "ACTIVITY_LATE_WINDOW_S must be ≥ 0"),
+        (WorkerSettings.from_env, {"LABELPULSE_PSEUDONYMIZE_KEY": "too-short"}, "PSEUDONYMIZE_KEY must be at least 16"),
+        (WorkerSettings.from_env, {"LABELPULSE_PUBLISH_TIMEOUT_S": "0"}, "LABELPULSE_PUBLISH_TIMEOUT_S must be ≥ 1"),
         (DashboardSettings.from_env, {"LABELPULSE_DASHBOARD_PORT": "0"}, "LABELPULSE_DASHBOARD_PORT must be ≥ 1"),
         (DashboardSettings.from_env, {"LABELPULSE_DASHBOARD_REFRESH_S": "soon"}, "must be a whole number"),
         (DashboardSettings.from_env, {"LABELPULSE_DASHBOARD_CACHE_TTL_S": "-1"}, "CACHE_TTL_S must be ≥ 0"),

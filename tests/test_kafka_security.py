@@ -97,9 +97,7 @@ def test_settings_that_cannot_work_are_refused_naming_the_variable(env: dict[str
         ),
     ],
 )
-def test_the_wrong_protocol_for_the_broker_fails_clearly(
-    kafka: BrokerSettings, env: dict[str, str], said: str
-) -> None:
+def test_the_wrong_protocol_for_the_broker_fails_clearly(kafka: BrokerSettings, env: dict[str, str], said: str) -> None:
     result = run_cli("topics", env={"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, **env}, timeout=90)
     assert result.returncode == 2, result.stderr
     assert f"could not create or read topics on the Kafka at {kafka.bootstrap_servers} {said}" in result.stderr

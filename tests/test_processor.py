@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, WORKER_TABLES
+from streams.privacy import Pseudonymizer
 from streams.processor import DictStateStore, Message, Processor, RecentIds
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -242,3 +243,35 @@ def test_a_replayed_review_keeps_its_round(processor: Processor) -> None:
     assert [(r["round"], r["first_pass_accepted"]) for r in again] == [(1, False), (2, False)]
     third = processor.process([review("v3", "accepted", 2)], now=NOW).rows("review_rounds")
     assert row(REVIEW_ROUND_COLUMNS, third[0])["round"] == 3
+
+
+def test_pseudonymized_people_are_replaced_everywhere_and_consistently() -> None:
+    pseudonymizer = Pseudonymizer("k" * 32)
+    processor = Processor(tasks=DictStateStore(), pseudonymizer=pseudonymizer)
+    review = event("r1", "review_completed", reviewer_id="rev-bob", verdict="accepted", label=None)
+    started = event("e2", "annotation_started", label=None)
+    messages = [message(event("e1"), offset=0), message(started, offset=1), message(review, offset=2)]
+    batch = processor.process(messages, now=NOW)
+    rows = [row(EVENT_COLUMNS, values) for values in batch.rows("events")]
+    alice = pseudonymizer.of("a1")
+    assert [r["annotator_id"] for r in rows] == [alice, alice, alice], "one person, one pseudonym"
+    assert rows[2]["reviewer_id"] == pseudonymizer.of("rev-bob") != alice
+    assert alice.startswith("p-") and len(alice) == 26
+    assert list(batch.activity) == [alice], "the activity topic is keyed by the pseudonym too"
+    assert Pseudonymizer("another key, 16+").of("a1") != alice, "without the key, no way to the same pseudonym"
+    assert "a1" not in repr(batch.rows("events")) and "rev-bob" not in repr(batch.rows("events"))
+
+
+def test_pseudonymized_dead_letters_keep_where_and_why_but_not_the_message() -> None:
+    processor = Processor(tasks=DictStateStore(), pseudonymizer=Pseudonymizer("k" * 32))
+    bad = event(annotator_id="x" * 300)  # too long: the error would quote the name
+    batch = processor.process([message(bad, partition=1, offset=7)], now=NOW)
+    stored = row(DEAD_LETTER_COLUMNS, batch.rows("dead_letters")[0])
+    assert (stored["kafka_partition"], stored["kafka_offset"], stored["field"]) == (1, 7, "annotator_id")
+    assert stored["raw"] == b"" and "withheld" in stored["reason"]
+    assert batch.refused[0][0].value == bad, "the dead-letter topic still gets the message as sent"
+
+
+def test_a_short_pseudonymization_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        Pseudonymizer("short")

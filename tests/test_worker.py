@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from labelpulse.broker import BrokerSettings
 from labelpulse.simulator import Plan, generate, read_recording, send
 from schema.events import EventError, validate_event
+from streams.privacy import Pseudonymizer
 from tests.conftest import WorkerHarness, wait_for
 from tests.references import (
     assert_throughput_per_minute_matches,
@@ -246,3 +247,26 @@ def test_two_workers_in_one_group_split_partitions_and_state_moves_with_them(
     # Faust logs each assignment as a table row: "| <topic> | {0} |"; the newcomer got some of the events topic.
     log = (harness.log_dir / "worker-1.log").read_text(errors="replace")
     assert re.search(rf"\| {re.escape(harness.topic)}\s+\| \{{\d", log), "the second worker owns partitions"
+
+
+def test_pseudonymized_ids_are_all_that_reaches_clickhouse(
+    harness: WorkerHarness, kafka: BrokerSettings, migrated: Client, tmp_path: Path
+) -> None:
+    key = "a-secret-key-of-32-characters-ok"
+    harness.start(LABELPULSE_PSEUDONYMIZE_KEY=key)
+    sent = simulate(harness, kafka, tmp_path, 1500, anomalies=("garbage",))
+    expected, refused = expected_from(sent)
+    wait_for(lambda: stored(migrated) == len(expected) + sum(refused.values()), 120, "every message stored")
+    wait_for(lambda: migrated.command("SELECT count() FROM active_time") > 0, 60, "active time (the second hop)")
+    people = set(expected["annotator_id"].dropna()) | set(expected["reviewer_id"].dropna())
+    people.discard("")
+    assert people, "the simulated events name people"
+    pseudonymizer = Pseudonymizer(key)
+    query = "SELECT annotator_id FROM events UNION DISTINCT SELECT reviewer_id FROM events"
+    stored_people = set(migrated.query(query).result_columns[0]) - {""}
+    assert stored_people == {pseudonymizer.of(person) for person in people}
+    for table in ("events", "dead_letters", "handle_times", "task_agreement", "pair_agreement", "active_time"):
+        dump = migrated.raw_query(f"SELECT * FROM {table} FORMAT TSV").decode(errors="replace")
+        assert not [person for person in people if person in dump], f"a raw id in {table}"
+    timed = set(migrated.query("SELECT DISTINCT annotator_id FROM active_time").result_columns[0])
+    assert timed and timed <= stored_people, "active time is kept per pseudonym"
