@@ -26,3 +26,33 @@ def test_pyproject_lists_every_package_explicitly() -> None:
     on_disk = {str(p.parent.relative_to(REPO_ROOT)).replace("/", ".") for p in REPO_ROOT.glob("*/**/__init__.py")}
     on_disk = {name for name in on_disk if name.split(".")[0] in PACKAGES}
     assert on_disk <= listed, f"packages missing from pyproject.toml: {sorted(on_disk - listed)}"
+
+
+def test_the_built_wheel_holds_every_module_and_data_file(tmp_path: Path) -> None:
+    """What a non-editable install (the Docker image) gets: every file of our packages."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "source"  # setuptools writes build/ next to pyproject.toml: not into the repository
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    for package in PACKAGES:
+        shutil.copytree(REPO_ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        cwd=source,
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("labelpulse-*.whl")
+    in_wheel = set(zipfile.ZipFile(wheel).namelist())
+    ours = {
+        str(path.relative_to(REPO_ROOT))
+        for package in PACKAGES
+        for path in (REPO_ROOT / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert ours <= in_wheel, f"left out of the wheel: {sorted(ours - in_wheel)}"

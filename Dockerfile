@@ -1,0 +1,32 @@
+# One image for every LabelPulse service (worker, dashboard, alert evaluator, the init job):
+# the command line picks the part, e.g. `labelpulse worker`. See docker-compose.yml.
+FROM python:3.11.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+# Dependencies first, so a code change does not reinstall them.
+COPY pyproject.toml README.md ./
+COPY labelpulse/__init__.py labelpulse/
+COPY schema/__init__.py schema/
+COPY streams/__init__.py streams/
+COPY dashboard/__init__.py dashboard/
+COPY alerts/__init__.py alerts/
+RUN pip install . && pip uninstall -y labelpulse
+COPY labelpulse labelpulse
+COPY schema schema
+COPY streams streams
+COPY dashboard dashboard
+COPY alerts alerts
+RUN pip install --no-deps . && python -c "import labelpulse, schema, streams, dashboard, alerts"
+
+# Never root; state (Faust's table directory) lives in a volume mounted at /data.
+RUN useradd --system --uid 10001 --home-dir /data labelpulse && mkdir -p /data && chown labelpulse /data
+USER labelpulse
+WORKDIR /data
+ENV LABELPULSE_DATA_DIR=/data
+ENTRYPOINT ["labelpulse"]
+CMD ["--help"]
