@@ -135,6 +135,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # Changelog, dead letters and activity are in Kafka before the batch is acknowledged: a
         # rebalance's recovery reads the changelog up to its end, and must find this batch's state.
         await confirm(published, "the batch's changelog, dead letters and activity")
+        await confirm(tasks.end_markers(), "the task changelog's end markers")
         for partition, last in last_offsets.items():  # how far behind the end of each partition this batch left us
             tp = TP(settings.kafka.events_topic, partition)
             metrics.LAG.labels(tp.topic, str(partition)).set(max(app.consumer.highwater(tp) - last - 1, 0))
@@ -148,6 +149,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         step.enter("inserting active time into ClickHouse")
         await loop.run_in_executor(None, activity_sink.write, batch)
         await confirm(annotators.flush(), "the annotators' changelog")
+        await confirm(annotators.end_markers(), "the annotator changelog's end markers")
 
     async def confirm(published: list[Awaitable[Any]], what: str) -> None:
         """Wait until Kafka has every message sent for a batch, or fail the worker.
@@ -256,6 +258,9 @@ def record_batch_metrics(batch: Batch, messages: int, insert_seconds: float) -> 
         metrics.FRESHNESS.set(max((now - batch.newest_occurred_at).total_seconds(), 0.0))
 
 
+END_MARKER = "\x00labelpulse-end"  # a key no real task or annotator id is (it starts with NUL)
+
+
 class TableStateStore:
     """State per task (or per annotator) in a Faust table (changelog-backed, so it survives restarts and rebalances).
 
@@ -269,6 +274,7 @@ class TableStateStore:
     def __init__(self, table: Any) -> None:
         self.table = table
         self._changed: dict[str, int] = {}  # key -> partition, since the last flush
+        self._touched: set[int] = set()  # changelog partitions written since the last end markers
 
     def get(self, key: str) -> dict[str, Any] | None:
         value = self.table.data.get(key)
@@ -289,7 +295,21 @@ class TableStateStore:
             self.table.send_changelog(partition, key, self.table.data.get(key))
             for key, partition in self._changed.items()
         ]
+        self._touched.update(self._changed.values())
         self._changed.clear()
+        return published
+
+    def end_markers(self) -> list[Awaitable[Any]]:
+        """One tombstone of a key no state uses, per changelog partition written since the last
+        call. Send them only once everything flushed is in Kafka, so each is a batch of its own.
+
+        Recovery after a rebalance reads a changelog partition up to the end offset the broker
+        reports, and the embedded broker (Tansu 0.6) reports the last record *batch's* base
+        offset + 1: every record of a multi-record last batch but its first would be left
+        unread, and that task state lost. A single-record last batch makes that offset the true
+        end. On Kafka, where the end is right anyway, it is one small record per partition."""
+        published = [self.table.send_changelog(partition, END_MARKER, None) for partition in self._touched]
+        self._touched.clear()
         return published
 
 
