@@ -24,7 +24,9 @@ COPY alerts alerts
 RUN pip install --no-deps . && python -c "import labelpulse, schema, streams, dashboard, alerts"
 
 # Never root; state (Faust's table directory) lives in a volume mounted at /data.
-RUN useradd --system --uid 10001 --home-dir /data labelpulse && mkdir -p /data && chown labelpulse /data
+# /prometheus-rules: where the init job renders Prometheus rules (a named volume takes this owner).
+RUN useradd --system --uid 10001 --home-dir /data labelpulse \
+    && mkdir -p /data /prometheus-rules && chown labelpulse /data /prometheus-rules
 USER labelpulse
 WORKDIR /data
 ENV LABELPULSE_DATA_DIR=/data

@@ -123,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--cluster", help="apply the cluster variant ON CLUSTER NAME (Replicated + Distributed)")
     migrate.set_defaults(run=_run_migrate)
 
+    access = commands.add_parser(
+        "access",
+        help="apply ClickHouse users, roles, limits and row policies from the access file",
+        description="Read the access file (LABELPULSE_ACCESS_FILE: users with a role - writer, reader, "
+        "evaluator, analyst - a password environment variable, and for analysts optionally the projects they "
+        "may see) and make the ClickHouse server match it: roles and grants, the analysts' settings profile "
+        "(read-only, query limits), users, row policies. Idempotent. Run it as an administrator "
+        "(LABELPULSE_CLICKHOUSE_USER). The embedded ClickHouse enforces the file by itself.",
+        epilog="example file: deploy/access.yml",
+    )
+    access.add_argument("action", choices=["apply", "show"], help="apply the file, or print its SQL (no passwords)")
+    access.add_argument("--cluster", help="apply ON CLUSTER NAME (default LABELPULSE_CLICKHOUSE_CLUSTER)")
+    access.set_defaults(run=_run_access)
+
     topics = commands.add_parser(
         "topics",
         help="create the Kafka topics where missing and show their partitions",
@@ -269,10 +283,13 @@ def _param(text: str) -> tuple[str, str]:
 def _run_clickhouse(args: argparse.Namespace) -> int:
     from labelpulse.embedded_clickhouse import ServerSettings, serve
     from labelpulse.runtime import RuntimeSettings
+    from schema import access
 
     clickhouse = ClickHouseSettings.from_env()
     runtime = RuntimeSettings.from_env()
     settings = ServerSettings(
+        access=access.from_env(),
+        database=clickhouse.database,
         host=args.host or clickhouse.host,
         port=args.port or clickhouse.port,
         data_dir=args.data_dir or runtime.clickhouse_dir,
@@ -431,6 +448,38 @@ def render_table(columns: list[str], rows: list[list[Any]]) -> str:
     return "\n".join([line(columns), rule, *(line(row) for row in cells)])
 
 
+def _run_access(args: argparse.Namespace) -> int:
+    from schema import access
+    from schema.ddl import Target
+
+    settings = ClickHouseSettings.from_env()
+    wanted = access.from_env()
+    if not wanted.users:
+        say("note: no users (set LABELPULSE_ACCESS_FILE); applying the roles and the analysts' profile only")
+    statements = access.statements(wanted, settings.database, Target(cluster=args.cluster or settings.cluster))
+    if args.action == "show":
+        for statement in statements:
+            print(access.redact(statement, wanted) + ";")
+        return 0
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    client = connect(settings)
+    for statement in statements:
+        try:
+            client.command(statement)
+        except DatabaseError as exc:
+            raise CliError(
+                f"ClickHouse at {settings.url} refused `{access.redact(statement, wanted)}`: {exc}\n"
+                "Run this as a user with access management (on the official image: "
+                "CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT=1). The embedded ClickHouse has none: it enforces "
+                "LABELPULSE_ACCESS_FILE by itself, nothing to apply."
+            ) from exc
+    say(f"applied {len(statements)} statements to {settings.url}")
+    for user in wanted.users:
+        say(f"  {user.name}: {user.role}" + (f", projects {', '.join(user.projects)}" if user.projects else ""))
+    return 0
+
+
 def _ensure_topics(kafka: KafkaSettings) -> dict[str, int]:
     from schema.kafka import create_topics
 
@@ -500,7 +549,6 @@ def _run_dashboard(args: argparse.Namespace) -> int:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-
     from labelpulse.broker import kafka_reachable
     from labelpulse.simulator import Plan, Progress, send
 

@@ -46,6 +46,7 @@ import zstandard
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from labelpulse.net import is_loopback
+from schema.access import Access, User, embedded_settings
 
 log = logging.getLogger("labelpulse.clickhouse")
 
@@ -57,6 +58,7 @@ UNKNOWN_SETTING = (115, "UNKNOWN_SETTING")
 CANNOT_DECOMPRESS = (354, "CANNOT_DECOMPRESS")
 SESSION_IS_LOCKED = (373, "SESSION_IS_LOCKED")
 AUTHENTICATION_FAILED = (516, "AUTHENTICATION_FAILED")
+READONLY = (164, "READONLY")
 STD_EXCEPTION = (1001, "STD_EXCEPTION")
 
 # HTTP status for an exception code, as ClickHouse's exceptionCodeToHTTPStatus maps them.
@@ -171,6 +173,10 @@ class ServerSettings:
     # Binding anything but loopback exposes every table to the network: opt in explicitly.
     allow_remote: bool = False
     session_timeout_s: float = 60.0
+    # More users than the one above, with roles (schema.access); `database` is what their project
+    # restrictions name.
+    access: Access = field(default_factory=Access)
+    database: str = "labelpulse"
 
 
 @dataclass
@@ -239,6 +245,8 @@ class Request:
     query_id: str
     read_only: bool
     compress_response: bool
+    # What the user's role imposes (schema.access), applied after the request's own settings.
+    forced: dict[str, str] = field(default_factory=dict)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -278,7 +286,9 @@ class Handler(BaseHTTPRequestHandler):
         started, kind = time.perf_counter(), "query"
         try:
             request = self._decode(url_params, read_only, query_id)  # reads the body, keeping the connection usable
-            self._authenticate(url_params)
+            user = self._authenticate(url_params)
+            if user is not None:
+                request.forced = embedded_settings(user, self.server.settings.access, self.server.settings.database)
             if not request.sql.strip() and self.command == "GET" and "query" not in url_params:
                 self._send_simple(200, b"Ok.\n")
                 return
@@ -311,26 +321,29 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     # -- request decoding -------------------------------------------------------------------
-    def _authenticate(self, url_params: dict[str, str]) -> None:
-        user = self.headers.get("X-ClickHouse-User") or url_params.get("user")
+    def _authenticate(self, url_params: dict[str, str]) -> User | None:
+        """The access-file user making the request, or None for the server's own (admin) user."""
+        name = self.headers.get("X-ClickHouse-User") or url_params.get("user")
         password = self.headers.get("X-ClickHouse-Key") or url_params.get("password")
         authorization = self.headers.get("Authorization", "")
         if authorization.startswith("Basic "):
             try:
-                user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+                name, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
-                user, password = None, None
-        user = user or "default"
-        password = password or ""
+                name, password = None, None
+        name, password = name or "default", password or ""
         expected = self.server.settings
-        ok = hmac.compare_digest(user.encode(), expected.user.encode()) and hmac.compare_digest(
+        if hmac.compare_digest(name.encode(), expected.user.encode()) and hmac.compare_digest(
             password.encode(), expected.password.encode()
+        ):
+            return None
+        user = expected.access.user(name)
+        if user is not None and hmac.compare_digest(password.encode(), user.password.encode()):
+            return user
+        raise ClickHouseError.ours(
+            AUTHENTICATION_FAILED,
+            f"{name}: Authentication failed: password is incorrect, or there is no user with such name",
         )
-        if not ok:
-            raise ClickHouseError.ours(
-                AUTHENTICATION_FAILED,
-                f"{user}: Authentication failed: password is incorrect, or there is no user with such name",
-            )
 
     def _decode(self, url_params: dict[str, str], read_only: bool, query_id: str) -> Request:
         body = _decompress(self._read_body(), self.headers.get("Content-Encoding", ""))
@@ -542,7 +555,11 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         super().__init__((settings.host, settings.port), Handler)
 
     def execute(self, request: Request, handler: Handler) -> None:
-        settings = dict(request.settings)
+        if request.forced.get("readonly") == "1" and (changed := sorted(set(request.settings) - _HARMLESS)):
+            raise ClickHouseError.ours(READONLY, f"Cannot modify '{changed[0]}' setting in readonly mode")
+        settings = {**request.settings, **request.forced}  # readonly last: it locks what came before
+        if "readonly" in settings:
+            settings["readonly"] = settings.pop("readonly")
         if request.read_only and settings.get("readonly", "0") in ("0", ""):
             settings["readonly"] = "2"  # GET may read and change settings, never write
         # readonly cannot be switched back off, so such requests never touch a session.
@@ -588,6 +605,10 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
 
 
 _DATABASE = "__current_database__"
+# Settings a read-only (readonly=1) user may still send: they change how results travel, not what runs.
+_HARMLESS = frozenset(
+    {"enable_http_compression", "http_zlib_compression_level", "output_format_json_quote_64bit_integers"}
+)
 
 
 def _apply(

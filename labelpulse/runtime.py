@@ -47,10 +47,17 @@ class ServiceError(RuntimeError):
 class EmbeddedClickHouseProcess:
     """`labelpulse clickhouse` as a child process, ready once /ping answers."""
 
-    def __init__(self, clickhouse: ClickHouseSettings, data_dir: Path, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        clickhouse: ClickHouseSettings,
+        data_dir: Path,
+        log_path: Path | None = None,
+        env: Mapping[str, str] | None = None,  # more settings, e.g. LABELPULSE_ACCESS_FILE and its passwords
+    ) -> None:
         self.clickhouse = clickhouse
         self.data_dir = data_dir
         self.log_path = log_path
+        self.env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
@@ -65,7 +72,7 @@ class EmbeddedClickHouseProcess:
             sys.executable, "-m", "labelpulse", "clickhouse",
             "--host", host, "--port", str(port), "--data-dir", str(self.data_dir),
         ]  # fmt: skip
-        self.process = spawn(command, self.log_path, {**os.environ, **self.clickhouse.to_env()})
+        self.process = spawn(command, self.log_path, {**os.environ, **self.env, **self.clickhouse.to_env()})
         if not wait_ready(self.process, lambda: http_ok(f"http://{host}:{port}/ping"), timeout_s):
             code = self.process.poll()
             self.stop()

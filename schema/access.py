@@ -1,0 +1,203 @@
+"""Who may do what in ClickHouse, as code: roles, a settings profile for analysts, users, row policies.
+
+Users come from an access file (LABELPULSE_ACCESS_FILE, YAML); their passwords from the
+environment variables it names, never from the file. The roles are fixed here:
+
+- writer    (workers): read and insert into LabelPulse's tables;
+- reader    (dashboard): read only;
+- evaluator (alert evaluator): read, and insert into alert_history;
+- analyst   (people with SQL): read only, with query limits (execution time, memory, result
+  rows) they cannot lift, and optionally only the rows of named projects.
+
+`statements()` renders it for a ClickHouse server (`labelpulse access apply`: roles and
+grants, a settings profile, users, row policies; idempotent). The embedded ClickHouse
+enforces the same file with `embedded_settings()`: each user's password, read-only for
+every role but writer, the analysts' limits, and the project restriction as
+`additional_table_filters`, which the engine applies to every read of those tables — through
+views and parameterized views too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from schema.config import ConfigError, env_str
+from schema.ddl import SINGLE_NODE, Target
+from schema.tables import RAW_TABLES, ROLLUPS
+
+ROLES = ("writer", "reader", "evaluator", "analyst")
+# What an analyst may not lift: ClickHouse's own settings, enforced by the engine.
+DEFAULT_LIMITS: dict[str, int] = {
+    "max_execution_time": 60,  # seconds
+    "max_memory_usage": 4_000_000_000,  # bytes
+    "max_result_rows": 1_000_000,
+}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_PROJECT = re.compile(r"^[^'\\\n]{1,256}$")
+_ENV = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    password: str = field(repr=False)
+    projects: tuple[str, ...] = ()  # analysts only: empty means every project
+
+
+@dataclass(frozen=True)
+class Access:
+    users: tuple[User, ...] = ()
+    limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+
+    def user(self, name: str) -> User | None:
+        return next((user for user in self.users if user.name == name), None)
+
+
+def from_env(env: Mapping[str, str] = os.environ) -> Access:
+    """The access file LABELPULSE_ACCESS_FILE names, or no users beyond the admin when unset."""
+    path = env_str(env, "ACCESS_FILE", "").strip()
+    return load(Path(path), env) if path else Access()
+
+
+def load(path: Path, env: Mapping[str, str] = os.environ) -> Access:
+    """Read and check an access file; every mistake names the file and the field."""
+    where = str(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the access file ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+    if not isinstance(document, dict) or set(document) - {"users", "analyst_limits"}:
+        raise ConfigError(f"{where}: expected a mapping with `users` and optionally `analyst_limits`")
+    limits = dict(DEFAULT_LIMITS)
+    for name, value in (document.get("analyst_limits") or {}).items():
+        if name not in DEFAULT_LIMITS:
+            raise ConfigError(f"{where}: analyst_limits.{name}: unknown limit (known: {', '.join(DEFAULT_LIMITS)})")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{where}: analyst_limits.{name}: must be a whole number ≥ 1, got {value!r}")
+        limits[name] = value
+    users: list[User] = []
+    for index, entry in enumerate(document.get("users") or []):
+        users.append(_user(entry, f"{where}: users[{index}]", env))
+    names = [user.name for user in users]
+    if duplicate := next((name for name in names if names.count(name) > 1), None):
+        raise ConfigError(f"{where}: user {duplicate!r} is defined twice")
+    return Access(tuple(users), limits)
+
+
+def _user(entry: Any, where: str, env: Mapping[str, str]) -> User:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping with name, role, password_env")
+    if unknown := set(entry) - {"name", "role", "password_env", "projects"}:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    name, role, password_env = entry.get("name"), entry.get("role"), entry.get("password_env")
+    if not isinstance(name, str) or not _NAME.match(name) or name == "default":
+        raise ConfigError(f"{where}.name: a user name of letters, digits, '_' and '-' (not 'default'), got {name!r}")
+    if role not in ROLES:
+        raise ConfigError(f"{where}.role: one of {', '.join(ROLES)}, got {role!r}")
+    if not isinstance(password_env, str) or not _ENV.match(password_env):
+        raise ConfigError(f"{where}.password_env: the name of an environment variable, got {password_env!r}")
+    password = env.get(password_env, "")
+    if not password:
+        raise ConfigError(f"{where}.password_env: {password_env} is not set; user {name!r} needs a password")
+    projects = entry.get("projects") or []
+    if projects and role != "analyst":
+        raise ConfigError(f"{where}.projects: only analysts are restricted to projects, {name!r} is a {role}")
+    if not isinstance(projects, list) or not all(isinstance(p, str) and _PROJECT.match(p) for p in projects):
+        raise ConfigError(f"{where}.projects: a list of project ids, got {projects!r}")
+    return User(name, role, password, tuple(projects))
+
+
+# ------------------------------------------------------------------ for a ClickHouse server
+
+
+def _tables() -> list[tuple[str, bool]]:
+    """(table, has a project_id column) for every table holding data."""
+    tables = {table.name: table for table in RAW_TABLES} | {target.name: target for target, _ in ROLLUPS}
+    return [(name, "project_id" in table.column_names) for name, table in tables.items()]
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _project_filter(projects: tuple[str, ...]) -> str:
+    return f"project_id IN ({', '.join(_quote(project) for project in projects)})"
+
+
+def statements(access: Access, database: str, target: Target = SINGLE_NODE) -> list[str]:
+    """Idempotent SQL that makes a server match `access` (roles, grants, profile, users, row policies)."""
+    on = target.on_cluster()
+    db = f"`{database}`"
+    limits = ", ".join(f"{name} = {value}" for name, value in access.limits.items())
+    sql = [
+        f"CREATE SETTINGS PROFILE OR REPLACE labelpulse_analyst{on} SETTINGS readonly = 1, {limits}",
+        *(f"CREATE ROLE IF NOT EXISTS labelpulse_{role}{on}" for role in ROLES),
+        f"GRANT{on} SELECT, INSERT ON {db}.* TO labelpulse_writer",
+        f"GRANT{on} SELECT ON {db}.* TO labelpulse_reader",
+        f"GRANT{on} SELECT ON {db}.* TO labelpulse_evaluator",
+        f"GRANT{on} INSERT ON {db}.alert_history TO labelpulse_evaluator",
+        f"GRANT{on} SELECT ON {db}.* TO labelpulse_analyst",
+        f"ALTER ROLE labelpulse_analyst{on} SETTINGS PROFILE 'labelpulse_analyst'",
+    ]
+    for user in access.users:
+        sql += [
+            f"CREATE USER IF NOT EXISTS `{user.name}`{on}",
+            f"ALTER USER `{user.name}`{on} IDENTIFIED WITH sha256_password BY {_quote(user.password)}",
+            f"GRANT{on} labelpulse_{user.role} TO `{user.name}`",
+            f"ALTER USER `{user.name}`{on} DEFAULT ROLE labelpulse_{user.role}",
+        ]
+    restricted = [user for user in access.users if user.projects]
+    for table, has_project in _tables():
+        # Once a table has a row policy, ClickHouse shows nothing to users no policy names:
+        # everyone else sees every row through `labelpulse_all`.
+        if not restricted:
+            sql.append(f"DROP ROW POLICY IF EXISTS labelpulse_all ON {db}.{table}{on}")
+            continue
+        except_ = ", ".join(f"`{user.name}`" for user in restricted)
+        sql.append(f"CREATE ROW POLICY OR REPLACE labelpulse_all ON {db}.{table}{on} USING 1 TO ALL EXCEPT {except_}")
+        for user in restricted:
+            condition = _project_filter(user.projects) if has_project else "0"  # no project: nothing to show
+            sql.append(
+                f"CREATE ROW POLICY OR REPLACE `labelpulse_{user.name}` ON {db}.{table}{on} "
+                f"FOR SELECT USING {condition} TO `{user.name}`"
+            )
+    return sql
+
+
+# ------------------------------------------------------------------ for the embedded ClickHouse
+
+
+def embedded_settings(user: User, access: Access, database: str) -> dict[str, str]:
+    """Settings the embedded server forces on every query of `user` (applied last, readonly last of all)."""
+    if user.role in ("writer", "evaluator"):
+        # The evaluator writes its alert history, and the embedded server has no per-table
+        # grants: it may write (a ClickHouse server grants it exactly alert_history).
+        return {}
+    if user.role == "reader":
+        return {"readonly": "2"}  # may change settings per query, never write
+    forced = {name: str(value) for name, value in access.limits.items()}
+    if user.projects:
+        filters = ", ".join(
+            f"{_quote(f'{database}.{table}')}: {_quote(_project_filter(user.projects) if has_project else '0')}"
+            for table, has_project in _tables()
+        )
+        forced["additional_table_filters"] = "{" + filters + "}"
+    forced["readonly"] = "1"  # an analyst's query can change none of the above
+    return forced
+
+
+def redact(statement: str, access: Access) -> str:
+    """The statement with every password replaced, for printing."""
+    for user in access.users:
+        statement = statement.replace(_quote(user.password), "'…'")
+    return statement

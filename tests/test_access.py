@@ -1,0 +1,215 @@
+"""ClickHouse access as code: the access file, the SQL for a server, and the embedded ClickHouse
+enforcing the same file — an analyst cannot write, a restricted analyst sees only their
+projects (through tables, views and parameterized views), and the limits stop a query with
+ClickHouse's own error."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, ProgrammingError
+
+from labelpulse.net import free_port
+from labelpulse.runtime import EmbeddedClickHouseProcess
+from labelpulse.simulator import PROJECTS, Plan, generate
+from schema import access, migrations
+from schema.client import ClickHouseSettings, connect
+from schema.config import ConfigError
+from schema.ddl import Target
+from streams.offline import load
+from tests.conftest import run_cli
+
+ACCESS_FILE = """\
+users:
+  - {name: worker, role: writer, password_env: LP_WORKER_PW}
+  - {name: dash, role: reader, password_env: LP_DASH_PW}
+  - {name: ana, role: analyst, password_env: LP_ANA_PW}
+  - {name: lead, role: analyst, password_env: LP_LEAD_PW, projects: [retail-products]}
+# Enough rows for clickhouse-connect's own look at system.settings (~1,900 rows) when it connects.
+analyst_limits: {max_result_rows: 5000, max_execution_time: 5}
+"""
+PASSWORDS = {"LP_WORKER_PW": "w-pw", "LP_DASH_PW": "d-pw", "LP_ANA_PW": "a-pw", "LP_LEAD_PW": "l-pw"}
+
+
+def as_user(admin: ClickHouseSettings, name: str, password: str) -> ClickHouseSettings:
+    return ClickHouseSettings(port=admin.port, database=admin.database, username=name, password=password)
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseSettings]:
+    """An embedded ClickHouse with the access file, migrated, holding simulated events (written by `worker`)."""
+    base = tmp_path_factory.mktemp("guarded")
+    (base / "access.yml").write_text(ACCESS_FILE)
+    admin = ClickHouseSettings(port=free_port(), database="labelpulse", password="admin-pw")
+    server = EmbeddedClickHouseProcess(
+        admin,
+        base / "data",
+        log_path=base / "ch.log",
+        env={"LABELPULSE_ACCESS_FILE": str(base / "access.yml"), **PASSWORDS},
+    )
+    server.start()
+    try:
+        migrations.migrate(migrations.open_database(admin))
+        plan = Plan(seed=5, start=datetime.now(UTC) - timedelta(hours=2), rate=5)
+        values = [message.value for message in islice(generate(plan), 3000)]
+        load(values, lambda: connect(as_user(admin, "worker", "w-pw")))  # the writer writes
+        yield admin
+    finally:
+        server.stop()
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO events (event_id) VALUES ('x')",
+        "CREATE TABLE mine (x UInt8) ENGINE = Memory",
+        "DROP TABLE events",
+        "ALTER TABLE events DELETE WHERE 1",
+    ],
+)
+@pytest.mark.parametrize("user", [("dash", "d-pw"), ("ana", "a-pw"), ("lead", "l-pw")])
+def test_readers_and_analysts_cannot_write(guarded: ClickHouseSettings, user: tuple[str, str], statement: str) -> None:
+    client = connect(as_user(guarded, *user))
+    with pytest.raises(DatabaseError) as raised:
+        client.command(statement)
+    assert "readonly" in str(raised.value).lower()
+
+
+@pytest.mark.clickhouse
+def test_a_restricted_analyst_sees_only_their_projects_everywhere(guarded: ClickHouseSettings) -> None:
+    lead, ana = connect(as_user(guarded, "lead", "l-pw")), connect(as_user(guarded, "ana", "a-pw"))
+    everything = set(PROJECTS)
+    window = {"from": "2000-01-01 00:00:00", "to": "2100-01-01 00:00:00"}
+    for sql in (
+        "SELECT DISTINCT project_id FROM events",
+        "SELECT DISTINCT project_id FROM project_throughput_minute",
+        "SELECT DISTINCT project_id FROM annotator_productivity_hour",
+        "SELECT project_id FROM agreement_summary(from={from:String}, to={to:String})",
+        "SELECT project_id FROM (SELECT project_id FROM events AS e) GROUP BY project_id",
+    ):
+        assert set(ana.query(sql, parameters=window).result_columns[0]) == everything, sql
+        assert set(lead.query(sql, parameters=window).result_columns[0]) == {"retail-products"}, sql
+    assert lead.command("SELECT count() FROM dead_letters") == 0, "rows with no project are not theirs"
+    admin = connect(guarded)
+    assert lead.command("SELECT count() FROM events") == admin.command(
+        "SELECT count() FROM events WHERE project_id = 'retail-products'"
+    )
+
+
+@pytest.mark.clickhouse
+def test_analysts_hit_their_limits_with_clickhouses_own_error(guarded: ClickHouseSettings) -> None:
+    ana = connect(as_user(guarded, "ana", "a-pw"))
+    with pytest.raises(DatabaseError) as too_many:
+        ana.query("SELECT number FROM numbers(10000)")
+    assert "TOO_MANY_ROWS_OR_BYTES" in str(too_many.value) and "max rows: 5.00 thousand" in str(too_many.value)
+    with pytest.raises(ProgrammingError, match="Setting max_result_rows is readonly"):
+        ana.query("SELECT 1", settings={"max_result_rows": 0})  # clickhouse-connect knows before asking
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{guarded.port}/?max_result_rows=0",
+        data=b"SELECT 1",
+        headers={"X-ClickHouse-User": "ana", "X-ClickHouse-Key": "a-pw"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as lifted:  # any other client: the server refuses
+        urllib.request.urlopen(request, timeout=10)
+    assert lifted.value.headers["X-ClickHouse-Exception-Code"] == "164"
+    assert b"Cannot modify 'max_result_rows' setting in readonly mode" in lifted.value.read()
+    with pytest.raises(DatabaseError) as in_sql:
+        ana.query("SELECT number FROM numbers(10000) SETTINGS max_result_rows = 0")
+    assert "readonly" in str(in_sql.value).lower()
+    assert (
+        len(connect(as_user(guarded, "dash", "d-pw")).query("SELECT number FROM numbers(10000)").result_rows) == 10000
+    )
+
+
+@pytest.mark.clickhouse
+def test_access_users_need_their_own_password(guarded: ClickHouseSettings) -> None:
+    for name, password in (("lead", "a-pw"), ("lead", ""), ("nobody", "l-pw"), ("default", "l-pw")):
+        with pytest.raises(DatabaseError) as raised:
+            connect(as_user(guarded, name, password)).command("SELECT 1")
+        assert "AUTHENTICATION_FAILED" in str(raised.value), (name, password)
+
+
+@pytest.mark.clickhouse
+def test_the_server_sql_parses_and_hides_passwords(guarded: ClickHouseSettings, tmp_path: Path) -> None:
+    (tmp_path / "access.yml").write_text(ACCESS_FILE)
+    wanted = access.load(tmp_path / "access.yml", PASSWORDS)
+    admin = connect(guarded)
+    for target in (Target(), Target(cluster="lp")):
+        statements = access.statements(wanted, "labelpulse", target)
+        for statement in statements:  # the embedded engine's parser is the server's
+            admin.query("SELECT formatQuery({sql:String})", parameters={"sql": statement})
+        text = "\n".join(access.redact(statement, wanted) for statement in statements)
+        assert not any(password in text for password in PASSWORDS.values())
+    single = "\n".join(access.statements(wanted, "labelpulse"))
+    assert "GRANT SELECT, INSERT ON `labelpulse`.* TO labelpulse_writer" in single
+    assert "GRANT INSERT ON `labelpulse`.alert_history TO labelpulse_evaluator" in single
+    assert (
+        "SETTINGS readonly = 1, max_execution_time = 5, max_memory_usage = 4000000000, max_result_rows = 5000" in single
+    )
+    assert (
+        "CREATE ROW POLICY OR REPLACE `labelpulse_lead` ON `labelpulse`.events FOR SELECT USING "
+        "project_id IN ('retail-products') TO `lead`" in single
+    )
+    assert "CREATE ROW POLICY OR REPLACE labelpulse_all ON `labelpulse`.events USING 1 TO ALL EXCEPT `lead`" in single
+    assert "ON CLUSTER 'lp'" in "\n".join(access.statements(wanted, "labelpulse", Target(cluster="lp")))
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("users: [oops", {}, "not valid YAML"),
+        ("- a\n- b\n", {}, "expected a mapping with `users`"),
+        ("users:\n  - {name: x, role: admin, password_env: P}\n", {"P": "p"}, r"users\[0\]\.role: one of writer"),
+        ("users:\n  - {name: 'x y', role: reader, password_env: P}\n", {"P": "p"}, r"users\[0\]\.name"),
+        ("users:\n  - {name: default, role: reader, password_env: P}\n", {"P": "p"}, r"\(not 'default'\)"),
+        ("users:\n  - {name: x, role: reader, password_env: P}\n", {}, r"users\[0\]\.password_env: P is not set"),
+        ("users:\n  - {name: x, role: reader, password: hunter2}\n", {}, r"unknown field\(s\) password"),
+        ("users:\n  - {name: x, role: reader, password_env: P, projects: [a]}\n", {"P": "p"}, "only analysts"),
+        ('users:\n  - {name: x, role: analyst, password_env: P, projects: "a"}\n', {"P": "p"}, "a list of project"),
+        ('users:\n  - {name: x, role: analyst, password_env: P, projects: ["it\'s"]}\n', {"P": "p"}, "a list of"),
+        (
+            "users:\n  - {name: x, role: reader, password_env: P}\n  - {name: x, role: writer, password_env: P}\n",
+            {"P": "p"},
+            "user 'x' is defined twice",
+        ),
+        ("analyst_limits: {max_rows: 5}\n", {}, r"analyst_limits\.max_rows: unknown limit"),
+        ("analyst_limits: {max_result_rows: -1}\n", {}, r"analyst_limits\.max_result_rows: must be a whole number"),
+        ("analyst_limits: {max_result_rows: true}\n", {}, "must be a whole number"),
+    ],
+)
+def test_mistakes_in_the_access_file_are_named(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
+    path = tmp_path / "access.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as raised:
+        access.load(path, env)
+    assert str(raised.value).startswith(str(path))
+
+
+def test_no_access_file_means_only_the_admin(tmp_path: Path) -> None:
+    assert access.from_env({}).users == ()
+    with pytest.raises(ConfigError, match="cannot read the access file"):
+        access.from_env({"LABELPULSE_ACCESS_FILE": str(tmp_path / "missing.yml")})
+
+
+@pytest.mark.clickhouse
+def test_apply_explains_what_to_do_where_access_cannot_be_managed(
+    migrated: Client, clickhouse: ClickHouseSettings, tmp_path: Path
+) -> None:
+    (tmp_path / "access.yml").write_text(ACCESS_FILE)
+    env = {**clickhouse.to_env(), "LABELPULSE_ACCESS_FILE": str(tmp_path / "access.yml"), **PASSWORDS}
+    shown = run_cli("access", "show", env=env)
+    assert shown.returncode == 0 and "TO `lead`" in shown.stdout and "l-pw" not in shown.stdout
+    applied = run_cli("access", "apply", env=env)
+    assert applied.returncode == 2
+    assert "refused `CREATE SETTINGS PROFILE" in applied.stderr and "ACCESS_DENIED" in applied.stderr
+    assert "enforces LABELPULSE_ACCESS_FILE by itself" in applied.stderr
+    broken = run_cli("access", "show", env={**env, "LP_LEAD_PW": ""})
+    assert broken.returncode == 2 and "users[3].password_env: LP_LEAD_PW is not set" in broken.stderr
