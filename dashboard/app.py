@@ -11,7 +11,8 @@ from datetime import UTC, datetime, time, timedelta
 import streamlit as st
 
 from dashboard import queries
-from dashboard.data import SchemaMissing, fetch, settings
+from dashboard.auth import EVERYONE, Viewer, check_password
+from dashboard.data import VIEWER_KEY, SchemaMissing, fetch, settings
 from dashboard.filters import QUICK_RANGES, RANGE_LABELS, REFRESH_CHOICES, SOURCES, ViewState, from_params, to_params
 from dashboard.page import STATE_KEY
 from schema.client import ClickHouseUnavailable
@@ -82,7 +83,54 @@ def _multiselect(label: str, choices: list[str], chosen: tuple[str, ...]) -> tup
     return tuple(picked)
 
 
+def sign_in() -> Viewer:
+    """The signed-in viewer; shows the sign-in (and stops the page) until there is one."""
+    config = settings()
+    if config.auth == "none":
+        return EVERYONE
+    if config.auth == "oidc":
+        if not st.user.is_logged_in:
+            st.title("LabelPulse")
+            st.button("Sign in", on_click=st.login, type="primary")
+            st.stop()
+        email = str(st.user.get("email") or "")
+        user = config.users.get(email)
+        if user is None:
+            st.error(f"**{email or 'This account'} may not see this dashboard.** Ask to be added to its users file.")
+            st.button("Sign out", on_click=st.logout)
+            st.stop()
+        return Viewer(user.name, user.projects)
+    signed_in: Viewer | None = st.session_state.get(VIEWER_KEY)
+    if signed_in is not None and signed_in is not EVERYONE:
+        return signed_in
+    st.title("LabelPulse")
+    with st.form("sign-in"):
+        name = st.text_input("User")
+        password = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        viewer = check_password(config.users, name, password)
+        if viewer is not None:
+            st.session_state[VIEWER_KEY] = viewer
+            st.rerun()
+        st.error("Unknown user or wrong password.")
+    st.stop()
+    raise AssertionError("st.stop() returned")  # pragma: no cover
+
+
+def sign_out() -> None:
+    if settings().auth == "oidc":
+        st.logout()
+    st.session_state.pop(VIEWER_KEY, None)
+
+
 st.set_page_config(page_title="LabelPulse", page_icon=":material/monitoring:", layout="wide")
+st.session_state[VIEWER_KEY] = sign_in()
+if st.session_state[VIEWER_KEY] is not EVERYONE:
+    viewer = st.session_state[VIEWER_KEY]
+    scope = "all projects" if viewer.projects is None else ", ".join(viewer.projects)
+    st.sidebar.caption(f"Signed in as **{viewer.name}** · {scope}")
+    st.sidebar.button("Sign out", on_click=sign_out)
 st.session_state[STATE_KEY] = sidebar()
 st.navigation(
     [

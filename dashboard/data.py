@@ -10,8 +10,10 @@ import streamlit as st
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from dashboard.auth import Viewer
 from dashboard.queries import Query
 from dashboard.settings import DashboardSettings
+from schema.access import table_filters
 from schema.client import ClickHouseUnavailable, connect
 
 
@@ -32,28 +34,37 @@ class SchemaMissing(RuntimeError):
 UNKNOWN_TABLE, UNKNOWN_DATABASE = 60, 81
 
 QueryKey = tuple[str, tuple[tuple[str, Any], ...]]
+VIEWER_KEY = "labelpulse_viewer"  # set by app.py on every run, before any view reads data
+
+
+def viewer() -> Viewer:
+    signed_in: Viewer = st.session_state[VIEWER_KEY]  # a KeyError, never all projects, when unset
+    return signed_in
 
 
 def fetch(query: Query) -> pd.DataFrame:
-    """The query's result; ClickHouseUnavailable when ClickHouse does not answer (the views show
-    a banner and the next refresh tries again)."""
+    """The query's result, only ever over the viewer's projects; ClickHouseUnavailable when
+    ClickHouse does not answer (the views show a banner and the next refresh tries again)."""
     ttl_s = settings().cache_ttl_s
-    return (_cached_run(ttl_s)(query.key()) if ttl_s else _run(query.key())).copy()
+    scope = viewer().projects  # part of the cache key: viewers never share results across scopes
+    return (_cached_run(ttl_s)(query.key(), scope) if ttl_s else _run(query.key(), scope)).copy()
 
 
 @st.cache_resource
-def _cached_run(ttl_s: int) -> Callable[[QueryKey], pd.DataFrame]:
+def _cached_run(ttl_s: int) -> Callable[[QueryKey, tuple[str, ...] | None], pd.DataFrame]:
     # Built on first use: the TTL is a setting, and cache_data fixes it when it wraps.
     return st.cache_data(ttl=ttl_s, show_spinner=False, max_entries=512)(_run)
 
 
-def _run(key: QueryKey) -> pd.DataFrame:
+def _run(key: QueryKey, scope: tuple[str, ...] | None) -> pd.DataFrame:
     sql, parameters = key
     bound = {k: list(v) if isinstance(v, tuple) else v for k, v in parameters}
+    # The engine keeps only the scope's rows of every table the query reads, views included.
+    limits = {} if scope is None else {"additional_table_filters": table_filters(scope, settings().clickhouse.database)}
     try:
-        frame = _client().query_df(sql, parameters=bound)
+        frame = _client().query_df(sql, parameters=bound, settings=limits)
         if frame.columns.empty:  # an empty result arrives without its columns: views still need them
-            described = _client().query(f"DESCRIBE ({sql})", parameters=bound)
+            described = _client().query(f"DESCRIBE ({sql})", parameters=bound, settings=limits)
             return pd.DataFrame(columns=[row[0] for row in described.result_rows])
         return frame
     except (ClickHouseUnavailable, OperationalError) as error:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from dashboard.auth import AUTH_MODES, DashboardUser, load_users
 from schema.client import ClickHouseSettings
-from schema.config import env_int, env_port, env_str
+from schema.config import ConfigError, env_int, env_port, env_str
 from schema.kafka import KafkaSettings
 
 
@@ -20,6 +23,8 @@ class DashboardSettings:
     port: int = 8501
     refresh_s: int = 10  # default auto-refresh interval; viewers can change or pause it
     cache_ttl_s: int = 5  # how long one query result is reused across viewers and reruns
+    auth: str = "none"  # how people sign in: none, password, oidc (dashboard.auth)
+    users: Mapping[str, DashboardUser] = field(default_factory=dict)  # who may sign in, and their projects
 
     @property
     def url(self) -> str:
@@ -35,4 +40,22 @@ class DashboardSettings:
             port=env_port(env, "DASHBOARD_PORT", cls.port),
             refresh_s=env_int(env, "DASHBOARD_REFRESH_S", cls.refresh_s, minimum=0, maximum=3600),
             cache_ttl_s=env_int(env, "DASHBOARD_CACHE_TTL_S", cls.cache_ttl_s, minimum=0, maximum=3600),
+            **_sign_in(env),
         )
+
+
+def _sign_in(env: Mapping[str, str]) -> dict[str, Any]:
+    auth = env_str(env, "DASHBOARD_AUTH", "none").strip().lower()
+    if auth not in AUTH_MODES:
+        raise ConfigError(f"LABELPULSE_DASHBOARD_AUTH must be one of {', '.join(AUTH_MODES)}, got {auth!r}")
+    path = env_str(env, "DASHBOARD_USERS_FILE", "").strip()
+    if auth != "none" and not path:
+        raise ConfigError(
+            f"LABELPULSE_DASHBOARD_AUTH={auth} needs LABELPULSE_DASHBOARD_USERS_FILE "
+            "(who may sign in, and their projects)"
+        )
+    if auth == "none" and path:
+        raise ConfigError(
+            "LABELPULSE_DASHBOARD_USERS_FILE is set but LABELPULSE_DASHBOARD_AUTH is none: set it to password or oidc"
+        )
+    return {"auth": auth, "users": load_users(Path(path), auth) if path else {}}

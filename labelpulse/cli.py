@@ -137,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument("--cluster", help="apply ON CLUSTER NAME (default LABELPULSE_CLICKHOUSE_CLUSTER)")
     access.set_defaults(run=_run_access)
 
+    hash_password = commands.add_parser(
+        "hash-password",
+        help="hash a dashboard password for the users file",
+        description="Read a password (prompted twice, or one line from standard input when piped) and print "
+        "its scrypt hash for the `password_hash:` of a user in LABELPULSE_DASHBOARD_USERS_FILE "
+        "(LABELPULSE_DASHBOARD_AUTH=password). The password itself is stored nowhere.",
+        epilog="example: labelpulse hash-password  →  scrypt$5f1c…$9a0e…",
+    )
+    hash_password.set_defaults(run=_run_hash_password)
+
     topics = commands.add_parser(
         "topics",
         help="create the Kafka topics where missing and show their partitions",
@@ -480,6 +490,23 @@ def _run_access(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from dashboard.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CliError("the two passwords differ; nothing printed")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise CliError("a dashboard password needs at least 8 characters")
+    print(hash_password(password))
+    return 0
+
+
 def _ensure_topics(kafka: KafkaSettings) -> dict[str, int]:
     from schema.kafka import create_topics
 
@@ -509,7 +536,6 @@ def _run_worker(args: argparse.Namespace) -> int:
     from streams.settings import WorkerSettings
 
     settings = WorkerSettings.from_env()
-    _ensure_topics(settings.kafka)  # a clear error now if Kafka cannot be reached or refuses us
     if settings.metrics_port:
         try:
             start_http_server(settings.metrics_port, addr=settings.metrics_host)
@@ -519,6 +545,7 @@ def _run_worker(args: argparse.Namespace) -> int:
                 "set LABELPULSE_WORKER_METRICS_PORT to a free port, or 0 to turn them off"
             ) from exc
         say(f"worker metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
+    _ensure_topics(settings.kafka)  # a clear error now if Kafka cannot be reached or refuses us
 
     # Faust's own command line does the rest: signals, logging, rebalances, clean shutdown.
     sys.argv = ["labelpulse worker", "worker", "--loglevel", args.loglevel, "--without-web"]

@@ -30,7 +30,7 @@ import yaml
 
 from schema.config import ConfigError, env_str
 from schema.ddl import SINGLE_NODE, Target
-from schema.tables import RAW_TABLES, ROLLUPS
+from schema.tables import ALERT_HISTORY, RAW_TABLES, ROLLUPS
 
 ROLES = ("writer", "reader", "evaluator", "analyst")
 # What an analyst may not lift: ClickHouse's own settings, enforced by the engine.
@@ -120,18 +120,33 @@ def _user(entry: Any, where: str, env: Mapping[str, str]) -> User:
 # ------------------------------------------------------------------ for a ClickHouse server
 
 
-def _tables() -> list[tuple[str, bool]]:
-    """(table, has a project_id column) for every table holding data."""
+def row_conditions(projects: tuple[str, ...]) -> dict[str, str]:
+    """Per table holding data, the condition that keeps only `projects`' rows. Alert history is
+    kept for alerts about those projects; rows of no project (dead letters) are not theirs."""
     tables = {table.name: table for table in RAW_TABLES} | {target.name: target for target, _ in ROLLUPS}
-    return [(name, "project_id" in table.column_names) for name, table in tables.items()]
+    listed = ", ".join(_quote(project) for project in projects)
+    conditions = {}
+    for name, table in tables.items():
+        if "project_id" in table.column_names:
+            conditions[name] = f"project_id IN ({listed})"
+        elif name == ALERT_HISTORY.name:
+            conditions[name] = f"labels['project'] IN ({listed})"
+        else:
+            conditions[name] = "0"
+    return conditions
+
+
+def table_filters(projects: tuple[str, ...], database: str) -> str:
+    """ClickHouse's `additional_table_filters` setting restricting every read to `projects`: the
+    engine applies it to each table a query reads, through views and parameterized views too."""
+    pairs = (
+        f"{_quote(f'{database}.{table}')}: {_quote(condition)}" for table, condition in row_conditions(projects).items()
+    )
+    return "{" + ", ".join(pairs) + "}"
 
 
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _project_filter(projects: tuple[str, ...]) -> str:
-    return f"project_id IN ({', '.join(_quote(project) for project in projects)})"
 
 
 def statements(access: Access, database: str, target: Target = SINGLE_NODE) -> list[str]:
@@ -157,7 +172,7 @@ def statements(access: Access, database: str, target: Target = SINGLE_NODE) -> l
             f"ALTER USER `{user.name}`{on} DEFAULT ROLE labelpulse_{user.role}",
         ]
     restricted = [user for user in access.users if user.projects]
-    for table, has_project in _tables():
+    for table in row_conditions(()):
         # Once a table has a row policy, ClickHouse shows nothing to users no policy names:
         # everyone else sees every row through `labelpulse_all`.
         if not restricted:
@@ -166,10 +181,9 @@ def statements(access: Access, database: str, target: Target = SINGLE_NODE) -> l
         except_ = ", ".join(f"`{user.name}`" for user in restricted)
         sql.append(f"CREATE ROW POLICY OR REPLACE labelpulse_all ON {db}.{table}{on} USING 1 TO ALL EXCEPT {except_}")
         for user in restricted:
-            condition = _project_filter(user.projects) if has_project else "0"  # no project: nothing to show
             sql.append(
                 f"CREATE ROW POLICY OR REPLACE `labelpulse_{user.name}` ON {db}.{table}{on} "
-                f"FOR SELECT USING {condition} TO `{user.name}`"
+                f"FOR SELECT USING {row_conditions(user.projects)[table]} TO `{user.name}`"
             )
     return sql
 
@@ -187,11 +201,7 @@ def embedded_settings(user: User, access: Access, database: str) -> dict[str, st
         return {"readonly": "2"}  # may change settings per query, never write
     forced = {name: str(value) for name, value in access.limits.items()}
     if user.projects:
-        filters = ", ".join(
-            f"{_quote(f'{database}.{table}')}: {_quote(_project_filter(user.projects) if has_project else '0')}"
-            for table, has_project in _tables()
-        )
-        forced["additional_table_filters"] = "{" + filters + "}"
+        forced["additional_table_filters"] = table_filters(user.projects, database)
     forced["readonly"] = "1"  # an analyst's query can change none of the above
     return forced
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from schema import access
+from schema.config import ConfigError
 from schema.kafka import KafkaSettings
 from tests.conftest import system_tool
 
@@ -216,3 +217,13 @@ def test_docker_compose_config_accepts_it(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_dashboard_signs_people_in_and_refuses_the_example_hash() -> None:
+    from dashboard.auth import load_users
+
+    dashboard = env("dashboard")
+    assert default_of(dashboard["LABELPULSE_DASHBOARD_AUTH"]) == "password"
+    assert "./deploy/dashboard-users.yml:/etc/labelpulse/dashboard-users.yml:ro" in SERVICES["dashboard"]["volumes"]
+    with pytest.raises(ConfigError, match="labelpulse hash-password"):
+        load_users(ROOT / "deploy/dashboard-users.yml", "password")

@@ -1,0 +1,119 @@
+"""Who is looking, and which projects they may see.
+
+LABELPULSE_DASHBOARD_AUTH picks how people sign in:
+- `none` (default): nobody signs in and everyone sees every project — for the embedded default
+  on loopback, or behind a proxy that already decides who gets in;
+- `password`: a local sign-in form checked against the users file (scrypt hashes made with
+  `labelpulse hash-password`), for small teams;
+- `oidc`: Streamlit's `st.login` against the team's identity provider (configured in
+  `.streamlit/secrets.toml`, `[auth]`); the user's e-mail is looked up in the users file.
+
+The users file (LABELPULSE_DASHBOARD_USERS_FILE) gives each user their projects (`all`, or a
+list). The scope is enforced where the data is read (dashboard.data): every query runs with
+ClickHouse's `additional_table_filters` for the viewer's projects, so no view, filter or
+hand-edited link can show another project's numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from schema.config import ConfigError
+
+AUTH_MODES = ("none", "password", "oidc")
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_HASH = re.compile(r"scrypt\$[0-9a-f]{32}\$[0-9a-f]{128}")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    name: str
+    projects: tuple[str, ...] | None  # None: every project
+
+    @property
+    def scoped(self) -> bool:
+        return self.projects is not None
+
+
+EVERYONE = Viewer("anonymous", None)
+
+
+@dataclass(frozen=True)
+class DashboardUser:
+    name: str
+    projects: tuple[str, ...] | None
+    password_hash: str = ""
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """`scrypt$<salt>$<hash>` (hex): what the users file keeps instead of a password."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def password_matches(password: str, stored: str) -> bool:
+    kind, _, rest = stored.partition("$")
+    salt, _, _ = rest.partition("$")
+    try:
+        expected = hash_password(password, bytes.fromhex(salt))
+    except ValueError:
+        return False
+    return kind == "scrypt" and hmac.compare_digest(expected, stored)
+
+
+def load_users(path: Path, auth: str) -> dict[str, DashboardUser]:
+    """Read the users file; every mistake names the file and the field."""
+    where = str(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the dashboard users file ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("users"), list) or set(document) != {"users"}:
+        raise ConfigError(f"{where}: expected `users:`, a list of {{name, projects, password_hash}}")
+    users: dict[str, DashboardUser] = {}
+    for index, entry in enumerate(document["users"]):
+        user = _user(entry, f"{where}: users[{index}]", auth)
+        if user.name in users:
+            raise ConfigError(f"{where}: user {user.name!r} is listed twice")
+        users[user.name] = user
+    return users
+
+
+def _user(entry: Any, where: str, auth: str) -> DashboardUser:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping with name and projects")
+    if unknown := set(entry) - {"name", "projects", "password_hash"}:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    name, projects, password_hash = entry.get("name"), entry.get("projects"), entry.get("password_hash", "")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}.name: the user's name (their e-mail with oidc), got {name!r}")
+    if projects == "all":
+        scope: tuple[str, ...] | None = None
+    elif isinstance(projects, list) and projects and all(isinstance(p, str) and p for p in projects):
+        scope = tuple(projects)
+    else:
+        raise ConfigError(f"{where}.projects: `all` or a non-empty list of project ids, got {projects!r}")
+    if auth == "password" and not (isinstance(password_hash, str) and _HASH.fullmatch(password_hash)):
+        raise ConfigError(f"{where}.password_hash: a hash from `labelpulse hash-password`, got {password_hash!r}")
+    return DashboardUser(name.strip(), scope, password_hash)
+
+
+def check_password(users: Mapping[str, DashboardUser], name: str, password: str) -> Viewer | None:
+    user = users.get(name.strip())
+    # Hash even for unknown names, so the time taken does not tell which names exist.
+    stored = user.password_hash if user else hash_password("-")
+    if password_matches(password, stored) and user is not None:
+        return Viewer(user.name, user.projects)
+    return None
