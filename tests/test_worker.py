@@ -221,11 +221,6 @@ def test_sigkill_between_insert_and_commit_neither_loses_nor_double_counts(
     assert_views_match(migrated, expected, refused)
 
 
-@pytest.mark.xfail(
-    reason="known bug, open in issue 3: a rebalance can still lose the state of a task or two "
-    "(about 1 run in 4-6 misses 1 of ~80 agreement rows); the producer flush before each ack fixed the larger loss",
-    strict=False,
-)
 def test_two_workers_in_one_group_split_partitions_and_state_moves_with_them(
     harness: WorkerHarness, kafka: BrokerSettings, migrated: Client
 ) -> None:
