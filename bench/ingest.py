@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="steady rate for the freshness part")
     parser.add_argument("--freshness-seconds", type=float, default=60.0)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="workers in one consumer group for (b) and (c)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="labelpulse-bench-"))
@@ -81,7 +82,7 @@ def main() -> None:
     ch_process = EmbeddedClickHouseProcess(clickhouse, workdir / "clickhouse", log_path=workdir / "clickhouse.log")
     broker.start()
     ch_process.start()
-    worker: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = []
     try:
         client = migrations.open_database(clickhouse)
         migrations.migrate(client)
@@ -107,11 +108,11 @@ def main() -> None:
         print(f"(a) raw aiokafka consume + json decode: {ceiling:,.0f} events/s", flush=True)
 
         begin = time.perf_counter()
-        worker = start_worker(env, workdir / "worker.log")
+        workers = [start_worker(env, workdir / f"worker-{n}.log") for n in range(args.workers)]
         first_seen: tuple[float, int] | None = None  # (time, rows) when the first rows became visible
         while (count := stored(client)) < args.events:
-            if worker.poll() is not None:
-                raise SystemExit(f"worker exited; see {workdir / 'worker.log'}")
+            if any(worker.poll() is not None for worker in workers):
+                raise SystemExit(f"a worker exited; see {workdir}/worker-*.log")
             if first_seen is None and count > 0:
                 first_seen = (time.perf_counter(), count)
             time.sleep(0.1)
@@ -120,7 +121,7 @@ def main() -> None:
         assert first_seen is not None
         full = (args.events - first_seen[1]) / (done - first_seen[0])
         print(
-            f"(b) worker, Kafka -> ClickHouse, durable: {full:,.0f} events/s steady "
+            f"(b) {args.workers} worker(s), Kafka -> ClickHouse, durable: {full:,.0f} events/s steady "
             f"= {full / ceiling:.1%} of the ceiling ({with_startup:,.0f}/s counting start-up and group join, "
             f"{done - begin:.1f}s)",
             flush=True,
@@ -157,7 +158,8 @@ def main() -> None:
         print(f"\nsummary: ceiling {ceiling:,.0f}/s, worker {full:,.0f}/s, ratio {full / ceiling:.1%}, "
               f"freshness p50 {p50:.2f}s p95 {p95:.2f}s")  # fmt: skip
     finally:
-        terminate(worker, timeout_s=30)
+        for worker in workers:
+            terminate(worker, timeout_s=30)
         broker.stop()
         ch_process.stop()
 

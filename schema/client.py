@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import clickhouse_connect
@@ -28,9 +28,10 @@ class ClickHouseSettings:
     host: str = "127.0.0.1"
     port: int = 8123
     username: str = "default"
-    password: str = ""
+    password: str = field(default="", repr=False)
     database: str = "labelpulse"
-    secure: bool = False
+    secure: bool = False  # HTTPS, verified against the system's CAs or ca_file
+    ca_file: str = ""  # PEM bundle to verify the server with, e.g. a private CA
     # Name of the ClickHouse cluster for the replicated schema; None for a single server.
     cluster: str | None = None
 
@@ -41,6 +42,14 @@ class ClickHouseSettings:
             raise ConfigError(
                 f"LABELPULSE_CLICKHOUSE_DATABASE must be a plain identifier (letters, digits, _), got {database!r}"
             )
+        secure = env_bool(env, "CLICKHOUSE_SECURE", cls.secure)
+        ca_file = env_str(env, "CLICKHOUSE_CA_FILE", "").strip()
+        if ca_file and not secure:
+            raise ConfigError(
+                "LABELPULSE_CLICKHOUSE_CA_FILE is set but LABELPULSE_CLICKHOUSE_SECURE is not: set it to true"
+            )
+        if ca_file and not os.path.isfile(ca_file):
+            raise ConfigError(f"LABELPULSE_CLICKHOUSE_CA_FILE names {ca_file!r}, which is not a readable file")
         cluster = env_str(env, "CLICKHOUSE_CLUSTER", "") or None
         if cluster is not None and not _IDENTIFIER.match(cluster):
             raise ConfigError(f"LABELPULSE_CLICKHOUSE_CLUSTER must be a plain identifier, got {cluster!r}")
@@ -50,7 +59,8 @@ class ClickHouseSettings:
             username=env_str(env, "CLICKHOUSE_USER", cls.username),
             password=env_str(env, "CLICKHOUSE_PASSWORD", cls.password),
             database=database,
-            secure=env_bool(env, "CLICKHOUSE_SECURE", cls.secure),
+            secure=secure,
+            ca_file=ca_file,
             cluster=cluster,
         )
 
@@ -66,6 +76,8 @@ class ClickHouseSettings:
         }
         if self.cluster:
             env["LABELPULSE_CLICKHOUSE_CLUSTER"] = self.cluster
+        if self.ca_file:
+            env["LABELPULSE_CLICKHOUSE_CA_FILE"] = self.ca_file
         return env
 
     @property
@@ -82,6 +94,7 @@ def connect(settings: ClickHouseSettings, *, database: str | None = None, **opti
 
     Raises ClickHouseUnavailable when nothing answers, instead of a bare connection error.
     """
+    tls: dict[str, Any] = {"ca_cert": settings.ca_file} if settings.ca_file else {}
     try:
         return clickhouse_connect.get_client(
             host=settings.host,
@@ -90,6 +103,7 @@ def connect(settings: ClickHouseSettings, *, database: str | None = None, **opti
             password=settings.password,
             database=settings.database if database is None else database,
             secure=settings.secure,
+            **tls,
             # No HTTP sessions: nothing here keeps SET or temporary tables between queries, and
             # sessions serialize a client's queries on the server for nothing.
             **{"autogenerate_session_id": False, **options},

@@ -61,6 +61,12 @@ def test_values_are_read() -> None:
             "LABELPULSE_CLICKHOUSE_SECURE must be one",
         ),
         (ClickHouseSettings.from_env, {"LABELPULSE_CLICKHOUSE_DATABASE": "lp`; DROP"}, "plain identifier"),
+        (ClickHouseSettings.from_env, {"LABELPULSE_CLICKHOUSE_CA_FILE": "/etc/hosts"}, "SECURE is not: set it"),
+        (
+            ClickHouseSettings.from_env,
+            {"LABELPULSE_CLICKHOUSE_SECURE": "true", "LABELPULSE_CLICKHOUSE_CA_FILE": "/nope.pem"},
+            "CLICKHOUSE_CA_FILE names '/nope.pem', which is not a readable file",
+        ),
         (ClickHouseSettings.from_env, {"LABELPULSE_CLICKHOUSE_CLUSTER": "a b"}, "LABELPULSE_CLICKHOUSE_CLUSTER must"),
         (KafkaSettings.from_env, {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": "kafka"}, "must be host:port"),
         (KafkaSettings.from_env, {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": "a:1, b"}, "must be host:port"),
@@ -105,6 +111,6 @@ def test_up_with_an_external_kafka_that_does_not_answer_fails_clearly(tmp_path: 
 
 def test_clickhouse_settings_survive_a_trip_through_the_environment() -> None:
     settings = ClickHouseSettings(
-        host="ch", port=9000, username="w", password="p", database="lp", secure=True, cluster="c"
+        host="ch", port=9000, username="w", password="p", database="lp", secure=True, ca_file=__file__, cluster="c"
     )
     assert ClickHouseSettings.from_env(settings.to_env()) == settings
