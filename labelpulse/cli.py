@@ -693,7 +693,11 @@ def _run_up(args: argparse.Namespace) -> int:
             child_env["LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"] = broker_settings.bootstrap_servers
         say("starting a stream worker …")
         worker = [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "warn"]
-        running.append(("worker", spawn(worker, runtime.log_dir / "worker.log", child_env)))
+
+        def start_worker() -> subprocess.Popen[bytes]:
+            return spawn(worker, runtime.log_dir / "worker.log", child_env)
+
+        running.append(("worker", start_worker()))
         say("starting the alert evaluator …")
         evaluator = [sys.executable, "-m", "labelpulse", "alerts", "run"]
         running.append(("alert evaluator", spawn(evaluator, runtime.log_dir / "alerts.log", child_env)))
@@ -734,7 +738,7 @@ def _run_up(args: argparse.Namespace) -> int:
         f'  try         {own_command()} sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
         "Ctrl-C stops everything."
     )
-    return supervise(list(running), stop_all, say)
+    return supervise(running, stop_all, say, restart={"worker": start_worker})
 
 
 def own_command() -> str:

@@ -85,13 +85,22 @@ class EmbeddedClickHouseProcess:
         terminate(process, timeout_s)
 
 
+RESTARTS_PER_WINDOW, RESTART_WINDOW_S = 5, 300.0
+
+
 def supervise(
     children: list[tuple[str, subprocess.Popen[bytes]]],
     stop_all: Callable[[], None],
     say: Callable[[str], None],
+    restart: Mapping[str, Callable[[], subprocess.Popen[bytes]]] | None = None,
 ) -> int:
-    """Wait until Ctrl-C / SIGTERM or until a child dies; then stop everything. Returns an exit code."""
+    """Wait until Ctrl-C / SIGTERM or until a child dies; then stop everything. Returns an exit code.
+
+    A child named in `restart` (the worker: it exits on purpose when Kafka does not take its
+    output, leaving the batch to be replayed) is started again in place, in `children`, unless it
+    keeps dying: more than RESTARTS_PER_WINDOW times in RESTART_WINDOW_S stops everything."""
     stopping = False
+    restarts: list[float] = []
 
     def request_stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -101,12 +110,20 @@ def supervise(
     exit_code = 0
     try:
         while not stopping:
-            for name, process in children:
-                if process.poll() is not None:
-                    say(f"{name} exited unexpectedly with code {process.returncode}; stopping everything")
-                    exit_code = 1
-                    stopping = True
-                    break
+            for index, (name, process) in enumerate(children):
+                if process.poll() is None:
+                    continue
+                now = time.monotonic()
+                restarts[:] = [at for at in restarts if now - at < RESTART_WINDOW_S]
+                if restart and name in restart and len(restarts) < RESTARTS_PER_WINDOW:
+                    restarts.append(now)
+                    say(f"{name} exited with code {process.returncode}; starting it again (its log says why)")
+                    children[index] = (name, restart[name]())
+                    continue
+                say(f"{name} exited unexpectedly with code {process.returncode}; stopping everything")
+                exit_code = 1
+                stopping = True
+                break
             time.sleep(0.2)
     finally:
         say("stopping…")
