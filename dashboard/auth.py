@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from schema.config import ConfigError
+from schema.config import ConfigError, read_yaml
 
 AUTH_MODES = ("none", "password", "oidc")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -74,12 +72,7 @@ def password_matches(password: str, stored: str) -> bool:
 def load_users(path: Path, auth: str) -> dict[str, DashboardUser]:
     """Read the users file; every mistake names the file and the field."""
     where = str(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read the dashboard users file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+    document = read_yaml(path, "dashboard users file")
     if not isinstance(document, dict) or not isinstance(document.get("users"), list) or set(document) != {"users"}:
         raise ConfigError(f"{where}: expected `users:`, a list of {{name, projects, password_hash}}")
     users: dict[str, DashboardUser] = {}

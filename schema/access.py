@@ -26,9 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from schema.config import ConfigError, env_str
+from schema.config import ConfigError, env_str, read_yaml
 from schema.ddl import SINGLE_NODE, Target
 from schema.tables import ALERT_HISTORY, RAW_TABLES, ROLLUPS
 
@@ -70,12 +68,7 @@ def from_env(env: Mapping[str, str] = os.environ) -> Access:
 def load(path: Path, env: Mapping[str, str] = os.environ) -> Access:
     """Read and check an access file; every mistake names the file and the field."""
     where = str(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read the access file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+    document = read_yaml(path, "access file")
     if not isinstance(document, dict) or set(document) - {"users", "analyst_limits"}:
         raise ConfigError(f"{where}: expected a mapping with `users` and optionally `analyst_limits`")
     limits = dict(DEFAULT_LIMITS)
