@@ -176,11 +176,6 @@ def check_prometheus(url: str, jobs: set[str]) -> None:
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(
-    strict=False,
-    reason="known worker bug (issue 3): in 2 of 4 runs here the worker stopped consuming when the anomalies began "
-    "after the backfill, and ignored SIGTERM; when it keeps running, every assertion below holds",
-)
 def test_each_anomaly_fires_its_alert_through_alertmanager_then_resolves_and_nothing_else_fires(
     harness: WorkerHarness, migrated: Client, tmp_path: Path
 ) -> None:
