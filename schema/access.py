@@ -113,13 +113,16 @@ def _user(entry: Any, where: str, env: Mapping[str, str]) -> User:
 # ------------------------------------------------------------------ for a ClickHouse server
 
 
+# Every table holding data (views read these), by name.
+DATA_TABLES = {table.name: table for table in RAW_TABLES} | {target.name: target for target, _ in ROLLUPS}
+
+
 def row_conditions(projects: tuple[str, ...]) -> dict[str, str]:
     """Per table holding data, the condition that keeps only `projects`' rows. Alert history is
     kept for alerts about those projects; rows of no project (dead letters) are not theirs."""
-    tables = {table.name: table for table in RAW_TABLES} | {target.name: target for target, _ in ROLLUPS}
     listed = ", ".join(_quote(project) for project in projects)
     conditions = {}
-    for name, table in tables.items():
+    for name, table in DATA_TABLES.items():
         if "project_id" in table.column_names:
             conditions[name] = f"project_id IN ({listed})"
         elif name == ALERT_HISTORY.name:
@@ -165,7 +168,7 @@ def statements(access: Access, database: str, target: Target = SINGLE_NODE) -> l
             f"ALTER USER `{user.name}`{on} DEFAULT ROLE labelpulse_{user.role}",
         ]
     restricted = [user for user in access.users if user.projects]
-    for table in row_conditions(()):
+    for table in DATA_TABLES:
         # Once a table has a row policy, ClickHouse shows nothing to users no policy names:
         # everyone else sees every row through `labelpulse_all`.
         if not restricted:
