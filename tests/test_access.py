@@ -213,3 +213,17 @@ def test_apply_explains_what_to_do_where_access_cannot_be_managed(
     assert "enforces LABELPULSE_ACCESS_FILE by itself" in applied.stderr
     broken = run_cli("access", "show", env={**env, "LP_LEAD_PW": ""})
     assert broken.returncode == 2 and "users[3].password_env: LP_LEAD_PW is not set" in broken.stderr
+
+
+@pytest.mark.clickhouse
+def test_a_restricted_analyst_sees_alerts_about_their_projects_only(guarded: ClickHouseSettings) -> None:
+    admin = connect(guarded)
+    admin.command(
+        "INSERT INTO alert_history (at, rule, fingerprint, labels, state) VALUES "
+        "(now64(3), 'ThroughputDrop', 'a', map('project', 'retail-products'), 'firing'), "
+        "(now64(3), 'ThroughputDrop', 'b', map('project', 'street-scenes'), 'firing'), "
+        "(now64(3), 'DataStale', 'c', map(), 'firing')"
+    )
+    lead = connect(as_user(guarded, "lead", "l-pw"))
+    assert lead.query("SELECT fingerprint FROM alert_history").result_columns == [["a"]]
+    assert connect(as_user(guarded, "ana", "a-pw")).command("SELECT count() FROM alert_history") == 3
