@@ -58,6 +58,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                     if previous and offset - previous > 1 and acks_enabled_for(message.topic):
                         await self._add_gap(tp, previous + 1, offset)
                     if message.topic in self.handlers:
+                        # Pending until the handler returns: a rebalance waits for these to be
+                        # acknowledged (Faust's wait_empty) before giving the partition away, so
+                        # the next owner never starts while this batch is still being written.
+                        self.track_message(message)
                         batches[message.topic].append(message)
                     else:
                         singles.append(message)
