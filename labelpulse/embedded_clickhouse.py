@@ -47,6 +47,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from labelpulse.net import is_loopback
 from schema.access import Access, User, embedded_settings
+from schema.ddl import quote
 
 log = logging.getLogger("labelpulse.clickhouse")
 
@@ -534,10 +535,6 @@ def _parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str]]:
     return fields
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 class ClickHouseHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -618,7 +615,7 @@ def _apply(
     previous: dict[str, tuple[bool, str]] = {}
     try:
         if remember and (settings or database):
-            names = ", ".join(_quote(name) for name in settings) or "''"
+            names = ", ".join(quote(name) for name in settings) or "''"
             current = connection.query(
                 f"SELECT name, changed, value FROM system.settings WHERE name IN ({names}) "
                 f"UNION ALL SELECT '{_DATABASE}', true, currentDatabase()",
@@ -627,7 +624,7 @@ def _apply(
             for name, changed, value in json.loads(current.bytes())["data"]:
                 previous[name] = (bool(changed), value)
         if settings:
-            assignments = ", ".join(f"{_setting_name(name)} = {_quote(value)}" for name, value in settings.items())
+            assignments = ", ".join(f"{_setting_name(name)} = {quote(value)}" for name, value in settings.items())
             connection.query(f"SET {assignments}")
         if database:
             connection.query(f"USE {_identifier(database)}")
@@ -644,7 +641,7 @@ def _restore(connection: Any, previous: dict[str, tuple[bool, str]]) -> None:
     try:
         if settings:
             assignments = ", ".join(
-                f"{_setting_name(name)} = {_quote(value) if changed else 'DEFAULT'}"
+                f"{_setting_name(name)} = {quote(value) if changed else 'DEFAULT'}"
                 for name, (changed, value) in settings.items()
             )
             connection.query(f"SET {assignments}")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from schema.config import ConfigError, env_str, read_yaml
-from schema.ddl import SINGLE_NODE, Target
+from schema.ddl import SINGLE_NODE, Target, quote
 from schema.tables import ALERT_HISTORY, RAW_TABLES, ROLLUPS
 
 ROLES = ("writer", "reader", "evaluator", "analyst")
@@ -120,7 +120,7 @@ DATA_TABLES = {table.name: table for table in RAW_TABLES} | {target.name: target
 def row_conditions(projects: tuple[str, ...]) -> dict[str, str]:
     """Per table holding data, the condition that keeps only `projects`' rows. Alert history is
     kept for alerts about those projects; rows of no project (dead letters) are not theirs."""
-    listed = ", ".join(_quote(project) for project in projects)
+    listed = ", ".join(quote(project) for project in projects)
     conditions = {}
     for name, table in DATA_TABLES.items():
         if "project_id" in table.column_names:
@@ -136,13 +136,9 @@ def table_filters(projects: tuple[str, ...], database: str) -> str:
     """ClickHouse's `additional_table_filters` setting restricting every read to `projects`: the
     engine applies it to each table a query reads, through views and parameterized views too."""
     pairs = (
-        f"{_quote(f'{database}.{table}')}: {_quote(condition)}" for table, condition in row_conditions(projects).items()
+        f"{quote(f'{database}.{table}')}: {quote(condition)}" for table, condition in row_conditions(projects).items()
     )
     return "{" + ", ".join(pairs) + "}"
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def statements(access: Access, database: str, target: Target = SINGLE_NODE) -> list[str]:
@@ -163,7 +159,7 @@ def statements(access: Access, database: str, target: Target = SINGLE_NODE) -> l
     for user in access.users:
         sql += [
             f"CREATE USER IF NOT EXISTS `{user.name}`{on}",
-            f"ALTER USER `{user.name}`{on} IDENTIFIED WITH sha256_password BY {_quote(user.password)}",
+            f"ALTER USER `{user.name}`{on} IDENTIFIED WITH sha256_password BY {quote(user.password)}",
             f"GRANT{on} labelpulse_{user.role} TO `{user.name}`",
             f"ALTER USER `{user.name}`{on} DEFAULT ROLE labelpulse_{user.role}",
         ]
@@ -205,5 +201,5 @@ def embedded_settings(user: User, access: Access, database: str) -> dict[str, st
 def redact(statement: str, access: Access) -> str:
     """The statement with every password replaced, for printing."""
     for user in access.users:
-        statement = statement.replace(_quote(user.password), "'…'")
+        statement = statement.replace(quote(user.password), "'…'")
     return statement
