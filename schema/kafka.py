@@ -107,21 +107,6 @@ class KafkaSecurity:
             )
         return options
 
-    def faust_credentials(self) -> Any:
-        """The same, as Faust's `broker_credentials` (None: plaintext)."""
-        import faust
-
-        if self.sasl_mechanism:
-            return faust.SASLCredentials(
-                username=self.username,
-                password=self.password,
-                ssl_context=self.ssl_context(),
-                mechanism=self.sasl_mechanism,
-            )
-        if self.tls:
-            return faust.SSLCredentials(self.ssl_context())
-        return None
-
 
 @dataclass(frozen=True)
 class KafkaSettings:

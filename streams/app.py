@@ -34,7 +34,7 @@ from streams import metrics
 from streams.activity import ActivityTracker, encode_activity
 from streams.privacy import Pseudonymizer
 from streams.processor import Batch, Message, Processor
-from streams.settings import WorkerSettings
+from streams.settings import WorkerSettings, faust_credentials
 from streams.sink import ClickHouseSink
 from streams.transport import SCHEME, register_batch_handler
 
@@ -47,7 +47,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         settings.kafka,
         settings.consumer_group,
         broker=[f"{SCHEME}://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")],
-        broker_credentials=settings.kafka.security.faust_credentials(),
+        broker_credentials=faust_credentials(settings.kafka.security),
         store="memory://",  # table state is rebuilt from its changelog topic on start
         key_serializer="raw",
         value_serializer="raw",

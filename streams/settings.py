@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from schema.client import ClickHouseSettings
 from schema.config import ConfigError, env_int, env_str
 from schema.events import ContractLimits
-from schema.kafka import KafkaSettings
+from schema.kafka import KafkaSecurity, KafkaSettings
 from streams.privacy import Pseudonymizer
 
 
@@ -73,3 +74,19 @@ def _pseudonymize_key(env: Mapping[str, str]) -> str:
             "(a random secret, e.g. `openssl rand -hex 32`); keep it: a new key gives everyone new pseudonyms"
         )
     return key
+
+
+def faust_credentials(security: KafkaSecurity) -> Any:
+    """The Kafka security settings as Faust's `broker_credentials` (None: plaintext)."""
+    import faust
+
+    if security.sasl_mechanism:
+        return faust.SASLCredentials(
+            username=security.username,
+            password=security.password,
+            ssl_context=security.ssl_context(),
+            mechanism=security.sasl_mechanism,
+        )
+    if security.tls:
+        return faust.SSLCredentials(security.ssl_context())
+    return None

@@ -12,6 +12,7 @@ import pytest
 from labelpulse.broker import BrokerSettings
 from schema.config import ConfigError
 from schema.kafka import KafkaSecurity, KafkaSettings
+from streams.settings import faust_credentials
 from tests.conftest import run_cli
 
 SASL = {
@@ -26,7 +27,7 @@ def test_plaintext_is_the_default_and_adds_nothing() -> None:
     security = KafkaSettings.from_env({}).security
     assert security == KafkaSecurity()
     assert security.aiokafka_options() == {"security_protocol": "PLAINTEXT"}
-    assert security.faust_credentials() is None
+    assert faust_credentials(security) is None
 
 
 def test_sasl_over_tls_reaches_aiokafka_and_faust() -> None:
@@ -37,7 +38,7 @@ def test_sasl_over_tls_reaches_aiokafka_and_faust() -> None:
     assert options["sasl_mechanism"] == "SCRAM-SHA-512"
     assert (options["sasl_plain_username"], options["sasl_plain_password"]) == ("worker", "s3cret")
     assert isinstance(options["ssl_context"], ssl.SSLContext)
-    credentials = kafka.security.faust_credentials()
+    credentials = faust_credentials(kafka.security)
     assert (credentials.protocol.value, credentials.mechanism.value) == ("SASL_SSL", "SCRAM-SHA-512")
     assert "s3cret" not in repr(kafka), "the password never shows in logs"
 
