@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 
 from schema.rows import active_time_row
 from streams.processor import ActivityEntry as Entry
-from streams.processor import Batch, Message, StateStore
+from streams.processor import Batch, Record, StateStore
 
 log = logging.getLogger("labelpulse.activity")
 
@@ -81,7 +81,7 @@ class ActivityTracker:
         elapsed = later[0] - earlier[0]
         return Gap(elapsed, 0) if elapsed < self.idle_threshold_ms else Gap(0, 1)
 
-    def process(self, messages: Sequence[Message]) -> Batch:
+    def process(self, messages: Sequence[Record]) -> Batch:
         batch = Batch()
         for message in messages:
             try:

@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from aiokafka.errors import KafkaError
@@ -33,12 +33,15 @@ from schema.kafka import KafkaSettings, create_topics
 from streams import metrics
 from streams.activity import ActivityTracker, encode_activity
 from streams.privacy import Pseudonymizer
-from streams.processor import Batch, Message, Processor
+from streams.processor import Batch, Processor, Record
 from streams.settings import WorkerSettings, faust_credentials
 from streams.sink import ClickHouseSink
 from streams.transport import SCHEME, register_batch_handler
 
 log = logging.getLogger("labelpulse.worker")
+T = TypeVar("T")
+# Task (or annotator) state changed by a batch, as it was then: key -> (partition, state; None if deleted).
+Changes = dict[str, tuple[int, dict[str, Any] | None]]
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
@@ -90,30 +93,35 @@ def create_app(settings: WorkerSettings) -> faust.App:
         late_window_ms=settings.activity_late_window_s * 1000,
     )
     activity_sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.activity_topic)
-    seeded_partitions: set[int] = set()
+    # Per partition seen since the last (re)start or rebalance: the last offset stored before it,
+    # so re-read events are known as replays (they rebuild state; the sink drops their rows).
+    replayed_through: dict[int, int] = {}
     throughput = _Throughput()
     step = _Step()
 
-    async def store_batch(fetched: Sequence[Any]) -> None:
-        """One fetch of the events topic: process, make durable, publish dead letters. The
-        transport acknowledges the messages when this returns, never before."""
-        loop = asyncio.get_running_loop()
-        messages = _messages(fetched)
-        last_offsets = {m.partition: m.offset for m in messages}  # fetches come in offset order per partition
-        partitions = set(last_offsets)
-        for partition in partitions - seeded_partitions:  # after a (re)start or a rebalance
-            step.enter("reading recent event ids from ClickHouse")
-            recent = await loop.run_in_executor(None, sink.recent_event_ids, partition, settings.dedup_window)
-            processor.recent_ids(partition).remember(recent)
-            seeded_partitions.add(partition)
-        step.enter("reading stored offsets from ClickHouse")
-        stored = await loop.run_in_executor(None, sink.stored_through, "events", partitions)
-        batch = processor.process(messages, now=datetime.now(UTC), replayed_through=stored)
+    async def store_batch(records: Sequence[Record]) -> Coroutine[Any, Any, None]:
+        """One fetch of the events topic: processed now; returns what makes it durable, which
+        the transport runs while it processes the next fetch, and acknowledges when it is done."""
+        last_offsets = {record.partition: record.offset for record in records}  # offset order per partition
+        for partition in last_offsets.keys() - replayed_through:  # after a (re)start or a rebalance
+            step.enter("reading recent event ids and stored offsets from ClickHouse")
+            replayed_through[partition] = await run_on(sink, seed, partition)
+            step.leave()
+        batch = processor.process(records, now=datetime.now(UTC), replayed_through=replayed_through)
+        return make_durable(batch, len(records), last_offsets, tasks.take_changes())
+
+    def seed(partition: int) -> int:
+        """Duplicate detection resumes with the partition's recent ids; returns its last stored offset."""
+        processor.recent_ids(partition).remember(sink.recent_event_ids(partition, settings.dedup_window))
+        return sink.stored_through("events", [partition])[partition]
+
+    async def make_durable(batch: Batch, messages: int, last_offsets: dict[int, int], changes: Changes) -> None:
         step.enter("inserting into ClickHouse")
-        result = await loop.run_in_executor(None, sink.write, batch)
-        record_batch_metrics(batch, len(messages), result.seconds)
-        processor.release(batch)
-        published = tasks.flush()  # before the transport acknowledges the batch
+        result = await run_on(sink, sink.write, batch)
+        record_batch_metrics(batch, messages, result.seconds)
+        # Only now is the batch's task state published: recovery must never find state from
+        # events whose rows are not stored (a replay would not derive those rows again).
+        published = tasks.publish(changes)
         step.enter("sending dead letters")
         for message, error in batch.refused:
             published.append(
@@ -139,17 +147,17 @@ def create_app(settings: WorkerSettings) -> faust.App:
         for partition, last in last_offsets.items():  # how far behind the end of each partition this batch left us
             tp = TP(settings.kafka.events_topic, partition)
             metrics.LAG.labels(tp.topic, str(partition)).set(max(app.consumer.highwater(tp) - last - 1, 0))
-        throughput.add(len(messages), result.events_written, result.dead_letters_written, batch.duplicates)
-        log.debug("batch of %d messages stored in %.0f ms", len(messages), result.seconds * 1000)
+        throughput.add(messages, result.events_written, result.dead_letters_written, batch.duplicates)
+        log.debug("batch of %d messages stored in %.0f ms", messages, result.seconds * 1000)
 
-    async def store_activity(fetched: Sequence[Any]) -> None:
+    async def store_activity(records: Sequence[Record]) -> None:
         """One fetch of the activity topic: active time rows durable, then the annotators' state."""
-        loop = asyncio.get_running_loop()
-        batch = tracker.process(_messages(fetched))
+        batch = tracker.process(records)
         step.enter("inserting active time into ClickHouse")
-        await loop.run_in_executor(None, activity_sink.write, batch)
-        await confirm(annotators.flush(), "the annotators' changelog")
+        await run_on(activity_sink, activity_sink.write, batch)
+        await confirm(annotators.publish(annotators.take_changes()), "the annotators' changelog")
         await confirm(annotators.end_markers(), "the annotator changelog's end markers")
+        return None
 
     async def confirm(published: list[Awaitable[Any]], what: str) -> None:
         """Wait until Kafka has every message sent for a batch, or fail the worker.
@@ -188,7 +196,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # Another worker may have written to partitions we get now: re-read what is stored.
         sink.forget_partitions()
         activity_sink.forget_partitions()
-        seeded_partitions.clear()
+        replayed_through.clear()
 
     @app.timer(interval=10.0)
     async def _report() -> None:
@@ -240,8 +248,9 @@ class _WorkerApp(faust.App):
             )
 
 
-def _messages(fetched: Sequence[Any]) -> list[Message]:
-    return [Message(m.topic, m.partition, m.offset, m.key, m.value) for m in fetched]
+async def run_on(sink: ClickHouseSink, function: Callable[..., T], *args: Any) -> T:
+    """Run blocking ClickHouse work on the sink's own thread: one at a time per sink, in order."""
+    return await asyncio.get_running_loop().run_in_executor(sink.executor, function, *args)
 
 
 def record_batch_metrics(batch: Batch, messages: int, insert_seconds: float) -> None:
@@ -266,14 +275,14 @@ class TableStateStore:
 
     Faust writes a key's changelog to the partition of the event being processed; a batch
     spans partitions, so the partition is given here: that of the task's own events, which is
-    where its state must live. Changes are published once per key per batch (`flush`), not on
-    every event: a task's events often share a batch, and each changelog write costs a JSON
-    encoding and a producer message.
+    where its state must live. Changes are published once per key per batch (`take_changes`,
+    then `publish` once the batch is durable), not on every event: a task's events often share
+    a batch, and each changelog write costs a JSON encoding and a producer message.
     """
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        self._changed: dict[str, int] = {}  # key -> partition, since the last flush
+        self._changed: dict[str, int] = {}  # key -> partition, since the last take_changes
         self._touched: set[int] = set()  # changelog partitions written since the last end markers
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -288,15 +297,18 @@ class TableStateStore:
         self.table.data.pop(key, None)
         self._changed[key] = partition
 
-    def flush(self) -> list[Awaitable[Any]]:
-        """Publish every change since the last flush (a deleted task as a tombstone); returns
-        the messages' futures, done when Kafka has them."""
-        published = [
-            self.table.send_changelog(partition, key, self.table.data.get(key))
-            for key, partition in self._changed.items()
-        ]
-        self._touched.update(self._changed.values())
+    def take_changes(self) -> Changes:
+        """Every key changed since the last call, with its state as it is now (states are
+        replaced on change, never modified, so this is a snapshot)."""
+        changes = {key: (partition, self.table.data.get(key)) for key, partition in self._changed.items()}
         self._changed.clear()
+        return changes
+
+    def publish(self, changes: Changes) -> list[Awaitable[Any]]:
+        """Send the changes to the changelog (a deleted key as a tombstone); returns the
+        messages' futures, done when Kafka has them."""
+        published = [self.table.send_changelog(partition, key, state) for key, (partition, state) in changes.items()]
+        self._touched.update(partition for partition, _ in changes.values())
         return published
 
     def end_markers(self) -> list[Awaitable[Any]]:

@@ -38,7 +38,6 @@ def load(
         messages = [Message(topic, 0, read + i, None, value) for i, value in enumerate(chunk)]
         batch = processor.process(messages, now=now or datetime.now(UTC))
         sink.write(batch)
-        processor.release(batch)
         activity = []
         for annotator_id, entries in batch.activity.items():
             value = encode_activity(annotator_id, entries)

@@ -46,8 +46,26 @@ ANNOTATION_WORK = frozenset({"annotation_started", "annotation_submitted", "anno
 MAX_HANDLE_TIME_MS = 86_400_000
 
 
+class Record(Protocol):
+    """A Kafka message as the processor reads it: aiokafka's ConsumerRecord as the worker gets
+    it (streams.transport), or a Message."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 @dataclass(frozen=True)
 class Message:
+    """A Record made up: for tests and tools that have no Kafka."""
+
     topic: str
     partition: int
     offset: int
@@ -62,7 +80,7 @@ class TableRows:
     rows: list[list[Any]] = field(default_factory=list)
     positions: list[tuple[int, int]] = field(default_factory=list)
 
-    def add(self, row: list[Any], message: Message) -> None:
+    def add(self, row: list[Any], message: Record) -> None:
         self.rows.append(row)
         self.positions.append((message.partition, message.offset))
 
@@ -73,9 +91,7 @@ class Batch:
     events_by_type: dict[str, int] = field(default_factory=dict)
     dead_letters_by_rule: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
-    refused: list[tuple[Message, EventError]] = field(default_factory=list)
-    # Task state to forget once this batch is durable: (task_id, partition).
-    finished_tasks: list[tuple[str, int]] = field(default_factory=list)
+    refused: list[tuple[Record, EventError]] = field(default_factory=list)
     newest_occurred_at: datetime | None = None  # of the valid events: for the freshness metric
     # Annotation events per annotator, for the activity topic (replays included: it drops repeats).
     activity: defaultdict[str, list[ActivityEntry]] = field(default_factory=lambda: defaultdict(list))
@@ -148,7 +164,7 @@ class Processor:
         return self._recent[partition]
 
     def process(
-        self, messages: Sequence[Message], *, now: datetime, replayed_through: Mapping[int, int] | None = None
+        self, messages: Sequence[Record], *, now: datetime, replayed_through: Mapping[int, int] | None = None
     ) -> Batch:
         """`replayed_through`: per partition, the last offset already stored. Such messages are
         replays after a restart, not producer duplicates: they rebuild task state like any other
@@ -159,13 +175,7 @@ class Processor:
             self._process_one(message, now, batch, replay)
         return batch
 
-    def release(self, batch: Batch) -> None:
-        """Forget the state of tasks the batch finished. Call only once the batch is durable:
-        a crash before that replays the batch, which needs the state again."""
-        for task_id, partition in batch.finished_tasks:
-            self.tasks.delete(task_id, partition)
-
-    def _process_one(self, message: Message, now: datetime, batch: Batch, replay: bool) -> None:
+    def _process_one(self, message: Record, now: datetime, batch: Batch, replay: bool) -> None:
         result = (
             validate_event(message.value, now=now, limits=self.limits)
             if message.value is not None
@@ -191,7 +201,7 @@ class Processor:
         if batch.newest_occurred_at is None or event.occurred_at > batch.newest_occurred_at:
             batch.newest_occurred_at = event.occurred_at
 
-    def _refuse(self, message: Message, error: EventError, now: datetime, batch: Batch) -> None:
+    def _refuse(self, message: Record, error: EventError, now: datetime, batch: Batch) -> None:
         batch.refused.append((message, error))
         if self.pseudonymizer:  # the message may name people: it stays in the dead-letter topic only
             error = replace(error, message=WITHHELD)
@@ -207,7 +217,7 @@ class Processor:
         batch.tables["dead_letters"].add(row, message)
         batch.dead_letters_by_rule[error.rule] = batch.dead_letters_by_rule.get(error.rule, 0) + 1
 
-    def _track_task(self, event: Event, message: Message, batch: Batch) -> Event:
+    def _track_task(self, event: Event, message: Record, batch: Batch) -> Event:
         """Update the task's state; emit what it completes; return the event, enriched where the state says so."""
         if isinstance(event, TaskCreated) and event.is_gold and event.gold_label is not None:
             state = self.tasks.get(event.task_id) or {}
@@ -222,7 +232,7 @@ class Processor:
             self._completed(event, message, batch)
         return event
 
-    def _reviewed(self, event: ReviewCompleted, message: Message, batch: Batch) -> None:
+    def _reviewed(self, event: ReviewCompleted, message: Record, batch: Batch) -> None:
         """Which round of review this is, and whether it accepts work never rejected before. Reviews
         are remembered by event_id, so a replay after a restart gets the round it had."""
         state = self.tasks.get(event.task_id) or {}
@@ -240,7 +250,7 @@ class Processor:
             rejected = [*rejected, event.event_id]
         self.tasks.put(event.task_id, {**state, "reviews": reviews, "rejected": rejected}, message.partition)
 
-    def _started(self, event: AnnotationStarted, message: Message, batch: Batch) -> None:
+    def _started(self, event: AnnotationStarted, message: Record, batch: Batch) -> None:
         state = self.tasks.get(event.task_id) or {}
         started = {**state.get("started", {}), event.annotator_id: event.occurred_at.isoformat()}
         waiting = dict(state.get("waiting", {}))
@@ -252,7 +262,7 @@ class Processor:
             )  # fmt: skip
         self.tasks.put(event.task_id, {**state, "started": started, "waiting": waiting}, message.partition)
 
-    def _submitted(self, event: AnnotationSubmitted, message: Message, batch: Batch) -> Event:
+    def _submitted(self, event: AnnotationSubmitted, message: Record, batch: Batch) -> Event:
         state = self.tasks.get(event.task_id) or {}
         changed = dict(state)
         labels: dict[str, str] = state.get("labels", {})
@@ -280,7 +290,7 @@ class Processor:
             return event.model_copy(update={"is_gold": True, "gold_label": state["gold"]})
         return event
 
-    def _completed(self, event: TaskCompleted, message: Message, batch: Batch) -> None:
+    def _completed(self, event: TaskCompleted, message: Record, batch: Batch) -> None:
         state = self.tasks.get(event.task_id) or {}
         labels = state.get("labels", {})
         if len(labels) >= 2:
@@ -296,8 +306,8 @@ class Processor:
             batch.tables["task_agreement"].add(task_row, message)
             for row in pair_rows:
                 batch.tables["pair_agreement"].add(row, message)
-        if state:
-            batch.finished_tasks.append((event.task_id, message.partition))
+        if state:  # the task is done: forget it (the worker publishes that only once the batch is durable)
+            self.tasks.delete(event.task_id, message.partition)
 
     @staticmethod
     def _derived_handle_time(
@@ -306,7 +316,7 @@ class Processor:
         task_id: str,
         started_at: datetime,
         submitted_at: datetime,
-        message: Message,
+        message: Record,
         batch: Batch,
     ) -> None:
         handle_ms = int((submitted_at - started_at).total_seconds() * 1000)

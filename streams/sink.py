@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,8 @@ class ClickHouseSink:
         self._retry_max_s = retry_max_s
         self._sleep = sleep
         self._watermarks: dict[str, dict[int, int]] = {}  # table -> partition -> last stored offset
+        # The worker runs the sink's blocking calls here: one at a time, in order, off the event loop.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{topic}")
 
     @property
     def client(self) -> Client:
@@ -105,8 +108,8 @@ class ClickHouseSink:
             if not rows:
                 continue
             self._insert(table, rows, ranges)
-            # _fresh() read this table's watermarks, so they are loaded
-            self._watermarks[table].update({partition: last for partition, (_, last) in ranges.items()})
+            if table in self._watermarks:  # else forgotten meanwhile (a rebalance): read afresh when needed
+                self._watermarks[table].update({partition: last for partition, (_, last) in ranges.items()})
             written[table] = len(rows)
         return WriteResult(written, skipped, time.perf_counter() - started)
 

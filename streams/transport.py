@@ -4,78 +4,99 @@ Faust delivers every message on its own: consumer -> conductor (a lock per messa
 queue -> stream -> agent, each delivery wrapped in an `asyncio.wait` over two new tasks. That
 costs ~100-150 µs of event-loop time per message and caps any agent at ~7-10k messages/s,
 whatever the broker or the sink can do (bench/RESULTS.md). The worker's job is batch-shaped
-anyway, so for its events topic this consumer skips the per-message path: each `getmany` result
-is handed to the topic's batch handler in one call, and the messages are acknowledged — and so
-become committable — only after the handler returns, i.e. once they are durable.
+anyway, so for its topics this consumer skips the per-message path: the records of each fetch
+(aiokafka's own, not converted into Faust messages) go to the topic's batch handler in one call.
+
+A handler works in two steps, so that the next fetch is processed while the previous one is
+being written: `await handler(records)` processes the records and returns a coroutine that
+makes them durable. That coroutine runs as a task while the consumer fetches and processes the
+next batch; the next batch's coroutine starts only when it is done (one batch in flight per
+topic, in order), and the records are acknowledged — and so become committable — only when it
+succeeds. Until then they count as pending for Faust, so a rebalance or a shutdown waits for the
+batch in flight before giving its partitions away. If it fails, the worker stops: nothing of the
+batch is acknowledged, and a restarted worker reads it again.
 
 Every other topic (table changelogs, Faust's own) still takes Faust's normal path, so group
 membership, rebalancing, table recovery and offset commits are Faust's, unchanged.
 
 Use the URL scheme `labelpulse-kafka://` for the broker and register handlers with
-`register_batch_handler(app, topic, handler)` before the worker starts.
+`register_batch_handler(topic, handler)` before the worker starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from functools import partial
 from time import monotonic
 from typing import Any, ClassVar
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
-BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+# Returns the coroutine that makes the records durable (None: they already are).
+BatchHandler = Callable[[Sequence[Any]], Awaitable[Coroutine[Any, Any, None] | None]]
 SCHEME = "labelpulse-kafka"
+
+
+class InFlight:
+    """A batch on its way to being durable. Faust's `wait_empty` (before a rebalance gives
+    partitions away, and at shutdown) waits while anything in `_unacked_messages` is not acked;
+    one of these stands there for all the batch's records."""
+
+    refcount = 1  # read by Faust's wait_empty log line
+
+    def __init__(self, ranges: dict[TP, tuple[int, int]]) -> None:
+        self.ranges = ranges  # per partition: first and last offset the batch covers
+        self.acked = False
+        self.task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<batch {', '.join(f'{tp.topic}/{tp.partition}:{lo}-{hi}' for tp, (lo, hi) in self.ranges.items())}>"
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
     # topic -> handler, per app (one worker process runs one app).
     handlers: ClassVar[dict[str, BatchHandler]] = {}
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Per topic, the batch being made durable. Kept here, not in _drain_messages, because
+        # Faust may restart that loop while a batch is still in flight.
+        self.in_flight: dict[str, InFlight] = {}
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised by the worker tests
-        # Mirrors faust.transport.consumer.Consumer._drain_messages, batching the chosen topics.
+        # Mirrors faust.transport.consumer.Consumer._drain_messages and getmany, batching the chosen topics.
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
-        read_offset = self._read_offset
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        monitor = self.app.monitor
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                batches: defaultdict[str, list[Any]] = defaultdict(list)
-                singles: list[Any] = []
                 await asyncio.sleep(0)
                 if self.should_stop:
                     break
-                async for tp, message in self.getmany(timeout=1.0):
-                    offset = message.offset
-                    previous = read_offset[tp]
-                    if previous is not None and offset < previous:
-                        continue  # already delivered before a seek
-                    if previous and offset - previous > 1 and acks_enabled_for(message.topic):
-                        await self._add_gap(tp, previous + 1, offset)
-                    if message.topic in self.handlers:
-                        # Pending until the handler returns: a rebalance waits for these to be
-                        # acknowledged (Faust's wait_empty) before giving the partition away, so
-                        # the next owner never starts while this batch is still being written.
-                        self.track_message(message)
-                        batches[message.topic].append(message)
+                self._raise_failed_batch()
+                records, active_partitions = await self._wait_next_records(1.0)
+                if records is None or self.should_stop:
+                    break
+                if not self.flow_active:  # a rebalance began: Faust seeks back to the committed offsets
+                    await self.perform_seek()
+                    continue
+                batches: dict[str, dict[TP, Sequence[Any]]] = {}
+                for tp, tp_records in records.items():
+                    if not (active_partitions is None or tp in active_partitions or tp in self._buffered_partitions):
+                        continue
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    if tp.topic in self.handlers:
+                        batches.setdefault(tp.topic, {})[tp] = tp_records
                     else:
-                        singles.append(message)
-                    read_offset[tp] = offset
-                for message in singles:
-                    await self.callback(message)
-                for topic, messages in batches.items():
-                    await self.handlers[topic](messages)
-                    for message in messages:
-                        self.ack(message)
-                    if monitor is not None:  # Faust's stall diagnostics look here for progress
-                        now = monotonic()
-                        for message in messages:
-                            monitor.stream_inbound_time[message.tp] = now
+                        await self._deliver_each(tp, tp_records)
+                for topic, fetched in batches.items():
+                    await self._deliver_batch(topic, fetched)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -87,6 +108,81 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _deliver_batch(self, topic: str, fetched: dict[TP, Sequence[Any]]) -> None:
+        """One fetch of a topic (all its partitions) to its handler: one batch, one insert."""
+        ranges: dict[TP, tuple[int, int]] = {}
+        records: list[Any] = []
+        for tp, tp_records in fetched.items():
+            previous = self._read_offset[tp]
+            if previous is not None and tp_records[0].offset < previous:  # delivered before a seek
+                tp_records = [record for record in tp_records if record.offset >= previous]
+                if not tp_records:
+                    continue
+            first, last = tp_records[0].offset, tp_records[-1].offset
+            if previous is not None and first - previous > 1:
+                first = previous + 1  # offsets without a record (compaction, transaction markers) are done too
+            self._read_offset[tp] = last
+            ranges[tp] = (first, last)
+            records.extend(tp_records)
+        if not records:
+            return
+        batch = InFlight(ranges)
+        self._unacked_messages.add(batch)  # type: ignore[arg-type]  # pending until acknowledged
+        make_durable = await self.handlers[topic](records)
+        earlier = self.in_flight.get(topic)
+        if earlier is not None and earlier.task is not None:
+            await earlier.task  # one batch in flight per topic, in order
+        self.in_flight[topic] = batch
+        if make_durable is None:
+            self._ack_batch(batch)
+        else:
+            batch.task = asyncio.get_running_loop().create_task(make_durable)
+            batch.task.add_done_callback(partial(self._ack_if_durable, batch))
+
+    def _ack_if_durable(self, batch: InFlight, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._ack_batch(batch)
+
+    def _raise_failed_batch(self) -> None:
+        """A batch that could not be made durable stops the worker (its records stay unacknowledged)."""
+        for batch in self.in_flight.values():
+            if batch.task is not None and batch.task.done() and not batch.task.cancelled():
+                error = batch.task.exception()
+                if error is not None:
+                    raise error
+
+    def _ack_batch(self, batch: InFlight) -> None:
+        """Faust's `ack` for every offset of the batch at once."""
+        with ack_lock:
+            batch.acked = True
+            self._unacked_messages.discard(batch)  # type: ignore[arg-type]
+            now = monotonic()
+            for tp, (first, last) in batch.ranges.items():
+                if not self.app.topics.acks_enabled_for(tp.topic):
+                    continue
+                committed = self._committed_offset[tp]
+                new = set(range(max(first, committed or 0), last + 1)) - self._acked_index[tp]
+                self._acked_index[tp].update(new)
+                self._acked[tp].extend(sorted(new))
+                self._n_acked += len(new)
+                if self.app.monitor is not None:  # Faust's stall diagnostics look here for progress
+                    self.app.monitor.stream_inbound_time[tp] = now
+            notify(self._waiting_for_ack)
+
+    async def _deliver_each(self, tp: TP, records: Sequence[Any]) -> None:
+        """Faust's own path, message by message (changelogs, Faust's internal topics)."""
+        read_offset = self._read_offset
+        acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
+        for record in records:
+            offset = record.offset
+            previous = read_offset[tp]
+            if previous is not None and offset < previous:
+                continue  # already delivered before a seek
+            if previous and offset - previous > 1 and acks_enabled:
+                await self._add_gap(tp, previous + 1, offset)
+            read_offset[tp] = offset
+            await self.callback(self._to_message(tp, record))
 
 
 class Transport(faust_aiokafka.Transport):

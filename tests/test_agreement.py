@@ -92,7 +92,6 @@ def loaded(clickhouse: ClickHouseSettings, migrated: Client) -> dict[str, list[d
     for partition, (project, per_task) in enumerate(data.items()):
         batch = processor.process(messages_for(project, per_task, partition), now=NOW)
         sink.write(batch)
-        processor.release(batch)
     assert processor.tasks == {}, "state of completed tasks is released"
     return data
 

@@ -107,7 +107,6 @@ def loaded(clickhouse: ClickHouseSettings, migrated: Client) -> Client:
         batch = processor.process(messages[start : start + 250], now=NOW)
         assert not batch.refused, batch.refused[:1]
         sink.write(batch)
-        processor.release(batch)
     return migrated
 
 
