@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from typing import Any
 
@@ -27,6 +27,17 @@ WORKER_TABLES = {
 }
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """A DateTime64(3) value as ClickHouse stores it. The worker sends `events` times this way:
+    clickhouse-connect writes ints as they are, but converts datetimes one by one in Python
+    (~2.5 µs a row on a 10,000-row insert)."""
+    return (moment - EPOCH) // MILLISECOND
+
+
 def label_text(label: str | dict[str, Any] | None) -> str:
     """A class name as is; a structured label as canonical JSON, so equal labels compare equal."""
     if label is None:
@@ -36,27 +47,28 @@ def label_text(label: str | dict[str, Any] | None) -> str:
     return json.dumps(label, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_row(event: Event, *, received_at: datetime, topic: str, partition: int, offset: int) -> list[Any]:
-    """The `events` row of a valid event, in EVENT_COLUMNS order."""
+def event_row(event: Event, *, received_ms: int, topic: str, partition: int, offset: int) -> list[Any]:
+    """The `events` row of a valid event, in EVENT_COLUMNS order; times in epoch ms (`epoch_ms`).
+    Enum fields are StrEnums: stored as they are (reading `.value` costs more than the rest of the row)."""
     extra = extra_fields(event)
     return [
         event.event_id,
         event.event_type,
         event.schema_version,
-        event.occurred_at,
-        received_at,
+        epoch_ms(event.occurred_at),
+        received_ms,
         event.project_id,
         event.task_id,
         event.annotator_id or "",
         event.reviewer_id or "",
         event.session_id or "",
-        event.stage.value if event.stage else "",
-        event.source.value if event.source else "",
+        event.stage or "",
+        event.source or "",
         label_text(event.label),
         event.duration_ms,
         bool(event.is_gold),
         label_text(event.gold_label),
-        event.verdict.value if event.verdict else "",
+        event.verdict or "",
         event.reason or "",
         label_text(event.model_label),
         event.model_confidence,
@@ -150,7 +162,7 @@ def review_round_row(
         event.reviewer_id,
         event.occurred_at,
         min(review_round, 65_535),  # UInt16
-        event.verdict.value,
+        event.verdict,
         first_pass_accepted,
         topic,
         partition,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from schema.events import (
@@ -33,13 +33,20 @@ from schema.events import (
     TaskCreated,
     validate_event,
 )
-from schema.rows import agreement_rows, dead_letter_row, event_row, handle_time_row, label_text, review_round_row
+from schema.rows import (
+    agreement_rows,
+    dead_letter_row,
+    epoch_ms,
+    event_row,
+    handle_time_row,
+    label_text,
+    review_round_row,
+)
 from streams.privacy import WITHHELD, Pseudonymizer
 
 # An annotation event as the activity topic carries it (streams.activity): occurred_at in epoch ms,
 # event_id (orders ties in time, and makes replays recognisable), project_id.
 ActivityEntry = tuple[int, str, str]
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ANNOTATION_WORK = frozenset({"annotation_started", "annotation_submitted", "annotation_skipped"})
 
 # Longer than this between start and submission is not handle time (the contract's duration_ms limit).
@@ -170,12 +177,13 @@ class Processor:
         replays after a restart, not producer duplicates: they rebuild task state like any other
         (their rows are dropped by the sink), though their ids were seen before."""
         batch = Batch()
+        replayed = replayed_through or {}
+        received_ms = epoch_ms(now)
         for message in messages:
-            replay = message.offset <= (replayed_through or {}).get(message.partition, -1)
-            self._process_one(message, now, batch, replay)
+            self._process_one(message, now, received_ms, batch, message.offset <= replayed.get(message.partition, -1))
         return batch
 
-    def _process_one(self, message: Record, now: datetime, batch: Batch, replay: bool) -> None:
+    def _process_one(self, message: Record, now: datetime, received_ms: int, batch: Batch, replay: bool) -> None:
         result = (
             validate_event(message.value, now=now, limits=self.limits)
             if message.value is not None
@@ -191,10 +199,12 @@ class Processor:
             result = self.pseudonymizer.event(result)
         event = self._track_task(result, message, batch)
         if event.event_type in ANNOTATION_WORK and event.annotator_id:
-            occurred_ms = (event.occurred_at - EPOCH) // timedelta(milliseconds=1)
+            occurred_ms = epoch_ms(event.occurred_at)
             batch.activity[event.annotator_id].append((occurred_ms, event.event_id, event.project_id))
         batch.tables["events"].add(
-            event_row(event, received_at=now, topic=message.topic, partition=message.partition, offset=message.offset),
+            event_row(
+                event, received_ms=received_ms, topic=message.topic, partition=message.partition, offset=message.offset
+            ),
             message,
         )
         batch.events_by_type[event.event_type] = batch.events_by_type.get(event.event_type, 0) + 1
@@ -241,12 +251,12 @@ class Processor:
         if event.event_id not in reviews:
             reviews = [*reviews, event.event_id]
         earlier = reviews[: reviews.index(event.event_id)]
-        first_pass = event.verdict.value == "accepted" and not any(review in rejected for review in earlier)
+        first_pass = event.verdict == "accepted" and not any(review in rejected for review in earlier)
         row = review_round_row(
             event, len(earlier) + 1, first_pass, topic=message.topic, partition=message.partition, offset=message.offset
         )
         batch.tables["review_rounds"].add(row, message)
-        if event.verdict.value == "rejected" and event.event_id not in rejected:
+        if event.verdict == "rejected" and event.event_id not in rejected:
             rejected = [*rejected, event.event_id]
         self.tasks.put(event.task_id, {**state, "reviews": reviews, "rejected": rejected}, message.partition)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, WORKER_TABLES
+from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, WORKER_TABLES, epoch_ms
 from streams.privacy import Pseudonymizer
 from streams.processor import DictStateStore, Message, Processor, RecentIds
 
@@ -49,7 +49,7 @@ def test_valid_event_becomes_an_events_row_with_its_kafka_position(processor: Pr
     assert batch.tables["events"].positions == [(2, 41)]
     stored = row(EVENT_COLUMNS, batch.rows("events")[0])
     assert (stored["event_id"], stored["kafka_partition"], stored["kafka_offset"]) == ("e1", 2, 41)
-    assert stored["received_at"] == NOW
+    assert stored["received_at"] == epoch_ms(NOW)
     assert batch.events_by_type == {"annotation_submitted": 1}
     assert not batch.rows("dead_letters")
 

@@ -13,7 +13,7 @@ from clickhouse_connect.driver.client import Client
 
 from schema.client import ClickHouseSettings, connect
 from schema.events import EventError, validate_event
-from schema.rows import EVENT_COLUMNS, event_row
+from schema.rows import EVENT_COLUMNS, epoch_ms, event_row
 from streams.processor import DictStateStore, Message, Processor
 from streams.sink import ClickHouseSink
 from tests.references import assert_throughput_per_minute_matches
@@ -222,7 +222,7 @@ def test_replaying_a_block_with_its_deduplication_token_changes_nothing(loaded: 
     for offset, raw in enumerate(document):
         event = validate_event({**raw, "event_id": f"replay-{offset}"}, now=NOW)
         assert not isinstance(event, EventError)
-        rows.append(event_row(event, received_at=NOW, topic="events", partition=1, offset=offset))
+        rows.append(event_row(event, received_ms=epoch_ms(NOW), topic="events", partition=1, offset=offset))
     settings = {"insert_deduplication_token": "events-1-0-9", "deduplicate_blocks_in_dependent_materialized_views": 1}
     loaded.insert("events", rows, column_names=list(EVENT_COLUMNS), settings=settings)
     once = loaded.query(
