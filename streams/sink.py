@@ -115,6 +115,11 @@ class ClickHouseSink:
 
     def _fresh(self, table: str, table_rows: TableRows) -> tuple[list[list[Any]], dict[int, tuple[int, int]], int]:
         """Rows not yet stored, and the (first, last) offset they cover per partition."""
+        # Rows come in offset order per partition: the first position seen is the lowest.
+        first = dict(reversed(table_rows.positions))
+        if all(offset > self._watermark(table, partition) for partition, offset in first.items()):
+            last = dict(table_rows.positions)  # nothing replayed: the usual case, without a loop per row
+            return table_rows.rows, {partition: (first[partition], last[partition]) for partition in first}, 0
         rows: list[list[Any]] = []
         ranges: dict[int, tuple[int, int]] = {}
         skipped = 0
@@ -123,8 +128,8 @@ class ClickHouseSink:
                 skipped += 1
                 continue
             rows.append(row)
-            first, _ = ranges.get(partition, (offset, offset))
-            ranges[partition] = (first, offset)
+            lowest, _ = ranges.get(partition, (offset, offset))
+            ranges[partition] = (lowest, offset)
         return rows, ranges, skipped
 
     def stored_through(self, table: str, partitions: Iterable[int]) -> dict[int, int]:
