@@ -18,8 +18,10 @@ the same way: per-annotator state -> active time rows -> ClickHouse -> acknowled
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -40,6 +42,7 @@ from streams.transport import SCHEME, register_batch_handler
 
 log = logging.getLogger("labelpulse.worker")
 T = TypeVar("T")
+GC_THRESHOLD = 100_000  # allocations between young-generation collections (Python's default: 700)
 # Task (or annotator) state changed by a batch, as it was then: key -> (partition, state; None if deleted).
 Changes = dict[str, tuple[int, dict[str, Any] | None]]
 
@@ -121,7 +124,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         record_batch_metrics(batch, messages, result.seconds)
         # Only now is the batch's task state published: recovery must never find state from
         # events whose rows are not stored (a replay would not derive those rows again).
-        published = tasks.publish(changes)
+        published = await tasks.publish(changes)
         step.enter("sending dead letters")
         for message, error in batch.refused:
             published.append(
@@ -143,7 +146,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # Changelog, dead letters and activity are in Kafka before the batch is acknowledged: a
         # rebalance's recovery reads the changelog up to its end, and must find this batch's state.
         await confirm(published, "the batch's changelog, dead letters and activity")
-        await confirm(tasks.end_markers(), "the task changelog's end markers")
+        await confirm(await tasks.end_markers(), "the task changelog's end markers")
         for partition, last in last_offsets.items():  # how far behind the end of each partition this batch left us
             tp = TP(settings.kafka.events_topic, partition)
             metrics.LAG.labels(tp.topic, str(partition)).set(max(app.consumer.highwater(tp) - last - 1, 0))
@@ -155,8 +158,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         batch = tracker.process(records)
         step.enter("inserting active time into ClickHouse")
         await run_on(activity_sink, activity_sink.write, batch)
-        await confirm(annotators.publish(annotators.take_changes()), "the annotators' changelog")
-        await confirm(annotators.end_markers(), "the annotator changelog's end markers")
+        await confirm(await annotators.publish(annotators.take_changes()), "the annotators' changelog")
+        await confirm(await annotators.end_markers(), "the annotator changelog's end markers")
         return None
 
     async def confirm(published: list[Awaitable[Any]], what: str) -> None:
@@ -236,6 +239,12 @@ class _WorkerApp(faust.App):
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
+        # A batch allocates ~30 objects per event, nearly all freed by reference counting; with
+        # Python's default thresholds the cycle collector still runs hundreds of times per batch
+        # and keeps rescanning the long-lived state (task tables, dedup windows): 10-30% of the
+        # processing time in bench/RESULTS.md. Collect less often, and never what start-up made.
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 20, 20)
         counts = await create_topics(self.kafka)
         log.info("topics: %s", ", ".join(f"{topic} ({n} partitions)" for topic, n in counts.items()))
         if counts[self.kafka.events_topic] != self.kafka.partitions:
@@ -267,6 +276,7 @@ def record_batch_metrics(batch: Batch, messages: int, insert_seconds: float) -> 
         metrics.FRESHNESS.set(max((now - batch.newest_occurred_at).total_seconds(), 0.0))
 
 
+ChangelogRecords = dict[int, list[tuple[bytes, bytes | None]]]  # partition -> encoded (key, value)
 END_MARKER = "\x00labelpulse-end"  # a key no real task or annotator id is (it starts with NUL)
 
 
@@ -304,25 +314,50 @@ class TableStateStore:
         self._changed.clear()
         return changes
 
-    def publish(self, changes: Changes) -> list[Awaitable[Any]]:
-        """Send the changes to the changelog (a deleted key as a tombstone); returns the
-        messages' futures, done when Kafka has them."""
-        published = [self.table.send_changelog(partition, key, state) for key, (partition, state) in changes.items()]
-        self._touched.update(partition for partition, _ in changes.values())
-        return published
+    async def publish(self, changes: Changes) -> list[Awaitable[Any]]:
+        """Send the changes to the changelog (a deleted key as a tombstone); returns futures,
+        done when Kafka has them."""
+        topic = self.table.changelog_topic
+        records: ChangelogRecords = defaultdict(list)
+        for key, (partition, state) in changes.items():
+            encoded_key, _ = topic.prepare_key(key, self.table.key_serializer)
+            encoded_state = None if state is None else topic.prepare_value(state, self.table.value_serializer)[0]
+            records[partition].append((encoded_key, encoded_state))
+        self._touched.update(records)
+        return await self._send(records)
 
-    def end_markers(self) -> list[Awaitable[Any]]:
+    async def end_markers(self) -> list[Awaitable[Any]]:
         """One tombstone of a key no state uses, per changelog partition written since the last
-        call. Send them only once everything flushed is in Kafka, so each is a batch of its own.
+        call. Send them only once everything published is in Kafka, so each is a batch of its own.
 
         Recovery after a rebalance reads a changelog partition up to the end offset the broker
         reports, and the embedded broker (Tansu 0.6) reports the last record *batch's* base
         offset + 1: every record of a multi-record last batch but its first would be left
         unread, and that task state lost. A single-record last batch makes that offset the true
         end. On Kafka, where the end is right anyway, it is one small record per partition."""
-        published = [self.table.send_changelog(partition, END_MARKER, None) for partition in self._touched]
+        marker, _ = self.table.changelog_topic.prepare_key(END_MARKER, self.table.key_serializer)
+        records: dict[int, list[tuple[bytes, bytes | None]]] = {
+            partition: [(marker, None)] for partition in self._touched
+        }
         self._touched.clear()
-        return published
+        return await self._send(records)
+
+    async def _send(self, records: ChangelogRecords) -> list[Awaitable[Any]]:
+        """Records per partition, in as few Kafka record batches as fit (aiokafka's batch API).
+        A batch changes thousands of keys, and Faust's send path costs tens of µs of event-loop
+        time per message: the largest share of the worker's time after processing itself."""
+        producer = self.table.app.producer._ensure_producer()  # aiokafka's own, started by Faust
+        topic = self.table.changelog_topic.get_topic_name()
+        sent: list[Awaitable[Any]] = []
+        for partition, pairs in records.items():
+            batch = producer.create_batch()
+            for key, value in pairs:
+                if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, start the next
+                    sent.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)  # the first record always fits
+            sent.append(await producer.send_batch(batch, topic, partition=partition))
+        return sent
 
 
 class _Step:
