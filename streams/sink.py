@@ -14,6 +14,7 @@ mechanisms make that harmless:
    window and `deduplicate_blocks_in_dependent_materialized_views` extends it to the rollups.
    This covers the retry of an insert whose answer was lost (timeout, broken connection),
    when the watermark could not have been read in between.
+   Every insert is one block, since the token applies to each block of an insert alike.
 
 Offsets are committed to Kafka only after `write` returns, so nothing is committed before it
 is durable here. While ClickHouse is unreachable `write` waits and retries, which stops the
@@ -31,6 +32,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
+from clickhouse_connect.driver.insert import InsertContext
 
 from schema.client import ClickHouseUnavailable
 from schema.rows import WORKER_TABLES
@@ -71,6 +73,7 @@ class ClickHouseSink:
         self._retry_max_s = retry_max_s
         self._sleep = sleep
         self._watermarks: dict[str, dict[int, int]] = {}  # table -> partition -> last stored offset
+        self._contexts: dict[str, InsertContext] = {}  # per table, for the current client
         # The worker runs the sink's blocking calls here: one at a time, in order, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{topic}")
 
@@ -158,8 +161,20 @@ class ClickHouseSink:
             "insert_deduplication_token": f"{table}:{self.topic}:{covered}",
             "deduplicate_blocks_in_dependent_materialized_views": 1,
         }
-        columns = list(WORKER_TABLES[table])
-        self._retrying(lambda: self.client.insert(table, rows, column_names=columns, settings=settings))
+        self._retrying(lambda: self.client.insert(context=self._insert_context(table, rows, settings)))
+
+    def _insert_context(self, table: str, rows: list[list[Any]], settings: dict[str, Any]) -> InsertContext:
+        """The rows as one block. clickhouse-connect would split them into blocks of ~1-2 MB, and
+        every block of an insert carries its token: the engine drops all blocks after the first
+        as repeats of it (rows lost, without an error). Each table's context is reused, which
+        also saves the DESCRIBE that `client.insert` sends before every insert."""
+        if table not in self._contexts:
+            self._contexts[table] = self.client.create_insert_context(table, column_names=list(WORKER_TABLES[table]))
+        context = self._contexts[table]
+        context.settings = {**context.settings, **settings}
+        context.req_block_size = max(len(rows), 1)
+        context.data = rows
+        return context
 
     def _retrying(self, operation: Callable[[], Any]) -> Any:
         delay = self._retry_initial_s
@@ -171,6 +186,7 @@ class ClickHouseSink:
                     raise
                 log.warning("ClickHouse unavailable (%s); retrying in %.1fs", str(exc).splitlines()[0][:200], delay)
                 self._client = None  # reconnect: the server may have restarted
+                self._contexts.clear()
                 self._sleep(delay)
                 delay = min(delay * 2, self._retry_max_s)
 

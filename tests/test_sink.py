@@ -18,7 +18,7 @@ pytestmark = pytest.mark.clickhouse
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def messages(first: int, last: int, partition: int = 0, bad_every: int = 0) -> list[Message]:
+def messages(first: int, last: int, partition: int = 0, bad_every: int = 0, **extra: str) -> list[Message]:
     out = []
     for offset in range(first, last + 1):
         value = json.dumps(
@@ -32,6 +32,7 @@ def messages(first: int, last: int, partition: int = 0, bad_every: int = 0) -> l
                 "annotator_id": "a",
                 "label": "cat",
                 "duration_ms": 1000,
+                **extra,
             }
         ).encode()
         if bad_every and offset % bad_every == 0:
@@ -60,6 +61,15 @@ def test_first_write_to_an_empty_partition_keeps_offset_zero(sink: ClickHouseSin
     result = sink.write(batch_of(messages(0, 9)))
     assert result.events_written == 10
     assert migrated.command("SELECT min(kafka_offset) FROM events") == 0
+
+
+def test_a_batch_larger_than_one_insert_block_is_stored_whole(sink: ClickHouseSink, migrated: Client) -> None:
+    # clickhouse-connect splits an insert into blocks of ~1-2 MB; each block carried the batch's
+    # deduplication token, so the engine dropped every block after the first as a repeat.
+    # 4 kB rows (a tool's extra fields) make blocks of 512 rows.
+    batch = batch_of(messages(0, 2_999, note="x" * 4096))
+    assert sink.write(batch).events_written == 3_000
+    assert totals(migrated) == (3_000, 0, 3_000)
 
 
 def test_replay_after_a_restart_writes_nothing(clickhouse: ClickHouseSettings, migrated: Client) -> None:
