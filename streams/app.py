@@ -272,8 +272,8 @@ def record_batch_metrics(batch: Batch, messages: int, insert_seconds: float) -> 
     metrics.INSERT_SECONDS.observe(insert_seconds)
     now = datetime.now(UTC)
     metrics.LAST_BATCH.set(now.timestamp())
-    if batch.newest_occurred_at is not None:
-        metrics.FRESHNESS.set(max((now - batch.newest_occurred_at).total_seconds(), 0.0))
+    if batch.newest_occurred_ms:
+        metrics.FRESHNESS.set(max(now.timestamp() - batch.newest_occurred_ms / 1000, 0.0))
 
 
 ChangelogRecords = dict[int, list[tuple[bytes, bytes | None]]]  # partition -> encoded (key, value)

@@ -34,6 +34,7 @@ from schema.events import (
     validate_event,
 )
 from schema.rows import (
+    EVENT_COLUMNS,
     agreement_rows,
     dead_letter_row,
     epoch_ms,
@@ -49,6 +50,7 @@ from streams.privacy import WITHHELD, Pseudonymizer
 ActivityEntry = tuple[int, str, str]
 ANNOTATION_WORK = frozenset({"annotation_started", "annotation_submitted", "annotation_skipped"})
 
+OCCURRED_AT = EVENT_COLUMNS.index("occurred_at")  # in an `events` row, as epoch ms
 # Longer than this between start and submission is not handle time (the contract's duration_ms limit).
 MAX_HANDLE_TIME_MS = 86_400_000
 
@@ -99,7 +101,7 @@ class Batch:
     dead_letters_by_rule: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     refused: list[tuple[Record, EventError]] = field(default_factory=list)
-    newest_occurred_at: datetime | None = None  # of the valid events: for the freshness metric
+    newest_occurred_ms: int = 0  # epoch ms of the newest valid event (0: none): for the freshness metric
     # Annotation events per annotator, for the activity topic (replays included: it drops repeats).
     activity: defaultdict[str, list[ActivityEntry]] = field(default_factory=lambda: defaultdict(list))
 
@@ -198,18 +200,16 @@ class Processor:
         if self.pseudonymizer:
             result = self.pseudonymizer.event(result)
         event = self._track_task(result, message, batch)
-        if event.event_type in ANNOTATION_WORK and event.annotator_id:
-            occurred_ms = epoch_ms(event.occurred_at)
-            batch.activity[event.annotator_id].append((occurred_ms, event.event_id, event.project_id))
-        batch.tables["events"].add(
-            event_row(
-                event, received_ms=received_ms, topic=message.topic, partition=message.partition, offset=message.offset
-            ),
-            message,
+        row = event_row(
+            event, received_ms=received_ms, topic=message.topic, partition=message.partition, offset=message.offset
         )
+        batch.tables["events"].add(row, message)
+        occurred_ms: int = row[OCCURRED_AT]
+        if event.event_type in ANNOTATION_WORK and event.annotator_id:
+            batch.activity[event.annotator_id].append((occurred_ms, event.event_id, event.project_id))
         batch.events_by_type[event.event_type] = batch.events_by_type.get(event.event_type, 0) + 1
-        if batch.newest_occurred_at is None or event.occurred_at > batch.newest_occurred_at:
-            batch.newest_occurred_at = event.occurred_at
+        if occurred_ms > batch.newest_occurred_ms:
+            batch.newest_occurred_ms = occurred_ms
 
     def _refuse(self, message: Record, error: EventError, now: datetime, batch: Batch) -> None:
         batch.refused.append((message, error))
