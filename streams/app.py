@@ -153,14 +153,15 @@ def create_app(settings: WorkerSettings) -> faust.App:
         throughput.add(messages, result.events_written, result.dead_letters_written, batch.duplicates)
         log.debug("batch of %d messages stored in %.0f ms", messages, result.seconds * 1000)
 
-    async def store_activity(records: Sequence[Record]) -> None:
-        """One fetch of the activity topic: active time rows durable, then the annotators' state."""
-        batch = tracker.process(records)
+    async def store_activity(records: Sequence[Record]) -> Coroutine[Any, Any, None]:
+        """One fetch of the activity topic: processed now; returns what makes it durable."""
+        return make_activity_durable(tracker.process(records), annotators.take_changes())
+
+    async def make_activity_durable(batch: Batch, changes: Changes) -> None:
         step.enter("inserting active time into ClickHouse")
         await run_on(activity_sink, activity_sink.write, batch)
-        await confirm(await annotators.publish(annotators.take_changes()), "the annotators' changelog")
+        await confirm(await annotators.publish(changes), "the annotators' changelog")
         await confirm(await annotators.end_markers(), "the annotator changelog's end markers")
-        return None
 
     async def confirm(published: list[Awaitable[Any]], what: str) -> None:
         """Wait until Kafka has every message sent for a batch, or fail the worker.

@@ -9,12 +9,13 @@ anyway, so for its topics this consumer skips the per-message path: the records 
 
 A handler works in two steps, so that the next fetch is processed while the previous one is
 being written: `await handler(records)` processes the records and returns a coroutine that
-makes them durable. That coroutine runs as a task while the consumer fetches and processes the
-next batch; the next batch's coroutine starts only when it is done (one batch in flight per
-topic, in order), and the records are acknowledged — and so become committable — only when it
-succeeds. Until then they count as pending for Faust, so a rebalance or a shutdown waits for the
-batch in flight before giving its partitions away. If it fails, the worker stops: nothing of the
-batch is acknowledged, and a restarted worker reads it again.
+makes them durable. That coroutine runs as a task, after the topic's previous batch is durable
+(in order, none after a failure), while the consumer fetches and processes the next batch; the
+records are acknowledged — and so become committable — only when it succeeds. Until then they
+count as pending for Faust, so a rebalance or a shutdown waits for the batches in flight before
+giving their partitions away; a processed batch is always written, never dropped, since its
+changes to task state are made. If writing fails, the worker stops: nothing of the batch is
+acknowledged, and a restarted worker reads it again.
 
 Every other topic (table changelogs, Faust's own) still takes Faust's normal path, so group
 membership, rebalancing, table recovery and offset commits are Faust's, unchanged.
@@ -38,8 +39,8 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
-# Returns the coroutine that makes the records durable (None: they already are).
-BatchHandler = Callable[[Sequence[Any]], Awaitable[Coroutine[Any, Any, None] | None]]
+# Processes the records; returns the coroutine that makes them durable.
+BatchHandler = Callable[[Sequence[Any]], Awaitable[Coroutine[Any, Any, None]]]
 SCHEME = "labelpulse-kafka"
 
 
@@ -53,7 +54,6 @@ class InFlight:
     def __init__(self, ranges: dict[TP, tuple[int, int]]) -> None:
         self.ranges = ranges  # per partition: first and last offset the batch covers
         self.acked = False
-        self.task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"<batch {', '.join(f'{tp.topic}/{tp.partition}:{lo}-{hi}' for tp, (lo, hi) in self.ranges.items())}>"
@@ -65,9 +65,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Per topic, the batch being made durable. Kept here, not in _drain_messages, because
-        # Faust may restart that loop while a batch is still in flight.
-        self.in_flight: dict[str, InFlight] = {}
+        # Per topic, the task making the newest batch durable. Kept here, not in _drain_messages,
+        # because Faust may restart that loop while a batch is still in flight.
+        self.in_flight: dict[str, asyncio.Task[None]] = {}
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised by the worker tests
         # Mirrors faust.transport.consumer.Consumer._drain_messages and getmany, batching the chosen topics.
@@ -129,28 +129,32 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             return
         batch = InFlight(ranges)
         self._unacked_messages.add(batch)  # type: ignore[arg-type]  # pending until acknowledged
-        make_durable = await self.handlers[topic](records)
+        try:
+            make_durable = await self.handlers[topic](records)
+        except BaseException:  # nothing processed: Faust must not wait for these records
+            self._unacked_messages.discard(batch)  # type: ignore[arg-type]
+            raise
         earlier = self.in_flight.get(topic)
-        if earlier is not None and earlier.task is not None:
-            await earlier.task  # one batch in flight per topic, in order
-        self.in_flight[topic] = batch
-        if make_durable is None:
-            self._ack_batch(batch)
-        else:
-            batch.task = asyncio.get_running_loop().create_task(make_durable)
-            batch.task.add_done_callback(partial(self._ack_if_durable, batch))
+        task = self.in_flight[topic] = asyncio.get_running_loop().create_task(_after(earlier, make_durable))
+        task.add_done_callback(partial(self._batch_done, batch))
+        if earlier is not None:
+            # Fetch on only when the batch ahead is done: one batch written, one waiting. Shielded:
+            # when Faust stops this loop (a rebalance, shutdown), both still finish, and Faust's
+            # wait_empty waits for them; a processed batch is never dropped, as its changes to
+            # task state are already made.
+            await asyncio.shield(earlier)
 
-    def _ack_if_durable(self, batch: InFlight, task: asyncio.Task[None]) -> None:
+    def _batch_done(self, batch: InFlight, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is None:
             self._ack_batch(batch)
+        else:  # not durable: left unacknowledged (the fetch loop raises the error, stopping the worker)
+            self._unacked_messages.discard(batch)  # type: ignore[arg-type]
 
     def _raise_failed_batch(self) -> None:
         """A batch that could not be made durable stops the worker (its records stay unacknowledged)."""
-        for batch in self.in_flight.values():
-            if batch.task is not None and batch.task.done() and not batch.task.cancelled():
-                error = batch.task.exception()
-                if error is not None:
-                    raise error
+        for task in self.in_flight.values():
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
 
     def _ack_batch(self, batch: InFlight) -> None:
         """Faust's `ack` for every offset of the batch at once."""
@@ -183,6 +187,17 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 await self._add_gap(tp, previous + 1, offset)
             read_offset[tp] = offset
             await self.callback(self._to_message(tp, record))
+
+
+async def _after(earlier: asyncio.Task[None] | None, make_durable: Coroutine[Any, Any, None]) -> None:
+    """Batches of a topic become durable one after the other, in order; none after a failed one."""
+    if earlier is not None:
+        try:
+            await asyncio.shield(earlier)
+        except BaseException:
+            make_durable.close()
+            raise
+    await make_durable
 
 
 class Transport(faust_aiokafka.Transport):
