@@ -59,6 +59,23 @@ async def raw_ceiling(bootstrap: str, topic: str, expected: int) -> float:
     return expected / (time.perf_counter() - started)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], events: int, seconds: float) -> str:
+    """Where the CPU went while the workers moved `events`: µs per event and cores, per process."""
+    lines = [f"    CPU while storing ({os.cpu_count()} cores; µs per event, cores busy):"]
+    for name in before:
+        used = after[name] - before[name]
+        lines.append(f"      {name:<12} {used / events * 1e6:6.1f} µs  {used / seconds:4.2f} cores")
+    total = sum(after[name] - before[name] for name in before)
+    lines.append(f"      {'total':<12} {total / events * 1e6:6.1f} µs  {total / seconds:4.2f} cores")
+    return "\n".join(lines)
+
+
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return spawn([sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"], log, {**os.environ, **env})
 
@@ -109,14 +126,19 @@ def main() -> None:
 
         begin = time.perf_counter()
         workers = [start_worker(env, workdir / f"worker-{n}.log") for n in range(args.workers)]
+        processes = {"broker": broker.process, "clickhouse": ch_process.process}
+        processes.update({f"worker-{n}": worker for n, worker in enumerate(workers)})
         first_seen: tuple[float, int] | None = None  # (time, rows) when the first rows became visible
+        cpu_at_first: dict[str, float] = {}
         while (count := stored(client)) < args.events:
             if any(worker.poll() is not None for worker in workers):
                 raise SystemExit(f"a worker exited; see {workdir}/worker-*.log")
             if first_seen is None and count > 0:
                 first_seen = (time.perf_counter(), count)
+                cpu_at_first = {name: cpu_seconds(process.pid) for name, process in processes.items() if process}
             time.sleep(0.1)
         done = time.perf_counter()
+        cpu_at_done = {name: cpu_seconds(process.pid) for name, process in processes.items() if process}
         with_startup = args.events / (done - begin)
         assert first_seen is not None
         full = (args.events - first_seen[1]) / (done - first_seen[0])
@@ -126,6 +148,7 @@ def main() -> None:
             f"{done - begin:.1f}s)",
             flush=True,
         )
+        print(cpu_report(cpu_at_first, cpu_at_done, args.events - first_seen[1], done - first_seen[0]), flush=True)
 
         print(f"(c) freshness at {args.rate:,.0f} events/s for {args.freshness_seconds:.0f}s …", flush=True)
         sender = subprocess.Popen(

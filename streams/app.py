@@ -66,6 +66,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         # One fetch is one batch: at most this many events, gathered for at most ~fetch wait.
         broker_max_poll_records=settings.batch_max_events,
+        # Per partition and fetch (Faust's default is 1 MB): the next fetch is then under way while
+        # a batch is processed, and the event loop does not wait on the broker between batches.
+        consumer_max_fetch_size=8 << 20,
         # A message Kafka does not take fails after this, instead of Faust's default 20 minutes.
         producer_request_timeout=settings.publish_timeout_s,
     )

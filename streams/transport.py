@@ -27,6 +27,7 @@ Use the URL scheme `labelpulse-kafka://` for the broker and register handlers wi
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from time import monotonic
@@ -42,6 +43,10 @@ from mode.utils.futures import notify
 # Processes the records; returns the coroutine that makes them durable.
 BatchHandler = Callable[[Sequence[Any]], Awaitable[Coroutine[Any, Any, None]]]
 SCHEME = "labelpulse-kafka"
+# Batches of a topic processed but not yet durable: one being written, the rest waiting their
+# turn. More than one keeps the event loop busy while ClickHouse takes longer with a batch than
+# the processing of the next (bench/RESULTS.md); each holds a fetch of records and rows in memory.
+MAX_IN_FLIGHT = 3
 
 
 class InFlight:
@@ -65,9 +70,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Per topic, the task making the newest batch durable. Kept here, not in _drain_messages,
-        # because Faust may restart that loop while a batch is still in flight.
-        self.in_flight: dict[str, asyncio.Task[None]] = {}
+        # Per topic, the tasks making batches durable, oldest first. Kept here, not in
+        # _drain_messages, because Faust may restart that loop while batches are in flight.
+        self.in_flight: defaultdict[str, deque[asyncio.Task[None]]] = defaultdict(deque)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised by the worker tests
         # Mirrors faust.transport.consumer.Consumer._drain_messages and getmany, batching the chosen topics.
@@ -134,15 +139,16 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         except BaseException:  # nothing processed: Faust must not wait for these records
             self._unacked_messages.discard(batch)  # type: ignore[arg-type]
             raise
-        earlier = self.in_flight.get(topic)
-        task = self.in_flight[topic] = asyncio.get_running_loop().create_task(_after(earlier, make_durable))
+        in_flight = self.in_flight[topic]
+        task = asyncio.get_running_loop().create_task(_after(in_flight[-1] if in_flight else None, make_durable))
         task.add_done_callback(partial(self._batch_done, batch))
-        if earlier is not None:
-            # Fetch on only when the batch ahead is done: one batch written, one waiting. Shielded:
-            # when Faust stops this loop (a rebalance, shutdown), both still finish, and Faust's
-            # wait_empty waits for them; a processed batch is never dropped, as its changes to
-            # task state are already made.
-            await asyncio.shield(earlier)
+        in_flight.append(task)
+        while len(in_flight) > MAX_IN_FLIGHT or (in_flight and in_flight[0].done()):
+            # Shielded: when Faust stops this loop (a rebalance, shutdown), the batches still
+            # finish, and Faust's wait_empty waits for them; a processed batch is never dropped,
+            # as its changes to task state are already made.
+            await asyncio.shield(in_flight[0])  # raises the error of a batch that failed
+            in_flight.popleft()
 
     def _batch_done(self, batch: InFlight, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is None:
@@ -152,9 +158,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     def _raise_failed_batch(self) -> None:
         """A batch that could not be made durable stops the worker (its records stay unacknowledged)."""
-        for task in self.in_flight.values():
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        for tasks in self.in_flight.values():
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
 
     def _ack_batch(self, batch: InFlight) -> None:
         """Faust's `ack` for every offset of the batch at once."""
