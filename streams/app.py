@@ -112,7 +112,6 @@ def create_app(settings: WorkerSettings) -> faust.App:
         for partition in last_offsets.keys() - replayed_through:  # after a (re)start or a rebalance
             step.enter("reading recent event ids and stored offsets from ClickHouse")
             replayed_through[partition] = await run_on(sink, seed, partition)
-            step.leave()
         batch = processor.process(records, now=datetime.now(UTC), replayed_through=replayed_through)
         return make_durable(batch, len(records), last_offsets, tasks.take_changes())
 
