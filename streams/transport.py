@@ -140,7 +140,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             self._unacked_messages.discard(batch)  # type: ignore[arg-type]
             raise
         in_flight = self.in_flight[topic]
-        task = asyncio.get_running_loop().create_task(_after(in_flight[-1] if in_flight else None, make_durable))
+        task = asyncio.get_running_loop().create_task(in_order(in_flight[-1] if in_flight else None, make_durable))
         task.add_done_callback(partial(self._batch_done, batch))
         in_flight.append(task)
         while len(in_flight) > MAX_IN_FLIGHT or (in_flight and in_flight[0].done()):
@@ -196,7 +196,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             await self.callback(self._to_message(tp, record))
 
 
-async def _after(earlier: asyncio.Task[None] | None, make_durable: Coroutine[Any, Any, None]) -> None:
+async def in_order(earlier: asyncio.Task[None] | None, make_durable: Coroutine[Any, Any, None]) -> None:
     """Batches of a topic become durable one after the other, in order; none after a failed one."""
     if earlier is not None:
         try:
