@@ -118,7 +118,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     def seed(partition: int) -> int:
         """Duplicate detection resumes with the partition's recent ids; returns its last stored offset."""
         processor.recent_ids(partition).remember(sink.recent_event_ids(partition, settings.dedup_window))
-        return sink.stored_through("events", [partition])[partition]
+        return sink.stored_through("events", partition)
 
     async def make_durable(batch: Batch, messages: int, last_offsets: dict[int, int], changes: Changes) -> None:
         step.enter("inserting into ClickHouse")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -120,14 +120,14 @@ class ClickHouseSink:
         """Rows not yet stored, and the (first, last) offset they cover per partition."""
         # Rows come in offset order per partition: the first position seen is the lowest.
         first = dict(reversed(table_rows.positions))
-        if all(offset > self._watermark(table, partition) for partition, offset in first.items()):
+        if all(offset > self.stored_through(table, partition) for partition, offset in first.items()):
             last = dict(table_rows.positions)  # nothing replayed: the usual case, without a loop per row
             return table_rows.rows, {partition: (first[partition], last[partition]) for partition in first}, 0
         rows: list[list[Any]] = []
         ranges: dict[int, tuple[int, int]] = {}
         skipped = 0
         for row, (partition, offset) in zip(table_rows.rows, table_rows.positions, strict=True):
-            if offset <= self._watermark(table, partition):
+            if offset <= self.stored_through(table, partition):
                 skipped += 1
                 continue
             rows.append(row)
@@ -135,11 +135,8 @@ class ClickHouseSink:
             ranges[partition] = (lowest, offset)
         return rows, ranges, skipped
 
-    def stored_through(self, table: str, partitions: Iterable[int]) -> dict[int, int]:
-        """Per partition, the last offset already stored in `table` (-1: none)."""
-        return {partition: self._watermark(table, partition) for partition in partitions}
-
-    def _watermark(self, table: str, partition: int) -> int:
+    def stored_through(self, table: str, partition: int) -> int:
+        """The last offset of `partition` already stored in `table` (-1: none)."""
         if table not in self._watermarks:
             # Every partition of the topic in one query; a partition with no rows has none (-1).
             rows = self._retrying(
