@@ -37,10 +37,6 @@ class Viewer:
     name: str
     projects: tuple[str, ...] | None  # None: every project
 
-    @property
-    def scoped(self) -> bool:
-        return self.projects is not None
-
 
 EVERYONE = Viewer("anonymous", None)
 

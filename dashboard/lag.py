@@ -22,18 +22,18 @@ class LagUnavailable(RuntimeError):
 
 def consumer_lag(kafka: KafkaSettings, group: str, timeout_s: float = 3.0) -> pd.DataFrame:
     """Lag of `group` on the events topic."""
-    bootstrap_servers = kafka.bootstrap_servers
     try:
-        return asyncio.run(asyncio.wait_for(_lag(kafka, group, kafka.events_topic), timeout_s))
+        return asyncio.run(asyncio.wait_for(_lag(kafka, group), timeout_s))
     except LagUnavailable:
         raise
     except (TimeoutError, OSError) as error:
-        raise LagUnavailable(f"no answer from Kafka at {bootstrap_servers} ({type(error).__name__})") from error
+        raise LagUnavailable(f"no answer from Kafka at {kafka.bootstrap_servers} ({type(error).__name__})") from error
     except Exception as error:  # aiokafka's own errors have no common base worth naming here
-        raise LagUnavailable(f"Kafka at {bootstrap_servers}: {error}") from error
+        raise LagUnavailable(f"Kafka at {kafka.bootstrap_servers}: {error}") from error
 
 
-async def _lag(kafka: KafkaSettings, group: str, topic: str) -> pd.DataFrame:
+async def _lag(kafka: KafkaSettings, group: str) -> pd.DataFrame:
+    topic = kafka.events_topic
     consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False)
     admin = AIOKafkaAdminClient(**kafka.client_options())
     try:
