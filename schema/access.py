@@ -164,6 +164,7 @@ def statements(access: Access, database: str, target: Target = SINGLE_NODE) -> l
             f"ALTER USER `{user.name}`{on} DEFAULT ROLE labelpulse_{user.role}",
         ]
     restricted = [user for user in access.users if user.projects]
+    conditions = {user.name: row_conditions(user.projects) for user in restricted}
     for table in DATA_TABLES:
         # Once a table has a row policy, ClickHouse shows nothing to users no policy names:
         # everyone else sees every row through `labelpulse_all`.
@@ -175,7 +176,7 @@ def statements(access: Access, database: str, target: Target = SINGLE_NODE) -> l
         for user in restricted:
             sql.append(
                 f"CREATE ROW POLICY OR REPLACE `labelpulse_{user.name}` ON {db}.{table}{on} "
-                f"FOR SELECT USING {row_conditions(user.projects)[table]} TO `{user.name}`"
+                f"FOR SELECT USING {conditions[user.name][table]} TO `{user.name}`"
             )
     return sql
 
