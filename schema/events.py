@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -68,6 +69,12 @@ DurationMs = Annotated[int, Field(ge=0, le=86_400_000)]
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def _in_utc(moment: datetime) -> datetime:
+    """The same instant in the stdlib's UTC: with pydantic's own tzinfo every comparison and
+    subtraction calls back into Python (~1.5 µs each, several per event in the worker)."""
+    return moment.astimezone(UTC)
+
+
 class _Event(BaseModel):
     """Fields every event has, and the optional ones any event may carry where they apply."""
 
@@ -77,7 +84,9 @@ class _Event(BaseModel):
 
     event_id: Identifier
     schema_version: Literal[1]
-    occurred_at: AwareDatetime = Field(description="Producer clock, ISO 8601 with a UTC offset.")
+    occurred_at: Annotated[AwareDatetime, AfterValidator(_in_utc)] = Field(
+        description="Producer clock, ISO 8601 with a UTC offset."
+    )
     project_id: Identifier
     task_id: Identifier
 

@@ -167,6 +167,7 @@ def test_offsets_other_than_utc_are_accepted_and_compared_correctly() -> None:
     result = validate_event(event(occurred_at="2026-11-23T13:30:00+02:00"), now=NOW)
     assert not isinstance(result, EventError)
     assert result.occurred_at == datetime(2026, 11, 23, 11, 30, tzinfo=UTC)
+    assert result.occurred_at.tzinfo is UTC  # the stdlib's: the worker's time arithmetic stays in C
 
 
 def test_published_json_schema_is_current() -> None:
