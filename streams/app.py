@@ -22,9 +22,9 @@ import gc
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
@@ -37,11 +37,10 @@ from streams.activity import ActivityTracker, encode_activity
 from streams.privacy import Pseudonymizer
 from streams.processor import Batch, Processor, Record
 from streams.settings import WorkerSettings, faust_credentials
-from streams.sink import ClickHouseSink
+from streams.sink import ClickHouseSink, PendingWrite
 from streams.transport import SCHEME, register_batch_handler
 
 log = logging.getLogger("labelpulse.worker")
-T = TypeVar("T")
 GC_THRESHOLD = 100_000  # allocations between young-generation collections (Python's default: 700)
 # Task (or annotator) state changed by a batch, as it was then: key -> (partition, state; None if deleted).
 Changes = dict[str, tuple[int, dict[str, Any] | None]]
@@ -111,18 +110,22 @@ def create_app(settings: WorkerSettings) -> faust.App:
         last_offsets = {record.partition: record.offset for record in records}  # offset order per partition
         for partition in last_offsets.keys() - replayed_through:  # after a (re)start or a rebalance
             step.enter("reading recent event ids and stored offsets from ClickHouse")
-            replayed_through[partition] = await run_on(sink, seed, partition)
+            replayed_through[partition] = await sink.run("events", seed, partition)
         batch = processor.process(records, now=datetime.now(UTC), replayed_through=replayed_through)
-        return make_durable(batch, len(records), last_offsets, tasks.take_changes())
+        # The inserts start now, each table after the batches before: they need not wait for
+        # the previous batch's changelog, only its rows (see make_durable).
+        return make_durable(batch, sink.submit(batch), len(records), last_offsets, tasks.take_changes())
 
     def seed(partition: int) -> int:
         """Duplicate detection resumes with the partition's recent ids; returns its last stored offset."""
         processor.recent_ids(partition).remember(sink.recent_event_ids(partition, settings.dedup_window))
         return sink.stored_through("events", partition)
 
-    async def make_durable(batch: Batch, messages: int, last_offsets: dict[int, int], changes: Changes) -> None:
+    async def make_durable(
+        batch: Batch, writing: PendingWrite, messages: int, last_offsets: dict[int, int], changes: Changes
+    ) -> None:
         step.enter("inserting into ClickHouse")
-        result = await run_on(sink, sink.write, batch)
+        result = await writing.done()
         record_batch_metrics(batch, messages, result.seconds)
         # Only now is the batch's task state published: recovery must never find state from
         # events whose rows are not stored (a replay would not derive those rows again).
@@ -157,11 +160,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
     async def store_activity(records: Sequence[Record]) -> Coroutine[Any, Any, None]:
         """One fetch of the activity topic: processed now; returns what makes it durable."""
-        return make_activity_durable(tracker.process(records), annotators.take_changes())
+        batch = tracker.process(records)
+        return make_activity_durable(activity_sink.submit(batch), annotators.take_changes())
 
-    async def make_activity_durable(batch: Batch, changes: Changes) -> None:
+    async def make_activity_durable(writing: PendingWrite, changes: Changes) -> None:
         step.enter("inserting active time into ClickHouse")
-        await run_on(activity_sink, activity_sink.write, batch)
+        await writing.done()
         await confirm(await annotators.publish(changes), "the annotators' changelog")
         await confirm(await annotators.end_markers(), "the annotator changelog's end markers")
 
@@ -258,11 +262,6 @@ class _WorkerApp(faust.App):
                 self.kafka.partitions,
                 counts[self.kafka.events_topic],
             )
-
-
-async def run_on(sink: ClickHouseSink, function: Callable[..., T], *args: Any) -> T:
-    """Run blocking ClickHouse work on the sink's own thread: one at a time per sink, in order."""
-    return await asyncio.get_running_loop().run_in_executor(sink.executor, function, *args)
 
 
 def record_batch_metrics(batch: Batch, messages: int, insert_seconds: float) -> None:

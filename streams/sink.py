@@ -16,19 +16,25 @@ mechanisms make that harmless:
    when the watermark could not have been read in between.
    Every insert is one block, since the token applies to each block of an insert alike.
 
-Offsets are committed to Kafka only after `write` returns, so nothing is committed before it
-is durable here. While ClickHouse is unreachable `write` waits and retries, which stops the
-stream (and its commits) instead of dropping anything.
+Each table is written on its own thread and connection (a lane), so a batch's tables are
+inserted in parallel, and a table's inserts run one at a time in the order batches were
+submitted: a table's watermark never passes a batch whose rows are not stored. After an
+insert fails for good, no later one runs (a restarted worker writes them after it).
+
+Offsets are committed to Kafka only after a batch's writes are done, so nothing is committed
+before it is durable here. While ClickHouse is unreachable a lane waits and retries, which
+stops the stream (and its commits) instead of dropping anything.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
@@ -39,6 +45,7 @@ from schema.rows import WORKER_TABLES
 from streams.processor import Batch, TableRows
 
 log = logging.getLogger("labelpulse.sink")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,70 @@ class WriteResult:
         return self.written.get("dead_letters", 0)
 
 
+@dataclass(frozen=True)
+class TableWrite:
+    table: str
+    written: int
+    replayed_rows_skipped: int
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """A batch's inserts under way, one per table."""
+
+    tables: list[Future[TableWrite]]
+    started: float
+
+    def result(self) -> WriteResult:
+        """Wait for every table (blocking)."""
+        return self._combine([table.result() for table in self.tables])
+
+    async def done(self) -> WriteResult:
+        """Wait for every table, in an event loop; raises the first error."""
+        return self._combine(await asyncio.gather(*map(asyncio.wrap_future, self.tables)))
+
+    def _combine(self, writes: list[TableWrite]) -> WriteResult:
+        return WriteResult(
+            {write.table: write.written for write in writes if write.written},
+            sum(write.replayed_rows_skipped for write in writes),
+            time.perf_counter() - self.started,
+        )
+
+
+class _Lane:
+    """One table's connection, insert context and thread."""
+
+    def __init__(self, client_factory: Callable[[], Client], name: str) -> None:
+        self._client_factory = client_factory
+        self._client: Client | None = None
+        self._context: InsertContext | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    def reconnect(self) -> None:
+        """After connection trouble: the server may have restarted."""
+        self._client = None
+        self._context = None
+
+    def insert_context(self, table: str, rows: list[list[Any]], settings: dict[str, Any]) -> InsertContext:
+        """The rows as one block. clickhouse-connect would split them into blocks of ~1-2 MB, and
+        every block of an insert carries its token: the engine drops all blocks after the first
+        as repeats of it (rows lost, without an error). The context is reused, which also saves
+        the DESCRIBE that `client.insert` sends before every insert."""
+        if self._context is None:
+            self._context = self.client.create_insert_context(table, column_names=list(WORKER_TABLES[table]))
+        context = self._context
+        context.settings = {**context.settings, **settings}
+        context.req_block_size = max(len(rows), 1)
+        context.data = rows
+        return context
+
+
 class ClickHouseSink:
     def __init__(
         self,
@@ -67,21 +138,22 @@ class ClickHouseSink:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client_factory = client_factory
-        self._client: Client | None = None
         self.topic = topic
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._sleep = sleep
         self._watermarks: dict[str, dict[int, int]] = {}  # table -> partition -> last stored offset
-        self._contexts: dict[str, InsertContext] = {}  # per table, for the current client
-        # The worker runs the sink's blocking calls here: one at a time, in order, off the event loop.
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{topic}")
+        self._lanes: dict[str, _Lane] = {}
+        self._failed: BaseException | None = None  # an insert that failed for good: none may follow it
 
-    @property
-    def client(self) -> Client:
-        if self._client is None:
-            self._client = self._client_factory()
-        return self._client
+    def _lane(self, table: str) -> _Lane:
+        if table not in self._lanes:
+            self._lanes[table] = _Lane(self._client_factory, f"sink-{self.topic}-{table}")
+        return self._lanes[table]
+
+    async def run(self, table: str, function: Callable[..., T], *args: Any) -> T:
+        """Run blocking ClickHouse work on a table's lane, after the inserts submitted to it."""
+        return await asyncio.get_running_loop().run_in_executor(self._lane(table).executor, function, *args)
 
     def forget_partitions(self) -> None:
         """On a rebalance: another worker may have written since; read watermarks afresh."""
@@ -89,9 +161,11 @@ class ClickHouseSink:
 
     def recent_event_ids(self, partition: int, limit: int) -> list[str]:
         """The newest event_ids stored for a partition, to seed duplicate detection after a restart."""
+        lane = self._lane("events")
         rows = self._retrying(
+            lane,
             lambda: (
-                self.client.query(
+                lane.client.query(
                     "SELECT event_id FROM events WHERE kafka_topic = {topic:String} AND kafka_partition = {p:UInt32} "
                     "ORDER BY kafka_offset DESC LIMIT {limit:UInt64}",
                     parameters={"topic": self.topic, "p": partition, "limit": limit},
@@ -101,20 +175,30 @@ class ClickHouseSink:
         return [row[0] for row in reversed(rows)]
 
     def write(self, batch: Batch) -> WriteResult:
-        """Make the batch durable: one insert per table, rows already stored skipped."""
+        """Make the batch durable: one insert per table, rows already stored skipped (blocking)."""
+        return self.submit(batch).result()
+
+    def submit(self, batch: Batch) -> PendingWrite:
+        """Start the batch's inserts, one per table on its lane, each after the batches submitted before."""
         started = time.perf_counter()
-        written: dict[str, int] = {}
-        skipped = 0
-        for table, table_rows in batch.tables.items():
-            rows, ranges, skipped_here = self._fresh(table, table_rows)
-            skipped += skipped_here
-            if not rows:
-                continue
-            self._insert(table, rows, ranges)
-            if table in self._watermarks:  # else forgotten meanwhile (a rebalance): read afresh when needed
-                self._watermarks[table].update({partition: last for partition, (_, last) in ranges.items()})
-            written[table] = len(rows)
-        return WriteResult(written, skipped, time.perf_counter() - started)
+        return PendingWrite(
+            [self._lane(table).executor.submit(self._write_table, table, rows) for table, rows in batch.tables.items()],
+            started,
+        )
+
+    def _write_table(self, table: str, table_rows: TableRows) -> TableWrite:
+        if self._failed is not None:
+            raise SinkStopped(f"not writing to {table}: an earlier insert failed ({self._failed})")
+        try:
+            rows, ranges, skipped = self._fresh(table, table_rows)
+            if rows:
+                self._insert(table, rows, ranges)
+                if table in self._watermarks:  # else forgotten meanwhile (a rebalance): read afresh when needed
+                    self._watermarks[table].update({partition: last for partition, (_, last) in ranges.items()})
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        return TableWrite(table, len(rows), skipped)
 
     def _fresh(self, table: str, table_rows: TableRows) -> tuple[list[list[Any]], dict[int, tuple[int, int]], int]:
         """Rows not yet stored, and the (first, last) offset they cover per partition."""
@@ -139,9 +223,11 @@ class ClickHouseSink:
         """The last offset of `partition` already stored in `table` (-1: none)."""
         if table not in self._watermarks:
             # Every partition of the topic in one query; a partition with no rows has none (-1).
+            lane = self._lane(table)
             rows = self._retrying(
+                lane,
                 lambda: (
-                    self.client.query(
+                    lane.client.query(
                         f"SELECT kafka_partition, max(kafka_offset) FROM {table} "
                         "WHERE kafka_topic = {topic:String} GROUP BY kafka_partition",
                         parameters={"topic": self.topic},
@@ -158,22 +244,10 @@ class ClickHouseSink:
             "insert_deduplication_token": f"{table}:{self.topic}:{covered}",
             "deduplicate_blocks_in_dependent_materialized_views": 1,
         }
-        self._retrying(lambda: self.client.insert(context=self._insert_context(table, rows, settings)))
+        lane = self._lane(table)
+        self._retrying(lane, lambda: lane.client.insert(context=lane.insert_context(table, rows, settings)))
 
-    def _insert_context(self, table: str, rows: list[list[Any]], settings: dict[str, Any]) -> InsertContext:
-        """The rows as one block. clickhouse-connect would split them into blocks of ~1-2 MB, and
-        every block of an insert carries its token: the engine drops all blocks after the first
-        as repeats of it (rows lost, without an error). Each table's context is reused, which
-        also saves the DESCRIBE that `client.insert` sends before every insert."""
-        if table not in self._contexts:
-            self._contexts[table] = self.client.create_insert_context(table, column_names=list(WORKER_TABLES[table]))
-        context = self._contexts[table]
-        context.settings = {**context.settings, **settings}
-        context.req_block_size = max(len(rows), 1)
-        context.data = rows
-        return context
-
-    def _retrying(self, operation: Callable[[], Any]) -> Any:
+    def _retrying(self, lane: _Lane, operation: Callable[[], T]) -> T:
         delay = self._retry_initial_s
         while True:
             try:
@@ -182,10 +256,13 @@ class ClickHouseSink:
                 if isinstance(exc, ClickHouseError) and not _transient(exc):
                     raise
                 log.warning("ClickHouse unavailable (%s); retrying in %.1fs", str(exc).splitlines()[0][:200], delay)
-                self._client = None  # reconnect: the server may have restarted
-                self._contexts.clear()
+                lane.reconnect()
                 self._sleep(delay)
                 delay = min(delay * 2, self._retry_max_s)
+
+
+class SinkStopped(RuntimeError):
+    """An insert failed for good earlier: writing later batches would put them before it."""
 
 
 def _transient(exc: ClickHouseError) -> bool:

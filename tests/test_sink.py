@@ -9,9 +9,10 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from schema import migrations
 from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
 from streams.processor import Batch, DictStateStore, Message, Processor
-from streams.sink import ClickHouseSink
+from streams.sink import ClickHouseSink, SinkStopped
 
 pytestmark = pytest.mark.clickhouse
 
@@ -128,3 +129,15 @@ def test_a_refused_statement_is_not_retried(clickhouse: ClickHouseSettings, ch_c
     sink = ClickHouseSink(lambda: connect(clickhouse), "events", sleep=lambda _: pytest.fail("should not retry"))
     with pytest.raises(DatabaseError, match=r"UNKNOWN_TABLE"):
         sink.write(batch_of(messages(0, 1)))  # no migrations ran: no events table
+
+
+def test_no_batch_is_written_after_one_that_failed(clickhouse: ClickHouseSettings, ch_client: Client) -> None:
+    # Tables are written on their own threads, each table's batches in order; a later batch
+    # stored after a failed one would move the watermark past rows that never arrived.
+    sink = ClickHouseSink(lambda: connect(clickhouse), "events")
+    with pytest.raises(DatabaseError, match=r"UNKNOWN_TABLE"):
+        sink.write(batch_of(messages(0, 1)))
+    migrations.migrate(ch_client)  # the table is there now, yet the sink does not go on past the gap
+    with pytest.raises(SinkStopped, match=r"earlier insert failed"):
+        sink.write(batch_of(messages(2, 3)))
+    assert totals(ch_client) == (0, 0, 0)
