@@ -1,0 +1,27 @@
+"""Task and annotator state goes to the changelog in Faust's own encoding, which recovery reads back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.app import END_MARKER, create_app, encode_json
+from streams.settings import WorkerSettings
+
+
+@pytest.mark.parametrize(
+    ("key", "state"),
+    [
+        ("task-1", {"started": {"ann-1": "2026-11-23T11:00:00+00:00"}, "waiting": {}, "reviews": ["r1"]}),
+        ("zürich-ø", {"labels": {"ann-é": "crème brûlée", "ann-2": '{"box":[1,2,3]}'}, "gold": "ñ"}),
+        (END_MARKER, {}),
+    ],
+)
+def test_changelog_records_are_encoded_as_faust_encodes_them(tmp_path: Path, key: str, state: dict) -> None:
+    app = create_app(WorkerSettings.from_env({"LABELPULSE_DATA_DIR": str(tmp_path)}))
+    assert app.tables, "the worker declares its tables"
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        assert encode_json(key) == topic.prepare_key(key, table.key_serializer)[0]
+        assert encode_json(state) == topic.prepare_value(state, table.value_serializer)[0]
