@@ -43,9 +43,10 @@ from mode.utils.futures import notify
 # Processes the records; returns the coroutine that makes them durable.
 BatchHandler = Callable[[Sequence[Any]], Awaitable[Coroutine[Any, Any, None]]]
 SCHEME = "labelpulse-kafka"
-# Batches of a topic processed but not yet durable: one being written, the rest waiting their
-# turn. More than one keeps the event loop busy while ClickHouse takes longer with a batch than
-# the processing of the next (bench/RESULTS.md); each holds a fetch of records and rows in memory.
+# Batches of a topic processed but not yet durable (their inserts under way or queued, their
+# changelog waiting for the batch before). More than one keeps the event loop busy while
+# ClickHouse takes longer with a batch than the processing of the next (bench/RESULTS.md); each
+# holds a fetch of records and rows in memory.
 MAX_IN_FLIGHT = 3
 
 
