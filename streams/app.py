@@ -286,6 +286,8 @@ def encode_json(value: str | dict[str, Any]) -> bytes:
     """A changelog key or state as Faust's json serializer writes it (the tables' key and value
     serializer, which recovery reads back), at half the cost of going through Faust's codecs."""
     return json.dumps(value, separators=(",", ":")).encode()
+
+
 END_MARKER = "\x00labelpulse-end"  # a key no real task or annotator id is (it starts with NUL)
 
 

@@ -170,7 +170,7 @@ class ClickHouseSink:
                     "ORDER BY kafka_offset DESC LIMIT {limit:UInt64}",
                     parameters={"topic": self.topic, "p": partition, "limit": limit},
                 ).result_rows
-            )
+            ),
         )
         return [row[0] for row in reversed(rows)]
 
@@ -193,8 +193,9 @@ class ClickHouseSink:
             rows, ranges, skipped = self._fresh(table, table_rows)
             if rows:
                 self._insert(table, rows, ranges)
-                if table in self._watermarks:  # else forgotten meanwhile (a rebalance): read afresh when needed
-                    self._watermarks[table].update({partition: last for partition, (_, last) in ranges.items()})
+                watermarks = self._watermarks.get(table)  # None if forgotten meanwhile (a rebalance): read afresh
+                if watermarks is not None:
+                    watermarks.update({partition: last for partition, (_, last) in ranges.items()})
         except BaseException as exc:
             self._failed = exc
             raise
@@ -232,7 +233,7 @@ class ClickHouseSink:
                         "WHERE kafka_topic = {topic:String} GROUP BY kafka_partition",
                         parameters={"topic": self.topic},
                     ).result_rows
-                )
+                ),
             )
             self._watermarks[table] = {int(p): int(offset) for p, offset in rows}
         return self._watermarks[table].get(partition, -1)
