@@ -344,9 +344,7 @@ class TableStateStore:
         unread, and that task state lost. A single-record last batch makes that offset the true
         end. On Kafka, where the end is right anyway, it is one small record per partition."""
         marker = encode_json(END_MARKER)
-        records: dict[int, list[tuple[bytes, bytes | None]]] = {
-            partition: [(marker, None)] for partition in self._touched
-        }
+        records: ChangelogRecords = {partition: [(marker, None)] for partition in self._touched}
         self._touched.clear()
         return await self._send(records)
 
