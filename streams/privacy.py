@@ -17,7 +17,7 @@ import hashlib
 import hmac
 from functools import lru_cache
 
-from schema.events import Event
+from schema.events import Event, with_changes
 
 # Session ids are here too: tools often build them from the person's id.
 PEOPLE = ("annotator_id", "reviewer_id", "session_id")
@@ -41,4 +41,4 @@ class Pseudonymizer:
     def event(self, event: Event) -> Event:
         """The event with its people replaced by their pseudonyms."""
         people = {name: self.of(value) for name in PEOPLE if (value := getattr(event, name, None))}
-        return event.model_copy(update=people) if people else event
+        return with_changes(event, **people) if people else event

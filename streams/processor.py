@@ -32,6 +32,7 @@ from schema.events import (
     TaskCompleted,
     TaskCreated,
     validate_event,
+    with_changes,
 )
 from schema.rows import (
     EVENT_COLUMNS,
@@ -297,7 +298,7 @@ class Processor:
         if changed != state:
             self.tasks.put(event.task_id, changed, message.partition)
         if state.get("gold") is not None and not event.is_gold:
-            return event.model_copy(update={"is_gold": True, "gold_label": state["gold"]})
+            return with_changes(event, is_gold=True, gold_label=state["gold"])
         return event
 
     def _completed(self, event: TaskCompleted, message: Record, batch: Batch) -> None:

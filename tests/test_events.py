@@ -18,6 +18,7 @@ from schema.events import (
     extra_fields,
     render_json_schema,
     validate_event,
+    with_changes,
 )
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -86,6 +87,14 @@ def test_unknown_fields_are_kept() -> None:
     assert extra_fields(result) == {"tool_version": "4.2", "nested": {"a": [1, 2]}}
 
 
+def test_unknown_fields_survive_a_changed_copy() -> None:
+    result = validate_event(event(tool_version="4.2"), now=NOW)
+    assert not isinstance(result, EventError)
+    changed = with_changes(result, annotator_id="p-1")
+    assert (changed.annotator_id, extra_fields(changed)) == ("p-1", {"tool_version": "4.2"})
+    assert extra_fields(validate_event(event(), now=NOW)) == {}  # type: ignore[arg-type]
+
+
 def test_structured_labels_are_accepted() -> None:
     result = validate_event(event(label={"boxes": [[0, 0, 10, 10]], "class": "car"}), now=NOW)
     assert not isinstance(result, EventError)
@@ -101,6 +110,8 @@ def test_submission_source_defaults_to_manual() -> None:
     ("raw", "rule", "field", "message_part"),
     [
         (b"{not json", "malformed_json", None, "not valid JSON"),
+        # The typed decoder stops at the missing gold answer; the broken end still makes it malformed.
+        (json.dumps(event("task_created", is_gold=True)).encode() + b" trailing", "malformed_json", None, "not valid"),
         (b"\xff\xfe\x00", "malformed_json", None, "not valid JSON"),
         (b"", "malformed_json", None, "not valid JSON"),
         (b"[1, 2]", "not_an_object", None, "JSON object"),
@@ -116,22 +127,26 @@ def test_submission_source_defaults_to_manual() -> None:
         (event("review_completed", verdict=...), "missing_field", "verdict", "verdict is required"),
         (event("task_assigned", stage="review"), "missing_field", "reviewer_id", "when stage is review"),
         (event("task_created", is_gold=True), "missing_field", "gold_label", "when is_gold is true"),
-        (event(project_id=""), "invalid_value", "project_id", "at least 1 character"),
-        (event(project_id=None), "wrong_type", "project_id", "valid string"),
-        (event(task_id=42), "wrong_type", "task_id", "valid string"),
-        (event(duration_ms="1200"), "wrong_type", "duration_ms", "valid integer"),
-        (event(duration_ms=1.5), "wrong_type", "duration_ms", "valid integer"),
+        (event(project_id=""), "invalid_value", "project_id", "must be at least 1 character long, got ''"),
+        (event(project_id=None), "wrong_type", "project_id", "project_id must be a string, got None"),
+        (event(task_id=42), "wrong_type", "task_id", "must be a string, got 42"),
+        (event(duration_ms="1200"), "wrong_type", "duration_ms", "must be an integer or null, got '1200'"),
+        (event(duration_ms=1.5), "wrong_type", "duration_ms", "an integer"),
         (event(duration_ms=-5), "out_of_range", "duration_ms", "duration_ms must be ≥ 0, got -5"),
         (event(duration_ms=90_000_000), "out_of_range", "duration_ms", "≤ 86400000"),
         (event(model_confidence=1.5), "out_of_range", "model_confidence", "≤ 1"),
-        (event(is_gold="yes"), "wrong_type", "is_gold", "valid boolean"),
+        (event(is_gold="yes"), "wrong_type", "is_gold", "must be a boolean or null"),
         (event("review_completed", verdict="meh"), "invalid_value", "verdict", "'accepted', 'fixed' or 'rejected'"),
         (event(source="crowd"), "invalid_value", "source", "'manual'"),
         (event(schema_version=2), "unsupported_schema_version", "schema_version", "speaks 1"),
         (event(schema_version="1"), "unsupported_schema_version", "schema_version", "not supported"),
         (event(occurred_at="2026-11-23T11:59:00"), "invalid_value", "occurred_at", "timezone"),
         (event(occurred_at="yesterday"), "invalid_value", "occurred_at", "valid datetime"),
-        (event(occurred_at=1763899140), "wrong_type", "occurred_at", ""),
+        (event(occurred_at=1763899140), "wrong_type", "occurred_at", "an RFC 3339 datetime string, got 1763899140"),
+        (event(task_id="t" * 257), "invalid_value", "task_id", "at most 256 characters long"),
+        (event(label=["cat"]), "wrong_type", "label", "label must be a string or an object, got ['cat']"),
+        (event(label=""), "invalid_value", "label", "at least 1 character"),
+        (event("task_assigned", annotator_id=...), "missing_field", "annotator_id", "when stage is annotate"),
         (event(occurred_at="2026-11-23T14:00:00Z"), "future_timestamp", "occurred_at", "check the producer clock"),
         (event(occurred_at="1970-01-01T00:00:00Z"), "ancient_timestamp", "occurred_at", "more than 366 days old"),
     ],
