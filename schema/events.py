@@ -62,7 +62,7 @@ Label = Annotated[str, Meta(min_length=1, max_length=1024)] | dict[str, Any]
 # More than a day of active time on one item means a broken tool clock, not a slow annotator.
 DurationMs = Annotated[int, Meta(ge=0, le=86_400_000, description="Active time the tool measured.")]
 Confidence = Annotated[float, Meta(ge=0.0, le=1.0)]
-PersonId = Annotated[str, Meta(min_length=1, max_length=256, description="Pseudonymous person id.")]
+PersonId = Annotated[Identifier, Meta(description="Pseudonymous person id.")]
 
 
 class RequiredWhen(Exception):
@@ -155,7 +155,7 @@ class ReviewCompleted(_Event, tag="review_completed", frozen=True, kw_only=True)
     """A reviewer judged an annotator's work."""
 
     reviewer_id: PersonId
-    annotator_id: Annotated[str, Meta(min_length=1, max_length=256, description="Whose annotation was reviewed.")]
+    annotator_id: Annotated[Identifier, Meta(description="Whose annotation was reviewed.")]
     verdict: Verdict
 
 
