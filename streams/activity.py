@@ -111,9 +111,13 @@ class ActivityTracker:
     def _add(self, annotator_id: str, new: Iterable[Entry], partition: int) -> Mapping[tuple[str, int], list[int]]:
         """Insert an annotator's events into its state; the changes per (project, hour)."""
         state = self.annotators.get(annotator_id) or {"entries": [], "pruned": False}
-        kept: list[Entry] = state["entries"]
-        if kept and not isinstance(kept[0], tuple):  # recovered from the JSON changelog: lists compare apart
-            kept = [(ts, event_id, project) for ts, event_id, project in kept]
+        # A new list, never the stored one: the state put for an earlier batch may still be
+        # waiting to be published (after that batch is durable), and must not take in this one.
+        stored: list[Entry] = state["entries"]
+        if stored and not isinstance(stored[0], tuple):  # recovered from the JSON changelog: lists compare apart
+            kept = [(ts, event_id, project) for ts, event_id, project in stored]
+        else:
+            kept = list(stored)
         pruned: bool = state["pruned"]
         changes: defaultdict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
 
@@ -136,7 +140,7 @@ class ActivityTracker:
                 credit(self.gap(earlier, later), -1, later)
                 credit(self.gap(entry, later), +1, later)
             credit(self.gap(earlier, entry), +1, entry)
-            kept.insert(at, entry)  # in place: the state is put back below
+            kept.insert(at, entry)
             changed = True
         if not changed:
             return changes

@@ -103,6 +103,19 @@ def test_replayed_events_change_nothing_also_after_a_restart() -> None:
     assert_same(harness.totals(), expected_active_time(frame({"a": entries}), IDLE_MS))
 
 
+def test_a_state_once_put_is_never_changed_by_later_events() -> None:
+    """The worker publishes a batch's state only once the batch is durable, while it already
+    processes the next: that state must not take in the next batch's events (a replay after a
+    crash would then skip them as already counted, and their active time would be lost)."""
+    harness = Harness()
+    harness.send("ann-1", [(T0, "e1", "p"), (T0 + 60_000, "e3", "p")])
+    published = harness.store["ann-1"]
+    as_put = json.loads(json.dumps(published))
+    harness.send("ann-1", [(T0 + 30_000, "e2", "p"), (T0 + 90_000, "e4", "p")])
+    assert json.loads(json.dumps(published)) == as_put
+    assert [entry[1] for entry in harness.store["ann-1"]["entries"]] == ["e1", "e2", "e3", "e4"]
+
+
 def test_events_older_than_the_late_window_are_counted_as_too_late_and_left_out() -> None:
     harness = Harness(late_window_ms=60_000)
     harness.send("a", [(T0, "e1", "p"), (T0 + 30_000, "e2", "p"), (T0 + 90_000, "e3", "p")])
