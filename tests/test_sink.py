@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -110,18 +112,20 @@ def test_partitions_are_independent(sink: ClickHouseSink, migrated: Client) -> N
 
 
 def test_waits_for_clickhouse_instead_of_dropping(clickhouse: ClickHouseSettings, migrated: Client) -> None:
-    attempts = {"n": 0}
+    attempts: Counter[str] = Counter()
     pauses: list[float] = []
 
     def flaky_connect() -> Client:
-        attempts["n"] += 1
-        if attempts["n"] <= 3:
+        lane = threading.current_thread().name  # each table's lane connects (and waits) on its own
+        attempts[lane] += 1
+        if attempts[lane] <= 3:
             raise ClickHouseUnavailable("cannot reach ClickHouse (test)")
         return connect(clickhouse)
 
     sink = ClickHouseSink(flaky_connect, "events", retry_initial_s=0.1, sleep=pauses.append)
-    assert sink.write(batch_of(messages(0, 4))).events_written == 5
-    assert pauses == [0.1, 0.2, 0.4]
+    batch = batch_of(messages(0, 4))
+    assert sink.write(batch).events_written == 5
+    assert sorted(pauses) == sorted([0.1, 0.2, 0.4] * len(batch.tables))  # per lane: backing off
     assert totals(migrated) == (5, 0, 5)
 
 
