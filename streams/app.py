@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -314,9 +314,8 @@ class TableStateStore:
         self._changed: dict[str, int] = {}  # key -> partition, since the last take_changes
         self._touched: set[int] = set()  # changelog partitions written since the last end markers
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        value = self.table.data.get(key)
-        return dict(value) if value is not None else None
+    def get(self, key: str) -> Mapping[str, Any] | None:
+        return self.table.data.get(key)  # no copy: states are replaced, never modified (StateStore)
 
     def put(self, key: str, state: dict[str, Any], partition: int) -> None:
         self.table.data[key] = state

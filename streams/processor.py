@@ -112,9 +112,11 @@ class Batch:
 
 class StateStore(Protocol):
     """State per key (a task_id, or an annotator_id for streams.activity) as a JSON-able dict;
-    writes name the partition of the key's messages, which is where the state must live."""
+    writes name the partition of the key's messages, which is where the state must live.
+    States are replaced on change, never modified in place: the one put for a batch is
+    published only once that batch is durable, while the next batch is already processed."""
 
-    def get(self, key: str) -> dict[str, Any] | None: ...
+    def get(self, key: str) -> Mapping[str, Any] | None: ...
 
     def put(self, key: str, state: dict[str, Any], partition: int) -> None: ...
 
