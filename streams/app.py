@@ -43,7 +43,11 @@ from streams.sink import ClickHouseSink, PendingWrite
 from streams.transport import SCHEME, register_batch_handler
 
 log = logging.getLogger("labelpulse.worker")
-GC_THRESHOLD = 100_000  # allocations between young-generation collections (Python's default: 700)
+# Net allocations between young-generation collections (Python's default: 700). The worker keeps
+# ~17 tracked objects an event (records, events, rows, state) until its batch is durable: at
+# 100,000 a young collection ran every ~6,000 events and rescanned the batches in flight, ~18 ms
+# a pass, ~10 % of the worker's time (bench/RESULTS.md).
+GC_THRESHOLD = 1_000_000
 # Task (or annotator) state changed by a batch, as it was then: key -> (partition, state; None if deleted).
 Changes = dict[str, tuple[int, dict[str, Any] | None]]
 

@@ -21,7 +21,7 @@ class WorkerSettings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     clickhouse: ClickHouseSettings = field(default_factory=ClickHouseSettings)
     consumer_group: str = "labelpulse-worker"
-    batch_max_events: int = 10_000  # one Kafka fetch at most: the batch the sink writes at once
+    batch_max_events: int = 25_000  # one Kafka fetch at most: the batch the sink writes at once
     dedup_window: int = 100_000  # event_ids remembered per partition to drop producer retries
     commit_interval_s: float = 2.8  # how often acknowledged offsets are committed to Kafka
     # How long the group waits for a worker that stopped answering before its partitions move.
