@@ -139,7 +139,7 @@ def handle_time_row(
     project_id: str,
     annotator_id: str,
     task_id: str,
-    submitted_at: datetime,
+    submitted_ms: int,
     handle_time_ms: int,
     measured_by: str,
     *,
@@ -147,8 +147,8 @@ def handle_time_row(
     partition: int,
     offset: int,
 ) -> list[Any]:
-    """The `handle_times` row of a submission whose handle time is known."""
-    return [project_id, annotator_id, task_id, submitted_at, handle_time_ms, measured_by, topic, partition, offset]
+    """The `handle_times` row of a submission whose handle time is known; `submitted_ms` in epoch ms (`epoch_ms`)."""
+    return [project_id, annotator_id, task_id, submitted_ms, handle_time_ms, measured_by, topic, partition, offset]
 
 
 def review_round_row(

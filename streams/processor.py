@@ -155,6 +155,12 @@ class RecentIds:
             self.seen(event_id)
 
 
+def state_ms(moment: int | str) -> int:
+    """A time kept in task state, in epoch ms (as `events` stores it; cheaper than text to keep and
+    compare). Earlier versions kept ISO 8601 text, and a changelog may still hold some."""
+    return moment if isinstance(moment, int) else epoch_ms(datetime.fromisoformat(moment))
+
+
 class Processor:
     def __init__(
         self,
@@ -265,14 +271,14 @@ class Processor:
 
     def _started(self, event: AnnotationStarted, message: Record, batch: Batch) -> None:
         state = self.tasks.get(event.task_id) or {}
-        started = {**state.get("started", {}), event.annotator_id: event.occurred_at.isoformat()}
+        started_ms = epoch_ms(event.occurred_at)
+        started = {**state.get("started", {}), event.annotator_id: started_ms}
         waiting = dict(state.get("waiting", {}))
         submitted_at = waiting.pop(event.annotator_id, None)
         if submitted_at is not None:  # the submission came first: its handle time is known now
             self._derived_handle_time(
-                event.project_id, event.annotator_id, event.task_id, event.occurred_at,
-                datetime.fromisoformat(submitted_at), message, batch,
-            )  # fmt: skip
+                event.project_id, event.annotator_id, event.task_id, started_ms, state_ms(submitted_at), message, batch
+            )
         self.tasks.put(event.task_id, {**state, "started": started, "waiting": waiting}, message.partition)
 
     def _submitted(self, event: AnnotationSubmitted, message: Record, batch: Batch) -> Event:
@@ -282,21 +288,21 @@ class Processor:
         if event.annotator_id not in labels:  # agreement compares first, independent answers
             changed["labels"] = {**labels, event.annotator_id: label_text(event.label)}
         started_at = state.get("started", {}).get(event.annotator_id)
+        submitted_ms = epoch_ms(event.occurred_at)
         if event.duration_ms is not None:
             batch.tables["handle_times"].add(
                 handle_time_row(
-                    event.project_id, event.annotator_id, event.task_id, event.occurred_at, event.duration_ms,
+                    event.project_id, event.annotator_id, event.task_id, submitted_ms, event.duration_ms,
                     "tool", topic=message.topic, partition=message.partition, offset=message.offset,
                 ),
                 message,
             )  # fmt: skip
         elif started_at is not None:
             self._derived_handle_time(
-                event.project_id, event.annotator_id, event.task_id, datetime.fromisoformat(started_at),
-                event.occurred_at, message, batch,
-            )  # fmt: skip
+                event.project_id, event.annotator_id, event.task_id, state_ms(started_at), submitted_ms, message, batch
+            )
         else:  # its annotation_started has not arrived (yet): wait for it
-            changed["waiting"] = {**state.get("waiting", {}), event.annotator_id: event.occurred_at.isoformat()}
+            changed["waiting"] = {**state.get("waiting", {}), event.annotator_id: submitted_ms}
         if changed != state:
             self.tasks.put(event.task_id, changed, message.partition)
         if state.get("gold") is not None and not event.is_gold:
@@ -327,16 +333,16 @@ class Processor:
         project_id: str,
         annotator_id: str,
         task_id: str,
-        started_at: datetime,
-        submitted_at: datetime,
+        started_ms: int,
+        submitted_ms: int,
         message: Record,
         batch: Batch,
     ) -> None:
-        handle_ms = int((submitted_at - started_at).total_seconds() * 1000)
+        handle_ms = submitted_ms - started_ms
         if not 0 <= handle_ms <= MAX_HANDLE_TIME_MS:
             return  # a start after its submission, or a day apart: clocks we cannot trust
         row = handle_time_row(
-            project_id, annotator_id, task_id, submitted_at, handle_ms, "start_to_submit",
+            project_id, annotator_id, task_id, submitted_ms, handle_ms, "start_to_submit",
             topic=message.topic, partition=message.partition, offset=message.offset,
         )  # fmt: skip
         batch.tables["handle_times"].add(row, message)

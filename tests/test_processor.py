@@ -186,6 +186,23 @@ def test_handle_time_when_the_submission_arrives_before_its_start_even_in_anothe
     assert later.tables["handle_times"].positions == [(0, 1)], "positioned at the event that completed the pair"
 
 
+def test_handle_time_pairs_with_a_time_kept_as_text_by_an_earlier_version(processor: Processor) -> None:
+    """Task state recovered from a changelog an earlier version wrote (ISO 8601 text, not epoch ms)."""
+    processor.tasks.put("t1", {"started": {"a1": "2026-11-23T11:00:00+00:00"}, "waiting": {}}, 0)
+    processor.tasks.put("t2", {"started": {}, "waiting": {"a1": "2026-11-23T11:00:04.250000+00:00"}}, 0)
+    batch = processor.process(
+        [
+            message(submitted("s1", "2026-11-23T11:00:03Z"), offset=0),
+            message(
+                event("b2", "annotation_started", annotator_id="a1", task_id="t2", occurred_at="2026-11-23T11:00:01Z"),
+                offset=1,
+            ),
+        ],
+        now=NOW,
+    )
+    assert handle_times(batch) == [("a1", 3000, "start_to_submit"), ("a1", 3250, "start_to_submit")]
+
+
 def test_each_annotator_pairs_with_their_own_start(processor: Processor) -> None:
     batch = processor.process(
         [
