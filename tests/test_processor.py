@@ -108,11 +108,22 @@ def test_seeded_ids_count_as_seen(processor: Processor) -> None:
     assert batch.duplicates == 1
 
 
-def test_recent_ids_forget_the_oldest_beyond_capacity() -> None:
-    recent = RecentIds(capacity=2)
-    recent.remember(["a", "b", "c"])
+def test_recent_ids_remember_at_least_the_last_capacity_and_forget_beyond_twice_that() -> None:
+    def seen_after(ids: list[str], event_id: str) -> bool:
+        recent = RecentIds(capacity=2)
+        recent.remember(ids)
+        return recent.seen(event_id)
+
+    ids = ["a", "b", "c", "d", "e"]
+    assert [seen_after(ids, event_id) for event_id in ids] == [False, False, True, True, True]
+    assert seen_after(ids[:3], "b"), "a repeat within twice the capacity"
+
+
+def test_recent_ids_with_no_capacity_remember_nothing() -> None:
+    recent = RecentIds(capacity=0)
+    recent.remember(["a"])
     assert not recent.seen("a")
-    assert recent.seen("c")
+    assert not recent.seen("a")
 
 
 def test_submissions_on_honeypot_tasks_carry_the_gold_answer(processor: Processor) -> None:
