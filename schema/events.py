@@ -77,8 +77,10 @@ class RequiredWhen(Exception):
 
 # frozen: an event is a fact. dict=True: the instance can carry the fields a producer sent that
 # the contract does not know (`extra_fields`): kept and stored, so producers can move ahead of us.
+# forbid_unknown_fields: the typed decoder stops at such a field, and `validate_event` takes the
+# path that keeps them; an event without any (nearly all) is decoded once.
 # JSON decoding is strict: a number sent as a string is a producer bug we report, not guess around.
-class _Event(Struct, frozen=True, kw_only=True, dict=True, tag_field="event_type"):
+class _Event(Struct, frozen=True, kw_only=True, dict=True, forbid_unknown_fields=True, tag_field="event_type"):
     """Fields every event has, and the optional ones any event may carry where they apply."""
 
     event_type: ClassVar[EventType]  # the struct's tag, set for every type below
@@ -178,6 +180,7 @@ for _type in EVENT_TYPES:
 
 _EVENTS = msgspec.json.Decoder(Event)
 _ANY_JSON = msgspec.json.Decoder()  # the unknown fields, and the values errors name
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `")  # msgspec's refusal of one
 _DECLARED = frozenset({"event_type"}.union(*(type_.__struct_fields__ for type_ in EVENT_TYPES)))
 _EXTRA = "extra"  # where an event keeps its unknown fields (the instance __dict__)
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
@@ -226,15 +229,26 @@ def validate_event(
     """
     payload = json.dumps(raw) if isinstance(raw, dict) else raw
     try:
-        event = _EVENTS.decode(payload)
+        event: Event | EventError = _EVENTS.decode(payload)
     except (msgspec.DecodeError, RequiredWhen) as problem:  # a ValidationError is a DecodeError
-        return _explain(problem, payload)
-    document = _ANY_JSON.decode(payload)  # cannot fail: the same JSON just decoded
-    if unknown := document.keys() - _DECLARED:
-        event.__dict__[_EXTRA] = {name: document[name] for name in unknown}
+        event = _keeping_unknown_fields(payload) if _UNKNOWN_FIELD.match(str(problem)) else _explain(problem, payload)
+    if isinstance(event, EventError):
+        return event
     if event.occurred_at.tzinfo is not UTC:  # the stdlib's UTC keeps the worker's time arithmetic in C
         event = with_changes(event, occurred_at=event.occurred_at.astimezone(UTC))
     return _check_clock(event, now or datetime.now(UTC), limits)
+
+
+def _keeping_unknown_fields(payload: bytes | str) -> Event | EventError:
+    """An event with fields the contract does not know: the contract's fields judged as usual
+    (from the decoded JSON), the others kept aside on the event."""
+    try:
+        document = _ANY_JSON.decode(payload)  # the typed decoder stopped early: may be malformed further on
+        event = msgspec.convert({name: value for name, value in document.items() if name in _DECLARED}, Event)
+    except (msgspec.DecodeError, RequiredWhen) as problem:
+        return _explain(problem, payload)
+    event.__dict__[_EXTRA] = {name: value for name, value in document.items() if name not in _DECLARED}
+    return event
 
 
 def with_changes(event: _E, **changes: Any) -> _E:

@@ -95,6 +95,18 @@ def test_unknown_fields_survive_a_changed_copy() -> None:
     assert extra_fields(validate_event(event(), now=NOW)) == {}  # type: ignore[arg-type]
 
 
+def test_events_with_unknown_fields_are_judged_like_any_other() -> None:
+    """The typed decoder stops at an unknown field; what comes after it is still judged."""
+    wrong_type = refused({"tool_version": "4.2", **event(task_id=42)})
+    assert (wrong_type.rule, wrong_type.field, wrong_type.value) == ("wrong_type", "task_id", 42)
+    required = refused(event("task_created", tool_version="4.2", is_gold=True))
+    assert (required.rule, required.field) == ("missing_field", "gold_label")
+    assert refused(json.dumps(event(tool_version="4.2"))[:-1] + ', "x": }').rule == "malformed_json"
+    late = validate_event({"tool_version": "4.2", **event(occurred_at="2026-11-23T13:30:00+02:00")}, now=NOW)
+    assert not isinstance(late, EventError)
+    assert (late.occurred_at.tzinfo, extra_fields(late)) == (UTC, {"tool_version": "4.2"})
+
+
 def test_structured_labels_are_accepted() -> None:
     result = validate_event(event(label={"boxes": [[0, 0, 10, 10]], "class": "car"}), now=NOW)
     assert not isinstance(result, EventError)
