@@ -22,7 +22,7 @@ EVENT_COLUMNS = EVENTS.column_names
 DEAD_LETTER_COLUMNS = DEAD_LETTERS.column_names
 # Every table a worker writes, by name: each row keeps the Kafka position it came from.
 WORKER_TABLES = {
-    table.name: table.column_names
+    table.name: table
     for table in (EVENTS, DEAD_LETTERS, HANDLE_TIMES, TASK_AGREEMENT, PAIR_AGREEMENT, ACTIVE_TIME, REVIEW_ROUNDS)
 }
 

@@ -119,14 +119,16 @@ class _Lane:
         """The rows as one block. clickhouse-connect would split them into blocks of ~1-2 MB, and
         every block of an insert carries its token: the engine drops all blocks after the first
         as repeats of it (rows lost, without an error). The context is reused, which also saves
-        the DESCRIBE that `client.insert` sends before every insert."""
+        the DESCRIBE that `client.insert` sends before every insert: the types are the schema's."""
         if self._context is None:
-            names = list(WORKER_TABLES[table])
-            described = self.client.create_insert_context(table, column_names=names)
-            # LowCardinality columns are sent as their plain type, which ClickHouse converts on insert:
-            # clickhouse-connect builds their dictionaries in Python (~0.4 µs an `events` row).
-            plain = [_LOW_CARDINALITY.sub(r"\1", column_type.name) for column_type in described.column_types]
-            self._context = self.client.create_insert_context(table, column_names=names, column_type_names=plain)
+            columns = WORKER_TABLES[table].columns
+            self._context = self.client.create_insert_context(
+                table,
+                column_names=[column.name for column in columns],
+                # LowCardinality columns go as their plain type, which ClickHouse converts on insert:
+                # clickhouse-connect builds their dictionaries in Python (~0.4 µs an `events` row).
+                column_type_names=[_LOW_CARDINALITY.sub(r"\1", column.type) for column in columns],
+            )
         context = self._context
         context.settings = {**context.settings, **settings}
         context.req_block_size = max(len(rows), 1)

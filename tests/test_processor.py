@@ -13,7 +13,7 @@ from streams.privacy import Pseudonymizer
 from streams.processor import DictStateStore, Message, Processor, RecentIds
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-REVIEW_ROUND_COLUMNS = WORKER_TABLES["review_rounds"]
+REVIEW_ROUND_COLUMNS = WORKER_TABLES["review_rounds"].column_names
 
 
 def event(event_id: str = "e1", event_type: str = "annotation_submitted", **fields: Any) -> bytes:
