@@ -27,6 +27,10 @@ WORKER_TABLES = {
 }
 
 
+# Where a row came from, as its last columns store it: topic, the topic's incarnation (its Kafka id),
+# partition, offset.
+Position = tuple[str, str, int, int]
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 
@@ -47,7 +51,7 @@ def label_text(label: str | dict[str, Any] | None) -> str:
     return json.dumps(label, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_row(event: Event, *, received_ms: int, topic: str, partition: int, offset: int) -> list[Any]:
+def event_row(event: Event, *, received_ms: int, position: Position) -> list[Any]:
     """The `events` row of a valid event, in EVENT_COLUMNS order; times in epoch ms (`epoch_ms`).
     Enum fields are StrEnums: stored as they are (reading `.value` costs more than the rest of the row)."""
     extra = extra_fields(event)
@@ -73,9 +77,7 @@ def event_row(event: Event, *, received_ms: int, topic: str, partition: int, off
         label_text(event.model_label),
         event.model_confidence,
         json.dumps(extra, sort_keys=True, ensure_ascii=False, default=str) if extra else "",
-        topic,
-        partition,
-        offset,
+        *position,
     ]
 
 
@@ -85,16 +87,12 @@ def dead_letter_row(
     *,
     key: bytes | None,
     received_at: datetime,
-    topic: str,
-    partition: int,
-    offset: int,
+    position: Position,
 ) -> list[Any]:
     """The `dead_letters` row of a refused message, in DEAD_LETTER_COLUMNS order."""
     return [
         received_at,
-        topic,
-        partition,
-        offset,
+        *position,
         key or b"",
         raw,
         error.rule,
@@ -110,12 +108,9 @@ def agreement_rows(
     completed_at: datetime,
     labels_by_annotator: dict[str, str],
     *,
-    topic: str,
-    partition: int,
-    offset: int,
+    position: Position,
 ) -> tuple[list[Any], list[list[Any]]]:
     """The `task_agreement` row and the `pair_agreement` rows of a task labeled by two or more annotators."""
-    position = [topic, partition, offset]
     counts: dict[str, int] = {}
     for label in labels_by_annotator.values():
         counts[label] = counts.get(label, 0) + 1
@@ -143,16 +138,14 @@ def handle_time_row(
     handle_time_ms: int,
     measured_by: str,
     *,
-    topic: str,
-    partition: int,
-    offset: int,
+    position: Position,
 ) -> list[Any]:
     """The `handle_times` row of a submission whose handle time is known; `submitted_ms` in epoch ms (`epoch_ms`)."""
-    return [project_id, annotator_id, task_id, submitted_ms, handle_time_ms, measured_by, topic, partition, offset]
+    return [project_id, annotator_id, task_id, submitted_ms, handle_time_ms, measured_by, *position]
 
 
 def review_round_row(
-    event: ReviewCompleted, review_round: int, first_pass_accepted: bool, *, topic: str, partition: int, offset: int
+    event: ReviewCompleted, review_round: int, first_pass_accepted: bool, *, position: Position
 ) -> list[Any]:
     """The `review_rounds` row of a review, given its round and whether it accepts work never rejected before."""
     return [
@@ -164,15 +157,12 @@ def review_round_row(
         min(review_round, 65_535),  # UInt16
         event.verdict,
         first_pass_accepted,
-        topic,
-        partition,
-        offset,
+        *position,
     ]
 
 
 def active_time_row(
-    project_id: str, annotator_id: str, hour: datetime, active_ms: int, sessions: int, *, topic: str, partition: int,
-    offset: int,
-) -> list[Any]:  # fmt: skip
+    project_id: str, annotator_id: str, hour: datetime, active_ms: int, sessions: int, *, position: Position
+) -> list[Any]:
     """The `active_time` row of a change to an annotator's active time and sessions in one project-hour."""
-    return [project_id, annotator_id, hour, active_ms, sessions, topic, partition, offset]
+    return [project_id, annotator_id, hour, active_ms, sessions, *position]

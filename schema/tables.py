@@ -25,6 +25,17 @@ DISTINCT = "AggregateFunction(uniq, String)"
 DEDUP_SETTINGS: dict[str, str | int] = {"non_replicated_deduplication_window": 10_000}
 
 
+# Rows written by the workers keep the Kafka position they came from, the topic's incarnation included:
+# a topic deleted and created again starts at offset 0 (streams.incarnations).
+KAFKA_TOPIC_ID = Column(
+    "kafka_topic_id",
+    "LowCardinality(String)",
+    "Kafka's id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; "
+    "empty from brokers without topic ids)",
+    "''",
+)
+
+
 def _counts(*names_and_comments: tuple[str, str]) -> tuple[Column, ...]:
     return tuple(Column(name, COUNT, comment) for name, comment in names_and_comments)
 
@@ -57,6 +68,7 @@ EVENTS = Table(
         Column("model_confidence", "Nullable(Float32)", "Model confidence in model_label, 0..1"),
         Column("extra", "String", "JSON object of fields the contract does not know"),
         Column("kafka_topic", "LowCardinality(String)", "Topic the event was read from"),
+        KAFKA_TOPIC_ID,
         Column("kafka_partition", "UInt32", "Partition the event was read from"),
         Column("kafka_offset", "UInt64", "Offset the event was read from"),
     ),
@@ -73,6 +85,7 @@ DEAD_LETTERS = Table(
     columns=(
         Column("received_at", UTC_MS, "When a worker refused the message, UTC", "now64(3)"),
         Column("kafka_topic", "LowCardinality(String)", "Topic the message was read from"),
+        KAFKA_TOPIC_ID,
         Column("kafka_partition", "UInt32", "Partition the message was read from"),
         Column("kafka_offset", "UInt64", "Offset the message was read from"),
         Column("kafka_key", "String", "Message key as sent"),
@@ -238,6 +251,7 @@ HANDLE_TIMES = Table(
         Column("handle_time_ms", "UInt32", "Active time on the item, ms"),
         Column("measured_by", "LowCardinality(String)", "tool, or start_to_submit when derived"),
         Column("kafka_topic", "LowCardinality(String)", "Topic of the event that made it known"),
+        KAFKA_TOPIC_ID,
         Column("kafka_partition", "UInt32", "Its partition"),
         Column("kafka_offset", "UInt64", "Its offset"),
     ),
@@ -572,6 +586,7 @@ GROUP BY project_id, annotator_id, hour
 
 _KAFKA_POSITION = (
     Column("kafka_topic", "LowCardinality(String)", "Topic of the event that completed the task"),
+    KAFKA_TOPIC_ID,
     Column("kafka_partition", "UInt32", "Its partition"),
     Column("kafka_offset", "UInt64", "Its offset"),
 )
@@ -720,6 +735,7 @@ ACTIVE_TIME = Table(
         Column("active_ms", "Int64", "Change of active time, ms"),
         Column("sessions", "Int64", "Change of the number of sessions started"),
         Column("kafka_topic", "LowCardinality(String)", "Topic of the activity message"),
+        KAFKA_TOPIC_ID,
         Column("kafka_partition", "UInt32", "Its partition"),
         Column("kafka_offset", "UInt64", "Its offset"),
     ),
@@ -796,6 +812,7 @@ REVIEW_ROUNDS = Table(
         Column("verdict", "LowCardinality(String)", "accepted, fixed or rejected"),
         Column("first_pass_accepted", "Bool", "Accepted, and the task was never rejected before"),
         Column("kafka_topic", "LowCardinality(String)", "Topic of the review event"),
+        KAFKA_TOPIC_ID,
         Column("kafka_partition", "UInt32", "Its partition"),
         Column("kafka_offset", "UInt64", "Its offset"),
     ),

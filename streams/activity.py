@@ -89,7 +89,8 @@ class ActivityTracker:
         elapsed = later[0] - earlier[0]
         return Gap(elapsed, 0) if elapsed < self.idle_threshold_ms else Gap(0, 1)
 
-    def process(self, messages: Sequence[Record]) -> Batch:
+    def process(self, messages: Sequence[Record], *, topic_id: str = "") -> Batch:
+        """`topic_id`: the incarnation of the activity topic the messages come from (streams.incarnations)."""
         batch = Batch()
         for message in messages:
             try:
@@ -101,10 +102,8 @@ class ActivityTracker:
             for (project_id, hour_ms), (active_ms, sessions) in changes.items():
                 if active_ms or sessions:
                     hour = datetime.fromtimestamp(hour_ms / 1000, UTC)
-                    row = active_time_row(
-                        project_id, annotator_id, hour, active_ms, sessions,
-                        topic=message.topic, partition=message.partition, offset=message.offset,
-                    )  # fmt: skip
+                    position = (message.topic, topic_id, message.partition, message.offset)
+                    row = active_time_row(project_id, annotator_id, hour, active_ms, sessions, position=position)
                     batch.tables["active_time"].add(row, message)
         return batch
 

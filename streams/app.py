@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 import msgspec
@@ -36,6 +36,7 @@ from schema.client import connect
 from schema.kafka import KafkaSettings, create_topics
 from streams import metrics
 from streams.activity import ActivityTracker, encode_activity
+from streams.incarnations import Incarnations, topic_ids
 from streams.privacy import Pseudonymizer
 from streams.processor import Batch, Processor, Record
 from streams.settings import WorkerSettings, faust_credentials
@@ -109,15 +110,21 @@ def create_app(settings: WorkerSettings) -> faust.App:
     replayed_through: dict[int, int] = {}
     throughput = _Throughput()
     step = _Step()
+    # Checked before every batch: a topic that started again at offset 0 must not pass for a replay.
+    incarnations = Incarnations(lambda topics: topic_ids(_kafka_client(app), topics))
 
     async def store_batch(records: Sequence[Record]) -> Coroutine[Any, Any, None]:
         """One fetch of the events topic: processed now; returns what makes it durable, which
         the transport runs while it processes the next fetch, and acknowledges when it is done."""
+        step.enter("checking the events topic's incarnation")
+        sink.topic_id = await incarnations.check(settings.kafka.events_topic)
         last_offsets = {record.partition: record.offset for record in records}  # offset order per partition
         for partition in last_offsets.keys() - replayed_through:  # after a (re)start or a rebalance
             step.enter("reading recent event ids and stored offsets from ClickHouse")
             replayed_through[partition] = await sink.run("events", seed, partition)
-        batch = processor.process(records, now=datetime.now(UTC), replayed_through=replayed_through)
+        batch = processor.process(
+            records, now=datetime.now(UTC), replayed_through=replayed_through, topic_id=sink.topic_id
+        )
         # The inserts start now, each table after the batches before: they need not wait for
         # the previous batch's changelog, only its rows (see make_durable).
         return make_durable(batch, sink.submit(batch), len(records), last_offsets, tasks.take_changes())
@@ -133,6 +140,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
         step.enter("inserting into ClickHouse")
         result = await writing.done()
         record_batch_metrics(batch, messages, result.seconds)
+        if result.replayed_rows_skipped:
+            metrics.REPLAYED_ROWS.inc(result.replayed_rows_skipped)
+            log.info(
+                "%d rows of messages read again (a replay) were stored already: kept once", result.replayed_rows_skipped
+            )
         # Only now is the batch's task state published: recovery must never find state from
         # events whose rows are not stored (a replay would not derive those rows again).
         published = await tasks.publish(changes)
@@ -166,12 +178,14 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
     async def store_activity(records: Sequence[Record]) -> Coroutine[Any, Any, None]:
         """One fetch of the activity topic: processed now; returns what makes it durable."""
-        batch = tracker.process(records)
+        step.enter("checking the activity topic's incarnation")
+        activity_sink.topic_id = await incarnations.check(settings.kafka.activity_topic)
+        batch = tracker.process(records, topic_id=activity_sink.topic_id)
         return make_activity_durable(activity_sink.submit(batch), annotators.take_changes())
 
     async def make_activity_durable(writing: PendingWrite, changes: Changes) -> None:
         step.enter("inserting active time into ClickHouse")
-        await writing.done()
+        metrics.REPLAYED_ROWS.inc((await writing.done()).replayed_rows_skipped)
         await confirm(await annotators.publish(changes), "the annotators' changelog")
         await confirm(await annotators.end_markers(), "the annotator changelog's end markers")
 
@@ -193,8 +207,28 @@ def create_app(settings: WorkerSettings) -> faust.App:
             ) from exc
         step.leave()
 
-    register_batch_handler(settings.kafka.events_topic, store_batch)
-    register_batch_handler(settings.kafka.activity_topic, store_activity)
+    async def check_incarnation(tp: TP) -> None:
+        await incarnations.check(tp.topic)
+
+    async def first_unstored_event(tp: TP) -> int:
+        sink.topic_id = await incarnations.check(tp.topic)
+        # Every message leaves an event or a dead letter (or was a duplicate: re-reading one is harmless).
+        tables = ("events", "dead_letters")
+        return max([await sink.run(table, sink.stored_through, table, tp.partition) for table in tables]) + 1
+
+    async def first_unstored_activity(tp: TP) -> int:
+        activity_sink.topic_id = await incarnations.check(tp.topic)
+        return await activity_sink.run("active_time", activity_sink.stored_through, "active_time", tp.partition) + 1
+
+    register_batch_handler(
+        settings.kafka.events_topic, store_batch, rewind_check=check_incarnation, first_unstored=first_unstored_event
+    )
+    register_batch_handler(
+        settings.kafka.activity_topic,
+        store_activity,
+        rewind_check=check_incarnation,
+        first_unstored=first_unstored_activity,
+    )
 
     # The agents declare the subscriptions; messages arrive in whole fetches at the handlers above.
     @app.agent(events_topic)
@@ -214,6 +248,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
         activity_sink.forget_partitions()
         replayed_through.clear()
 
+    @app.timer(interval=5.0)
+    async def _watch_incarnations() -> None:
+        # A recreated topic whose consumer waits at its old offsets would deliver no batch to check.
+        for topic in list(incarnations.ids):
+            await incarnations.check(topic)
+
     @app.timer(interval=10.0)
     async def _report() -> None:
         line = throughput.report()
@@ -232,6 +272,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
             log.warning(stuck)
 
     return app
+
+
+def _kafka_client(app: faust.App) -> Any:
+    """aiokafka's client of the app's producer (started by Faust), for requests Faust does not make."""
+    return cast(Any, app.producer)._ensure_producer().client
 
 
 class PublishError(RuntimeError):

@@ -11,6 +11,10 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS = Counter("labelpulse_worker_events", "Valid events stored, by type", ["event_type"])
 DEAD_LETTERS = Counter("labelpulse_worker_dead_letters", "Messages refused, by the rule they broke", ["rule"])
 DUPLICATES = Counter("labelpulse_worker_duplicates_dropped", "Repeated event_ids dropped (producer retries)")
+REPLAYED_ROWS = Counter(
+    "labelpulse_worker_replayed_rows_skipped",
+    "Rows not written again: their messages were read again after a restart and are stored already",
+)
 BATCH_SIZE = Histogram(
     "labelpulse_worker_batch_messages",
     "Messages per batch (one Kafka fetch)",

@@ -36,6 +36,7 @@ from schema.events import (
 )
 from schema.rows import (
     EVENT_COLUMNS,
+    Position,
     agreement_rows,
     dead_letter_row,
     epoch_ms,
@@ -187,36 +188,44 @@ class Processor:
         return self._recent[partition]
 
     def process(
-        self, messages: Sequence[Record], *, now: datetime, replayed_through: Mapping[int, int] | None = None
+        self,
+        messages: Sequence[Record],
+        *,
+        now: datetime,
+        replayed_through: Mapping[int, int] | None = None,
+        topic_id: str = "",
     ) -> Batch:
         """`replayed_through`: per partition, the last offset already stored. Such messages are
         replays after a restart, not producer duplicates: they rebuild task state like any other
-        (their rows are dropped by the sink), though their ids were seen before."""
+        (their rows are dropped by the sink), though their ids were seen before. `topic_id`: the
+        incarnation of the topic the messages come from (streams.incarnations)."""
         batch = Batch()
         replayed = replayed_through or {}
         received_ms = epoch_ms(now)
         for message in messages:
-            self._process_one(message, now, received_ms, batch, message.offset <= replayed.get(message.partition, -1))
+            position = (message.topic, topic_id, message.partition, message.offset)
+            replay = message.offset <= replayed.get(message.partition, -1)
+            self._process_one(message, position, now, received_ms, batch, replay)
         return batch
 
-    def _process_one(self, message: Record, now: datetime, received_ms: int, batch: Batch, replay: bool) -> None:
+    def _process_one(
+        self, message: Record, position: Position, now: datetime, received_ms: int, batch: Batch, replay: bool
+    ) -> None:
         result = (
             validate_event(message.value, now=now, limits=self.limits)
             if message.value is not None
             else EventError("malformed_json", None, None, "message has no value (a tombstone?)")
         )
         if isinstance(result, EventError):
-            self._refuse(message, result, now, batch)
+            self._refuse(message, position, result, now, batch)
             return
         if self.recent_ids(message.partition).seen(result.event_id) and not replay:
             batch.duplicates += 1
             return
         if self.pseudonymizer:
             result = self.pseudonymizer.event(result)
-        event = self._track_task(result, message, batch)
-        row = event_row(
-            event, received_ms=received_ms, topic=message.topic, partition=message.partition, offset=message.offset
-        )
+        event = self._track_task(result, message, position, batch)
+        row = event_row(event, received_ms=received_ms, position=position)
         batch.tables["events"].add(row, message)
         occurred_ms: int = row[OCCURRED_AT]
         if event.event_type in ANNOTATION_WORK and event.annotator_id:
@@ -225,7 +234,7 @@ class Processor:
         if occurred_ms > batch.newest_occurred_ms:
             batch.newest_occurred_ms = occurred_ms
 
-    def _refuse(self, message: Record, error: EventError, now: datetime, batch: Batch) -> None:
+    def _refuse(self, message: Record, position: Position, error: EventError, now: datetime, batch: Batch) -> None:
         batch.refused.append((message, error))
         if self.pseudonymizer:  # the message may name people: it stays in the dead-letter topic only
             error = replace(error, message=WITHHELD)
@@ -234,29 +243,27 @@ class Processor:
             b"" if self.pseudonymizer else message.value or b"",
             key=message.key,
             received_at=now,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
+            position=position,
         )
         batch.tables["dead_letters"].add(row, message)
         batch.dead_letters_by_rule[error.rule] = batch.dead_letters_by_rule.get(error.rule, 0) + 1
 
-    def _track_task(self, event: Event, message: Record, batch: Batch) -> Event:
+    def _track_task(self, event: Event, message: Record, position: Position, batch: Batch) -> Event:
         """Update the task's state; emit what it completes; return the event, enriched where the state says so."""
         if isinstance(event, TaskCreated) and event.is_gold and event.gold_label is not None:
             state = self.tasks.get(event.task_id) or {}
             self.tasks.put(event.task_id, {**state, "gold": label_text(event.gold_label)}, message.partition)
         elif isinstance(event, AnnotationStarted):
-            self._started(event, message, batch)
+            self._started(event, message, position, batch)
         elif isinstance(event, AnnotationSubmitted):
-            return self._submitted(event, message, batch)
+            return self._submitted(event, message, position, batch)
         elif isinstance(event, ReviewCompleted):
-            self._reviewed(event, message, batch)
+            self._reviewed(event, message, position, batch)
         elif isinstance(event, TaskCompleted):
-            self._completed(event, message, batch)
+            self._completed(event, message, position, batch)
         return event
 
-    def _reviewed(self, event: ReviewCompleted, message: Record, batch: Batch) -> None:
+    def _reviewed(self, event: ReviewCompleted, message: Record, position: Position, batch: Batch) -> None:
         """Which round of review this is, and whether it accepts work never rejected before. Reviews
         are remembered by event_id, so a replay after a restart gets the round it had."""
         state = self.tasks.get(event.task_id) or {}
@@ -266,15 +273,13 @@ class Processor:
             reviews = [*reviews, event.event_id]
         earlier = reviews[: reviews.index(event.event_id)]
         first_pass = event.verdict == "accepted" and not any(review in rejected for review in earlier)
-        row = review_round_row(
-            event, len(earlier) + 1, first_pass, topic=message.topic, partition=message.partition, offset=message.offset
-        )
+        row = review_round_row(event, len(earlier) + 1, first_pass, position=position)
         batch.tables["review_rounds"].add(row, message)
         if event.verdict == "rejected" and event.event_id not in rejected:
             rejected = [*rejected, event.event_id]
         self.tasks.put(event.task_id, {**state, "reviews": reviews, "rejected": rejected}, message.partition)
 
-    def _started(self, event: AnnotationStarted, message: Record, batch: Batch) -> None:
+    def _started(self, event: AnnotationStarted, message: Record, position: Position, batch: Batch) -> None:
         state = self.tasks.get(event.task_id) or {}
         started_ms = epoch_ms(event.occurred_at)
         started = {**state.get("started", {}), event.annotator_id: started_ms}
@@ -282,11 +287,12 @@ class Processor:
         submitted_at = waiting.pop(event.annotator_id, None)
         if submitted_at is not None:  # the submission came first: its handle time is known now
             self._derived_handle_time(
-                event.project_id, event.annotator_id, event.task_id, started_ms, state_ms(submitted_at), message, batch
-            )
+                event.project_id, event.annotator_id, event.task_id, started_ms, state_ms(submitted_at), message,
+                position, batch,
+            )  # fmt: skip
         self.tasks.put(event.task_id, {**state, "started": started, "waiting": waiting}, message.partition)
 
-    def _submitted(self, event: AnnotationSubmitted, message: Record, batch: Batch) -> Event:
+    def _submitted(self, event: AnnotationSubmitted, message: Record, position: Position, batch: Batch) -> Event:
         state = self.tasks.get(event.task_id) or {}
         changed = dict(state)
         labels: dict[str, str] = state.get("labels", {})
@@ -298,14 +304,15 @@ class Processor:
             batch.tables["handle_times"].add(
                 handle_time_row(
                     event.project_id, event.annotator_id, event.task_id, submitted_ms, event.duration_ms,
-                    "tool", topic=message.topic, partition=message.partition, offset=message.offset,
+                    "tool", position=position,
                 ),
                 message,
             )  # fmt: skip
         elif started_at is not None:
             self._derived_handle_time(
-                event.project_id, event.annotator_id, event.task_id, state_ms(started_at), submitted_ms, message, batch
-            )
+                event.project_id, event.annotator_id, event.task_id, state_ms(started_at), submitted_ms, message,
+                position, batch,
+            )  # fmt: skip
         else:  # its annotation_started has not arrived (yet): wait for it
             changed["waiting"] = {**state.get("waiting", {}), event.annotator_id: submitted_ms}
         if changed != state:
@@ -314,7 +321,7 @@ class Processor:
             return with_changes(event, is_gold=True, gold_label=state["gold"])
         return event
 
-    def _completed(self, event: TaskCompleted, message: Record, batch: Batch) -> None:
+    def _completed(self, event: TaskCompleted, message: Record, position: Position, batch: Batch) -> None:
         state = self.tasks.get(event.task_id) or {}
         labels = state.get("labels", {})
         if len(labels) >= 2:
@@ -323,9 +330,7 @@ class Processor:
                 event.task_id,
                 event.occurred_at,
                 labels,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
+                position=position,
             )
             batch.tables["task_agreement"].add(task_row, message)
             for row in pair_rows:
@@ -341,13 +346,13 @@ class Processor:
         started_ms: int,
         submitted_ms: int,
         message: Record,
+        position: Position,
         batch: Batch,
     ) -> None:
         handle_ms = submitted_ms - started_ms
         if not 0 <= handle_ms <= MAX_HANDLE_TIME_MS:
             return  # a start after its submission, or a day apart: clocks we cannot trust
         row = handle_time_row(
-            project_id, annotator_id, task_id, submitted_ms, handle_ms, "start_to_submit",
-            topic=message.topic, partition=message.partition, offset=message.offset,
+            project_id, annotator_id, task_id, submitted_ms, handle_ms, "start_to_submit", position=position
         )  # fmt: skip
         batch.tables["handle_times"].add(row, message)

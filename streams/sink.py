@@ -4,13 +4,15 @@ Kafka delivers at least once: after a crash the worker re-reads everything since
 committed offset, and some of it may already be in ClickHouse. Two ClickHouse-side
 mechanisms make that harmless:
 
-1. Offset watermarks. Every row carries the partition and offset it came from. Before the
-   first write to a partition the sink asks ClickHouse for the highest offset already stored
-   per table, and drops replayed rows at or below it. Each table is filtered by its own
+1. Offset watermarks. Every row carries the partition and offset it came from, and the
+   incarnation of the topic (its Kafka id: a recreated topic starts at offset 0 again, see
+   streams.incarnations). Before the first write to a partition the sink asks ClickHouse for the
+   highest offset of this incarnation already stored per table, and drops replayed rows at or
+   below it. Each table is filtered by its own
    watermark, because inserts into different tables (events, dead letters, agreement) are
    each atomic on their own, not together.
 2. Insert deduplication tokens. Each insert carries `insert_deduplication_token =
-   <table>:<topic>:<partition>:<first>-<last>,…` (the offsets it covers); tables keep a deduplication
+   <table>:<topic>:<topic id>:<partition>:<first>-<last>,…` (the offsets it covers); tables keep a deduplication
    window and `deduplicate_blocks_in_dependent_materialized_views` extends it to the rollups.
    This covers the retry of an insert whose answer was lost (timeout, broken connection),
    when the watermark could not have been read in between.
@@ -142,12 +144,14 @@ class ClickHouseSink:
         client_factory: Callable[[], Client],
         topic: str,
         *,
+        topic_id: str = "",
         retry_initial_s: float = 0.5,
         retry_max_s: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client_factory = client_factory
         self.topic = topic
+        self.topic_id = topic_id  # the incarnation of `topic` whose rows this sink writes (streams.incarnations)
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._sleep = sleep
@@ -175,9 +179,9 @@ class ClickHouseSink:
             lane,
             lambda: (
                 lane.client.query(
-                    "SELECT event_id FROM events WHERE kafka_topic = {topic:String} AND kafka_partition = {p:UInt32} "
-                    "ORDER BY kafka_offset DESC LIMIT {limit:UInt64}",
-                    parameters={"topic": self.topic, "p": partition, "limit": limit},
+                    "SELECT event_id FROM events WHERE kafka_topic = {topic:String} AND kafka_topic_id = {id:String} "
+                    "AND kafka_partition = {p:UInt32} ORDER BY kafka_offset DESC LIMIT {limit:UInt64}",
+                    parameters={"topic": self.topic, "id": self.topic_id, "p": partition, "limit": limit},
                 ).result_rows
             ),
         )
@@ -230,7 +234,7 @@ class ClickHouseSink:
         return rows, ranges, skipped
 
     def stored_through(self, table: str, partition: int) -> int:
-        """The last offset of `partition` already stored in `table` (-1: none)."""
+        """The last offset of `partition` already stored in `table` from this incarnation of the topic (-1: none)."""
         if table not in self._watermarks:
             # Every partition of the topic in one query; a partition with no rows has none (-1).
             lane = self._lane(table)
@@ -239,8 +243,8 @@ class ClickHouseSink:
                 lambda: (
                     lane.client.query(
                         f"SELECT kafka_partition, max(kafka_offset) FROM {table} "
-                        "WHERE kafka_topic = {topic:String} GROUP BY kafka_partition",
-                        parameters={"topic": self.topic},
+                        "WHERE kafka_topic = {topic:String} AND kafka_topic_id = {id:String} GROUP BY kafka_partition",
+                        parameters={"topic": self.topic, "id": self.topic_id},
                     ).result_rows
                 ),
             )
@@ -251,7 +255,7 @@ class ClickHouseSink:
         covered = ",".join(f"{partition}:{first}-{last}" for partition, (first, last) in sorted(ranges.items()))
         settings = {
             # The same rows from the same offsets always carry the same token: a retry is dropped.
-            "insert_deduplication_token": f"{table}:{self.topic}:{covered}",
+            "insert_deduplication_token": f"{table}:{self.topic}:{self.topic_id}:{covered}",
             "deduplicate_blocks_in_dependent_materialized_views": 1,
         }
         lane = self._lane(table)

@@ -27,6 +27,7 @@ Use the URL scheme `labelpulse-kafka://` for the broker and register handlers wi
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
@@ -42,7 +43,12 @@ from mode.utils.futures import notify
 
 # Processes the records; returns the coroutine that makes them durable.
 BatchHandler = Callable[[Sequence[Any]], Awaitable[Coroutine[Any, Any, None]]]
+# Called when a partition's offsets went back without a seek of ours: raises if the topic was recreated.
+RewindCheck = Callable[[TP], Awaitable[None]]
+# The first offset of a partition not yet durable: reading never starts later than that.
+FirstUnstored = Callable[[TP], Awaitable[int]]
 SCHEME = "labelpulse-kafka"
+log = logging.getLogger("labelpulse.transport")
 # Batches of a topic processed but not yet durable (their inserts under way or queued, their
 # changelog waiting for the batch before). More than one keeps the event loop busy while
 # ClickHouse takes longer with a batch than the processing of the next (bench/RESULTS.md); each
@@ -68,12 +74,30 @@ class InFlight:
 class BatchingConsumer(faust_aiokafka.Consumer):
     # topic -> handler, per app (one worker process runs one app).
     handlers: ClassVar[dict[str, BatchHandler]] = {}
+    rewind_checks: ClassVar[dict[str, RewindCheck]] = {}
+    first_unstored: ClassVar[dict[str, FirstUnstored]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Per topic, the tasks making batches durable, oldest first. Kept here, not in
         # _drain_messages, because Faust may restart that loop while batches are in flight.
         self.in_flight: defaultdict[str, deque[asyncio.Task[None]]] = defaultdict(deque)
+
+    async def perform_seek(self) -> None:
+        """Seek to the committed offsets (Faust), but never past what is durable: a committed offset
+        beyond it belongs to an earlier incarnation of the topic (deleted and created again; some
+        brokers keep the group's offsets of a deleted topic), and reading from there would skip events."""
+        await super().perform_seek()
+        for tp in self.assignment():
+            if tp.topic not in self.first_unstored:
+                continue
+            committed, first_unstored = self._read_offset[tp], await self.first_unstored[tp.topic](tp)
+            if committed is not None and committed > first_unstored:
+                log.warning(
+                    "%s/%d: the committed offset %d is past the last one stored (%d); reading from %d",
+                    tp.topic, tp.partition, committed, first_unstored - 1, first_unstored,
+                )  # fmt: skip
+                await self.seek(tp, first_unstored)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised by the worker tests
         # Mirrors faust.transport.consumer.Consumer._drain_messages and getmany, batching the chosen topics.
@@ -121,7 +145,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         records: list[Any] = []
         for tp, tp_records in fetched.items():
             previous = self._read_offset[tp]
-            if previous is not None and tp_records[0].offset < previous:  # delivered before a seek
+            if previous is not None and tp_records[0].offset < previous:
+                # Fetched before a seek — or the topic started again at 0 (recreated), which the check raises.
+                if topic in self.rewind_checks:
+                    await self.rewind_checks[topic](tp)
                 tp_records = [record for record in tp_records if record.offset >= previous]
                 if not tp_records:
                     continue
@@ -215,5 +242,9 @@ class Transport(faust_aiokafka.Transport):
 TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"
 
 
-def register_batch_handler(topic: str, handler: BatchHandler) -> None:
+def register_batch_handler(
+    topic: str, handler: BatchHandler, *, rewind_check: RewindCheck, first_unstored: FirstUnstored
+) -> None:
     BatchingConsumer.handlers[topic] = handler
+    BatchingConsumer.rewind_checks[topic] = rewind_check
+    BatchingConsumer.first_unstored[topic] = first_unstored

@@ -56,7 +56,7 @@ class Harness:
 
     def totals(self) -> pd.DataFrame:
         got = pd.DataFrame(
-            self.rows, columns=["project_id", "annotator_id", "hour", "active_ms", "sessions", "t", "p", "o"]
+            self.rows, columns=["project_id", "annotator_id", "hour", "active_ms", "sessions", "t", "id", "p", "o"]
         )
         got["hour"] = pd.to_datetime(got["hour"]).dt.tz_localize(None)
         summed = got.groupby(["annotator_id", "project_id", "hour"])[["active_ms", "sessions"]].sum().reset_index()
@@ -174,7 +174,7 @@ def test_a_malformed_activity_message_is_skipped_and_the_rest_processed() -> Non
     tracker = ActivityTracker(annotators=DictStateStore(), idle_threshold_ms=IDLE_MS)
     good = encode_activity("a", [(T0, "e1", "p")])
     batch = tracker.process([Message("activity", 0, 0, b"a", b"garbage"), Message("activity", 0, 1, b"a", good)])
-    assert batch.rows("active_time") == [["p", "a", datetime.fromtimestamp(T0 / 1000, UTC), 0, 1, "activity", 0, 1]]
+    assert batch.rows("active_time") == [["p", "a", datetime.fromtimestamp(T0 / 1000, UTC), 0, 1, "activity", "", 0, 1]]
 
 
 def test_the_processor_collects_annotation_work_per_annotator_for_the_activity_topic() -> None:

@@ -186,6 +186,6 @@ def test_the_window_selects_tasks_by_completion_time(migrated: Client, loaded: d
 def test_a_single_label_has_no_kappa_only_agreement() -> None:
     from schema.rows import agreement_rows
 
-    task, pairs = agreement_rows("p", "t", NOW, {"a": "x", "b": "x", "c": "x"}, topic="e", partition=0, offset=1)
+    task, pairs = agreement_rows("p", "t", NOW, {"a": "x", "b": "x", "c": "x"}, position=("e", "", 0, 1))
     assert task[3:6] == [3, {"x": 3}, 6]
     assert [(p[3], p[4]) for p in pairs] == [("a", "b"), ("a", "c"), ("b", "c")]

@@ -222,7 +222,7 @@ def test_replaying_a_block_with_its_deduplication_token_changes_nothing(loaded: 
     for offset, raw in enumerate(document):
         event = validate_event({**raw, "event_id": f"replay-{offset}"}, now=NOW)
         assert not isinstance(event, EventError)
-        rows.append(event_row(event, received_ms=epoch_ms(NOW), topic="events", partition=1, offset=offset))
+        rows.append(event_row(event, received_ms=epoch_ms(NOW), position=("events", "", 1, offset)))
     settings = {"insert_deduplication_token": "events-1-0-9", "deduplicate_blocks_in_dependent_materialized_views": 1}
     loaded.insert("events", rows, column_names=list(EVENT_COLUMNS), settings=settings)
     once = loaded.query(

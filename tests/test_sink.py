@@ -105,6 +105,21 @@ def test_each_table_is_replayed_by_its_own_watermark(clickhouse: ClickHouseSetti
     assert totals(migrated) == (16, 4, 16)
 
 
+def test_a_new_incarnation_of_the_topic_is_stored_from_offset_zero(
+    clickhouse: ClickHouseSettings, migrated: Client
+) -> None:
+    # The topic was deleted and created again (or the in-memory broker restarted): offsets start over.
+    old = ClickHouseSink(lambda: connect(clickhouse), "events", topic_id="0000-old")
+    old.write(Processor(tasks=DictStateStore()).process(messages(0, 99), now=NOW, topic_id="0000-old"))
+    new = ClickHouseSink(lambda: connect(clickhouse), "events", topic_id="0000-new")
+    recreated = [Message("events", 0, m.offset, m.key, m.value.replace(b"p0-o", b"new-")) for m in messages(0, 49)]
+    result = new.write(Processor(tasks=DictStateStore()).process(recreated, now=NOW, topic_id="0000-new"))
+    assert (result.events_written, result.replayed_rows_skipped) == (50, 0)
+    assert totals(migrated) == (150, 0, 150)
+    by_incarnation = dict(migrated.query("SELECT kafka_topic_id, count() FROM events GROUP BY 1").result_rows)
+    assert by_incarnation == {"0000-old": 100, "0000-new": 50}
+
+
 def test_partitions_are_independent(sink: ClickHouseSink, migrated: Client) -> None:
     sink.write(batch_of(messages(0, 9, partition=0) + messages(0, 4, partition=1)))
     sink.write(batch_of(messages(5, 9, partition=1)))
