@@ -198,6 +198,17 @@ class ContractLimits:
 
     max_future: timedelta = timedelta(minutes=15)
     max_age: timedelta = timedelta(days=366)
+    # A labeling event is a few hundred bytes; megabytes are a producer sending files. Refused before
+    # decoding, so a huge message costs the worker nothing.
+    max_event_bytes: int = 1 << 20
+
+
+# How deep a value inside an event (a structured label, an unknown field) may nest. Real labels nest a few
+# levels; thousands exhaust any decoder's recursion, and would stop the worker instead of one message.
+MAX_DEPTH = 32
+# Identifiers are printable text: control characters (NUL, escapes, newlines), separators and invisible
+# format characters in ids break logs, CSV exports and dashboards, and make look-alike ids.
+IDENTIFIERS = ("event_id", "project_id", "task_id", "annotator_id", "reviewer_id", "session_id")
 
 
 @dataclass(frozen=True)
@@ -228,15 +239,81 @@ def validate_event(
     unknown event types, out-of-range values and implausible timestamps all become errors.
     """
     payload = json.dumps(raw) if isinstance(raw, dict) else raw
+    if len(payload) > limits.max_event_bytes:
+        return EventError(
+            "too_large",
+            None,
+            _preview(payload),
+            f"message is {len(payload):,} bytes; an event may be at most {limits.max_event_bytes:,} "
+            "(LABELPULSE_MAX_EVENT_BYTES)",
+        )
     try:
-        event: Event | EventError = _EVENTS.decode(payload)
-    except (msgspec.DecodeError, RequiredWhen) as problem:  # a ValidationError is a DecodeError
-        event = _keeping_unknown_fields(payload) if _UNKNOWN_FIELD.match(str(problem)) else _explain(problem, payload)
+        try:
+            event: Event | EventError = _EVENTS.decode(payload)
+        except (msgspec.DecodeError, RequiredWhen) as problem:  # a ValidationError is a DecodeError
+            unknown_fields = _UNKNOWN_FIELD.match(str(problem))
+            event = _keeping_unknown_fields(payload) if unknown_fields else _explain(problem, payload)
+    except RecursionError:
+        return _too_deep(payload, None)
     if isinstance(event, EventError):
         return event
     if event.occurred_at.tzinfo is not UTC:  # the stdlib's UTC keeps the worker's time arithmetic in C
         event = with_changes(event, occurred_at=event.occurred_at.astimezone(UTC))
-    return _check_clock(event, now or datetime.now(UTC), limits)
+    return _check_values(event) or _check_clock(event, now or datetime.now(UTC), limits)
+
+
+def _too_deep(payload: bytes | str, event: Event | None) -> EventError:
+    return EventError(
+        "too_deep",
+        None,
+        _preview(payload),
+        f"JSON nested more than {MAX_DEPTH} levels; structured labels and other values must be flatter",
+        event.event_id if event else None,
+    )
+
+
+def _check_values(event: Event) -> EventError | None:
+    """What the typed decoding cannot judge: printable identifiers, values not nested too deep."""
+    ids = event.event_id + event.project_id + event.task_id  # one check for all, in the usual case
+    if not (ids + (event.annotator_id or "") + (event.reviewer_id or "") + (event.session_id or "")).isprintable():
+        return _unprintable(event)
+    label = event.label
+    if (
+        (type(label) is dict and _deeper_than(label, MAX_DEPTH))
+        or (type(event.gold_label) is dict and _deeper_than(event.gold_label, MAX_DEPTH))
+        or (type(event.model_label) is dict and _deeper_than(event.model_label, MAX_DEPTH))
+        or (event.__dict__ and any(_deeper_than(value, MAX_DEPTH) for value in extra_fields(event).values()))
+    ):
+        return _too_deep(msgspec.json.encode(event), event)
+    return None
+
+
+def _unprintable(event: Event) -> EventError:
+    name, value = next((name, value) for name in IDENTIFIERS if not (value := getattr(event, name) or "").isprintable())
+    bad = next(character for character in value if not character.isprintable())
+    return EventError(
+        "unprintable_characters",
+        name,
+        value,
+        f"{name} contains U+{ord(bad):04X}, which is not printable; identifiers must be printable text, got {value!r}",
+        event.event_id if name != "event_id" else None,
+    )
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when `value` nests containers more than `limit` levels deep (without recursing)."""
+    if not isinstance(value, dict | list):
+        return False
+    pending = [(value, 1)]
+    while pending:
+        container, depth = pending.pop()
+        children = container.values() if isinstance(container, dict) else container
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return limit < 1
 
 
 def _keeping_unknown_fields(payload: bytes | str) -> Event | EventError:
@@ -393,7 +470,8 @@ def json_schema() -> dict[str, Any]:
     document["description"] = (
         "One labeling event, sent as one JSON object per Kafka message keyed by task_id. "
         "Unknown fields are kept. Receivers also refuse occurred_at more than 15 minutes in "
-        "the future or more than 366 days in the past (configurable)."
+        "the future or more than 366 days in the past (configurable), messages over 1 MiB (configurable), "
+        f"values nested more than {MAX_DEPTH} levels, and identifiers that are not printable text."
     )
     return document
 

@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from schema.client import connect
+from schema.events import EventError
 from schema.kafka import KafkaSettings, create_topics
 from streams import metrics
 from streams.activity import ActivityTracker, encode_activity
@@ -150,17 +151,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         published = await tasks.publish(changes)
         step.enter("sending dead letters")
         for message, error in batch.refused:
-            published.append(
-                await dead_letter_topic.send(
-                    key=message.key,
-                    value=message.value or b"",
-                    headers=[
-                        ("labelpulse-rule", error.rule.encode()),
-                        ("labelpulse-reason", error.message.encode()),
-                        ("labelpulse-source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
-                    ],
-                )
-            )
+            value, headers = dead_letter(message, error, app.conf.producer_max_request_size)
+            published.append(await dead_letter_topic.send(key=message.key, value=value, headers=headers))
         step.enter("sending activity")
         for annotator_id, entries in batch.activity.items():
             published.append(
@@ -313,6 +305,28 @@ class _WorkerApp(faust.App):
                 self.kafka.partitions,
                 counts[self.kafka.events_topic],
             )
+
+
+# Room a dead letter's key, headers and record framing may take beside its value, in bytes.
+DEAD_LETTER_OVERHEAD = 16 << 10
+
+
+def dead_letter(message: Record, error: EventError, max_request_bytes: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The value and headers of a refused message's copy in the dead-letter topic. A message as large
+    as the events topic took may be larger than our producer may send: the copy is then cut, and its
+    headers say so and where the original is (the events topic, and the dead_letters table)."""
+    source = f"{message.topic}/{message.partition}/{message.offset}"
+    value = message.value or b""
+    headers = [
+        ("labelpulse-rule", error.rule.encode()),
+        ("labelpulse-reason", error.message[:4096].encode()),
+        ("labelpulse-source", source.encode()),
+    ]
+    room = max_request_bytes - DEAD_LETTER_OVERHEAD - len(message.key or b"")
+    if len(value) > room:
+        headers.append(("labelpulse-truncated", f"{len(value)} bytes cut to {room}; whole at {source}".encode()))
+        value = value[:room]
+    return value, headers
 
 
 def record_batch_metrics(batch: Batch, messages: int, insert_seconds: float) -> None:

@@ -16,6 +16,7 @@ share a Kafka partition, so one worker sees every event of the tasks it owns.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,8 @@ from schema.rows import (
     review_round_row,
 )
 from streams.privacy import WITHHELD, Pseudonymizer
+
+log = logging.getLogger("labelpulse.processor")
 
 # An annotation event as the activity topic carries it (streams.activity): occurred_at in epoch ms,
 # event_id (orders ties in time, and makes replays recognisable), project_id.
@@ -205,7 +208,14 @@ class Processor:
         for message in messages:
             position = (message.topic, topic_id, message.partition, message.offset)
             replay = message.offset <= replayed.get(message.partition, -1)
-            self._process_one(message, position, now, received_ms, batch, replay)
+            try:
+                self._process_one(message, position, now, received_ms, batch, replay)
+            except Exception as exc:  # a bug of ours, not the sender's: set the message aside, go on
+                log.exception(
+                    "failed on %s/%d/%d; set aside as a dead letter", message.topic, message.partition, message.offset
+                )
+                reason = f"the worker failed on this message ({type(exc).__name__}: {exc}); reported as a bug"
+                self._refuse(message, position, EventError("unprocessable", None, None, reason), now, batch)
         return batch
 
     def _process_one(

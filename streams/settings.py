@@ -58,6 +58,7 @@ class WorkerSettings:
             limits=ContractLimits(
                 max_future=timedelta(seconds=env_int(env, "MAX_FUTURE_SECONDS", 900, maximum=86_400 * 365)),
                 max_age=timedelta(days=env_int(env, "MAX_AGE_DAYS", 366, minimum=1, maximum=36_500)),
+                max_event_bytes=env_int(env, "MAX_EVENT_BYTES", 1 << 20, minimum=1024, maximum=64 << 20),
             ),
             pseudonymize_key=_pseudonymize_key(env),
             state_dir=Path(env_str(env, "DATA_DIR", ".labelpulse")) / "worker",

@@ -172,6 +172,55 @@ def test_malformed_events_are_refused_with_a_specific_reason(
     assert error.reason.startswith(f"{rule}: ")
 
 
+NESTED = "[" * 10_000 + "]" * 10_000  # 20 kB, deeper than any decoder's recursion allows
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        NESTED,
+        json.dumps(event())[:-1] + f', "attachment": {NESTED}}}',  # inside a field the contract does not know
+        json.dumps(event())[:-1] + ', "label": ' + '{"a": ' * 5_000 + "1" + "}" * 5_000 + "}",
+        json.dumps(event(label={"a": json.loads("[" * 35 + '"x"' + "]" * 35)})),
+    ],
+    ids=["top-level", "unknown-field", "label-5000", "label-35"],
+)
+def test_deeply_nested_json_is_refused_not_raised(raw: str) -> None:
+    error = refused(raw.encode())
+    assert error.rule == "too_deep", error
+    assert "nested more than 32 levels" in error.message
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    label: Any = "x"
+    for _ in range(31):  # 31 containers inside the label object: 32 levels with it
+        label = [label]
+    assert not isinstance(validate_event(event(label={"a": label}), now=NOW), EventError)
+
+
+@pytest.mark.parametrize("field", ["event_id", "project_id", "task_id", "annotator_id", "reviewer_id", "session_id"])
+@pytest.mark.parametrize("character", [r"\u0000", r"\n", r"\u001b", r"\u007f", r"\u0085", r"\u2028", r"\u200b"])
+def test_identifiers_with_unprintable_characters_are_refused(field: str, character: str) -> None:
+    document = event("review_completed", session_id="s-1")
+    raw = json.dumps(document).replace(f'"{field}": "', f'"{field}": "a{character}', 1)
+    error = refused(raw.encode())
+    assert (error.rule, error.field) == ("unprintable_characters", field), error
+    assert "printable" in error.message
+
+
+def test_identifiers_may_hold_any_printable_text() -> None:
+    result = validate_event(event(project_id="Ñandú 🐦 proj #7", annotator_id="アノテーター"), now=NOW)
+    assert not isinstance(result, EventError), result
+
+
+def test_a_message_over_the_size_limit_is_refused_before_it_is_decoded() -> None:
+    big = json.dumps(event(note="x" * 2_000_000)).encode()
+    error = refused(big)
+    assert error.rule == "too_large"
+    assert "2,000" in error.message and "1,048,576" in error.message
+    assert not isinstance(validate_event(big, now=NOW, limits=ContractLimits(max_event_bytes=4 << 20)), EventError)
+
+
 def test_refusal_carries_the_event_id_when_it_can_be_read() -> None:
     assert refused(event(duration_ms=-1)).event_id == "7f3c0000-0000-4000-8000-000000000001"
     assert refused(b"{broken").event_id is None
@@ -211,7 +260,8 @@ def test_published_json_schema_names_every_event_type() -> None:
 
 # -- properties -------------------------------------------------------------------------------
 
-identifiers = st.text(min_size=1, max_size=40)
+# Printable text: identifiers with control or other unprintable characters are refused (tested above).
+identifiers = st.text(st.characters(categories=["L", "M", "N", "P", "S"]), min_size=1, max_size=40)
 labels = st.one_of(st.text(min_size=1, max_size=30), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))
 
 

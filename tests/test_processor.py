@@ -303,3 +303,24 @@ def test_pseudonymized_dead_letters_keep_where_and_why_but_not_the_message() -> 
 def test_a_short_pseudonymization_key_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 16 characters"):
         Pseudonymizer("short")
+
+
+class FailingStore(DictStateStore):
+    """State that breaks on one task, as a bug of ours might."""
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if key == "t-cursed":
+            raise ValueError("a bug of ours")
+        return super().get(key)
+
+
+def test_a_message_the_processor_fails_on_is_set_aside_and_the_rest_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    processor = Processor(tasks=FailingStore(), dedup_window=1000)
+    values = [event("e1"), event("e2", task_id="t-cursed"), event("e3", task_id="t3")]
+    batch = processor.process([message(value, offset=offset) for offset, value in enumerate(values)], now=NOW)
+    assert [row(EVENT_COLUMNS, values)["event_id"] for values in batch.rows("events")] == ["e1", "e3"]
+    letter = row(DEAD_LETTER_COLUMNS, batch.rows("dead_letters")[0])
+    assert (letter["rule"], letter["kafka_offset"], letter["raw"]) == ("unprocessable", 1, values[1])
+    assert "ValueError: a bug of ours" in letter["reason"]
+    assert batch.dead_letters_by_rule == {"unprocessable": 1}
+    assert "a bug of ours" in caplog.text  # with its traceback, for us to fix
