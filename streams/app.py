@@ -37,6 +37,7 @@ from schema.events import EventError
 from schema.kafka import KafkaSettings, create_topics
 from streams import metrics
 from streams.activity import ActivityTracker, encode_activity
+from streams.crash_journal import CrashJournal, process_noting
 from streams.incarnations import Incarnations, topic_ids
 from streams.privacy import Pseudonymizer
 from streams.processor import Batch, Processor, Record
@@ -109,6 +110,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     # Per partition seen since the last (re)start or rebalance: the last offset stored before it,
     # so re-read events are known as replays (they rebuild state; the sink drops their rows).
     replayed_through: dict[int, int] = {}
+    journal = CrashJournal(settings.state_dir)
     throughput = _Throughput()
     step = _Step()
     # Checked before every batch: a topic that started again at offset 0 must not pass for a replay.
@@ -123,8 +125,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         for partition in last_offsets.keys() - replayed_through:  # after a (re)start or a rebalance
             step.enter("reading recent event ids and stored offsets from ClickHouse")
             replayed_through[partition] = await sink.run("events", seed, partition)
-        batch = processor.process(
-            records, now=datetime.now(UTC), replayed_through=replayed_through, topic_id=sink.topic_id
+        now = datetime.now(UTC)
+        batch = process_noting(
+            processor, journal, records, now=now, replayed_through=replayed_through, topic_id=sink.topic_id
         )
         # The inserts start now, each table after the batches before: they need not wait for
         # the previous batch's changelog, only its rows (see make_durable).

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -197,16 +197,22 @@ class Processor:
         now: datetime,
         replayed_through: Mapping[int, int] | None = None,
         topic_id: str = "",
+        before_each: Callable[[Record], str | None] | None = None,
     ) -> Batch:
         """`replayed_through`: per partition, the last offset already stored. Such messages are
         replays after a restart, not producer duplicates: they rebuild task state like any other
         (their rows are dropped by the sink), though their ids were seen before. `topic_id`: the
-        incarnation of the topic the messages come from (streams.incarnations)."""
+        incarnation of the topic the messages come from (streams.incarnations). `before_each`, when
+        given, is called before each message is processed; a reason it returns sets the message
+        aside unprocessed, as a dead letter (streams.crash_journal)."""
         batch = Batch()
         replayed = replayed_through or {}
         received_ms = epoch_ms(now)
         for message in messages:
             position = (message.topic, topic_id, message.partition, message.offset)
+            if before_each is not None and (reason := before_each(message)):
+                self._refuse(message, position, EventError("crashed_worker", None, None, reason), now, batch)
+                continue
             replay = message.offset <= replayed.get(message.partition, -1)
             try:
                 self._process_one(message, position, now, received_ms, batch, replay)
