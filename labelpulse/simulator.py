@@ -19,6 +19,7 @@ import random
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -287,18 +288,31 @@ async def send(
     realtime: bool = True,
     record: Path | None = None,
     progress: Progress | None = None,
+    producer: Any = None,
 ) -> int:
     """Send messages of `plan` to the events topic until `count` messages or `duration_s` seconds.
 
     With `realtime`, a message is sent when the wall clock reaches its occurred_at (so rate is
     real events per second); a plan that starts in the past first sends everything up to now as
     fast as it can (a backfill), then goes on in real time. Without, as fast as the broker takes them.
+    `record` gets every message Kafka acknowledged, in order; `producer` replaces aiokafka's (tests).
     """
-    from aiokafka import AIOKafkaProducer
+    if producer is None:
+        from aiokafka import AIOKafkaProducer
 
-    await create_topics(kafka)  # with the partitions the workers expect, not the broker's default
-    producer = AIOKafkaProducer(**kafka.client_options(), linger_ms=20, max_batch_size=1 << 20)
+        await create_topics(kafka)  # with the partitions the workers expect, not the broker's default
+        producer = AIOKafkaProducer(**kafka.client_options(), linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
+    # Sent but not yet acknowledged, in order: a message is recorded only once Kafka has it.
+    unacknowledged: deque[tuple[asyncio.Future[Any], Message]] = deque()
+
+    def record_acknowledged(wait: bool = False) -> None:
+        while unacknowledged and (wait or unacknowledged[0][0].done()):
+            acknowledged, message = unacknowledged.popleft()
+            acknowledged.result()  # raises what Kafka answered instead of an acknowledgement
+            if recording:
+                recording.write(record_line(message))
+
     sent = 0
     deadline = time.monotonic() + duration_s if duration_s else None
     wall_start = time.monotonic()
@@ -316,13 +330,14 @@ async def send(
                     await asyncio.sleep(min(wait, 0.5))
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-            await producer.send(kafka.events_topic, message.value, key=message.key)
-            if recording:
-                recording.write(record_line(message))
+            unacknowledged.append((await producer.send(kafka.events_topic, message.value, key=message.key), message))
+            record_acknowledged()
             sent += 1
             if progress:
                 progress.update(sent)
         await producer.flush()
+        await asyncio.gather(*(acknowledged for acknowledged, _ in unacknowledged), return_exceptions=True)
+        record_acknowledged(wait=True)
     finally:
         await producer.stop()
         if recording:

@@ -1,12 +1,18 @@
-"""The simulator's anomalies happen when asked, and only then."""
+"""The simulator's anomalies happen when asked, and only then; what it records is what Kafka has."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from itertools import takewhile
+from itertools import islice, takewhile
+from pathlib import Path
 
-from labelpulse.simulator import PROJECTS, Message, Plan, generate
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+
+from labelpulse.simulator import PROJECTS, Message, Plan, generate, read_recording, send
+from schema.kafka import KafkaSettings
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 AFTER, LASTING = 600.0, 600.0  # anomalies from 10 to 20 minutes in
@@ -55,3 +61,35 @@ def test_throughput_collapse_then_recovery() -> None:
     # 10 minutes during, 20 outside: outside runs at the normal rate, during at about 5 % of it.
     outside, during = created.count("outside") / 20, created.count("during") / 10
     assert outside > 30 and during < 0.15 * outside
+
+
+class SlowKafka:
+    """A producer whose acknowledgements come later, and which refuses the third message."""
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future[None]] = []
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        future = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        return future
+
+    async def flush(self) -> None:
+        for number, future in enumerate(self.futures):
+            if number == 2:
+                future.set_exception(KafkaTimeoutError("Kafka did not take it"))
+            elif not future.done():
+                future.set_result(None)
+
+
+def test_a_recording_holds_only_what_kafka_acknowledged(tmp_path: Path) -> None:
+    record = tmp_path / "sent.jsonl"
+    plan = Plan(seed=3, start=datetime.now(UTC) - timedelta(hours=1), rate=5)
+    with pytest.raises(KafkaTimeoutError):
+        asyncio.run(send(plan, kafka=KafkaSettings(), count=5, realtime=False, record=record, producer=SlowKafka()))
+    recorded = [value for _, value in read_recording(record)]
+    assert recorded == [message.value for message in islice(generate(plan), 2)]
