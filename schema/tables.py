@@ -13,7 +13,7 @@ not time alone.
 
 from __future__ import annotations
 
-from schema.ddl import Column, MaterializedView, Table, View
+from schema.ddl import Column, MaterializedView, SchemaObject, Table, View
 
 UTC_MS = "DateTime64(3, 'UTC')"
 COUNT = "SimpleAggregateFunction(sum, UInt64)"
@@ -920,4 +920,9 @@ ANALYST_VIEWS: tuple[View, ...] = (
     PAIR_KAPPA,
     ANNOTATOR_ACTIVE_HOUR,
     FIRST_PASS_HOUR,
+)
+
+# Every object, in dependency order: what applying every migration must produce.
+ALL_OBJECTS: tuple[SchemaObject, ...] = tuple(
+    {id(obj): obj for obj in (*RAW_TABLES, *(obj for rollup in ROLLUPS for obj in rollup), *ANALYST_VIEWS)}.values()
 )

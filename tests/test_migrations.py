@@ -5,13 +5,18 @@ from __future__ import annotations
 import sys
 import textwrap
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from schema import migrations
+from schema import migrations, tables
+from schema.client import connect
+from schema.ddl import SINGLE_NODE, create_all
 from schema.migrations import AppliedMigration, Migration, MigrationError, load, verify_history
+from tests.conftest import ClickHouseService
 
 # -- loader (no ClickHouse) ---------------------------------------------------------------------
 
@@ -165,3 +170,64 @@ def test_retention_can_be_set_and_removed(migrated: Client) -> None:
     migrations.apply_retention(migrated, 0)
     migrations.apply_retention(migrated, 0)  # removing twice is fine
     assert "TTL" not in migrated.command("SHOW CREATE TABLE events")
+
+
+def schema_of(client: Client) -> dict[str, object]:
+    """Every object of the database as the engine describes it: columns (type, default, comment, in
+    order) and the statement that would create it, with the database's own name taken out."""
+    database = client.command("SELECT currentDatabase()")
+    columns = client.query(
+        "SELECT table, name, type, default_kind, default_expression, comment FROM system.columns "
+        "WHERE database = currentDatabase() AND table != 'schema_migrations' ORDER BY table, position"
+    ).result_rows
+    created = client.query(
+        "SELECT name, create_table_query FROM system.tables "
+        "WHERE database = currentDatabase() AND name != 'schema_migrations' ORDER BY name"
+    ).result_rows
+    return {
+        "columns": columns,
+        "created": [(name, query.replace(f"{database}.", "")) for name, query in created],
+    }
+
+
+@pytest.fixture
+def new_database(clickhouse_service: ClickHouseService) -> Iterator[Callable[[], Client]]:
+    """Makes empty databases on the test session's ClickHouse; drops them afterwards."""
+    admin = connect(clickhouse_service.settings, database="default")
+    made: list[str] = []
+
+    def make() -> Client:
+        made.append(f"test_{uuid.uuid4().hex[:12]}")
+        admin.command(f"CREATE DATABASE {made[-1]}")
+        return connect(replace(clickhouse_service.settings, database=made[-1]))
+
+    yield make
+    for name in made:
+        admin.command(f"DROP DATABASE IF EXISTS {name} SYNC")
+
+
+@pytest_clickhouse
+def test_every_upgrade_path_ends_in_the_schema_that_schema_tables_describes(
+    new_database: Callable[[], Client],
+) -> None:
+    upgraded, fresh, described = new_database(), new_database(), new_database()
+    for number in range(1, len(SHIPPED) + 1):  # release by release, over time
+        migrations.migrate(upgraded, to=number)
+    migrations.migrate(fresh)
+    for statement in create_all(tables.ALL_OBJECTS, SINGLE_NODE):
+        described.command(statement)
+    assert schema_of(upgraded) == schema_of(fresh)
+    assert schema_of(described) == schema_of(fresh), "schema.tables and the migrations disagree: add a migration"
+
+
+@pytest_clickhouse
+def test_databases_migrated_before_migrations_were_frozen_upgrade_on(ch_client: Client) -> None:
+    migrations.migrate(ch_client, to=4)
+    # As an earlier LabelPulse recorded them: by the sha256 of the migration file.
+    for number, file_checksum in migrations._RECORDED_AS_FILES.items():
+        ch_client.command(
+            "ALTER TABLE schema_migrations UPDATE checksum = {c:String} WHERE number = {n:UInt32}",
+            parameters={"c": file_checksum, "n": number},
+            settings={"mutations_sync": 2},
+        )
+    assert [m.name for m in migrations.migrate(ch_client)] == SHIPPED[4:]

@@ -1,36 +1,1103 @@
-"""Raw events, dead letters, alert history, the first rollups and their analyst views."""
+"""Raw events, dead letters, alert history, the first rollups and their analyst views.
 
-from schema import tables
-from schema.ddl import SchemaObject, Target, create_all, drop_all
+Frozen: the statements it ran when it was written, not rendered from today's schema.tables, so that a
+fresh install and an upgraded one run the same DDL. `__CLUSTER__` stands for the cluster's name.
+"""
 
-# Named one by one: objects added to schema.tables later arrive through their own migrations.
-OBJECTS: tuple[SchemaObject, ...] = (
-    tables.EVENTS,
-    tables.DEAD_LETTERS,
-    tables.ALERT_HISTORY,
-    tables.PROJECT_MINUTE,
-    tables.PROJECT_MINUTE_MV,
-    tables.ANNOTATOR_HOUR,
-    tables.ANNOTATOR_HOUR_MV,
-    tables.HANDLE_TIMES,
-    tables.HANDLE_TIME_MV,
-    tables.LABEL_HOUR,
-    tables.LABEL_HOUR_MV,
-    tables.REVIEW_HOUR,
-    tables.REVIEW_HOUR_MV,
-    tables.GOLD_HOUR,
-    tables.GOLD_HOUR_MV,
-    tables.PROJECT_THROUGHPUT_MINUTE,
-    tables.ANNOTATOR_PRODUCTIVITY_HOUR,
-    tables.LABEL_THROUGHPUT_HOUR,
-    tables.REVIEW_OUTCOMES_HOUR,
-    tables.GOLD_ACCURACY_HOUR,
+from schema.migrations import Statements, on_target
+
+FORWARDS: Statements = [
+    """\
+CREATE TABLE IF NOT EXISTS events
+(
+    `event_id` String COMMENT 'Producer-assigned unique id; the dedup key',
+    `event_type` LowCardinality(String) COMMENT 'task_created, annotation_submitted, ...',
+    `schema_version` UInt8 COMMENT 'Contract version the producer spoke',
+    `occurred_at` DateTime64(3, 'UTC') COMMENT 'Producer clock, UTC',
+    `received_at` DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'When a worker validated the event, UTC',
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `task_id` String COMMENT 'Task (item being labeled)',
+    `annotator_id` String COMMENT 'Pseudonymous annotator; for reviews, whose work was reviewed',
+    `reviewer_id` String COMMENT 'Pseudonymous reviewer; empty outside reviews',
+    `session_id` String COMMENT 'Labeling-tool session',
+    `stage` LowCardinality(String) COMMENT 'annotate or review; empty when not given',
+    `source` LowCardinality(String) COMMENT 'manual, model_assisted or imported',
+    `label` String COMMENT 'Class name, or canonical JSON of a structured label',
+    `duration_ms` Nullable(UInt32) COMMENT 'Active time the tool measured, ms',
+    `is_gold` Bool COMMENT 'Honeypot task with a known answer',
+    `gold_label` String COMMENT 'The known answer of a honeypot task',
+    `verdict` LowCardinality(String) COMMENT 'accepted, fixed or rejected (reviews)',
+    `reason` String COMMENT 'Rejection or skip reason',
+    `model_label` String COMMENT 'Model pre-label offered to the annotator',
+    `model_confidence` Nullable(Float32) COMMENT 'Model confidence in model_label, 0..1',
+    `extra` String COMMENT 'JSON object of fields the contract does not know',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic the event was read from',
+    `kafka_partition` UInt32 COMMENT 'Partition the event was read from',
+    `kafka_offset` UInt64 COMMENT 'Offset the event was read from'
 )
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (project_id, annotator_id, occurred_at)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Every valid labeling event (contract v1), as received. Unknown fields are kept in `extra`.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS dead_letters
+(
+    `received_at` DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'When a worker refused the message, UTC',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic the message was read from',
+    `kafka_partition` UInt32 COMMENT 'Partition the message was read from',
+    `kafka_offset` UInt64 COMMENT 'Offset the message was read from',
+    `kafka_key` String COMMENT 'Message key as sent',
+    `raw` String COMMENT 'Message value as sent (bytes)',
+    `rule` LowCardinality(String) COMMENT 'Broken rule: malformed_json, missing_field, ...',
+    `field` String COMMENT 'Offending field; empty when the whole message is bad',
+    `reason` String COMMENT 'Human-readable explanation',
+    `event_id` String COMMENT 'event_id when it could be read'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(received_at)
+ORDER BY (rule, received_at)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Events refused by the workers, with the reason; nothing is dropped silently.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS alert_history
+(
+    `at` DateTime64(3, 'UTC') COMMENT 'When the transition happened, UTC',
+    `rule` LowCardinality(String) COMMENT 'Alert rule name',
+    `fingerprint` String COMMENT 'Stable hash of the instance\\'s label set',
+    `labels` Map(String, String) COMMENT 'Labels of the instance (severity, project, ...)',
+    `state` Enum8('inactive' = 0, 'pending' = 1, 'firing' = 2, 'resolved' = 3) COMMENT 'State entered',
+    `previous_state` Enum8('inactive' = 0, 'pending' = 1, 'firing' = 2, 'resolved' = 3) COMMENT '',
+    `value` Float64 COMMENT 'Value of the rule expression at the transition',
+    `active_since` Nullable(DateTime64(3, 'UTC')) COMMENT 'Start of the pending/firing episode',
+    `summary` String COMMENT 'Rendered summary annotation',
+    `description` String COMMENT 'Rendered description annotation',
+    `runbook_url` String COMMENT 'Where on-call finds what to do'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(at)
+ORDER BY (rule, fingerprint, at)
+COMMENT 'Every state transition of every alert instance (rule x label set).'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_project_minute
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `minute` DateTime('UTC') COMMENT 'Start of the minute of occurred_at',
+    `tasks_created` SimpleAggregateFunction(sum, UInt64) COMMENT 'task_created events',
+    `tasks_assigned` SimpleAggregateFunction(sum, UInt64) COMMENT 'task_assigned events',
+    `annotations_started` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_started events',
+    `annotations_submitted` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_submitted events',
+    `annotations_skipped` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_skipped events',
+    `reviews_completed` SimpleAggregateFunction(sum, UInt64) COMMENT 'review_completed events',
+    `tasks_completed` SimpleAggregateFunction(sum, UInt64) COMMENT 'task_completed events',
+    `annotators` AggregateFunction(uniq, String) COMMENT 'Distinct annotators active',
+    `ingest_lag_ms` AggregateFunction(quantileTDigest, UInt32) COMMENT 'received_at - occurred_at, ms',
+    `last_occurred_at` SimpleAggregateFunction(max, DateTime64(3, 'UTC')) COMMENT 'Latest occurred_at',
+    `last_received_at` SimpleAggregateFunction(max, DateTime64(3, 'UTC')) COMMENT 'Latest received_at'
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(minute)
+ORDER BY (project_id, minute)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Per project and minute: event counts by type, active annotators, ingest lag.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_project_minute
+TO rollup_project_minute
+AS SELECT
+    project_id,
+    toStartOfMinute(occurred_at) AS minute,
+    countIf(event_type = 'task_created') AS tasks_created,
+    countIf(event_type = 'task_assigned') AS tasks_assigned,
+    countIf(event_type = 'annotation_started') AS annotations_started,
+    countIf(event_type = 'annotation_submitted') AS annotations_submitted,
+    countIf(event_type = 'annotation_skipped') AS annotations_skipped,
+    countIf(event_type = 'review_completed') AS reviews_completed,
+    countIf(event_type = 'task_completed') AS tasks_completed,
+    uniqStateIf(annotator_id, annotator_id != '' AND event_type != 'review_completed') AS annotators,
+    quantileTDigestState(toUInt32(greatest(0, dateDiff('millisecond', occurred_at, received_at))))
+        AS ingest_lag_ms,
+    max(occurred_at) AS last_occurred_at,
+    max(received_at) AS last_received_at
+FROM events
+GROUP BY project_id, minute\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_annotator_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of occurred_at',
+    `annotations_started` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_started events',
+    `annotations_submitted` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_submitted events',
+    `annotations_manual` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions with source = manual',
+    `annotations_model_assisted` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions with source = model_assisted',
+    `annotations_skipped` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_skipped events',
+    `handle_time_ms_sum` SimpleAggregateFunction(sum, UInt64) COMMENT 'Sum of duration_ms over submissions that carry it',
+    `handle_time_count` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions that carry duration_ms',
+    `handle_time_ms` AggregateFunction(quantileTDigest, UInt32) COMMENT 'duration_ms of submissions',
+    `tasks` AggregateFunction(uniq, String) COMMENT 'Distinct tasks touched',
+    `first_event_at` SimpleAggregateFunction(min, DateTime64(3, 'UTC')) COMMENT 'Earliest event',
+    `last_event_at` SimpleAggregateFunction(max, DateTime64(3, 'UTC')) COMMENT 'Latest event'
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, annotator_id, hour)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Per project, annotator and hour: output, skips and handle time of annotation work.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_annotator_hour
+TO rollup_annotator_hour
+AS SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(occurred_at) AS hour,
+    countIf(event_type = 'annotation_started') AS annotations_started,
+    countIf(event_type = 'annotation_submitted') AS annotations_submitted,
+    countIf(event_type = 'annotation_submitted' AND source = 'manual') AS annotations_manual,
+    countIf(event_type = 'annotation_submitted' AND source = 'model_assisted') AS annotations_model_assisted,
+    countIf(event_type = 'annotation_skipped') AS annotations_skipped,
+    -- handle time arrives through mv_rollup_annotator_hour_handle_times (tool-measured or derived)
+    toUInt64(0) AS handle_time_ms_sum,
+    toUInt64(0) AS handle_time_count,
+    quantileTDigestStateIf(toUInt32(0), false) AS handle_time_ms,
+    uniqState(task_id) AS tasks,
+    min(occurred_at) AS first_event_at,
+    max(occurred_at) AS last_event_at
+FROM events
+-- reviews carry the reviewed annotator's id but are the reviewer's work: they live in the
+-- review rollup
+WHERE annotator_id != ''
+  AND event_type IN ('annotation_started', 'annotation_submitted', 'annotation_skipped')
+GROUP BY project_id, annotator_id, hour\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS handle_times
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `task_id` String COMMENT 'Task',
+    `submitted_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the submission, UTC',
+    `handle_time_ms` UInt32 COMMENT 'Active time on the item, ms',
+    `measured_by` LowCardinality(String) COMMENT 'tool, or start_to_submit when derived',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic of the event that made it known',
+    `kafka_partition` UInt32 COMMENT 'Its partition',
+    `kafka_offset` UInt64 COMMENT 'Its offset'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(submitted_at)
+ORDER BY (project_id, annotator_id, submitted_at)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'One row per submission whose handle time is known: measured by the tool (duration_ms), or, when it did not measure, the time from the annotator\\'s annotation_started to the submission — derived by the workers also when the two arrive out of order.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_annotator_hour_handle_times
+TO rollup_annotator_hour
+AS SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(submitted_at) AS hour,
+    toUInt64(0) AS annotations_started,
+    toUInt64(0) AS annotations_submitted,
+    toUInt64(0) AS annotations_manual,
+    toUInt64(0) AS annotations_model_assisted,
+    toUInt64(0) AS annotations_skipped,
+    -- qualified: the output alias handle_time_ms would otherwise shadow the source column
+    sum(toUInt64(h.handle_time_ms)) AS handle_time_ms_sum,
+    count() AS handle_time_count,
+    quantileTDigestState(h.handle_time_ms) AS handle_time_ms,
+    uniqStateIf(task_id, false) AS tasks,
+    min(submitted_at) AS first_event_at,
+    max(submitted_at) AS last_event_at
+FROM handle_times AS h
+GROUP BY project_id, annotator_id, hour\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_label_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `label` String COMMENT 'Submitted label (class name or canonical JSON)',
+    `source` LowCardinality(String) COMMENT 'manual, model_assisted or imported',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of occurred_at',
+    `annotations` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_submitted events',
+    `prelabeled` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions that were offered a model pre-label',
+    `prelabel_kept` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions whose label equals the model pre-label'
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, label, source, hour)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Per project, label class, source and hour: submissions and model pre-label agreement.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_label_hour
+TO rollup_label_hour
+AS SELECT
+    project_id,
+    label,
+    source,
+    toStartOfHour(occurred_at) AS hour,
+    count() AS annotations,
+    countIf(model_label != '') AS prelabeled,
+    countIf(model_label != '' AND label = model_label) AS prelabel_kept
+FROM events
+WHERE event_type = 'annotation_submitted'
+GROUP BY project_id, label, source, hour\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_review_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Whose annotation was reviewed',
+    `reviewer_id` String COMMENT 'Who reviewed',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of occurred_at',
+    `verdict` LowCardinality(String) COMMENT 'accepted, fixed or rejected',
+    `reason` String COMMENT 'Reason given with the verdict',
+    `reviews` SimpleAggregateFunction(sum, UInt64) COMMENT 'review_completed events',
+    `review_time_ms_sum` SimpleAggregateFunction(sum, UInt64) COMMENT 'Sum of duration_ms over reviews that carry it',
+    `review_time_count` SimpleAggregateFunction(sum, UInt64) COMMENT 'Reviews that carry duration_ms',
+    `review_time_ms` AggregateFunction(quantileTDigest, UInt32) COMMENT 'duration_ms of reviews'
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, annotator_id, reviewer_id, hour, verdict, reason)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Per project, reviewed annotator, reviewer, hour, verdict and reason: review outcomes.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_review_hour
+TO rollup_review_hour
+AS SELECT
+    project_id,
+    annotator_id,
+    reviewer_id,
+    toStartOfHour(occurred_at) AS hour,
+    verdict,
+    reason,
+    count() AS reviews,
+    toUInt64(sumIf(assumeNotNull(duration_ms), duration_ms IS NOT NULL)) AS review_time_ms_sum,
+    countIf(duration_ms IS NOT NULL) AS review_time_count,
+    quantileTDigestStateIf(assumeNotNull(duration_ms), duration_ms IS NOT NULL) AS review_time_ms
+FROM events
+WHERE event_type = 'review_completed'
+GROUP BY project_id, annotator_id, reviewer_id, hour, verdict, reason\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_gold_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of occurred_at',
+    `gold_answers` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions on gold tasks',
+    `gold_correct` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions on gold tasks equal to the gold label'
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, annotator_id, hour)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Per project, annotator and hour: answers on honeypot (gold) tasks and how many were right.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_gold_hour
+TO rollup_gold_hour
+AS SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(occurred_at) AS hour,
+    count() AS gold_answers,
+    countIf(label = gold_label) AS gold_correct
+FROM events
+-- workers copy is_gold and gold_label from the task onto each submission
+WHERE event_type = 'annotation_submitted' AND is_gold AND gold_label != ''
+GROUP BY project_id, annotator_id, hour\
+""",
+    """\
+CREATE VIEW IF NOT EXISTS project_throughput_minute
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `minute` DateTime('UTC') COMMENT 'Start of the minute, UTC',
+    `tasks_created` UInt64 COMMENT 'Tasks created',
+    `annotations_submitted` UInt64 COMMENT 'Annotations submitted',
+    `annotations_skipped` UInt64 COMMENT 'Annotations skipped',
+    `reviews_completed` UInt64 COMMENT 'Reviews completed',
+    `tasks_completed` UInt64 COMMENT 'Tasks completed',
+    `active_annotators` UInt64 COMMENT 'Distinct annotators with annotation events (approximate)',
+    `ingest_lag_p50_ms` Float64 COMMENT 'Median received_at - occurred_at, ms',
+    `ingest_lag_p95_ms` Float64 COMMENT '95th percentile of received_at - occurred_at, ms',
+    `last_occurred_at` DateTime64(3, 'UTC') COMMENT 'Latest occurred_at in the minute'
+)
+AS SELECT
+    project_id,
+    minute,
+    sum(tasks_created) AS tasks_created,
+    sum(annotations_submitted) AS annotations_submitted,
+    sum(annotations_skipped) AS annotations_skipped,
+    sum(reviews_completed) AS reviews_completed,
+    sum(tasks_completed) AS tasks_completed,
+    uniqMerge(annotators) AS active_annotators,
+    quantileTDigestMerge(0.5)(ingest_lag_ms) AS ingest_lag_p50_ms,
+    quantileTDigestMerge(0.95)(ingest_lag_ms) AS ingest_lag_p95_ms,
+    max(last_occurred_at) AS last_occurred_at
+FROM rollup_project_minute
+GROUP BY project_id, minute
+COMMENT 'Throughput per project and minute. For other buckets, sum these columns.'\
+""",
+    """\
+CREATE VIEW IF NOT EXISTS annotator_productivity_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `annotations_submitted` UInt64 COMMENT 'Annotations submitted',
+    `annotations_manual` UInt64 COMMENT 'Submitted without a model pre-label (source = manual)',
+    `annotations_model_assisted` UInt64 COMMENT 'Submitted with source = model_assisted',
+    `annotations_skipped` UInt64 COMMENT 'Items skipped',
+    `skip_rate` Nullable(Float64) COMMENT 'skipped / (submitted + skipped); NULL with no work',
+    `handle_time_p50_ms` Nullable(Float64) COMMENT 'Median active time per submission, ms (t-digest)',
+    `handle_time_p90_ms` Nullable(Float64) COMMENT '90th percentile active time per submission, ms',
+    `handle_time_mean_ms` Nullable(Float64) COMMENT 'Mean active time per submission, ms',
+    `tasks` UInt64 COMMENT 'Distinct tasks touched (approximate)'
+)
+AS SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(annotations_submitted) AS annotations_submitted,
+    sum(annotations_manual) AS annotations_manual,
+    sum(annotations_model_assisted) AS annotations_model_assisted,
+    sum(annotations_skipped) AS annotations_skipped,
+    if(annotations_submitted + annotations_skipped = 0, NULL,
+       annotations_skipped / (annotations_submitted + annotations_skipped)) AS skip_rate,
+    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.5)(handle_time_ms)) AS handle_time_p50_ms,
+    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.9)(handle_time_ms)) AS handle_time_p90_ms,
+    if(sum(handle_time_count) = 0, NULL, sum(handle_time_ms_sum) / sum(handle_time_count))
+        AS handle_time_mean_ms,
+    uniqMerge(tasks) AS tasks
+FROM rollup_annotator_hour
+GROUP BY project_id, annotator_id, hour
+COMMENT 'Output and handle time per annotator and hour. Quantiles are per hour; for other ranges merge rollup_annotator_hour.handle_time_ms with quantileTDigestMerge.'\
+""",
+    """\
+CREATE VIEW IF NOT EXISTS label_throughput_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `label` String COMMENT 'Submitted label',
+    `source` LowCardinality(String) COMMENT 'manual, model_assisted or imported',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `annotations` UInt64 COMMENT 'Submissions',
+    `prelabeled` UInt64 COMMENT 'Submissions offered a model pre-label',
+    `prelabel_acceptance` Nullable(Float64) COMMENT 'Share of pre-labels kept unchanged'
+)
+AS SELECT
+    project_id,
+    label,
+    source,
+    hour,
+    sum(annotations) AS annotations,
+    sum(prelabeled) AS prelabeled,
+    if(prelabeled = 0, NULL, sum(prelabel_kept) / prelabeled) AS prelabel_acceptance
+FROM rollup_label_hour
+GROUP BY project_id, label, source, hour
+COMMENT 'Submissions per label class, source and hour, with model pre-label acceptance.'\
+""",
+    """\
+CREATE VIEW IF NOT EXISTS review_outcomes_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `reviewed` UInt64 COMMENT 'Reviews of this annotator\\'s work',
+    `accepted` UInt64 COMMENT 'Verdict accepted',
+    `fixed` UInt64 COMMENT 'Verdict fixed (accepted after the reviewer corrected it)',
+    `rejected` UInt64 COMMENT 'Verdict rejected',
+    `acceptance_score` Nullable(Float64) COMMENT '(accepted + fixed) / reviewed',
+    `rejection_rate` Nullable(Float64) COMMENT 'rejected / reviewed',
+    `review_time_p50_ms` Nullable(Float64) COMMENT 'Median review time, ms (t-digest)',
+    `review_time_mean_ms` Nullable(Float64) COMMENT 'Mean review time, ms'
+)
+AS SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(reviews) AS reviewed,
+    sumIf(reviews, verdict = 'accepted') AS accepted,
+    sumIf(reviews, verdict = 'fixed') AS fixed,
+    sumIf(reviews, verdict = 'rejected') AS rejected,
+    if(reviewed = 0, NULL, (accepted + fixed) / reviewed) AS acceptance_score,
+    if(reviewed = 0, NULL, rejected / reviewed) AS rejection_rate,
+    if(sum(review_time_count) = 0, NULL, quantileTDigestMerge(0.5)(review_time_ms)) AS review_time_p50_ms,
+    if(sum(review_time_count) = 0, NULL, sum(review_time_ms_sum) / sum(review_time_count))
+        AS review_time_mean_ms
+FROM rollup_review_hour
+GROUP BY project_id, annotator_id, hour
+COMMENT 'Review verdicts per reviewed annotator and hour. acceptance_score = (accepted + fixed) / reviewed; rejection_rate = rejected / reviewed.'\
+""",
+    """\
+CREATE VIEW IF NOT EXISTS gold_accuracy_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `gold_answers` UInt64 COMMENT 'Answers on gold tasks',
+    `gold_correct` UInt64 COMMENT 'Answers equal to the gold label',
+    `gold_accuracy` Nullable(Float64) COMMENT 'gold_correct / gold_answers'
+)
+AS SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(gold_answers) AS gold_answers,
+    sum(gold_correct) AS gold_correct,
+    if(gold_answers = 0, NULL, gold_correct / gold_answers) AS gold_accuracy
+FROM rollup_gold_hour
+GROUP BY project_id, annotator_id, hour
+COMMENT 'Honeypot answers per annotator and hour. Judge accuracy over enough items: sum gold_answers and gold_correct over the range first, then divide.'\
+""",
+]
+FORWARDS_ON_CLUSTER: Statements = [
+    """\
+CREATE TABLE IF NOT EXISTS events_local ON CLUSTER '__CLUSTER__'
+(
+    `event_id` String COMMENT 'Producer-assigned unique id; the dedup key',
+    `event_type` LowCardinality(String) COMMENT 'task_created, annotation_submitted, ...',
+    `schema_version` UInt8 COMMENT 'Contract version the producer spoke',
+    `occurred_at` DateTime64(3, 'UTC') COMMENT 'Producer clock, UTC',
+    `received_at` DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'When a worker validated the event, UTC',
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `task_id` String COMMENT 'Task (item being labeled)',
+    `annotator_id` String COMMENT 'Pseudonymous annotator; for reviews, whose work was reviewed',
+    `reviewer_id` String COMMENT 'Pseudonymous reviewer; empty outside reviews',
+    `session_id` String COMMENT 'Labeling-tool session',
+    `stage` LowCardinality(String) COMMENT 'annotate or review; empty when not given',
+    `source` LowCardinality(String) COMMENT 'manual, model_assisted or imported',
+    `label` String COMMENT 'Class name, or canonical JSON of a structured label',
+    `duration_ms` Nullable(UInt32) COMMENT 'Active time the tool measured, ms',
+    `is_gold` Bool COMMENT 'Honeypot task with a known answer',
+    `gold_label` String COMMENT 'The known answer of a honeypot task',
+    `verdict` LowCardinality(String) COMMENT 'accepted, fixed or rejected (reviews)',
+    `reason` String COMMENT 'Rejection or skip reason',
+    `model_label` String COMMENT 'Model pre-label offered to the annotator',
+    `model_confidence` Nullable(Float32) COMMENT 'Model confidence in model_label, 0..1',
+    `extra` String COMMENT 'JSON object of fields the contract does not know',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic the event was read from',
+    `kafka_partition` UInt32 COMMENT 'Partition the event was read from',
+    `kafka_offset` UInt64 COMMENT 'Offset the event was read from'
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/events_local', '{replica}')
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (project_id, annotator_id, occurred_at)
+COMMENT 'Every valid labeling event (contract v1), as received. Unknown fields are kept in `extra`.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS events ON CLUSTER '__CLUSTER__' AS events_local
+ENGINE = Distributed('__CLUSTER__', currentDatabase(), 'events_local', cityHash64(task_id))
+COMMENT 'Every valid labeling event (contract v1), as received. Unknown fields are kept in `extra`.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS dead_letters_local ON CLUSTER '__CLUSTER__'
+(
+    `received_at` DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'When a worker refused the message, UTC',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic the message was read from',
+    `kafka_partition` UInt32 COMMENT 'Partition the message was read from',
+    `kafka_offset` UInt64 COMMENT 'Offset the message was read from',
+    `kafka_key` String COMMENT 'Message key as sent',
+    `raw` String COMMENT 'Message value as sent (bytes)',
+    `rule` LowCardinality(String) COMMENT 'Broken rule: malformed_json, missing_field, ...',
+    `field` String COMMENT 'Offending field; empty when the whole message is bad',
+    `reason` String COMMENT 'Human-readable explanation',
+    `event_id` String COMMENT 'event_id when it could be read'
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/dead_letters_local', '{replica}')
+PARTITION BY toYYYYMM(received_at)
+ORDER BY (rule, received_at)
+COMMENT 'Events refused by the workers, with the reason; nothing is dropped silently.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS dead_letters ON CLUSTER '__CLUSTER__' AS dead_letters_local
+ENGINE = Distributed('__CLUSTER__', currentDatabase(), 'dead_letters_local', rand())
+COMMENT 'Events refused by the workers, with the reason; nothing is dropped silently.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS alert_history_local ON CLUSTER '__CLUSTER__'
+(
+    `at` DateTime64(3, 'UTC') COMMENT 'When the transition happened, UTC',
+    `rule` LowCardinality(String) COMMENT 'Alert rule name',
+    `fingerprint` String COMMENT 'Stable hash of the instance\\'s label set',
+    `labels` Map(String, String) COMMENT 'Labels of the instance (severity, project, ...)',
+    `state` Enum8('inactive' = 0, 'pending' = 1, 'firing' = 2, 'resolved' = 3) COMMENT 'State entered',
+    `previous_state` Enum8('inactive' = 0, 'pending' = 1, 'firing' = 2, 'resolved' = 3) COMMENT '',
+    `value` Float64 COMMENT 'Value of the rule expression at the transition',
+    `active_since` Nullable(DateTime64(3, 'UTC')) COMMENT 'Start of the pending/firing episode',
+    `summary` String COMMENT 'Rendered summary annotation',
+    `description` String COMMENT 'Rendered description annotation',
+    `runbook_url` String COMMENT 'Where on-call finds what to do'
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/alert_history_local', '{replica}')
+PARTITION BY toYYYYMM(at)
+ORDER BY (rule, fingerprint, at)
+COMMENT 'Every state transition of every alert instance (rule x label set).'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS alert_history ON CLUSTER '__CLUSTER__' AS alert_history_local
+ENGINE = Distributed('__CLUSTER__', currentDatabase(), 'alert_history_local', rand())
+COMMENT 'Every state transition of every alert instance (rule x label set).'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_project_minute_local ON CLUSTER '__CLUSTER__'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `minute` DateTime('UTC') COMMENT 'Start of the minute of occurred_at',
+    `tasks_created` SimpleAggregateFunction(sum, UInt64) COMMENT 'task_created events',
+    `tasks_assigned` SimpleAggregateFunction(sum, UInt64) COMMENT 'task_assigned events',
+    `annotations_started` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_started events',
+    `annotations_submitted` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_submitted events',
+    `annotations_skipped` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_skipped events',
+    `reviews_completed` SimpleAggregateFunction(sum, UInt64) COMMENT 'review_completed events',
+    `tasks_completed` SimpleAggregateFunction(sum, UInt64) COMMENT 'task_completed events',
+    `annotators` AggregateFunction(uniq, String) COMMENT 'Distinct annotators active',
+    `ingest_lag_ms` AggregateFunction(quantileTDigest, UInt32) COMMENT 'received_at - occurred_at, ms',
+    `last_occurred_at` SimpleAggregateFunction(max, DateTime64(3, 'UTC')) COMMENT 'Latest occurred_at',
+    `last_received_at` SimpleAggregateFunction(max, DateTime64(3, 'UTC')) COMMENT 'Latest received_at'
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/rollup_project_minute_local', '{replica}')
+PARTITION BY toYYYYMM(minute)
+ORDER BY (project_id, minute)
+COMMENT 'Per project and minute: event counts by type, active annotators, ingest lag.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_project_minute ON CLUSTER '__CLUSTER__' AS rollup_project_minute_local
+ENGINE = Distributed('__CLUSTER__', currentDatabase(), 'rollup_project_minute_local', cityHash64(project_id))
+COMMENT 'Per project and minute: event counts by type, active annotators, ingest lag.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_project_minute ON CLUSTER '__CLUSTER__'
+TO rollup_project_minute_local
+AS SELECT
+    project_id,
+    toStartOfMinute(occurred_at) AS minute,
+    countIf(event_type = 'task_created') AS tasks_created,
+    countIf(event_type = 'task_assigned') AS tasks_assigned,
+    countIf(event_type = 'annotation_started') AS annotations_started,
+    countIf(event_type = 'annotation_submitted') AS annotations_submitted,
+    countIf(event_type = 'annotation_skipped') AS annotations_skipped,
+    countIf(event_type = 'review_completed') AS reviews_completed,
+    countIf(event_type = 'task_completed') AS tasks_completed,
+    uniqStateIf(annotator_id, annotator_id != '' AND event_type != 'review_completed') AS annotators,
+    quantileTDigestState(toUInt32(greatest(0, dateDiff('millisecond', occurred_at, received_at))))
+        AS ingest_lag_ms,
+    max(occurred_at) AS last_occurred_at,
+    max(received_at) AS last_received_at
+FROM events_local
+GROUP BY project_id, minute\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_annotator_hour_local ON CLUSTER '__CLUSTER__'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of occurred_at',
+    `annotations_started` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_started events',
+    `annotations_submitted` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_submitted events',
+    `annotations_manual` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions with source = manual',
+    `annotations_model_assisted` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions with source = model_assisted',
+    `annotations_skipped` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_skipped events',
+    `handle_time_ms_sum` SimpleAggregateFunction(sum, UInt64) COMMENT 'Sum of duration_ms over submissions that carry it',
+    `handle_time_count` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions that carry duration_ms',
+    `handle_time_ms` AggregateFunction(quantileTDigest, UInt32) COMMENT 'duration_ms of submissions',
+    `tasks` AggregateFunction(uniq, String) COMMENT 'Distinct tasks touched',
+    `first_event_at` SimpleAggregateFunction(min, DateTime64(3, 'UTC')) COMMENT 'Earliest event',
+    `last_event_at` SimpleAggregateFunction(max, DateTime64(3, 'UTC')) COMMENT 'Latest event'
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/rollup_annotator_hour_local', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, annotator_id, hour)
+COMMENT 'Per project, annotator and hour: output, skips and handle time of annotation work.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_annotator_hour ON CLUSTER '__CLUSTER__' AS rollup_annotator_hour_local
+ENGINE = Distributed('__CLUSTER__', currentDatabase(), 'rollup_annotator_hour_local', cityHash64(project_id))
+COMMENT 'Per project, annotator and hour: output, skips and handle time of annotation work.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_annotator_hour ON CLUSTER '__CLUSTER__'
+TO rollup_annotator_hour_local
+AS SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(occurred_at) AS hour,
+    countIf(event_type = 'annotation_started') AS annotations_started,
+    countIf(event_type = 'annotation_submitted') AS annotations_submitted,
+    countIf(event_type = 'annotation_submitted' AND source = 'manual') AS annotations_manual,
+    countIf(event_type = 'annotation_submitted' AND source = 'model_assisted') AS annotations_model_assisted,
+    countIf(event_type = 'annotation_skipped') AS annotations_skipped,
+    -- handle time arrives through mv_rollup_annotator_hour_handle_times (tool-measured or derived)
+    toUInt64(0) AS handle_time_ms_sum,
+    toUInt64(0) AS handle_time_count,
+    quantileTDigestStateIf(toUInt32(0), false) AS handle_time_ms,
+    uniqState(task_id) AS tasks,
+    min(occurred_at) AS first_event_at,
+    max(occurred_at) AS last_event_at
+FROM events_local
+-- reviews carry the reviewed annotator's id but are the reviewer's work: they live in the
+-- review rollup
+WHERE annotator_id != ''
+  AND event_type IN ('annotation_started', 'annotation_submitted', 'annotation_skipped')
+GROUP BY project_id, annotator_id, hour\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS handle_times_local ON CLUSTER '__CLUSTER__'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `task_id` String COMMENT 'Task',
+    `submitted_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the submission, UTC',
+    `handle_time_ms` UInt32 COMMENT 'Active time on the item, ms',
+    `measured_by` LowCardinality(String) COMMENT 'tool, or start_to_submit when derived',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic of the event that made it known',
+    `kafka_partition` UInt32 COMMENT 'Its partition',
+    `kafka_offset` UInt64 COMMENT 'Its offset'
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/handle_times_local', '{replica}')
+PARTITION BY toYYYYMM(submitted_at)
+ORDER BY (project_id, annotator_id, submitted_at)
+COMMENT 'One row per submission whose handle time is known: measured by the tool (duration_ms), or, when it did not measure, the time from the annotator\\'s annotation_started to the submission — derived by the workers also when the two arrive out of order.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS handle_times ON CLUSTER '__CLUSTER__' AS handle_times_local
+ENGINE = Distributed('__CLUSTER__', currentDatabase(), 'handle_times_local', cityHash64(project_id))
+COMMENT 'One row per submission whose handle time is known: measured by the tool (duration_ms), or, when it did not measure, the time from the annotator\\'s annotation_started to the submission — derived by the workers also when the two arrive out of order.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_annotator_hour_handle_times ON CLUSTER '__CLUSTER__'
+TO rollup_annotator_hour_local
+AS SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(submitted_at) AS hour,
+    toUInt64(0) AS annotations_started,
+    toUInt64(0) AS annotations_submitted,
+    toUInt64(0) AS annotations_manual,
+    toUInt64(0) AS annotations_model_assisted,
+    toUInt64(0) AS annotations_skipped,
+    -- qualified: the output alias handle_time_ms would otherwise shadow the source column
+    sum(toUInt64(h.handle_time_ms)) AS handle_time_ms_sum,
+    count() AS handle_time_count,
+    quantileTDigestState(h.handle_time_ms) AS handle_time_ms,
+    uniqStateIf(task_id, false) AS tasks,
+    min(submitted_at) AS first_event_at,
+    max(submitted_at) AS last_event_at
+FROM handle_times_local AS h
+GROUP BY project_id, annotator_id, hour\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_label_hour_local ON CLUSTER '__CLUSTER__'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `label` String COMMENT 'Submitted label (class name or canonical JSON)',
+    `source` LowCardinality(String) COMMENT 'manual, model_assisted or imported',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of occurred_at',
+    `annotations` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_submitted events',
+    `prelabeled` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions that were offered a model pre-label',
+    `prelabel_kept` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions whose label equals the model pre-label'
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/rollup_label_hour_local', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, label, source, hour)
+COMMENT 'Per project, label class, source and hour: submissions and model pre-label agreement.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_label_hour ON CLUSTER '__CLUSTER__' AS rollup_label_hour_local
+ENGINE = Distributed('__CLUSTER__', currentDatabase(), 'rollup_label_hour_local', cityHash64(project_id))
+COMMENT 'Per project, label class, source and hour: submissions and model pre-label agreement.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_label_hour ON CLUSTER '__CLUSTER__'
+TO rollup_label_hour_local
+AS SELECT
+    project_id,
+    label,
+    source,
+    toStartOfHour(occurred_at) AS hour,
+    count() AS annotations,
+    countIf(model_label != '') AS prelabeled,
+    countIf(model_label != '' AND label = model_label) AS prelabel_kept
+FROM events_local
+WHERE event_type = 'annotation_submitted'
+GROUP BY project_id, label, source, hour\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_review_hour_local ON CLUSTER '__CLUSTER__'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Whose annotation was reviewed',
+    `reviewer_id` String COMMENT 'Who reviewed',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of occurred_at',
+    `verdict` LowCardinality(String) COMMENT 'accepted, fixed or rejected',
+    `reason` String COMMENT 'Reason given with the verdict',
+    `reviews` SimpleAggregateFunction(sum, UInt64) COMMENT 'review_completed events',
+    `review_time_ms_sum` SimpleAggregateFunction(sum, UInt64) COMMENT 'Sum of duration_ms over reviews that carry it',
+    `review_time_count` SimpleAggregateFunction(sum, UInt64) COMMENT 'Reviews that carry duration_ms',
+    `review_time_ms` AggregateFunction(quantileTDigest, UInt32) COMMENT 'duration_ms of reviews'
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/rollup_review_hour_local', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, annotator_id, reviewer_id, hour, verdict, reason)
+COMMENT 'Per project, reviewed annotator, reviewer, hour, verdict and reason: review outcomes.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_review_hour ON CLUSTER '__CLUSTER__' AS rollup_review_hour_local
+ENGINE = Distributed('__CLUSTER__', currentDatabase(), 'rollup_review_hour_local', cityHash64(project_id))
+COMMENT 'Per project, reviewed annotator, reviewer, hour, verdict and reason: review outcomes.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_review_hour ON CLUSTER '__CLUSTER__'
+TO rollup_review_hour_local
+AS SELECT
+    project_id,
+    annotator_id,
+    reviewer_id,
+    toStartOfHour(occurred_at) AS hour,
+    verdict,
+    reason,
+    count() AS reviews,
+    toUInt64(sumIf(assumeNotNull(duration_ms), duration_ms IS NOT NULL)) AS review_time_ms_sum,
+    countIf(duration_ms IS NOT NULL) AS review_time_count,
+    quantileTDigestStateIf(assumeNotNull(duration_ms), duration_ms IS NOT NULL) AS review_time_ms
+FROM events_local
+WHERE event_type = 'review_completed'
+GROUP BY project_id, annotator_id, reviewer_id, hour, verdict, reason\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_gold_hour_local ON CLUSTER '__CLUSTER__'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of occurred_at',
+    `gold_answers` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions on gold tasks',
+    `gold_correct` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions on gold tasks equal to the gold label'
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/rollup_gold_hour_local', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, annotator_id, hour)
+COMMENT 'Per project, annotator and hour: answers on honeypot (gold) tasks and how many were right.'\
+""",
+    """\
+CREATE TABLE IF NOT EXISTS rollup_gold_hour ON CLUSTER '__CLUSTER__' AS rollup_gold_hour_local
+ENGINE = Distributed('__CLUSTER__', currentDatabase(), 'rollup_gold_hour_local', cityHash64(project_id))
+COMMENT 'Per project, annotator and hour: answers on honeypot (gold) tasks and how many were right.'\
+""",
+    """\
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_gold_hour ON CLUSTER '__CLUSTER__'
+TO rollup_gold_hour_local
+AS SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(occurred_at) AS hour,
+    count() AS gold_answers,
+    countIf(label = gold_label) AS gold_correct
+FROM events_local
+-- workers copy is_gold and gold_label from the task onto each submission
+WHERE event_type = 'annotation_submitted' AND is_gold AND gold_label != ''
+GROUP BY project_id, annotator_id, hour\
+""",
+    """\
+CREATE VIEW IF NOT EXISTS project_throughput_minute ON CLUSTER '__CLUSTER__'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `minute` DateTime('UTC') COMMENT 'Start of the minute, UTC',
+    `tasks_created` UInt64 COMMENT 'Tasks created',
+    `annotations_submitted` UInt64 COMMENT 'Annotations submitted',
+    `annotations_skipped` UInt64 COMMENT 'Annotations skipped',
+    `reviews_completed` UInt64 COMMENT 'Reviews completed',
+    `tasks_completed` UInt64 COMMENT 'Tasks completed',
+    `active_annotators` UInt64 COMMENT 'Distinct annotators with annotation events (approximate)',
+    `ingest_lag_p50_ms` Float64 COMMENT 'Median received_at - occurred_at, ms',
+    `ingest_lag_p95_ms` Float64 COMMENT '95th percentile of received_at - occurred_at, ms',
+    `last_occurred_at` DateTime64(3, 'UTC') COMMENT 'Latest occurred_at in the minute'
+)
+AS SELECT
+    project_id,
+    minute,
+    sum(tasks_created) AS tasks_created,
+    sum(annotations_submitted) AS annotations_submitted,
+    sum(annotations_skipped) AS annotations_skipped,
+    sum(reviews_completed) AS reviews_completed,
+    sum(tasks_completed) AS tasks_completed,
+    uniqMerge(annotators) AS active_annotators,
+    quantileTDigestMerge(0.5)(ingest_lag_ms) AS ingest_lag_p50_ms,
+    quantileTDigestMerge(0.95)(ingest_lag_ms) AS ingest_lag_p95_ms,
+    max(last_occurred_at) AS last_occurred_at
+FROM rollup_project_minute
+GROUP BY project_id, minute
+COMMENT 'Throughput per project and minute. For other buckets, sum these columns.'\
+""",
+    """\
+CREATE VIEW IF NOT EXISTS annotator_productivity_hour ON CLUSTER '__CLUSTER__'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `annotations_submitted` UInt64 COMMENT 'Annotations submitted',
+    `annotations_manual` UInt64 COMMENT 'Submitted without a model pre-label (source = manual)',
+    `annotations_model_assisted` UInt64 COMMENT 'Submitted with source = model_assisted',
+    `annotations_skipped` UInt64 COMMENT 'Items skipped',
+    `skip_rate` Nullable(Float64) COMMENT 'skipped / (submitted + skipped); NULL with no work',
+    `handle_time_p50_ms` Nullable(Float64) COMMENT 'Median active time per submission, ms (t-digest)',
+    `handle_time_p90_ms` Nullable(Float64) COMMENT '90th percentile active time per submission, ms',
+    `handle_time_mean_ms` Nullable(Float64) COMMENT 'Mean active time per submission, ms',
+    `tasks` UInt64 COMMENT 'Distinct tasks touched (approximate)'
+)
+AS SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(annotations_submitted) AS annotations_submitted,
+    sum(annotations_manual) AS annotations_manual,
+    sum(annotations_model_assisted) AS annotations_model_assisted,
+    sum(annotations_skipped) AS annotations_skipped,
+    if(annotations_submitted + annotations_skipped = 0, NULL,
+       annotations_skipped / (annotations_submitted + annotations_skipped)) AS skip_rate,
+    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.5)(handle_time_ms)) AS handle_time_p50_ms,
+    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.9)(handle_time_ms)) AS handle_time_p90_ms,
+    if(sum(handle_time_count) = 0, NULL, sum(handle_time_ms_sum) / sum(handle_time_count))
+        AS handle_time_mean_ms,
+    uniqMerge(tasks) AS tasks
+FROM rollup_annotator_hour
+GROUP BY project_id, annotator_id, hour
+COMMENT 'Output and handle time per annotator and hour. Quantiles are per hour; for other ranges merge rollup_annotator_hour.handle_time_ms with quantileTDigestMerge.'\
+""",
+    """\
+CREATE VIEW IF NOT EXISTS label_throughput_hour ON CLUSTER '__CLUSTER__'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `label` String COMMENT 'Submitted label',
+    `source` LowCardinality(String) COMMENT 'manual, model_assisted or imported',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `annotations` UInt64 COMMENT 'Submissions',
+    `prelabeled` UInt64 COMMENT 'Submissions offered a model pre-label',
+    `prelabel_acceptance` Nullable(Float64) COMMENT 'Share of pre-labels kept unchanged'
+)
+AS SELECT
+    project_id,
+    label,
+    source,
+    hour,
+    sum(annotations) AS annotations,
+    sum(prelabeled) AS prelabeled,
+    if(prelabeled = 0, NULL, sum(prelabel_kept) / prelabeled) AS prelabel_acceptance
+FROM rollup_label_hour
+GROUP BY project_id, label, source, hour
+COMMENT 'Submissions per label class, source and hour, with model pre-label acceptance.'\
+""",
+    """\
+CREATE VIEW IF NOT EXISTS review_outcomes_hour ON CLUSTER '__CLUSTER__'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `reviewed` UInt64 COMMENT 'Reviews of this annotator\\'s work',
+    `accepted` UInt64 COMMENT 'Verdict accepted',
+    `fixed` UInt64 COMMENT 'Verdict fixed (accepted after the reviewer corrected it)',
+    `rejected` UInt64 COMMENT 'Verdict rejected',
+    `acceptance_score` Nullable(Float64) COMMENT '(accepted + fixed) / reviewed',
+    `rejection_rate` Nullable(Float64) COMMENT 'rejected / reviewed',
+    `review_time_p50_ms` Nullable(Float64) COMMENT 'Median review time, ms (t-digest)',
+    `review_time_mean_ms` Nullable(Float64) COMMENT 'Mean review time, ms'
+)
+AS SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(reviews) AS reviewed,
+    sumIf(reviews, verdict = 'accepted') AS accepted,
+    sumIf(reviews, verdict = 'fixed') AS fixed,
+    sumIf(reviews, verdict = 'rejected') AS rejected,
+    if(reviewed = 0, NULL, (accepted + fixed) / reviewed) AS acceptance_score,
+    if(reviewed = 0, NULL, rejected / reviewed) AS rejection_rate,
+    if(sum(review_time_count) = 0, NULL, quantileTDigestMerge(0.5)(review_time_ms)) AS review_time_p50_ms,
+    if(sum(review_time_count) = 0, NULL, sum(review_time_ms_sum) / sum(review_time_count))
+        AS review_time_mean_ms
+FROM rollup_review_hour
+GROUP BY project_id, annotator_id, hour
+COMMENT 'Review verdicts per reviewed annotator and hour. acceptance_score = (accepted + fixed) / reviewed; rejection_rate = rejected / reviewed.'\
+""",
+    """\
+CREATE VIEW IF NOT EXISTS gold_accuracy_hour ON CLUSTER '__CLUSTER__'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `gold_answers` UInt64 COMMENT 'Answers on gold tasks',
+    `gold_correct` UInt64 COMMENT 'Answers equal to the gold label',
+    `gold_accuracy` Nullable(Float64) COMMENT 'gold_correct / gold_answers'
+)
+AS SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(gold_answers) AS gold_answers,
+    sum(gold_correct) AS gold_correct,
+    if(gold_answers = 0, NULL, gold_correct / gold_answers) AS gold_accuracy
+FROM rollup_gold_hour
+GROUP BY project_id, annotator_id, hour
+COMMENT 'Honeypot answers per annotator and hour. Judge accuracy over enough items: sum gold_answers and gold_correct over the range first, then divide.'\
+""",
+]
+BACKWARDS: Statements = [
+    """\
+DROP VIEW IF EXISTS gold_accuracy_hour SYNC\
+""",
+    """\
+DROP VIEW IF EXISTS review_outcomes_hour SYNC\
+""",
+    """\
+DROP VIEW IF EXISTS label_throughput_hour SYNC\
+""",
+    """\
+DROP VIEW IF EXISTS annotator_productivity_hour SYNC\
+""",
+    """\
+DROP VIEW IF EXISTS project_throughput_minute SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_gold_hour SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_gold_hour SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_review_hour SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_review_hour SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_label_hour SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_label_hour SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_annotator_hour_handle_times SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS handle_times SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_annotator_hour SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_annotator_hour SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_project_minute SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_project_minute SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS alert_history SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS dead_letters SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS events SYNC\
+""",
+]
+BACKWARDS_ON_CLUSTER: Statements = [
+    """\
+DROP VIEW IF EXISTS gold_accuracy_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP VIEW IF EXISTS review_outcomes_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP VIEW IF EXISTS label_throughput_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP VIEW IF EXISTS annotator_productivity_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP VIEW IF EXISTS project_throughput_minute ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_gold_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_gold_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_gold_hour_local ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_review_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_review_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_review_hour_local ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_label_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_label_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_label_hour_local ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_annotator_hour_handle_times ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS handle_times ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS handle_times_local ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_annotator_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_annotator_hour ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_annotator_hour_local ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS mv_rollup_project_minute ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_project_minute ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS rollup_project_minute_local ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS alert_history ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS alert_history_local ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS dead_letters ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS dead_letters_local ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS events ON CLUSTER '__CLUSTER__' SYNC\
+""",
+    """\
+DROP TABLE IF EXISTS events_local ON CLUSTER '__CLUSTER__' SYNC\
+""",
+]
 
-
-def forwards(target: Target) -> list[str]:
-    return create_all(OBJECTS, target)
-
-
-def backwards(target: Target) -> list[str]:
-    return drop_all(OBJECTS, target)
+forwards = on_target(FORWARDS, FORWARDS_ON_CLUSTER)
+backwards = on_target(BACKWARDS, BACKWARDS_ON_CLUSTER)

@@ -6,9 +6,12 @@ Each migration is a module `NNNN_name.py` in this package with
     def backwards(target: Target) -> list[str]   # optional: statements that undo forwards
 
 Migrations return SQL and do no I/O, so they can be rendered, snapshotted and reviewed;
-`migrate` runs them. Applied migrations are recorded (number, name, checksum of the file)
-in `schema_migrations`; `migrate` refuses to run when that record does not match the files —
-a migration edited, renamed or deleted after it was applied — because then nobody knows what
+`migrate` runs them. Each carries the DDL it applies written out (`FORWARDS`, and for a cluster
+`FORWARDS_ON_CLUSTER`), never rendered from today's `schema.tables`: a migration keeps doing what
+it did when tables change later, so a fresh install and an upgraded one run the same statements.
+Applied migrations are recorded (number, name, checksum of the DDL they produce) in
+`schema_migrations`; `migrate` refuses to run when that record does not match the files — a
+migration changed, renamed or deleted after it was applied — because then nobody knows what
 schema the database really has.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +32,36 @@ from schema.ddl import SINGLE_NODE, Column, Table, Target, render_create, render
 from schema.tables import EVENTS
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.py$")
+Statements = list[str]
+# What a frozen migration's cluster statements name the cluster by.
+CLUSTER_PLACEHOLDER = "__CLUSTER__"
+# Migrations 0001-0004 were first written as renderings of schema.tables and recorded by the sha256
+# of their file. Rewritten to carry the same statements literally, they are known by those too.
+_RECORDED_AS_FILES = {
+    1: "08011e596aba03e8c4ba0133192c5afe4cb633848897c16b1e513675c52c5dcc",
+    2: "4e7b34561811fae88e4ef19299107c8a4eb26459721b9db7a04a67443fec10c0",
+    3: "0e291c3a811d734c6265ac987ab755abcbb6694c5079dc7e682af3209e3adf2f",
+    4: "b20a9b34b801c5ed2f539cec9495fe646522ab352f47146bbbc703c84e675db8",
+}
+
+
+def on_target(single_node: Statements, on_cluster: Statements) -> Callable[[Target], Statements]:
+    """The statements of a frozen migration for a target; on a cluster with the cluster's name."""
+
+    def statements(target: Target) -> Statements:
+        if not target.cluster:
+            return list(single_node)
+        return [statement.replace(CLUSTER_PLACEHOLDER, target.cluster) for statement in on_cluster]
+
+    return statements
+
+
+def checksum(forwards: Callable[[Target], Statements], backwards: Callable[[Target], Statements] | None) -> str:
+    """sha256 of every statement a migration produces, both ways and in both shapes."""
+    shapes = (SINGLE_NODE, Target(cluster=CLUSTER_PLACEHOLDER))
+    produced = [forwards(shape) for shape in shapes] + [backwards(shape) for shape in shapes if backwards]
+    return hashlib.sha256(json.dumps(produced).encode()).hexdigest()
+
 
 MIGRATIONS_TABLE = Table(
     name="schema_migrations",
@@ -78,7 +112,7 @@ def load(directory: Path = Path(__file__).parent, package: str = __name__) -> li
             Migration(
                 number=int(match.group(1)),
                 name=path.stem,
-                checksum=hashlib.sha256(path.read_bytes()).hexdigest(),
+                checksum=checksum(module.forwards, getattr(module, "backwards", None)),
                 description=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else "",
                 forwards=module.forwards,
                 backwards=getattr(module, "backwards", None),
@@ -117,10 +151,11 @@ def verify_history(migrations: list[Migration], history: list[AppliedMigration])
             raise MigrationError(
                 f"migration {record.number:04d} was applied as {record.name} but the file is {migration.name}"
             )
-        if migration.checksum != record.checksum:
+        if record.checksum not in (migration.checksum, _RECORDED_AS_FILES.get(record.number)):
             raise MigrationError(
                 f"{migration.name} changed after it was applied (checksum {record.checksum[:12]} recorded, "
-                f"{migration.checksum[:12]} now); applied migrations are immutable — add a new migration"
+                f"{migration.checksum[:12]} now: it produces other DDL); applied migrations are immutable — "
+                "add a new migration"
             )
         if record.number != position:
             raise MigrationError(f"migration history has a hole before {record.name}")

@@ -22,7 +22,6 @@ CREATE TABLE IF NOT EXISTS events_local ON CLUSTER 'labelpulse_cluster'
     `model_confidence` Nullable(Float32) COMMENT 'Model confidence in model_label, 0..1',
     `extra` String COMMENT 'JSON object of fields the contract does not know',
     `kafka_topic` LowCardinality(String) COMMENT 'Topic the event was read from',
-    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
     `kafka_partition` UInt32 COMMENT 'Partition the event was read from',
     `kafka_offset` UInt64 COMMENT 'Offset the event was read from'
 )
@@ -39,7 +38,6 @@ CREATE TABLE IF NOT EXISTS dead_letters_local ON CLUSTER 'labelpulse_cluster'
 (
     `received_at` DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'When a worker refused the message, UTC',
     `kafka_topic` LowCardinality(String) COMMENT 'Topic the message was read from',
-    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
     `kafka_partition` UInt32 COMMENT 'Partition the message was read from',
     `kafka_offset` UInt64 COMMENT 'Offset the message was read from',
     `kafka_key` String COMMENT 'Message key as sent',
@@ -186,7 +184,6 @@ CREATE TABLE IF NOT EXISTS handle_times_local ON CLUSTER 'labelpulse_cluster'
     `handle_time_ms` UInt32 COMMENT 'Active time on the item, ms',
     `measured_by` LowCardinality(String) COMMENT 'tool, or start_to_submit when derived',
     `kafka_topic` LowCardinality(String) COMMENT 'Topic of the event that made it known',
-    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
     `kafka_partition` UInt32 COMMENT 'Its partition',
     `kafka_offset` UInt64 COMMENT 'Its offset'
 )
@@ -468,7 +465,6 @@ CREATE TABLE IF NOT EXISTS task_agreement_local ON CLUSTER 'labelpulse_cluster'
     `label_counts` Map(String, UInt32) COMMENT 'How many annotators chose each label',
     `agreeing_pairs` UInt32 COMMENT 'Ordered pairs of annotators with the same label: sum n(n-1)',
     `kafka_topic` LowCardinality(String) COMMENT 'Topic of the event that completed the task',
-    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
     `kafka_partition` UInt32 COMMENT 'Its partition',
     `kafka_offset` UInt64 COMMENT 'Its offset'
 )
@@ -491,7 +487,6 @@ CREATE TABLE IF NOT EXISTS pair_agreement_local ON CLUSTER 'labelpulse_cluster'
     `label_a` String COMMENT 'Label chosen by annotator_a',
     `label_b` String COMMENT 'Label chosen by annotator_b',
     `kafka_topic` LowCardinality(String) COMMENT 'Topic of the event that completed the task',
-    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
     `kafka_partition` UInt32 COMMENT 'Its partition',
     `kafka_offset` UInt64 COMMENT 'Its offset'
 )
@@ -579,7 +574,6 @@ CREATE TABLE IF NOT EXISTS active_time_local ON CLUSTER 'labelpulse_cluster'
     `active_ms` Int64 COMMENT 'Change of active time, ms',
     `sessions` Int64 COMMENT 'Change of the number of sessions started',
     `kafka_topic` LowCardinality(String) COMMENT 'Topic of the activity message',
-    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
     `kafka_partition` UInt32 COMMENT 'Its partition',
     `kafka_offset` UInt64 COMMENT 'Its offset'
 )
@@ -639,7 +633,6 @@ CREATE TABLE IF NOT EXISTS review_rounds_local ON CLUSTER 'labelpulse_cluster'
     `verdict` LowCardinality(String) COMMENT 'accepted, fixed or rejected',
     `first_pass_accepted` Bool COMMENT 'Accepted, and the task was never rejected before',
     `kafka_topic` LowCardinality(String) COMMENT 'Topic of the review event',
-    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
     `kafka_partition` UInt32 COMMENT 'Its partition',
     `kafka_offset` UInt64 COMMENT 'Its offset'
 )
