@@ -88,10 +88,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         beyond it belongs to an earlier incarnation of the topic (deleted and created again; some
         brokers keep the group's offsets of a deleted topic), and reading from there would skip events."""
         await super().perform_seek()
-        for tp in self.assignment():
-            if tp.topic not in self.first_unstored:
-                continue
-            committed, first_unstored = self._read_offset[tp], await self.first_unstored[tp.topic](tp)
+        # As sought, before any await: the fetch loop runs meanwhile, and moves _read_offset on.
+        committed_offsets = {tp: self._read_offset[tp] for tp in self.assignment() if tp.topic in self.first_unstored}
+        for tp, committed in committed_offsets.items():
+            first_unstored = await self.first_unstored[tp.topic](tp)
             if committed is not None and committed > first_unstored:
                 log.warning(
                     "%s/%d: the committed offset %d is past the last one stored (%d); reading from %d",
