@@ -216,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help="simulated seconds before anomalies start (default 0)")  # fmt: skip
     generate.add_argument("--anomaly-for", type=_positive_float, metavar="SECONDS",
                           help="simulated seconds anomalies last (default: to the end)")  # fmt: skip
+    generate.add_argument(
+        "--disorder", type=_non_negative_float, default=0.0, metavar="SECONDS",
+        help="send each event late by up to this many seconds of simulated time, so some overtake others, as "
+        "from many producers (default 0: in time order)",
+    )  # fmt: skip
+    generate.add_argument(
+        "--duplicates", type=_share, default=0.0, metavar="SHARE",
+        help="send this share of events twice, as producer retries do (0 to 1, default 0)",
+    )  # fmt: skip
     generate.add_argument("--record", type=Path, metavar="FILE", help="write every sent message to FILE (JSON lines)")
     generate.add_argument("--quiet", action="store_true", help="no progress line")
     generate.set_defaults(run=_run_generate)
@@ -263,6 +272,23 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
     return value
 
 
@@ -577,7 +603,7 @@ def _run_dashboard(args: argparse.Namespace) -> int:
 
 def _run_generate(args: argparse.Namespace) -> int:
     from labelpulse.broker import kafka_reachable
-    from labelpulse.simulator import Plan, Progress, send
+    from labelpulse.simulator import Delivery, Plan, Progress, send
 
     kafka = KafkaSettings.from_env()
     if not kafka_reachable(kafka, timeout_s=3):
@@ -597,6 +623,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         f"sending simulated events to {kafka.events_topic} at {kafka.bootstrap_servers} "
         f"({'as fast as possible' if args.fast else f'{args.rate:g}/s'}; seed {args.seed}"
         + (f"; anomalies: {', '.join(args.anomaly)}" if args.anomaly else "")
+        + (f"; up to {args.disorder:g}s out of order" if args.disorder else "")
+        + (f"; {args.duplicates:.0%} sent twice" if args.duplicates else "")
         + ")",
         file=sys.stderr,
         flush=True,
@@ -611,6 +639,7 @@ def _run_generate(args: argparse.Namespace) -> int:
                 realtime=not args.fast,
                 record=args.record,
                 progress=None if args.quiet else Progress(total=args.count),
+                delivery=Delivery(args.disorder, args.duplicates, args.seed),
             )
         )
     except KafkaUnavailable as exc:

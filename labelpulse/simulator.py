@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -234,6 +234,36 @@ def _garbage(rng: random.Random, valid: dict[str, Any]) -> bytes:
     return json.dumps(broken).encode()
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """How the messages reach Kafka, as from a fleet of real producers: each late by up to `disorder_s`
+    seconds of simulated time (so some overtake others), and a share `duplicates` sent twice (a retry)."""
+
+    disorder_s: float = 0.0
+    duplicates: float = 0.0
+    seed: int = 1
+
+    def order(self, messages: Iterable[Message]) -> Iterator[tuple[datetime, Message]]:
+        """(when it is sent, the message), in sending order. Deterministic for a seed."""
+        if not self.disorder_s and not self.duplicates:
+            yield from ((message.occurred_at, message) for message in messages)
+            return
+        rng = random.Random(f"delivery-{self.seed}")
+        due: list[tuple[datetime, int, Message]] = []
+        for number, message in enumerate(messages):
+            sent_at = message.occurred_at + timedelta(seconds=rng.uniform(0, self.disorder_s))
+            heapq.heappush(due, (sent_at, 2 * number, message))
+            if rng.random() < self.duplicates:  # the retry of a send whose answer was lost
+                again = sent_at + timedelta(seconds=rng.uniform(0, max(self.disorder_s, 1.0)))
+                heapq.heappush(due, (again, 2 * number + 1, message))
+            while due and due[0][0] <= message.occurred_at:  # nothing generated later can be due earlier
+                sent_at, _, ready = heapq.heappop(due)
+                yield sent_at, ready
+        while due:
+            sent_at, _, ready = heapq.heappop(due)
+            yield sent_at, ready
+
+
 def record_line(message: Message) -> bytes:
     """One JSON line per sent message; the value base64-encoded, since garbage is not text."""
     entry = {"key": message.key.decode(), "value": base64.b64encode(message.value).decode()}
@@ -288,6 +318,7 @@ async def send(
     realtime: bool = True,
     record: Path | None = None,
     progress: Progress | None = None,
+    delivery: Delivery = Delivery(),
     producer: Any = None,
 ) -> int:
     """Send messages of `plan` to the events topic until `count` messages or `duration_s` seconds.
@@ -319,11 +350,11 @@ async def send(
     now_at_start = max(plan.start, datetime.now(UTC))  # occurred_at due at wall_start: the past is due at once
     recording = record.open("wb") if record else None
     try:
-        for message in generate(plan):
+        for sent_at, message in delivery.order(generate(plan)):
             if (count is not None and sent >= count) or (deadline is not None and time.monotonic() >= deadline):
                 break
             if realtime:
-                due_at = wall_start + (message.occurred_at - now_at_start).total_seconds()
+                due_at = wall_start + (sent_at - now_at_start).total_seconds()
                 while (wait := due_at - time.monotonic()) > 0:
                     if deadline is not None and time.monotonic() >= deadline:
                         break

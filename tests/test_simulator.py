@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import islice, takewhile
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
-from labelpulse.simulator import PROJECTS, Message, Plan, generate, read_recording, send
+from labelpulse.simulator import PROJECTS, Delivery, Message, Plan, generate, read_recording, send
 from schema.kafka import KafkaSettings
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -93,3 +95,27 @@ def test_a_recording_holds_only_what_kafka_acknowledged(tmp_path: Path) -> None:
         asyncio.run(send(plan, kafka=KafkaSettings(), count=5, realtime=False, record=record, producer=SlowKafka()))
     recorded = [value for _, value in read_recording(record)]
     assert recorded == [message.value for message in islice(generate(plan), 2)]
+
+
+def test_delivery_with_disorder_and_duplicates_reorders_and_repeats_only_within_its_bounds() -> None:
+    plan = Plan(seed=3, start=START, rate=20)
+    generated = list(islice(generate(plan), 2000))
+    delivery = Delivery(disorder_s=30, duplicates=0.05, seed=3)
+    delivered = list(delivery.order(iter(generated)))
+    values = [message.value for _, message in delivered]
+    assert Counter(values) - Counter(message.value for message in generated) == Counter(
+        {value: 1 for value, n in Counter(values).items() if n == 2}
+    ), "every message arrives, some twice, none more often"
+    assert 60 <= len(values) - len(generated) <= 140, "about 5 % twice"
+    overtaken = sum(
+        later.occurred_at < earlier.occurred_at for (_, earlier), (_, later) in itertools.pairwise(delivered)
+    )
+    assert overtaken > 100, "events overtake each other"
+    assert all(sent_at - message.occurred_at <= timedelta(seconds=60) for sent_at, message in delivered)
+    assert [sent_at for sent_at, _ in delivered] == sorted(sent_at for sent_at, _ in delivered)
+    assert list(delivery.order(iter(generated))) == delivered, "the same seed gives the same delivery"
+
+
+def test_delivery_without_disorder_is_the_simulated_order() -> None:
+    generated = list(islice(generate(Plan(seed=3, start=START, rate=20)), 200))
+    assert [message for _, message in Delivery().order(iter(generated))] == generated
