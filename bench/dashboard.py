@@ -63,8 +63,9 @@ def seed(client: Any, total: int, base: int) -> None:
                 'bench-copy' AS kafka_topic, kafka_offset + {copy} * 100000000 AS kafka_offset)
             FROM events AS source WHERE source.kafka_topic = 'offline'"""
         )
-        for table, time_column in (("pair_agreement", "completed_at"), ("task_agreement", "completed_at"),
-                                   ("handle_times", "submitted_at"), ("active_time", "hour")):  # fmt: skip
+        for table, time_column in (("pair_agreement_changes", "labeled_at"), ("task_agreement_changes", "labeled_at"),
+                                   ("handle_time_changes", "submitted_at"), ("gold_answer_changes", "answered_at"),
+                                   ("review_round_changes", "reviewed_at"), ("active_time", "hour")):  # fmt: skip
             client.command(
                 f"INSERT INTO {table} SELECT * REPLACE ({time_column} - {shift} AS {time_column}, "
                 f"'bench-copy' AS kafka_topic) FROM {table} AS source WHERE source.kafka_topic LIKE 'offline%'"

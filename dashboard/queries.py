@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from schema.tables import exact_quantile
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -260,8 +262,8 @@ def handle_time_over_time(filters: Filters) -> Query:
         f"""
 SELECT
     hour,
-    quantileTDigestMerge(0.5)(handle_time_ms) / 1000 AS p50_s,
-    quantileTDigestMerge(0.9)(handle_time_ms) / 1000 AS p90_s,
+    {exact_quantile("sumMap(handle_time_ms_counts)", 0.5)} / 1000 AS p50_s,
+    {exact_quantile("sumMap(handle_time_ms_counts)", 0.9)} / 1000 AS p90_s,
     sum(handle_time_count) AS timed
 FROM rollup_annotator_hour
 WHERE {where}
@@ -345,14 +347,15 @@ def pair_kappa(filters: Filters) -> Query:
 
 
 def confusion_pairs(filters: Filters) -> Query:
-    """The label pairs annotators most often disagree on (each unordered pair once)."""
-    where, parameters = _where(filters, "completed_at")
+    """The label pairs annotators most often disagree on (each unordered pair once), from first answers."""
+    where, parameters = _where(filters, "labeled_at")
     return Query(
         f"""
-SELECT least(label_a, label_b) AS label_1, greatest(label_a, label_b) AS label_2, count() AS disagreements
-FROM pair_agreement
+SELECT least(label_a, label_b) AS label_1, greatest(label_a, label_b) AS label_2, sum(sign) AS disagreements
+FROM pair_agreement_changes
 WHERE {where} AND label_a != label_b
 GROUP BY label_1, label_2
+HAVING disagreements > 0
 ORDER BY disagreements DESC, label_1, label_2
 LIMIT 10""",
         parameters,
@@ -372,8 +375,8 @@ SELECT
     sum(annotations_manual) AS manual,
     sum(annotations_model_assisted) AS model_assisted,
     sum(annotations_skipped) AS skips,
-    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.5)(handle_time_ms) / 1000) AS handle_p50_s,
-    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.9)(handle_time_ms) / 1000) AS handle_p90_s,
+    {exact_quantile("sumMap(handle_time_ms_counts)", 0.5)} / 1000 AS handle_p50_s,
+    {exact_quantile("sumMap(handle_time_ms_counts)", 0.9)} / 1000 AS handle_p90_s,
     min(first_event_at) AS first_event_at,
     max(last_event_at) AS last_event_at
 FROM rollup_annotator_hour
@@ -398,15 +401,16 @@ ORDER BY annotator_id""",
 
 
 def annotator_peer_agreement(filters: Filters) -> Query:
-    """Per annotator: share of their overlapping answers that equal a peer's on the same task."""
-    where, parameters = _where(filters, "completed_at")
+    """Per annotator: share of their first answers on overlapping tasks that equal a peer's on the same task."""
+    where, parameters = _where(filters, "labeled_at")
     return Query(
         f"""
-SELECT annotator_id, sum(label_a = label_b) / count() AS peer_agreement, count() AS peer_pairs
-FROM pair_agreement
+SELECT annotator_id, sum(sign * (label_a = label_b)) / sum(sign) AS peer_agreement, sum(sign) AS peer_pairs
+FROM pair_agreement_changes
 ARRAY JOIN [annotator_a, annotator_b] AS annotator_id
 WHERE {where}
 GROUP BY annotator_id
+HAVING peer_pairs > 0
 ORDER BY annotator_id""",
         parameters,
     )
@@ -425,7 +429,7 @@ SELECT
     a.active_hours AS active_hours
 FROM (
     SELECT hour, sum(annotations_submitted) AS annotations,
-           if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.5)(handle_time_ms) / 1000) AS handle_p50_s
+           {exact_quantile("sumMap(handle_time_ms_counts)", 0.5)} / 1000 AS handle_p50_s
     FROM rollup_annotator_hour
     WHERE {where} AND annotator_id = {{annotator:String}}
     GROUP BY hour
@@ -456,7 +460,8 @@ SELECT
      + sum(annotations_skipped) + sum(reviews_completed) + sum(tasks_completed)) / {{bucket:UInt32}}
         AS events_per_s,
     quantileTDigestMerge(0.5)(ingest_lag_ms) / 1000 AS lag_p50_s,
-    quantileTDigestMerge(0.95)(ingest_lag_ms) / 1000 AS lag_p95_s
+    quantileTDigestMerge(0.95)(ingest_lag_ms) / 1000 AS lag_p95_s,
+    sum(late_events) AS late_events
 FROM rollup_project_minute
 WHERE {where}
 GROUP BY bucket

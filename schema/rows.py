@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from itertools import combinations
 from typing import Any
 
-from schema.events import Event, EventError, ReviewCompleted, extra_fields
+from schema.events import Event, EventError, extra_fields
 from schema.tables import (
     ACTIVE_TIME,
     DEAD_LETTERS,
     EVENTS,
-    HANDLE_TIMES,
-    PAIR_AGREEMENT,
-    REVIEW_ROUNDS,
-    TASK_AGREEMENT,
+    GOLD_ANSWER_CHANGES,
+    HANDLE_TIME_CHANGES,
+    PAIR_AGREEMENT_CHANGES,
+    REVIEW_ROUND_CHANGES,
+    TASK_AGREEMENT_CHANGES,
 )
 
 EVENT_COLUMNS = EVENTS.column_names
@@ -23,7 +23,16 @@ DEAD_LETTER_COLUMNS = DEAD_LETTERS.column_names
 # Every table a worker writes, by name: each row keeps the Kafka position it came from.
 WORKER_TABLES = {
     table.name: table
-    for table in (EVENTS, DEAD_LETTERS, HANDLE_TIMES, TASK_AGREEMENT, PAIR_AGREEMENT, ACTIVE_TIME, REVIEW_ROUNDS)
+    for table in (
+        EVENTS,
+        DEAD_LETTERS,
+        HANDLE_TIME_CHANGES,
+        GOLD_ANSWER_CHANGES,
+        REVIEW_ROUND_CHANGES,
+        TASK_AGREEMENT_CHANGES,
+        PAIR_AGREEMENT_CHANGES,
+        ACTIVE_TIME,
+    )
 }
 
 
@@ -51,7 +60,7 @@ def label_text(label: str | dict[str, Any] | None) -> str:
     return json.dumps(label, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_row(event: Event, *, received_ms: int, position: Position) -> list[Any]:
+def event_row(event: Event, *, received_ms: int, too_late: bool = False, position: Position) -> list[Any]:
     """The `events` row of a valid event, in EVENT_COLUMNS order; times in epoch ms (`epoch_ms`).
     Enum fields are StrEnums: stored as they are (reading `.value` costs more than the rest of the row)."""
     extra = extra_fields(event)
@@ -77,6 +86,7 @@ def event_row(event: Event, *, received_ms: int, position: Position) -> list[Any
         label_text(event.model_label),
         event.model_confidence,
         json.dumps(extra, sort_keys=True, ensure_ascii=False, default=str) if extra else "",
+        too_late,
         *position,
     ]
 
@@ -99,65 +109,6 @@ def dead_letter_row(
         error.field or "",
         error.message,
         error.event_id or "",
-    ]
-
-
-def agreement_rows(
-    project_id: str,
-    task_id: str,
-    completed_at: datetime,
-    labels_by_annotator: dict[str, str],
-    *,
-    position: Position,
-) -> tuple[list[Any], list[list[Any]]]:
-    """The `task_agreement` row and the `pair_agreement` rows of a task labeled by two or more annotators."""
-    counts: dict[str, int] = {}
-    for label in labels_by_annotator.values():
-        counts[label] = counts.get(label, 0) + 1
-    task = [
-        project_id,
-        task_id,
-        completed_at,
-        len(labels_by_annotator),
-        counts,
-        sum(n * (n - 1) for n in counts.values()),
-        *position,
-    ]
-    pairs = [
-        [project_id, task_id, completed_at, a, b, labels_by_annotator[a], labels_by_annotator[b], *position]
-        for a, b in combinations(sorted(labels_by_annotator), 2)
-    ]
-    return task, pairs
-
-
-def handle_time_row(
-    project_id: str,
-    annotator_id: str,
-    task_id: str,
-    submitted_ms: int,
-    handle_time_ms: int,
-    measured_by: str,
-    *,
-    position: Position,
-) -> list[Any]:
-    """The `handle_times` row of a submission whose handle time is known; `submitted_ms` in epoch ms (`epoch_ms`)."""
-    return [project_id, annotator_id, task_id, submitted_ms, handle_time_ms, measured_by, *position]
-
-
-def review_round_row(
-    event: ReviewCompleted, review_round: int, first_pass_accepted: bool, *, position: Position
-) -> list[Any]:
-    """The `review_rounds` row of a review, given its round and whether it accepts work never rejected before."""
-    return [
-        event.project_id,
-        event.task_id,
-        event.annotator_id,
-        event.reviewer_id,
-        event.occurred_at,
-        min(review_round, 65_535),  # UInt16
-        event.verdict,
-        first_pass_accepted,
-        *position,
     ]
 
 

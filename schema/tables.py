@@ -19,6 +19,10 @@ UTC_MS = "DateTime64(3, 'UTC')"
 COUNT = "SimpleAggregateFunction(sum, UInt64)"
 QUANTILES_MS = "AggregateFunction(quantileTDigest, UInt32)"
 DISTINCT = "AggregateFunction(uniq, String)"
+# Counts that derived changes can take back: they sum signed.
+SIGNED_COUNT = "SimpleAggregateFunction(sum, Int64)"
+# Exact quantiles that changes can take back: how many times each value occurred (value -> signed count).
+VALUE_COUNTS = "SimpleAggregateFunction(sumMap, Map(UInt32, Int64))"
 
 # Lets a replayed batch carrying the same insert_deduplication_token be dropped by ClickHouse
 # itself (the stream sink relies on it); replicated engines have their own window.
@@ -38,6 +42,39 @@ KAFKA_TOPIC_ID = Column(
 
 def _counts(*names_and_comments: tuple[str, str]) -> tuple[Column, ...]:
     return tuple(Column(name, COUNT, comment) for name, comment in names_and_comments)
+
+
+def _signed_counts(*names_and_comments: tuple[str, str]) -> tuple[Column, ...]:
+    return tuple(Column(name, SIGNED_COUNT, comment) for name, comment in names_and_comments)
+
+
+# Derived rows are changes: a late event can change an answer written before (streams.task_state).
+SIGN = Column(
+    "sign",
+    "Int8",
+    "+1 adds this row; -1 takes back the same row written before, when an event that arrived later changed "
+    "the answer. Sum it: a row stands while its signs sum to 1",
+)
+
+
+def _position(what: str) -> tuple[Column, ...]:
+    return (
+        Column("kafka_topic", "LowCardinality(String)", f"Topic of {what}"),
+        KAFKA_TOPIC_ID,
+        Column("kafka_partition", "UInt32", "Its partition"),
+        Column("kafka_offset", "UInt64", "Its offset"),
+    )
+
+
+def exact_quantile(value_counts: str, level: float) -> str:
+    """SQL for the `level` quantile of a value -> count map (VALUE_COUNTS merged with sumMap), exact and
+    linear between the closest ranks, as numpy, pandas and quantileExactInclusive define it; NULL when
+    there is no value. The one definition every handle-time quantile uses."""
+    return (
+        f"if(empty(mapFilter((v, c) -> c > 0, {value_counts})), NULL, "
+        f"arrayReduce('quantileExactInclusive({level})', "
+        f"arrayFlatten(mapValues(mapApply((v, c) -> (v, arrayWithConstant(greatest(c, 0), v)), {value_counts})))))"
+    )
 
 
 # ---------------------------------------------------------------- raw tables
@@ -67,6 +104,13 @@ EVENTS = Table(
         Column("model_label", "String", "Model pre-label offered to the annotator"),
         Column("model_confidence", "Nullable(Float32)", "Model confidence in model_label, 0..1"),
         Column("extra", "String", "JSON object of fields the contract does not know"),
+        Column(
+            "too_late",
+            "Bool",
+            "Arrived more than the lateness bound behind the newest event of its partition: counted here and in "
+            "throughput, left out of derived metrics (handle times, gold, reviews, agreement, active time)",
+            "false",
+        ),
         Column("kafka_topic", "LowCardinality(String)", "Topic the event was read from"),
         KAFKA_TOPIC_ID,
         Column("kafka_partition", "UInt32", "Partition the event was read from"),
@@ -143,6 +187,7 @@ PROJECT_MINUTE = Table(
             ("tasks_completed", "task_completed events"),
         ),
         Column("annotators", DISTINCT, "Distinct annotators active"),
+        Column("late_events", COUNT, "Events too late for derived metrics (events.too_late)"),
         Column("ingest_lag_ms", QUANTILES_MS, "received_at - occurred_at, ms"),
         Column("last_occurred_at", f"SimpleAggregateFunction(max, {UTC_MS})", "Latest occurred_at"),
         Column("last_received_at", f"SimpleAggregateFunction(max, {UTC_MS})", "Latest received_at"),
@@ -169,6 +214,7 @@ SELECT
     countIf(event_type = 'review_completed') AS reviews_completed,
     countIf(event_type = 'task_completed') AS tasks_completed,
     uniqStateIf(annotator_id, annotator_id != '' AND event_type != 'review_completed') AS annotators,
+    countIf(too_late) AS late_events,
     quantileTDigestState(toUInt32(greatest(0, dateDiff('millisecond', occurred_at, received_at))))
         AS ingest_lag_ms,
     max(occurred_at) AS last_occurred_at,
@@ -192,10 +238,12 @@ ANNOTATOR_HOUR = Table(
             ("annotations_manual", "Submissions with source = manual"),
             ("annotations_model_assisted", "Submissions with source = model_assisted"),
             ("annotations_skipped", "annotation_skipped events"),
-            ("handle_time_ms_sum", "Sum of duration_ms over submissions that carry it"),
-            ("handle_time_count", "Submissions that carry duration_ms"),
         ),
-        Column("handle_time_ms", QUANTILES_MS, "duration_ms of submissions"),
+        *_signed_counts(
+            ("handle_time_ms_sum", "Sum of the handle times of submissions (handle_times), ms"),
+            ("handle_time_count", "Submissions with a known handle time"),
+        ),
+        Column("handle_time_ms_counts", VALUE_COUNTS, "How many submissions took each handle time, ms -> count"),
         Column("tasks", DISTINCT, "Distinct tasks touched"),
         Column("first_event_at", f"SimpleAggregateFunction(min, {UTC_MS})", "Earliest event"),
         Column("last_event_at", f"SimpleAggregateFunction(max, {UTC_MS})", "Latest event"),
@@ -221,9 +269,9 @@ SELECT
     countIf(event_type = 'annotation_submitted' AND source = 'model_assisted') AS annotations_model_assisted,
     countIf(event_type = 'annotation_skipped') AS annotations_skipped,
     -- handle time arrives through mv_rollup_annotator_hour_handle_times (tool-measured or derived)
-    toUInt64(0) AS handle_time_ms_sum,
-    toUInt64(0) AS handle_time_count,
-    quantileTDigestStateIf(toUInt32(0), false) AS handle_time_ms,
+    toInt64(0) AS handle_time_ms_sum,
+    toInt64(0) AS handle_time_count,
+    map() :: Map(UInt32, Int64) AS handle_time_ms_counts,
     uniqState(task_id) AS tasks,
     min(occurred_at) AS first_event_at,
     max(occurred_at) AS last_event_at
@@ -236,24 +284,24 @@ GROUP BY project_id, annotator_id, hour
 """,
 )
 
-HANDLE_TIMES = Table(
-    name="handle_times",
+HANDLE_TIME_CHANGES = Table(
+    name="handle_time_changes",
     comment=(
-        "One row per submission whose handle time is known: measured by the tool (duration_ms), or, "
-        "when it did not measure, the time from the annotator's annotation_started to the submission — "
-        "derived by the workers also when the two arrive out of order."
+        "Changes to the handle time of submissions, as the workers derive it from each task's events "
+        "sorted by time: the tool's duration_ms, else the time since the annotator's latest "
+        "annotation_started before the submission. A start that arrives late can change an answer: the "
+        "old row is taken back (sign -1) and the new one added. Read handle_times for the current rows."
     ),
     columns=(
         Column("project_id", "LowCardinality(String)", "Project"),
         Column("annotator_id", "String", "Pseudonymous annotator"),
         Column("task_id", "String", "Task"),
+        Column("submission_id", "String", "event_id of the submission"),
         Column("submitted_at", UTC_MS, "occurred_at of the submission, UTC"),
         Column("handle_time_ms", "UInt32", "Active time on the item, ms"),
         Column("measured_by", "LowCardinality(String)", "tool, or start_to_submit when derived"),
-        Column("kafka_topic", "LowCardinality(String)", "Topic of the event that made it known"),
-        KAFKA_TOPIC_ID,
-        Column("kafka_partition", "UInt32", "Its partition"),
-        Column("kafka_offset", "UInt64", "Its offset"),
+        SIGN,
+        *_position("the event that changed it"),
     ),
     partition_by="toYYYYMM(submitted_at)",
     order_by="project_id, annotator_id, submitted_at",
@@ -263,7 +311,7 @@ HANDLE_TIMES = Table(
 
 HANDLE_TIME_MV = MaterializedView(
     name="mv_rollup_annotator_hour_handle_times",
-    source=HANDLE_TIMES,
+    source=HANDLE_TIME_CHANGES,
     target=ANNOTATOR_HOUR,
     select="""
 SELECT
@@ -275,15 +323,39 @@ SELECT
     toUInt64(0) AS annotations_manual,
     toUInt64(0) AS annotations_model_assisted,
     toUInt64(0) AS annotations_skipped,
-    -- qualified: the output alias handle_time_ms would otherwise shadow the source column
-    sum(toUInt64(h.handle_time_ms)) AS handle_time_ms_sum,
-    count() AS handle_time_count,
-    quantileTDigestState(h.handle_time_ms) AS handle_time_ms,
+    -- qualified: the output aliases would otherwise shadow the source columns
+    sum(h.sign * toInt64(h.handle_time_ms)) AS handle_time_ms_sum,
+    sum(toInt64(h.sign)) AS handle_time_count,
+    sumMap(map(h.handle_time_ms, toInt64(h.sign))) AS handle_time_ms_counts,
     uniqStateIf(task_id, false) AS tasks,
     min(submitted_at) AS first_event_at,
     max(submitted_at) AS last_event_at
 FROM {source} AS h
 GROUP BY project_id, annotator_id, hour
+""",
+)
+
+HANDLE_TIMES = View(
+    name="handle_times",
+    comment=(
+        "The handle time of every submission whose handle time is known, as it stands: measured by the tool "
+        "(duration_ms), or the time from the annotator's latest annotation_started before the submission — "
+        "whatever order the two arrived in (handle_time_changes, netted)."
+    ),
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("annotator_id", "String", "Pseudonymous annotator"),
+        Column("task_id", "String", "Task"),
+        Column("submission_id", "String", "event_id of the submission"),
+        Column("submitted_at", UTC_MS, "occurred_at of the submission, UTC"),
+        Column("handle_time_ms", "UInt32", "Active time on the item, ms"),
+        Column("measured_by", "LowCardinality(String)", "tool, or start_to_submit when derived"),
+    ),
+    select="""
+SELECT project_id, annotator_id, task_id, submission_id, submitted_at, handle_time_ms, measured_by
+FROM handle_time_changes
+GROUP BY project_id, annotator_id, task_id, submission_id, submitted_at, handle_time_ms, measured_by
+HAVING sum(sign) > 0
 """,
 )
 
@@ -373,6 +445,31 @@ GROUP BY project_id, annotator_id, reviewer_id, hour, verdict, reason
 """,
 )
 
+GOLD_ANSWER_CHANGES = Table(
+    name="gold_answer_changes",
+    comment=(
+        "Changes to the answers on honeypot (gold) tasks, as the workers derive them from each task's events: "
+        "every submission on a task whose gold label is known — from the submission itself, else from the "
+        "task's task_created, whichever arrived first. Read gold_answers for the current rows."
+    ),
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column("annotator_id", "String", "Pseudonymous annotator"),
+        Column("task_id", "String", "Task"),
+        Column("submission_id", "String", "event_id of the submission"),
+        Column("answered_at", UTC_MS, "occurred_at of the submission, UTC"),
+        Column("label", "String", "The submitted label"),
+        Column("gold_label", "String", "The known answer"),
+        Column("correct", "Bool", "label = gold_label"),
+        SIGN,
+        *_position("the event that changed it"),
+    ),
+    partition_by="toYYYYMM(answered_at)",
+    order_by="project_id, annotator_id, answered_at",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
 GOLD_HOUR = Table(
     name="rollup_gold_hour",
     engine="AggregatingMergeTree",
@@ -380,8 +477,8 @@ GOLD_HOUR = Table(
     columns=(
         Column("project_id", "LowCardinality(String)", "Project"),
         Column("annotator_id", "String", "Pseudonymous annotator"),
-        Column("hour", "DateTime('UTC')", "Start of the hour of occurred_at"),
-        *_counts(
+        Column("hour", "DateTime('UTC')", "Start of the hour of the submission"),
+        *_signed_counts(
             ("gold_answers", "Submissions on gold tasks"),
             ("gold_correct", "Submissions on gold tasks equal to the gold label"),
         ),
@@ -394,18 +491,16 @@ GOLD_HOUR = Table(
 
 GOLD_HOUR_MV = MaterializedView(
     name="mv_rollup_gold_hour",
-    source=EVENTS,
+    source=GOLD_ANSWER_CHANGES,
     target=GOLD_HOUR,
     select="""
 SELECT
     project_id,
     annotator_id,
-    toStartOfHour(occurred_at) AS hour,
-    count() AS gold_answers,
-    countIf(label = gold_label) AS gold_correct
-FROM {source}
--- workers copy is_gold and gold_label from the task onto each submission
-WHERE event_type = 'annotation_submitted' AND is_gold AND gold_label != ''
+    toStartOfHour(answered_at) AS hour,
+    sum(toInt64(g.sign)) AS gold_answers,
+    sum(g.sign * toInt64(g.correct)) AS gold_correct
+FROM {source} AS g
 GROUP BY project_id, annotator_id, hour
 """,
 )
@@ -428,6 +523,7 @@ PROJECT_THROUGHPUT_MINUTE = View(
         Column("reviews_completed", "UInt64", "Reviews completed"),
         Column("tasks_completed", "UInt64", "Tasks completed"),
         Column("active_annotators", "UInt64", "Distinct annotators with annotation events (approximate)"),
+        Column("late_events", "UInt64", "Events too late for derived metrics (see events.too_late)"),
         Column("ingest_lag_p50_ms", "Float64", "Median received_at - occurred_at, ms"),
         Column("ingest_lag_p95_ms", "Float64", "95th percentile of received_at - occurred_at, ms"),
         Column("last_occurred_at", UTC_MS, "Latest occurred_at in the minute"),
@@ -442,6 +538,7 @@ SELECT
     sum(reviews_completed) AS reviews_completed,
     sum(tasks_completed) AS tasks_completed,
     uniqMerge(annotators) AS active_annotators,
+    sum(late_events) AS late_events,
     quantileTDigestMerge(0.5)(ingest_lag_ms) AS ingest_lag_p50_ms,
     quantileTDigestMerge(0.95)(ingest_lag_ms) AS ingest_lag_p95_ms,
     max(last_occurred_at) AS last_occurred_at
@@ -453,8 +550,9 @@ GROUP BY project_id, minute
 ANNOTATOR_PRODUCTIVITY_HOUR = View(
     name="annotator_productivity_hour",
     comment=(
-        "Output and handle time per annotator and hour. Quantiles are per hour; for other "
-        "ranges merge rollup_annotator_hour.handle_time_ms with quantileTDigestMerge."
+        "Output and handle time per annotator and hour. Quantiles are exact, per hour; for other ranges "
+        "merge rollup_annotator_hour.handle_time_ms_counts with sumMap and take quantileExactInclusive "
+        "of the values repeated by their counts (schema.tables.exact_quantile)."
     ),
     columns=(
         _PROJECT,
@@ -465,12 +563,12 @@ ANNOTATOR_PRODUCTIVITY_HOUR = View(
         Column("annotations_model_assisted", "UInt64", "Submitted with source = model_assisted"),
         Column("annotations_skipped", "UInt64", "Items skipped"),
         Column("skip_rate", "Nullable(Float64)", "skipped / (submitted + skipped); NULL with no work"),
-        Column("handle_time_p50_ms", "Nullable(Float64)", "Median active time per submission, ms (t-digest)"),
-        Column("handle_time_p90_ms", "Nullable(Float64)", "90th percentile active time per submission, ms"),
+        Column("handle_time_p50_ms", "Nullable(Float64)", "Median handle time per submission, ms (exact)"),
+        Column("handle_time_p90_ms", "Nullable(Float64)", "90th percentile handle time per submission, ms (exact)"),
         Column("handle_time_mean_ms", "Nullable(Float64)", "Mean active time per submission, ms"),
         Column("tasks", "UInt64", "Distinct tasks touched (approximate)"),
     ),
-    select="""
+    select=f"""
 SELECT
     project_id,
     annotator_id,
@@ -481,8 +579,8 @@ SELECT
     sum(annotations_skipped) AS annotations_skipped,
     if(annotations_submitted + annotations_skipped = 0, NULL,
        annotations_skipped / (annotations_submitted + annotations_skipped)) AS skip_rate,
-    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.5)(handle_time_ms)) AS handle_time_p50_ms,
-    if(sum(handle_time_count) = 0, NULL, quantileTDigestMerge(0.9)(handle_time_ms)) AS handle_time_p90_ms,
+    {exact_quantile("sumMap(handle_time_ms_counts)", 0.5)} AS handle_time_p50_ms,
+    {exact_quantile("sumMap(handle_time_ms_counts)", 0.9)} AS handle_time_p90_ms,
     if(sum(handle_time_count) = 0, NULL, sum(handle_time_ms_sum) / sum(handle_time_count))
         AS handle_time_mean_ms,
     uniqMerge(tasks) AS tasks
@@ -565,8 +663,8 @@ GOLD_ACCURACY_HOUR = View(
         _PROJECT,
         _ANNOTATOR,
         _HOUR,
-        Column("gold_answers", "UInt64", "Answers on gold tasks"),
-        Column("gold_correct", "UInt64", "Answers equal to the gold label"),
+        Column("gold_answers", "Int64", "Answers on gold tasks"),
+        Column("gold_correct", "Int64", "Answers equal to the gold label"),
         Column("gold_accuracy", "Nullable(Float64)", "gold_correct / gold_answers"),
     ),
     select="""
@@ -582,68 +680,129 @@ GROUP BY project_id, annotator_id, hour
 """,
 )
 
+GOLD_ANSWERS = View(
+    name="gold_answers",
+    comment="Every answer on a honeypot task as it stands, with the gold label and whether it was right.",
+    columns=(
+        _PROJECT,
+        _ANNOTATOR,
+        Column("task_id", "String", "Task"),
+        Column("submission_id", "String", "event_id of the submission"),
+        Column("answered_at", UTC_MS, "occurred_at of the submission, UTC"),
+        Column("label", "String", "The submitted label"),
+        Column("gold_label", "String", "The known answer"),
+        Column("correct", "Bool", "label = gold_label"),
+    ),
+    select="""
+SELECT project_id, annotator_id, task_id, submission_id, answered_at, label, gold_label, correct
+FROM gold_answer_changes
+GROUP BY project_id, annotator_id, task_id, submission_id, answered_at, label, gold_label, correct
+HAVING sum(sign) > 0
+""",
+)
+
 # ---------------------------------------------------------------- agreement (derived by the workers)
 
-_KAFKA_POSITION = (
-    Column("kafka_topic", "LowCardinality(String)", "Topic of the event that completed the task"),
-    KAFKA_TOPIC_ID,
-    Column("kafka_partition", "UInt32", "Its partition"),
-    Column("kafka_offset", "UInt64", "Its offset"),
-)
-
-TASK_AGREEMENT = Table(
-    name="task_agreement",
+TASK_AGREEMENT_CHANGES = Table(
+    name="task_agreement_changes",
     comment=(
-        "One row per completed task labeled by two or more annotators: the sufficient statistics from which "
-        "percent agreement, Fleiss' kappa, Krippendorff's alpha and Gwet's AC1 are summed over any window."
+        "Changes to the agreement statistics of tasks two or more annotators answered, from each "
+        "annotator's first answer (earliest submission): label counts and agreeing pairs, from which percent "
+        "agreement, Fleiss' kappa, Krippendorff's alpha and Gwet's AC1 are summed over any window. An answer "
+        "that arrives later takes back the task's row (sign -1) and adds the new one. Read task_agreement "
+        "for the current rows."
     ),
     columns=(
         Column("project_id", "LowCardinality(String)", "Project"),
         Column("task_id", "String", "Task"),
-        Column("completed_at", UTC_MS, "occurred_at of task_completed, UTC"),
-        Column("raters", "UInt16", "Annotators who labeled the task (first submission each)"),
+        Column("labeled_at", UTC_MS, "occurred_at of the latest first answer: when the task counts, UTC"),
+        Column("raters", "UInt16", "Annotators who answered the task (first answer each)"),
         Column("label_counts", "Map(String, UInt32)", "How many annotators chose each label"),
         Column("agreeing_pairs", "UInt32", "Ordered pairs of annotators with the same label: sum n(n-1)"),
-        *_KAFKA_POSITION,
+        SIGN,
+        *_position("the event that changed it"),
     ),
-    partition_by="toYYYYMM(completed_at)",
-    order_by="project_id, completed_at",
+    partition_by="toYYYYMM(labeled_at)",
+    order_by="project_id, labeled_at",
     shard_by="cityHash64(project_id)",
     settings=DEDUP_SETTINGS,
 )
 
-PAIR_AGREEMENT = Table(
-    name="pair_agreement",
-    comment="One row per annotator pair per completed overlapping task: the confusion counts of Cohen's kappa.",
+PAIR_AGREEMENT_CHANGES = Table(
+    name="pair_agreement_changes",
+    comment=(
+        "Changes to the first answers of every annotator pair on tasks both answered: the confusion counts "
+        "of Cohen's kappa. Read pair_agreement for the current rows."
+    ),
     columns=(
         Column("project_id", "LowCardinality(String)", "Project"),
         Column("task_id", "String", "Task"),
-        Column("completed_at", UTC_MS, "occurred_at of task_completed, UTC"),
+        Column("labeled_at", UTC_MS, "occurred_at of the later of the two first answers, UTC"),
         Column("annotator_a", "String", "First annotator of the pair (a < b)"),
         Column("annotator_b", "String", "Second annotator of the pair"),
-        Column("label_a", "String", "Label chosen by annotator_a"),
-        Column("label_b", "String", "Label chosen by annotator_b"),
-        *_KAFKA_POSITION,
+        Column("label_a", "String", "First answer of annotator_a"),
+        Column("label_b", "String", "First answer of annotator_b"),
+        SIGN,
+        *_position("the event that changed it"),
     ),
-    partition_by="toYYYYMM(completed_at)",
-    order_by="project_id, annotator_a, annotator_b, completed_at",
+    partition_by="toYYYYMM(labeled_at)",
+    order_by="project_id, annotator_a, annotator_b, labeled_at",
     shard_by="cityHash64(project_id)",
     settings=DEDUP_SETTINGS,
 )
 
-_WINDOW = "completed_at >= {from:DateTime64(3, 'UTC')} AND completed_at < {to:DateTime64(3, 'UTC')}"
+TASK_AGREEMENT = View(
+    name="task_agreement",
+    comment="Agreement statistics of every task two or more annotators answered, as they stand.",
+    columns=(
+        _PROJECT,
+        Column("task_id", "String", "Task"),
+        Column("labeled_at", UTC_MS, "occurred_at of the latest first answer, UTC"),
+        Column("raters", "UInt16", "Annotators who answered the task (first answer each)"),
+        Column("label_counts", "Map(String, UInt32)", "How many annotators chose each label"),
+        Column("agreeing_pairs", "UInt32", "Ordered pairs of annotators with the same label: sum n(n-1)"),
+    ),
+    select="""
+SELECT project_id, task_id, labeled_at, raters, label_counts, agreeing_pairs
+FROM task_agreement_changes
+GROUP BY project_id, task_id, labeled_at, raters, label_counts, agreeing_pairs
+HAVING sum(sign) > 0
+""",
+)
+
+PAIR_AGREEMENT = View(
+    name="pair_agreement",
+    comment="First answers of every annotator pair on tasks both answered, as they stand.",
+    columns=(
+        _PROJECT,
+        Column("task_id", "String", "Task"),
+        Column("labeled_at", UTC_MS, "occurred_at of the later of the two first answers, UTC"),
+        Column("annotator_a", "String", "First annotator of the pair (a < b)"),
+        Column("annotator_b", "String", "Second annotator of the pair"),
+        Column("label_a", "String", "First answer of annotator_a"),
+        Column("label_b", "String", "First answer of annotator_b"),
+    ),
+    select="""
+SELECT project_id, task_id, labeled_at, annotator_a, annotator_b, label_a, label_b
+FROM pair_agreement_changes
+GROUP BY project_id, task_id, labeled_at, annotator_a, annotator_b, label_a, label_b
+HAVING sum(sign) > 0
+""",
+)
+
+_WINDOW = "labeled_at >= {from:DateTime64(3, 'UTC')} AND labeled_at < {to:DateTime64(3, 'UTC')}"
 
 AGREEMENT_SUMMARY = View(
     name="agreement_summary",
     comment=(
-        "Inter-annotator agreement per project over a window, from task_agreement. Parameterized: "
-        "SELECT * FROM agreement_summary(from='2026-11-01 00:00:00', to='2026-12-01 00:00:00'). "
+        "Inter-annotator agreement per project over a window of labeled_at, from task_agreement_changes. "
+        "Parameterized: SELECT * FROM agreement_summary(from='2026-11-01 00:00:00', to='2026-12-01 00:00:00'). "
         "Kappa-type values are NULL when chance agreement is 1 (a single label in the window)."
     ),
     columns=(
         _PROJECT,
-        Column("tasks", "UInt64", "Overlapping tasks completed in the window"),
-        Column("ratings", "UInt64", "Labels given on them"),
+        Column("tasks", "Int64", "Tasks two or more annotators answered, counted in the window"),
+        Column("ratings", "Int64", "First answers on them"),
         Column("percent_agreement", "Float64", "Share of annotator pairs that agree"),
         Column("fleiss_kappa", "Nullable(Float64)", "Fleiss' kappa (generalised to varying raters per task)"),
         Column("krippendorff_alpha", "Nullable(Float64)", "Krippendorff's alpha, nominal"),
@@ -655,27 +814,30 @@ FROM
 (
     SELECT
         project_id,
-        count() AS tasks,
-        sum(raters) AS ratings,
-        sum(agreeing_pairs) / sum(raters * (raters - 1)) AS percent_agreement,
+        sum(toInt64(sign)) AS tasks,
+        sum(sign * toInt64(raters)) AS ratings,
+        sum(sign * toInt64(agreeing_pairs)) / sum(sign * toInt64(raters) * (raters - 1)) AS percent_agreement,
         -- observed agreement: the mean over tasks of the share of agreeing pairs
-        avg(agreeing_pairs / (raters * (raters - 1))) AS observed,
-        arraySum(n -> n * n, mapValues(sumMap(label_counts))) AS squared_label_totals,
+        sum(sign * agreeing_pairs / (raters * (raters - 1))) / tasks AS observed,
+        sumMap(mapApply((label, n) -> (label, sign * toInt64(n)), label_counts)) AS label_totals,
+        arraySum(n -> n * n, mapValues(label_totals)) AS squared_label_totals,
         squared_label_totals / (ratings * ratings) AS fleiss_chance,
         if(fleiss_chance >= 1, NULL, (observed - fleiss_chance) / (1 - fleiss_chance)) AS fleiss_kappa,
         -- nominal alpha from the coincidence matrix: disagreeing pairable values over expected ones
-        sum((raters * (raters - 1) - agreeing_pairs) / (raters - 1)) AS disagreement,
+        sum(sign * (raters * (raters - 1) - agreeing_pairs) / (raters - 1)) AS disagreement,
         if(ratings * ratings = squared_label_totals, NULL,
            1 - (ratings - 1) * disagreement / (ratings * ratings - squared_label_totals)) AS krippendorff_alpha,
-        -- AC1: chance from each label's mean share per task, over the labels seen
-        mapValues(sumMap(mapApply((label, n) -> (label, n / raters), label_counts))) AS label_share_sums,
-        arraySum(share -> (share / tasks) * (1 - share / tasks), label_share_sums)
-            / (length(label_share_sums) - 1) AS gwet_chance,
-        if(length(label_share_sums) < 2 OR gwet_chance >= 1, NULL,
+        -- AC1: chance from each label's mean share per task, over the labels seen (taken-back ones are not)
+        mapKeys(mapFilter((label, n) -> n != 0, label_totals)) AS labels_seen,
+        sumMap(mapApply((label, n) -> (label, sign * n / raters), label_counts)) AS label_share_sums,
+        arraySum(label -> (label_share_sums[label] / tasks) * (1 - label_share_sums[label] / tasks), labels_seen)
+            / (length(labels_seen) - 1) AS gwet_chance,
+        if(length(labels_seen) < 2 OR gwet_chance >= 1, NULL,
            (observed - gwet_chance) / (1 - gwet_chance)) AS gwet_ac1
-    FROM task_agreement
+    FROM task_agreement_changes
     WHERE {_WINDOW}
     GROUP BY project_id
+    HAVING tasks > 0
 )
 """,
 )
@@ -683,15 +845,15 @@ FROM
 PAIR_KAPPA = View(
     name="pair_kappa",
     comment=(
-        "Cohen's kappa per annotator pair over a window, from pair_agreement. Parameterized like "
-        "agreement_summary: SELECT * FROM pair_kappa(from='…', to='…')."
+        "Cohen's kappa per annotator pair over a window of labeled_at, from pair_agreement_changes. "
+        "Parameterized like agreement_summary: SELECT * FROM pair_kappa(from='…', to='…')."
     ),
     columns=(
         _PROJECT,
         Column("annotator_a", "String", "First annotator of the pair"),
         Column("annotator_b", "String", "Second annotator of the pair"),
-        Column("items", "UInt64", "Tasks both labeled"),
-        Column("percent_agreement", "Float64", "Share of those tasks with the same label"),
+        Column("items", "Int64", "Tasks both answered"),
+        Column("percent_agreement", "Float64", "Share of those tasks with the same first answer"),
         Column("cohen_kappa", "Nullable(Float64)", "Cohen's kappa; NULL when chance agreement is 1"),
     ),
     select=f"""
@@ -702,15 +864,16 @@ FROM
         project_id,
         annotator_a,
         annotator_b,
-        count() AS items,
-        countIf(label_a = label_b) / items AS percent_agreement,
-        sumMap(map(label_a, toUInt64(1))) AS labels_a,
-        sumMap(map(label_b, toUInt64(1))) AS labels_b,
+        sum(toInt64(sign)) AS items,
+        sumIf(toInt64(sign), label_a = label_b) / items AS percent_agreement,
+        sumMap(map(label_a, toInt64(sign))) AS labels_a,
+        sumMap(map(label_b, toInt64(sign))) AS labels_b,
         arraySum(label -> labels_a[label] * labels_b[label], mapKeys(labels_a)) / (items * items) AS chance,
         if(chance >= 1, NULL, (percent_agreement - chance) / (1 - chance)) AS cohen_kappa
-    FROM pair_agreement
+    FROM pair_agreement_changes
     WHERE {_WINDOW}
     GROUP BY project_id, annotator_a, annotator_b
+    HAVING items > 0
 )
 """,
 )
@@ -796,25 +959,28 @@ GROUP BY project_id, annotator_id, hour
 
 # ---------------------------------------------------------------- review rounds (workers' task state)
 
-REVIEW_ROUNDS = Table(
-    name="review_rounds",
+REVIEW_ROUND_CHANGES = Table(
+    name="review_round_changes",
     comment=(
-        "One row per review, with what only the task's history tells: which round of review it was, "
-        "and whether it accepted the work with no earlier rejection (first-pass acceptance)."
+        "Changes to what only a task's history tells about each review, as the workers derive it from the "
+        "task's reviews sorted by time. A review judges one annotator's work on the task: its round is 1 + the "
+        "earlier reviews of that (task, annotator); it is first-pass accepted when accepted with no earlier "
+        "rejection of that work, and a rework review when it comes after a rejection of it. A review that "
+        "arrives late takes back the rows of the later ones it renumbers. Read review_rounds for the current rows."
     ),
     columns=(
         Column("project_id", "LowCardinality(String)", "Project"),
         Column("task_id", "String", "Task"),
         Column("annotator_id", "String", "Whose work was reviewed"),
         Column("reviewer_id", "String", "Who reviewed"),
+        Column("review_id", "String", "event_id of the review"),
         Column("reviewed_at", UTC_MS, "occurred_at of the review, UTC"),
-        Column("round", "UInt16", "1 for the task's first review, 2 for the next, ..."),
+        Column("round", "UInt16", "1 for the first review of this annotator's work on the task, 2 for the next, ..."),
         Column("verdict", "LowCardinality(String)", "accepted, fixed or rejected"),
-        Column("first_pass_accepted", "Bool", "Accepted, and the task was never rejected before"),
-        Column("kafka_topic", "LowCardinality(String)", "Topic of the review event"),
-        KAFKA_TOPIC_ID,
-        Column("kafka_partition", "UInt32", "Its partition"),
-        Column("kafka_offset", "UInt64", "Its offset"),
+        Column("first_pass_accepted", "Bool", "Accepted, and this work was never rejected before"),
+        Column("rework", "Bool", "This work was rejected before: the review judges reworked work"),
+        SIGN,
+        *_position("the event that changed it"),
     ),
     partition_by="toYYYYMM(reviewed_at)",
     order_by="project_id, annotator_id, reviewed_at",
@@ -830,12 +996,13 @@ REVIEW_ROUNDS_HOUR = Table(
         Column("project_id", "LowCardinality(String)", "Project"),
         Column("annotator_id", "String", "Whose work was reviewed"),
         Column("hour", "DateTime('UTC')", "Start of the hour of the review"),
-        *_counts(
+        *_signed_counts(
             ("reviews", "Reviews"),
             ("first_pass_accepted", "Reviews accepting work never rejected before"),
-            ("rework_reviews", "Reviews in round 2 or later (the work came back)"),
+            ("rework_reviews", "Reviews of work rejected before"),
         ),
-        Column("max_round", "SimpleAggregateFunction(max, UInt16)", "Most review rounds a task needed"),
+        # Rounds only grow as late reviews arrive, so a max over taken-back rows is still right.
+        Column("max_round", "SimpleAggregateFunction(max, UInt16)", "Most review rounds one piece of work needed"),
     ),
     partition_by="toYYYYMM(hour)",
     order_by="project_id, annotator_id, hour",
@@ -845,19 +1012,44 @@ REVIEW_ROUNDS_HOUR = Table(
 
 REVIEW_ROUNDS_HOUR_MV = MaterializedView(
     name="mv_rollup_review_rounds_hour",
-    source=REVIEW_ROUNDS,
+    source=REVIEW_ROUND_CHANGES,
     target=REVIEW_ROUNDS_HOUR,
     select="""
 SELECT
     project_id,
     annotator_id,
     toStartOfHour(reviewed_at) AS hour,
-    count() AS reviews,
-    countIf(r.first_pass_accepted) AS first_pass_accepted,
-    countIf(r.round > 1) AS rework_reviews,
+    sum(toInt64(r.sign)) AS reviews,
+    sum(r.sign * toInt64(r.first_pass_accepted)) AS first_pass_accepted,
+    sum(r.sign * toInt64(r.rework)) AS rework_reviews,
     max(r.round) AS max_round
 FROM {source} AS r
 GROUP BY project_id, annotator_id, hour
+""",
+)
+
+REVIEW_ROUNDS = View(
+    name="review_rounds",
+    comment="Every review as it stands: its round, and whether it accepted on the first pass or judged rework.",
+    columns=(
+        _PROJECT,
+        Column("task_id", "String", "Task"),
+        Column("annotator_id", "String", "Whose work was reviewed"),
+        Column("reviewer_id", "String", "Who reviewed"),
+        Column("review_id", "String", "event_id of the review"),
+        Column("reviewed_at", UTC_MS, "occurred_at of the review, UTC"),
+        Column("round", "UInt16", "1 for the first review of this annotator's work on the task, 2 for the next, ..."),
+        Column("verdict", "LowCardinality(String)", "accepted, fixed or rejected"),
+        Column("first_pass_accepted", "Bool", "Accepted, and this work was never rejected before"),
+        Column("rework", "Bool", "This work was rejected before"),
+    ),
+    select="""
+SELECT project_id, task_id, annotator_id, reviewer_id, review_id, reviewed_at, round, verdict, first_pass_accepted,
+       rework
+FROM review_round_changes
+GROUP BY project_id, task_id, annotator_id, reviewer_id, review_id, reviewed_at, round, verdict, first_pass_accepted,
+         rework
+HAVING sum(sign) > 0
 """,
 )
 
@@ -868,11 +1060,11 @@ FIRST_PASS_HOUR = View(
         _PROJECT,
         _ANNOTATOR,
         _HOUR,
-        Column("reviews", "UInt64", "Reviews"),
-        Column("first_pass_accepted", "UInt64", "Reviews accepting work never rejected before"),
+        Column("reviews", "Int64", "Reviews"),
+        Column("first_pass_accepted", "Int64", "Reviews accepting work never rejected before"),
         Column("first_pass_acceptance", "Nullable(Float64)", "first_pass_accepted / reviews"),
-        Column("rework_reviews", "UInt64", "Reviews in round 2 or later"),
-        Column("max_round", "UInt16", "Most review rounds a task needed"),
+        Column("rework_reviews", "Int64", "Reviews of work rejected before"),
+        Column("max_round", "UInt16", "Most review rounds one piece of work needed"),
     ),
     select="""
 SELECT
@@ -894,11 +1086,12 @@ RAW_TABLES: tuple[Table, ...] = (
     EVENTS,
     DEAD_LETTERS,
     ALERT_HISTORY,
-    HANDLE_TIMES,
-    TASK_AGREEMENT,
-    PAIR_AGREEMENT,
+    HANDLE_TIME_CHANGES,
+    GOLD_ANSWER_CHANGES,
+    TASK_AGREEMENT_CHANGES,
+    PAIR_AGREEMENT_CHANGES,
     ACTIVE_TIME,
-    REVIEW_ROUNDS,
+    REVIEW_ROUND_CHANGES,
 )
 ROLLUPS: tuple[tuple[Table, MaterializedView], ...] = (
     (PROJECT_MINUTE, PROJECT_MINUTE_MV),
@@ -920,6 +1113,11 @@ ANALYST_VIEWS: tuple[View, ...] = (
     PAIR_KAPPA,
     ANNOTATOR_ACTIVE_HOUR,
     FIRST_PASS_HOUR,
+    HANDLE_TIMES,
+    GOLD_ANSWERS,
+    REVIEW_ROUNDS,
+    TASK_AGREEMENT,
+    PAIR_AGREEMENT,
 )
 
 # Every object, in dependency order: what applying every migration must produce.

@@ -9,11 +9,18 @@ Active time is the sum of the gaps between consecutive events of an annotator th
 than the idle threshold; a longer gap, or the first event, starts a session. Each gap is
 credited to the project and hour of its later event. An event arriving out of order replaces
 the gap it falls into by two, so the tracker emits *changes* (possibly negative) and ClickHouse
-sums them: whatever the arrival order, the sums equal the answer for the events sorted by time,
-as long as an event is at most the late window (default an hour) older than the newest event of
-its annotator seen so far. Older ones are counted as too late and left out (their neighbours are no
-longer kept). Lateness here is mostly skew between partitions: a worker catching up after downtime
-may read one partition ahead of another, so the window must cover the longest catch-up expected.
+sums them: whatever the arrival order, the sums equal the answer for the events sorted by time.
+
+Which events are too late is decided upstream, once, by event time: the events processor forwards
+only events within the lateness bound of their partition's watermark (streams.processor), and says
+in each message how old an event from its partitions can still be (`floors`: the watermark minus
+the bound). The tracker keeps each annotator's events down to the lowest floor of all the events
+topic's partitions, so whatever order partitions are read in — live, or hours of backlog caught up
+unevenly after an outage — every forwarded event finds its neighbours: a backlog gives exactly what
+live delivery gave. Floors count per activity partition: only messages of one partition arrive in
+the order they were sent (an annotator's always share one), and a partition read ahead of another
+must not prune what the other still brings. Until every events partition has reported on an
+activity partition (after a restart), nothing there is pruned by time.
 
 Replays are harmless: an event already in the annotator's state is skipped, and the sink drops
 rows of replayed messages by their offsets (see streams.sink).
@@ -39,25 +46,27 @@ log = logging.getLogger("labelpulse.activity")
 HOUR_MS = 3_600_000
 
 
-class _ActivityMessage(msgspec.Struct):
+class ActivityMessage(msgspec.Struct):
     annotator_id: str
     events: list[Entry]  # decoded straight into (ts_ms, event_id, project_id) tuples
+    # Per events-topic partition the sender read: no event older than this (epoch ms) comes from it any more.
+    floors: dict[int, int] = {}
+    partitions: int = 0  # partitions of the events topic
 
 
-_ACTIVITY_MESSAGE = msgspec.json.Decoder(_ActivityMessage)
+_ACTIVITY_MESSAGE = msgspec.json.Decoder(ActivityMessage)
 
 
-def encode_activity(annotator_id: str, entries: Iterable[Entry]) -> bytes:
-    return msgspec.json.encode(_ActivityMessage(annotator_id, list(entries)))
+def encode_activity(annotator_id: str, entries: Iterable[Entry], floors: dict[int, int], partitions: int) -> bytes:
+    return msgspec.json.encode(ActivityMessage(annotator_id, list(entries), floors, partitions))
 
 
-def decode_activity(value: bytes | None) -> tuple[str, list[Entry]]:
-    """The annotator and events of one activity message; ValueError when it is not one."""
+def decode_activity(value: bytes | None) -> ActivityMessage:
+    """One activity message; ValueError when it is not one."""
     try:
-        message = _ACTIVITY_MESSAGE.decode(value or b"")
+        return _ACTIVITY_MESSAGE.decode(value or b"")
     except msgspec.DecodeError as error:
         raise ValueError(f"not an activity message: {error}") from error
-    return message.annotator_id, message.events
 
 
 @dataclass(frozen=True)
@@ -74,14 +83,23 @@ class ActivityTracker:
         *,
         annotators: StateStore,
         idle_threshold_ms: int = 100_000,
-        late_window_ms: int = 3_600_000,
-        max_entries: int = 2_000,
+        max_entries: int = 20_000,
     ) -> None:
         self.annotators = annotators
         self.idle_threshold_ms = idle_threshold_ms
-        self.late_window_ms = late_window_ms
         self.max_entries = max_entries  # bounds state when an annotator is implausibly busy
-        self.too_late = 0
+        self.too_late = 0  # events that fell before what was kept (only past max_entries)
+        # Per activity partition: the highest floor reported per events-topic partition.
+        self.floors: defaultdict[int, dict[int, int]] = defaultdict(dict)
+        self.partitions = 0
+
+    def floor(self, activity_partition: int) -> int | None:
+        """No event still to come on the activity partition is older than this (epoch ms); None until every
+        events partition has reported there."""
+        floors = self.floors[activity_partition]
+        if not self.partitions or len(floors) < self.partitions:
+            return None
+        return min(floors.values())
 
     def gap(self, earlier: Entry | None, later: Entry) -> Gap:
         if earlier is None:
@@ -94,11 +112,16 @@ class ActivityTracker:
         batch = Batch()
         for message in messages:
             try:
-                annotator_id, entries = decode_activity(message.value)
+                activity = decode_activity(message.value)
             except ValueError as error:  # only workers write this topic: a bug, not user input
                 log.error("skipping %s/%d/%d: %s", message.topic, message.partition, message.offset, error)
                 continue
-            changes = self._add(annotator_id, entries, message.partition)
+            floors = self.floors[message.partition]
+            for partition, floor in activity.floors.items():
+                floors[partition] = max(floor, floors.get(partition, floor))
+            self.partitions = max(self.partitions, activity.partitions)
+            annotator_id = activity.annotator_id
+            changes = self._add(annotator_id, activity.events, message.partition)
             for (project_id, hour_ms), (active_ms, sessions) in changes.items():
                 if active_ms or sessions:
                     hour = datetime.fromtimestamp(hour_ms / 1000, UTC)
@@ -143,8 +166,12 @@ class ActivityTracker:
             changed = True
         if not changed:
             return changes
-        # Forget what is older than the late window: from then on the oldest kept event bounds what is accepted.
-        first_kept = max(bisect.bisect_left(kept, (kept[-1][0] - self.late_window_ms,)), len(kept) - self.max_entries)
+        # Forget what no event still to come can fall next to: all before the floor but the last one. That
+        # one stays, also for an annotator long idle: an event read again after a restart (a replay) that
+        # falls before it is known as too old, where an empty state would count it as a new session.
+        floor = self.floor(partition)
+        below_floor = bisect.bisect_left(kept, (floor,)) - 1 if floor is not None else 0
+        first_kept = max(below_floor, len(kept) - self.max_entries)
         if first_kept > 0:
             kept = kept[first_kept:]
             pruned = True

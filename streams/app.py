@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -97,6 +97,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         limits=settings.limits,
         dedup_window=settings.dedup_window,
         pseudonymizer=Pseudonymizer(settings.pseudonymize_key) if settings.pseudonymize_key else None,
+        lateness_bound_ms=settings.lateness_bound_s * 1000,
+        open_task_retention_ms=settings.open_task_retention_s * 1000,
     )
     sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.events_topic)
     # Per-annotator state (recent annotation events), keyed by annotator_id like the activity topic.
@@ -104,7 +106,6 @@ def create_app(settings: WorkerSettings) -> faust.App:
     tracker = ActivityTracker(
         annotators=annotators,
         idle_threshold_ms=settings.idle_threshold_s * 1000,
-        late_window_ms=settings.activity_late_window_s * 1000,
     )
     activity_sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.activity_topic)
     # Per partition seen since the last (re)start or rebalance: the last offset stored before it,
@@ -158,9 +159,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
             published.append(await dead_letter_topic.send(key=message.key, value=value, headers=headers))
         step.enter("sending activity")
         for annotator_id, entries in batch.activity.items():
-            published.append(
-                await activity_topic.send(key=annotator_id.encode(), value=encode_activity(annotator_id, entries))
-            )
+            value = encode_activity(annotator_id, entries, batch.activity_floors, app.events_partitions)
+            published.append(await activity_topic.send(key=annotator_id.encode(), value=value))
         # Changelog, dead letters and activity are in Kafka before the batch is acknowledged: a
         # rebalance's recovery reads the changelog up to its end, and must find this batch's state.
         await confirm(published, "the batch's changelog, dead letters and activity")
@@ -169,6 +169,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
             tp = TP(settings.kafka.events_topic, partition)
             metrics.LAG.labels(tp.topic, str(partition)).set(max(app.consumer.highwater(tp) - last - 1, 0))
         throughput.add(messages, result.events_written, result.dead_letters_written, batch.duplicates)
+        throughput.too_late += sum(batch.too_late.values())
+        metrics.TASK_STATES.set(len(task_table.data))
         log.debug("batch of %d messages stored in %.0f ms", messages, result.seconds * 1000)
 
     async def store_activity(records: Sequence[Record]) -> Coroutine[Any, Any, None]:
@@ -241,6 +243,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # Another worker may have written to partitions we get now: re-read what is stored.
         sink.forget_partitions()
         activity_sink.forget_partitions()
+        processor.forget_partitions()
         replayed_through.clear()
 
     @app.timer(interval=5.0)
@@ -256,12 +259,21 @@ def create_app(settings: WorkerSettings) -> faust.App:
             log.info(line)
         if tracker.too_late:
             log.warning(
-                "%d annotation events arrived more than %ds after their annotator's newest: left out of active time "
-                "(raise LABELPULSE_ACTIVITY_LATE_WINDOW_S?)",
+                "%d annotation events fell before all that was kept of their annotator's history (%d events at most): "
+                "left out of active time",
                 tracker.too_late,
-                settings.activity_late_window_s,
+                tracker.max_entries,
             )
+            metrics.ACTIVITY_DROPPED.inc(tracker.too_late)
             tracker.too_late = 0
+        late = throughput.take_too_late()
+        if late:
+            log.warning(
+                "%d events arrived more than %ds behind their partition's newest event: stored and counted in "
+                "throughput, left out of derived metrics (LABELPULSE_LATENESS_BOUND_S)",
+                late,
+                settings.lateness_bound_s,
+            )
         stuck = step.stuck()
         if stuck:
             log.warning(stuck)
@@ -289,6 +301,7 @@ class _WorkerApp(faust.App):
     def __init__(self, kafka: KafkaSettings, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.kafka = kafka
+        self.events_partitions = kafka.partitions  # as the events topic has them, once created or found
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
@@ -299,6 +312,7 @@ class _WorkerApp(faust.App):
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 20, 20)
         counts = await create_topics(self.kafka)
+        self.events_partitions = counts[self.kafka.events_topic]
         log.info("topics: %s", ", ".join(f"{topic} ({n} partitions)" for topic, n in counts.items()))
         if counts[self.kafka.events_topic] != self.kafka.partitions:
             log.warning(
@@ -338,6 +352,9 @@ def record_batch_metrics(batch: Batch, messages: int, insert_seconds: float) -> 
     for rule, count in batch.dead_letters_by_rule.items():
         metrics.DEAD_LETTERS.labels(rule).inc(count)
     metrics.DUPLICATES.inc(batch.duplicates)
+    for event_type, count in batch.too_late.items():
+        metrics.TOO_LATE.labels(event_type).inc(count)
+    metrics.TASK_STATES_RELEASED.inc(batch.released)
     metrics.BATCH_SIZE.observe(messages)
     metrics.INSERT_SECONDS.observe(insert_seconds)
     now = datetime.now(UTC)
@@ -390,6 +407,9 @@ class TableStateStore:
     def delete(self, key: str, partition: int) -> None:
         self.table.data.pop(key, None)
         self._changed[key] = partition
+
+    def items(self) -> Iterable[tuple[str, Mapping[str, Any] | None]]:
+        return self.table.data.items()
 
     def take_changes(self) -> Changes:
         """Every key changed since the last call, with its state as it is now (states are
@@ -464,11 +484,16 @@ class _Throughput:
     """Counts for a periodic log line (rates over the last interval; /metrics has the running totals)."""
 
     def __init__(self) -> None:
+        self.too_late = 0  # events too late for derived metrics since the last warning about them
         self.reset()
 
     def reset(self) -> None:
         self.messages = self.events = self.dead_letters = self.duplicates = 0
         self.since = time.monotonic()
+
+    def take_too_late(self) -> int:
+        late, self.too_late = self.too_late, 0
+        return late
 
     def add(self, messages: int, events: int, dead_letters: int, duplicates: int) -> None:
         self.messages += messages

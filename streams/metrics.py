@@ -33,3 +33,19 @@ FRESHNESS = Gauge(
     "Age of the newest event of the last durable batch when it became durable (occurred_at to queryable)",
 )
 LAST_BATCH = Gauge("labelpulse_worker_last_batch_timestamp_seconds", "When the last batch became durable (Unix time)")
+TOO_LATE = Counter(
+    "labelpulse_worker_too_late_events",
+    "Events more than the lateness bound behind their partition's newest: stored and counted in throughput, "
+    "left out of derived metrics (handle times, gold, reviews, agreement, active time)",
+    ["event_type"],
+)
+ACTIVITY_DROPPED = Counter(
+    "labelpulse_worker_active_time_events_dropped",
+    "Annotation events left out of active time: older than everything kept for their annotator, whose history "
+    "had reached its limit",
+)
+TASK_STATES = Gauge("labelpulse_worker_task_states", "Tasks whose state the worker holds (within the lateness bound)")
+TASK_STATES_RELEASED = Counter(
+    "labelpulse_worker_task_states_released",
+    "Task states released: completed more than the lateness bound ago, or idle past the open-task retention",
+)

@@ -40,7 +40,7 @@ def load(
         sink.write(batch)
         activity = []
         for annotator_id, entries in batch.activity.items():
-            value = encode_activity(annotator_id, entries)
+            value = encode_activity(annotator_id, entries, batch.activity_floors, 1)
             activity.append(Message(activity_sink.topic, 0, activity_offset, annotator_id.encode(), value))
             activity_offset += 1
         activity_sink.write(tracker.process(activity))

@@ -2,12 +2,18 @@
 
 One call handles one batch of messages: each is decoded and validated against the event
 contract; refused ones become dead-letter rows with their reason; repeats of an event_id seen
-recently on the same partition are dropped; and per-task state is kept to derive what SQL
-views cannot do well: honeypot submissions get the gold answer their task was created with,
-submissions get their handle time (also when start and submit arrive out of order), reviews
-get their round and whether they accept on the first pass, and when a task labeled by several
-annotators completes, its agreement statistics are emitted as rows of their own. Annotation
-events are also collected per annotator for the activity topic (streams.activity).
+recently on the same partition are dropped. Valid events become `events` rows as received, and
+per-task state (streams.tasks) derives what SQL views cannot do well — handle times, gold answers,
+review rounds, agreement statistics — as changes that ClickHouse sums, so that they come out the
+same whatever order the events arrive in. Annotation events are also collected per annotator for
+the activity topic (streams.activity).
+
+Time is event time. Each partition's watermark is the newest `occurred_at` seen on it, in offset
+order, so a replay of the partition sees the same watermarks as live delivery did. An event more
+than the lateness bound older than its partition's watermark is too late for derived metrics: it
+is stored and counted in raw throughput, flagged `too_late`, and counted; its derived updates are
+skipped. A task's state is released once the watermark is the lateness bound past its completion
+(or past its last event by the open-task retention, for tools that never complete tasks).
 
 State lives in the objects passed in, so the worker backs it with a Faust table (changelog
 topic) and tests with a dict. All task state is keyed by task_id, and all events of a task
@@ -16,6 +22,7 @@ share a Kafka partition, so one worker sees every event of the tasks it owns.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,29 +30,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from schema.events import (
-    AnnotationStarted,
-    AnnotationSubmitted,
-    ContractLimits,
-    Event,
-    EventError,
-    ReviewCompleted,
-    TaskCompleted,
-    TaskCreated,
-    validate_event,
-    with_changes,
-)
-from schema.rows import (
-    EVENT_COLUMNS,
-    Position,
-    agreement_rows,
-    dead_letter_row,
-    epoch_ms,
-    event_row,
-    handle_time_row,
-    label_text,
-    review_round_row,
-)
+from schema.events import ContractLimits, Event, EventError, validate_event
+from schema.rows import EVENT_COLUMNS, Position, dead_letter_row, epoch_ms, event_row
+from streams import task_state
 from streams.privacy import WITHHELD, Pseudonymizer
 
 log = logging.getLogger("labelpulse.processor")
@@ -56,8 +43,6 @@ ActivityEntry = tuple[int, str, str]
 ANNOTATION_WORK = frozenset({"annotation_started", "annotation_submitted", "annotation_skipped"})
 
 OCCURRED_AT = EVENT_COLUMNS.index("occurred_at")  # in an `events` row, as epoch ms
-# Longer than this between start and submission is not handle time (the contract's duration_ms limit).
-MAX_HANDLE_TIME_MS = 86_400_000
 
 
 class Record(Protocol):
@@ -107,8 +92,13 @@ class Batch:
     duplicates: int = 0
     refused: list[tuple[Record, EventError]] = field(default_factory=list)
     newest_occurred_ms: int = 0  # epoch ms of the newest valid event (0: none): for the freshness metric
+    # Events later than the lateness bound, by type: stored, left out of derived metrics.
+    too_late: dict[str, int] = field(default_factory=dict)
+    released: int = 0  # task states released: nothing within the lateness bound can change them any more
     # Annotation events per annotator, for the activity topic (replays included: it drops repeats).
     activity: defaultdict[str, list[ActivityEntry]] = field(default_factory=lambda: defaultdict(list))
+    # Per partition of the batch: no event older than this goes to the activity topic from it any more.
+    activity_floors: dict[int, int] = field(default_factory=dict)
 
     def rows(self, table: str) -> list[list[Any]]:
         return self.tables[table].rows
@@ -125,6 +115,8 @@ class StateStore(Protocol):
     def put(self, key: str, state: dict[str, Any], partition: int) -> None: ...
 
     def delete(self, key: str, partition: int) -> None: ...
+
+    def items(self) -> Iterable[tuple[str, Mapping[str, Any] | None]]: ...
 
 
 class DictStateStore(dict[str, dict[str, Any]]):
@@ -164,10 +156,7 @@ class RecentIds:
             self.seen(event_id)
 
 
-def state_ms(moment: int | str) -> int:
-    """A time kept in task state, in epoch ms (as `events` stores it; cheaper than text to keep and
-    compare). Earlier versions kept ISO 8601 text, and a changelog may still hold some."""
-    return moment if isinstance(moment, int) else epoch_ms(datetime.fromisoformat(moment))
+WATERMARK = "\x00watermark:"  # + partition: a key no task id is (it starts with NUL)
 
 
 class Processor:
@@ -178,17 +167,28 @@ class Processor:
         limits: ContractLimits = ContractLimits(),  # noqa: B008 - frozen
         dedup_window: int = 100_000,
         pseudonymizer: Pseudonymizer | None = None,
+        lateness_bound_ms: int = 3_600_000,
+        open_task_retention_ms: int = 7 * 86_400_000,
     ) -> None:
         self.tasks = tasks
         self.pseudonymizer = pseudonymizer
         self.limits = limits
         self.dedup_window = dedup_window
+        self.lateness_bound_ms = lateness_bound_ms
+        self.open_task_retention_ms = open_task_retention_ms
         self._recent: dict[int, RecentIds] = {}
+        # Per partition: (release due at this watermark, task_id), earliest first; built from the
+        # store the first time a partition is processed after a start or a rebalance.
+        self._releases: dict[int, list[tuple[int, str]]] = {}
 
     def recent_ids(self, partition: int) -> RecentIds:
         if partition not in self._recent:
             self._recent[partition] = RecentIds(self.dedup_window)
         return self._recent[partition]
+
+    def forget_partitions(self) -> None:
+        """After a rebalance: task state of the partitions owned now was recovered, not processed here."""
+        self._releases.clear()
 
     def process(
         self,
@@ -208,24 +208,44 @@ class Processor:
         batch = Batch()
         replayed = replayed_through or {}
         received_ms = epoch_ms(now)
+        watermarks: dict[int, int] = {}
         for message in messages:
             position = (message.topic, topic_id, message.partition, message.offset)
             if before_each is not None and (reason := before_each(message)):
                 self._refuse(message, position, EventError("crashed_worker", None, None, reason), now, batch)
                 continue
+            if message.partition not in watermarks:
+                watermarks[message.partition] = self.watermark(message.partition)
             replay = message.offset <= replayed.get(message.partition, -1)
             try:
-                self._process_one(message, position, now, received_ms, batch, replay)
+                self._process_one(message, position, now, received_ms, batch, replay, watermarks)
             except Exception as exc:  # a bug of ours, not the sender's: set the message aside, go on
                 log.exception(
                     "failed on %s/%d/%d; set aside as a dead letter", message.topic, message.partition, message.offset
                 )
                 reason = f"the worker failed on this message ({type(exc).__name__}: {exc}); reported as a bug"
                 self._refuse(message, position, EventError("unprocessable", None, None, reason), now, batch)
+        for partition, watermark in watermarks.items():
+            if watermark != self.watermark(partition):
+                self.tasks.put(f"{WATERMARK}{partition}", {"newest": watermark}, partition)
+            batch.activity_floors[partition] = watermark - self.lateness_bound_ms
+            self._release(partition, watermark, batch)
         return batch
 
+    def watermark(self, partition: int) -> int:
+        """The newest occurred_at (epoch ms) seen on the partition; 0 before any."""
+        state = self.tasks.get(f"{WATERMARK}{partition}")
+        return int(state["newest"]) if state else 0
+
     def _process_one(
-        self, message: Record, position: Position, now: datetime, received_ms: int, batch: Batch, replay: bool
+        self,
+        message: Record,
+        position: Position,
+        now: datetime,
+        received_ms: int,
+        batch: Batch,
+        replay: bool,
+        watermarks: dict[int, int],
     ) -> None:
         result = (
             validate_event(message.value, now=now, limits=self.limits)
@@ -238,14 +258,21 @@ class Processor:
         if self.recent_ids(message.partition).seen(result.event_id) and not replay:
             batch.duplicates += 1
             return
-        if self.pseudonymizer:
-            result = self.pseudonymizer.event(result)
-        event = self._track_task(result, message, position, batch)
-        row = event_row(event, received_ms=received_ms, position=position)
+        event = self.pseudonymizer.event(result) if self.pseudonymizer else result
+        occurred_ms = epoch_ms(event.occurred_at)
+        watermark = watermarks[message.partition]
+        too_late = occurred_ms < watermark - self.lateness_bound_ms
+        if too_late:
+            if not replay:
+                batch.too_late[event.event_type] = batch.too_late.get(event.event_type, 0) + 1
+        else:
+            self._track_task(event, message, position, batch)
+            if event.event_type in ANNOTATION_WORK and event.annotator_id:
+                batch.activity[event.annotator_id].append((occurred_ms, event.event_id, event.project_id))
+        if occurred_ms > watermark:
+            watermarks[message.partition] = occurred_ms
+        row = event_row(event, received_ms=received_ms, too_late=too_late, position=position)
         batch.tables["events"].add(row, message)
-        occurred_ms: int = row[OCCURRED_AT]
-        if event.event_type in ANNOTATION_WORK and event.annotator_id:
-            batch.activity[event.annotator_id].append((occurred_ms, event.event_id, event.project_id))
         batch.events_by_type[event.event_type] = batch.events_by_type.get(event.event_type, 0) + 1
         if occurred_ms > batch.newest_occurred_ms:
             batch.newest_occurred_ms = occurred_ms
@@ -264,111 +291,56 @@ class Processor:
         batch.tables["dead_letters"].add(row, message)
         batch.dead_letters_by_rule[error.rule] = batch.dead_letters_by_rule.get(error.rule, 0) + 1
 
-    def _track_task(self, event: Event, message: Record, position: Position, batch: Batch) -> Event:
-        """Update the task's state; emit what it completes; return the event, enriched where the state says so."""
-        if isinstance(event, TaskCreated) and event.is_gold and event.gold_label is not None:
-            state = self.tasks.get(event.task_id) or {}
-            self.tasks.put(event.task_id, {**state, "gold": label_text(event.gold_label)}, message.partition)
-        elif isinstance(event, AnnotationStarted):
-            self._started(event, message, position, batch)
-        elif isinstance(event, AnnotationSubmitted):
-            return self._submitted(event, message, position, batch)
-        elif isinstance(event, ReviewCompleted):
-            self._reviewed(event, message, position, batch)
-        elif isinstance(event, TaskCompleted):
-            self._completed(event, message, position, batch)
-        return event
+    def _track_task(self, event: Event, message: Record, position: Position, batch: Batch) -> None:
+        """Put the event into its task's state, and write what that changes in the derived tables."""
+        before = self._task(event.task_id)
+        after, scopes = task_state.with_event(before, event, message.partition)
+        if after is None:
+            return
+        self.tasks.put(event.task_id, after, message.partition)
+        if before is None:
+            self._due(message.partition, event.task_id, after)
+        for table, rows in task_state.changes(before, after, scopes).items():
+            table_rows = batch.tables[table]
+            for row, sign in rows:
+                table_rows.add([*task_state.columns(table, row), sign, *position], message)
 
-    def _reviewed(self, event: ReviewCompleted, message: Record, position: Position, batch: Batch) -> None:
-        """Which round of review this is, and whether it accepts work never rejected before. Reviews
-        are remembered by event_id, so a replay after a restart gets the round it had."""
-        state = self.tasks.get(event.task_id) or {}
-        reviews: list[str] = state.get("reviews", [])
-        rejected: list[str] = state.get("rejected", [])  # ids of rejecting reviews
-        if event.event_id not in reviews:
-            reviews = [*reviews, event.event_id]
-        earlier = reviews[: reviews.index(event.event_id)]
-        first_pass = event.verdict == "accepted" and not any(review in rejected for review in earlier)
-        row = review_round_row(event, len(earlier) + 1, first_pass, position=position)
-        batch.tables["review_rounds"].add(row, message)
-        if event.verdict == "rejected" and event.event_id not in rejected:
-            rejected = [*rejected, event.event_id]
-        self.tasks.put(event.task_id, {**state, "reviews": reviews, "rejected": rejected}, message.partition)
+    def _task(self, task_id: str) -> Mapping[str, Any] | None:
+        state = self.tasks.get(task_id)
+        return state if state is not None and "submissions" in state else None  # None too for a legacy state
 
-    def _started(self, event: AnnotationStarted, message: Record, position: Position, batch: Batch) -> None:
-        state = self.tasks.get(event.task_id) or {}
-        started_ms = epoch_ms(event.occurred_at)
-        started = {**state.get("started", {}), event.annotator_id: started_ms}
-        waiting = dict(state.get("waiting", {}))
-        submitted_at = waiting.pop(event.annotator_id, None)
-        if submitted_at is not None:  # the submission came first: its handle time is known now
-            self._derived_handle_time(
-                event.project_id, event.annotator_id, event.task_id, started_ms, state_ms(submitted_at), message,
-                position, batch,
-            )  # fmt: skip
-        self.tasks.put(event.task_id, {**state, "started": started, "waiting": waiting}, message.partition)
+    # -- releasing state nothing within the lateness bound can change any more ------------------
 
-    def _submitted(self, event: AnnotationSubmitted, message: Record, position: Position, batch: Batch) -> Event:
-        state = self.tasks.get(event.task_id) or {}
-        changed = dict(state)
-        labels: dict[str, str] = state.get("labels", {})
-        if event.annotator_id not in labels:  # agreement compares first, independent answers
-            changed["labels"] = {**labels, event.annotator_id: label_text(event.label)}
-        started_at = state.get("started", {}).get(event.annotator_id)
-        submitted_ms = epoch_ms(event.occurred_at)
-        if event.duration_ms is not None:
-            batch.tables["handle_times"].add(
-                handle_time_row(
-                    event.project_id, event.annotator_id, event.task_id, submitted_ms, event.duration_ms,
-                    "tool", position=position,
-                ),
-                message,
-            )  # fmt: skip
-        elif started_at is not None:
-            self._derived_handle_time(
-                event.project_id, event.annotator_id, event.task_id, state_ms(started_at), submitted_ms, message,
-                position, batch,
-            )  # fmt: skip
-        else:  # its annotation_started has not arrived (yet): wait for it
-            changed["waiting"] = {**state.get("waiting", {}), event.annotator_id: submitted_ms}
-        if changed != state:
-            self.tasks.put(event.task_id, changed, message.partition)
-        if state.get("gold") is not None and not event.is_gold:
-            return with_changes(event, is_gold=True, gold_label=state["gold"])
-        return event
+    def _release_at(self, state: Mapping[str, Any]) -> int:
+        """The watermark past which a task's state is released."""
+        if state["completed"] is not None:
+            return max(state["newest"], state["completed"]) + self.lateness_bound_ms
+        return state["newest"] + self.open_task_retention_ms
 
-    def _completed(self, event: TaskCompleted, message: Record, position: Position, batch: Batch) -> None:
-        state = self.tasks.get(event.task_id) or {}
-        labels = state.get("labels", {})
-        if len(labels) >= 2:
-            task_row, pair_rows = agreement_rows(
-                event.project_id,
-                event.task_id,
-                event.occurred_at,
-                labels,
-                position=position,
-            )
-            batch.tables["task_agreement"].add(task_row, message)
-            for row in pair_rows:
-                batch.tables["pair_agreement"].add(row, message)
-        if state:  # the task is done: forget it (the worker publishes that only once the batch is durable)
-            self.tasks.delete(event.task_id, message.partition)
+    def _due(self, partition: int, task_id: str, state: Mapping[str, Any]) -> None:
+        if partition in self._releases:
+            heapq.heappush(self._releases[partition], (self._release_at(state), task_id))
 
-    @staticmethod
-    def _derived_handle_time(
-        project_id: str,
-        annotator_id: str,
-        task_id: str,
-        started_ms: int,
-        submitted_ms: int,
-        message: Record,
-        position: Position,
-        batch: Batch,
-    ) -> None:
-        handle_ms = submitted_ms - started_ms
-        if not 0 <= handle_ms <= MAX_HANDLE_TIME_MS:
-            return  # a start after its submission, or a day apart: clocks we cannot trust
-        row = handle_time_row(
-            project_id, annotator_id, task_id, submitted_ms, handle_ms, "start_to_submit", position=position
-        )  # fmt: skip
-        batch.tables["handle_times"].add(row, message)
+    def _release(self, partition: int, watermark: int, batch: Batch) -> None:
+        if partition not in self._releases:
+            self._index(partition)
+        due = self._releases[partition]
+        while due and due[0][0] < watermark:
+            _, task_id = heapq.heappop(due)
+            state = self._task(task_id)
+            if state is None or state.get("partition") != partition:
+                continue
+            if (release_at := self._release_at(state)) < watermark:
+                self.tasks.delete(task_id, partition)
+                batch.released += 1
+            else:  # an event since: due later
+                heapq.heappush(due, (release_at, task_id))
+
+    def _index(self, partition: int) -> None:
+        due = self._releases[partition] = []
+        for key, state in list(self.tasks.items()):
+            if key.startswith("\x00") or state is None:
+                continue
+            if "submissions" in state and state.get("partition") == partition:  # legacy states are replaced
+                due.append((self._release_at(state), key))
+        heapq.heapify(due)

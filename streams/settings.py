@@ -31,8 +31,12 @@ class WorkerSettings:
     publish_timeout_s: float = 60.0
     # A gap between an annotator's events at least this long is idle, not active time (PRODUCT.md).
     idle_threshold_s: int = 100
-    # How much older than an annotator's newest event an event may arrive and still count (streams.activity).
-    activity_late_window_s: int = 3600
+    # How far behind its partition's newest event an event may arrive and still change derived metrics
+    # (handle times, gold, reviews, agreement, active time); later ones are stored and counted only.
+    lateness_bound_s: int = 3600
+    # A task that never completes (some tools send no task_completed) keeps its state this long after
+    # its last event (event time); then its state is released and later events start it afresh.
+    open_task_retention_s: int = 7 * 86_400
     limits: ContractLimits = field(default_factory=ContractLimits)
     # Set: annotator and reviewer ids are replaced by a keyed hash at ingest (streams.privacy).
     pseudonymize_key: str = field(default="", repr=False)
@@ -42,6 +46,11 @@ class WorkerSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerSettings:
+        if "LABELPULSE_ACTIVITY_LATE_WINDOW_S" in env:
+            raise ConfigError(
+                "LABELPULSE_ACTIVITY_LATE_WINDOW_S is now LABELPULSE_LATENESS_BOUND_S: one bound, on event time, for "
+                "every derived metric (rename it; the default is 3600)"
+            )
         return cls(
             kafka=KafkaSettings.from_env(env),
             clickhouse=ClickHouseSettings.from_env(env),
@@ -52,8 +61,9 @@ class WorkerSettings:
             session_timeout_s=env_int(env, "SESSION_TIMEOUT_MS", 30_000, minimum=1000, maximum=600_000) / 1000,
             publish_timeout_s=float(env_int(env, "PUBLISH_TIMEOUT_S", 60, minimum=1, maximum=3600)),
             idle_threshold_s=env_int(env, "IDLE_THRESHOLD_S", cls.idle_threshold_s, minimum=1, maximum=86_400),
-            activity_late_window_s=env_int(
-                env, "ACTIVITY_LATE_WINDOW_S", cls.activity_late_window_s, minimum=0, maximum=7 * 86_400
+            lateness_bound_s=env_int(env, "LATENESS_BOUND_S", cls.lateness_bound_s, minimum=60, maximum=30 * 86_400),
+            open_task_retention_s=env_int(
+                env, "OPEN_TASK_RETENTION_S", cls.open_task_retention_s, minimum=3600, maximum=366 * 86_400
             ),
             limits=ContractLimits(
                 max_future=timedelta(seconds=env_int(env, "MAX_FUTURE_SECONDS", 900, maximum=86_400 * 365)),

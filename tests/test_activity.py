@@ -42,8 +42,11 @@ class Harness:
         self.offset = 0
         self.rows: list[list[object]] = []
 
-    def send(self, annotator: str, entries: list[ActivityEntry], partition: int = 0) -> None:
-        value = encode_activity(annotator, entries)
+    def send(
+        self, annotator: str, entries: list[ActivityEntry], partition: int = 0, floors: dict[int, int] | None = None
+    ) -> None:
+        """`floors`: what the sender says of the events-topic partitions (two of them here)."""
+        value = encode_activity(annotator, entries, floors or {}, 2)
         batch = self.tracker.process([Message("activity", partition, self.offset, annotator.encode(), value)])
         self.offset += 1
         self.rows.extend(batch.rows("active_time"))
@@ -116,19 +119,52 @@ def test_a_state_once_put_is_never_changed_by_later_events() -> None:
     assert [entry[1] for entry in harness.store["ann-1"]["entries"]] == ["e1", "e2", "e3", "e4"]
 
 
-def test_events_older_than_the_late_window_are_counted_as_too_late_and_left_out() -> None:
-    harness = Harness(late_window_ms=60_000)
-    harness.send("a", [(T0, "e1", "p"), (T0 + 30_000, "e2", "p"), (T0 + 90_000, "e3", "p")])
-    before = harness.totals()
-    harness.send("a", [(T0 + 1_000, "late", "p")])  # e1 was forgotten: its neighbour is unknown
-    assert harness.tracker.too_late == 1
-    pd.testing.assert_frame_equal(harness.totals(), before)
+def test_history_below_every_partitions_floor_is_forgotten_but_the_neighbour_of_what_may_still_come() -> None:
+    harness = Harness()
+    entries = [(T0 + i * 10_000, f"e{i}", "p") for i in range(10)]
+    harness.send("a", entries, floors={0: T0 + 55_000})
+    assert len(harness.store["a"]["entries"]) == 10, "partition 1 has not said how old its events can be"
+    harness.send("a", [(T0 + 100_000, "e10", "p")], floors={1: T0 + 75_000})
+    kept = [entry[1] for entry in harness.store["a"]["entries"]]
+    assert kept == ["e5", "e6", "e7", "e8", "e9", "e10"], "from the last one below the lower floor (55 s) on"
+    harness.send("b", [(T0 + 56_000, "b1", "p")])  # from the lagging partition, still above its floor: in place
+    assert harness.tracker.too_late == 0
 
 
-def test_state_is_bounded_per_annotator() -> None:
+def test_an_activity_partition_read_ahead_does_not_prune_what_another_still_brings() -> None:
+    harness = Harness()
+    early = [(T0 + i * 10_000, f"a{i}", "p") for i in range(5)]
+    harness.send(
+        "b", [(T0 + 100 * IDLE_MS, "b1", "p")], partition=1, floors={0: T0 + 90 * IDLE_MS, 1: T0 + 90 * IDLE_MS}
+    )
+    harness.send("a", early, partition=0, floors={0: T0, 1: T0})  # sent long before b's, read after it
+    late = [(T0 + 25_000, "a-late", "p")]  # within the bound of its own partition's watermark
+    harness.send("a", late, partition=0, floors={0: T0, 1: T0})
+    assert harness.tracker.too_late == 0
+    everything = {"a": early + late, "b": [(T0 + 100 * IDLE_MS, "b1", "p")]}
+    assert_same(harness.totals(), expected_active_time(frame(everything), IDLE_MS))
+
+
+def test_an_annotator_idle_past_every_floor_keeps_its_last_event_so_replays_count_once() -> None:
+    harness = Harness()
+    early = [(T0, "e1", "p"), (T0 + 20_000, "e2", "p")]
+    harness.send("a", early, floors={0: T0 + 10 * IDLE_MS, 1: T0 + 10 * IDLE_MS})
+    assert [entry[1] for entry in harness.store["a"]["entries"]] == ["e2"]
+    harness.restart()
+    harness.send("a", early)  # read again after a restart: the first is known as older than what is kept
+    later = [(T0 + 10 * IDLE_MS, "e3", "p")]
+    harness.send("a", later)
+    assert_same(harness.totals(), expected_active_time(frame({"a": early + later}), IDLE_MS))
+
+
+def test_state_is_bounded_per_annotator_and_what_falls_before_it_is_counted() -> None:
     harness = Harness(max_entries=5)
     harness.send("a", [(T0 + i, f"e{i}", "p") for i in range(20)])
     assert len(harness.store["a"]["entries"]) == 5
+    before = harness.totals()
+    harness.send("a", [(T0 + 1, "late", "p")])
+    assert harness.tracker.too_late == 1
+    pd.testing.assert_frame_equal(harness.totals(), before)
 
 
 @settings(max_examples=60, deadline=None)
@@ -137,9 +173,7 @@ def test_state_is_bounded_per_annotator() -> None:
     gaps=st.lists(st.integers(0, 3 * IDLE_MS), min_size=1, max_size=40),
     batch_size=st.integers(1, 8),
 )
-def test_any_arrival_order_within_the_late_window_gives_the_sorted_answer(
-    seed: int, gaps: list[int], batch_size: int
-) -> None:
+def test_any_arrival_order_gives_the_sorted_answer(seed: int, gaps: list[int], batch_size: int) -> None:
     rng = random.Random(seed)
     entries: dict[str, list[ActivityEntry]] = {"a": [], "b": []}
     clock = {"a": T0, "b": T0}
@@ -149,7 +183,7 @@ def test_any_arrival_order_within_the_late_window_gives_the_sorted_answer(
         entries[annotator].append((clock[annotator], f"e{i}", rng.choice(["p", "q"])))
     arrivals = [(annotator, entry) for annotator, annotator_entries in entries.items() for entry in annotator_entries]
     rng.shuffle(arrivals)
-    harness = Harness(late_window_ms=10**12)
+    harness = Harness()
     for start in range(0, len(arrivals), batch_size):
         for annotator in "ab":
             chunk = [entry for who, entry in arrivals[start : start + batch_size] if who == annotator]
@@ -172,7 +206,7 @@ def test_malformed_activity_messages_are_refused(value: bytes | None) -> None:
 
 def test_a_malformed_activity_message_is_skipped_and_the_rest_processed() -> None:
     tracker = ActivityTracker(annotators=DictStateStore(), idle_threshold_ms=IDLE_MS)
-    good = encode_activity("a", [(T0, "e1", "p")])
+    good = encode_activity("a", [(T0, "e1", "p")], {}, 1)
     batch = tracker.process([Message("activity", 0, 0, b"a", b"garbage"), Message("activity", 0, 1, b"a", good)])
     assert batch.rows("active_time") == [["p", "a", datetime.fromtimestamp(T0 / 1000, UTC), 0, 1, "activity", "", 0, 1]]
 

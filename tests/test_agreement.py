@@ -90,9 +90,15 @@ def loaded(clickhouse: ClickHouseSettings, migrated: Client) -> dict[str, list[d
     processor = Processor(tasks=DictStateStore(), dedup_window=10_000)
     sink = ClickHouseSink(lambda: connect(clickhouse), "events")
     for partition, (project, per_task) in enumerate(data.items()):
-        batch = processor.process(messages_for(project, per_task, partition), now=NOW)
-        sink.write(batch)
-    assert processor.tasks == {}, "state of completed tasks is released"
+        # Delivered in any order (late answers, answers after task_completed), in batches of 100:
+        # what is stored are changes, and the views sum them to the statistics of the first answers.
+        shuffled = messages_for(project, per_task, partition)
+        random.Random(partition).shuffle(shuffled)
+        in_arrival_order = [Message(m.topic, m.partition, n, m.key, m.value) for n, m in enumerate(shuffled)]
+        for first in range(0, len(in_arrival_order), 100):
+            sink.write(processor.process(in_arrival_order[first : first + 100], now=NOW))
+    taken_back = migrated.command("SELECT count() FROM task_agreement_changes WHERE sign = -1")
+    assert taken_back > 0, "answers arriving late changed tasks' statistics"
     return data
 
 
@@ -172,20 +178,24 @@ def test_cohen_kappa_per_pair_matches_statsmodels(migrated: Client, loaded: dict
 
 
 @pytest.mark.clickhouse
-def test_the_window_selects_tasks_by_completion_time(migrated: Client, loaded: dict[str, list[dict[str, str]]]) -> None:
-    first_hour = {
+def test_the_window_selects_tasks_by_the_time_of_their_latest_first_answer(
+    migrated: Client, loaded: dict[str, list[dict[str, str]]]
+) -> None:
+    first_ten_minutes = {
         "from": START.strftime("%Y-%m-%d %H:%M:%S"),
         "to": (START + timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S"),
     }
     frame = migrated.query_df(
-        "SELECT * FROM agreement_summary(from={from:String}, to={to:String})", parameters=first_hour
+        "SELECT * FROM agreement_summary(from={from:String}, to={to:String})", parameters=first_ten_minutes
     )
     assert dict(zip(frame["project_id"], frame["tasks"], strict=True)) == {"three-raters": 60, "mixed-raters": 60}
 
 
 def test_a_single_label_has_no_kappa_only_agreement() -> None:
-    from schema.rows import agreement_rows
+    from streams.task_state import PAIR_AGREEMENT, TASK_AGREEMENT, derived_rows, empty
 
-    task, pairs = agreement_rows("p", "t", NOW, {"a": "x", "b": "x", "c": "x"}, position=("e", "", 0, 1))
-    assert task[3:6] == [3, {"x": 3}, 6]
-    assert [(p[3], p[4]) for p in pairs] == [("a", "b"), ("a", "c"), ("b", "c")]
+    state = empty("p", "t", 0)
+    state["submissions"] = [[1000 + n, f"e{n}", annotator, "x", None, None] for n, annotator in enumerate("abc")]
+    rows = derived_rows(state, ("agreement", None))
+    assert rows[TASK_AGREEMENT] == {("p", "t", 1002, 3, (("x", 3),), 6)}
+    assert sorted((a, b) for _, _, _, a, b, _, _ in rows[PAIR_AGREEMENT]) == [("a", "b"), ("a", "c"), ("b", "c")]

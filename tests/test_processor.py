@@ -13,7 +13,6 @@ from streams.privacy import Pseudonymizer
 from streams.processor import DictStateStore, Message, Processor, RecentIds
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-REVIEW_ROUND_COLUMNS = WORKER_TABLES["review_rounds"].column_names
 
 
 def event(event_id: str = "e1", event_type: str = "annotation_submitted", **fields: Any) -> bytes:
@@ -126,19 +125,28 @@ def test_recent_ids_with_no_capacity_remember_nothing() -> None:
     assert not recent.seen("a")
 
 
-def test_submissions_on_honeypot_tasks_carry_the_gold_answer(processor: Processor) -> None:
-    created = event("c1", "task_created", is_gold=True, gold_label="dog")
-    batch = processor.process([message(created, offset=0), message(event("s1", label="dog"), offset=1)], now=NOW)
-    submission = row(EVENT_COLUMNS, batch.rows("events")[1])
-    assert (submission["is_gold"], submission["gold_label"]) == (True, "dog")
-    state = processor.tasks.get("t1") or {}
-    assert (state["gold"], state["labels"]) == ("dog", {"a1": "dog"})
+def derived(batch: Any, table: str) -> list[tuple[dict[str, Any], int]]:
+    """A derived table's rows of the batch, as (named values, sign)."""
+    columns = WORKER_TABLES[table].column_names
+    return [(row(columns, values), values[columns.index("sign")]) for values in batch.rows(table)]
 
 
-def test_submissions_on_ordinary_tasks_are_not_gold(processor: Processor) -> None:
-    batch = processor.process([message(event("s1"))], now=NOW)
-    submission = row(EVENT_COLUMNS, batch.rows("events")[0])
-    assert (submission["is_gold"], submission["gold_label"]) == (False, "")
+def test_events_are_stored_as_received_and_gold_answers_derived_whichever_arrives_first(processor: Processor) -> None:
+    created = event("c1", "task_created", is_gold=True, gold_label="dog", occurred_at="2026-11-23T10:00:00Z")
+    first = processor.process([message(event("s1", label="dog"), offset=0)], now=NOW)
+    assert derived(first, "gold_answer_changes") == [], "the gold label is not known yet"
+    submission = row(EVENT_COLUMNS, first.rows("events")[0])
+    assert (submission["is_gold"], submission["gold_label"]) == (False, ""), "stored as received"
+    later = processor.process([message(created, offset=1)], now=NOW)
+    [(answer, sign)] = derived(later, "gold_answer_changes")
+    assert (answer["submission_id"], answer["label"], answer["gold_label"], answer["correct"], sign) == (
+        "s1",
+        "dog",
+        "dog",
+        True,
+        1,
+    )
+    assert later.tables["gold_answer_changes"].positions == [(0, 1)], "positioned at the event that made it known"
 
 
 def test_unknown_fields_are_stored_as_json(processor: Processor) -> None:
@@ -156,13 +164,22 @@ def test_replayed_messages_are_not_duplicates_and_rebuild_task_state(processor: 
     ]
     batch = processor.process(replayed, now=NOW, replayed_through={0: 1})
     assert batch.duplicates == 0
-    assert (processor.tasks.get("t1") or {})["labels"] == {"a1": "cat", "a2": "dog"}
+    state = processor.tasks.get("t1") or {}
+    assert [(s[2], s[3]) for s in state["submissions"]] == [("a1", "cat"), ("a2", "dog")]
     again = processor.process([message(event("s2", annotator_id="a2"), offset=2)], now=NOW, replayed_through={0: 1})
     assert again.duplicates == 1, "a repeat at a new offset is a producer duplicate"
 
 
-def handle_times(batch: Any) -> list[tuple[str, int, str]]:
-    return [(r[1], r[4], r[5]) for r in batch.rows("handle_times")]  # annotator, ms, measured_by
+def test_an_event_already_in_the_task_changes_nothing(processor: Processor) -> None:
+    values = [event("s1", annotator_id="a1", label="cat"), event("s2", annotator_id="a2", label="dog")]
+    processor.process([message(value, offset=n) for n, value in enumerate(values)], now=NOW)
+    again = processor.process([message(values[1], offset=1)], now=NOW, replayed_through={0: 1})
+    assert not any(table != "events" for table in again.tables)
+
+
+def handle_times(batch: Any) -> list[tuple[str, int, str, int]]:
+    return [(r["annotator_id"], r["handle_time_ms"], r["measured_by"], sign)
+            for r, sign in derived(batch, "handle_time_changes")]  # fmt: skip
 
 
 def started(event_id: str, at: str, annotator: str = "a1") -> bytes:
@@ -175,7 +192,7 @@ def submitted(event_id: str, at: str, annotator: str = "a1", **fields: Any) -> b
 
 def test_handle_time_measured_by_the_tool_is_taken_as_is(processor: Processor) -> None:
     batch = processor.process([message(submitted("s", "2026-11-23T11:00:10Z", duration_ms=4200))], now=NOW)
-    assert handle_times(batch) == [("a1", 4200, "tool")]
+    assert handle_times(batch) == [("a1", 4200, "tool", 1)]
 
 
 def test_handle_time_from_start_to_submit_when_the_tool_did_not_measure(processor: Processor) -> None:
@@ -186,32 +203,28 @@ def test_handle_time_from_start_to_submit_when_the_tool_did_not_measure(processo
         ],
         now=NOW,
     )
-    assert handle_times(batch) == [("a1", 7500, "start_to_submit")]
+    assert handle_times(batch) == [("a1", 7500, "start_to_submit", 1)]
 
 
 def test_handle_time_when_the_submission_arrives_before_its_start_even_in_another_batch(processor: Processor) -> None:
     first = processor.process([message(submitted("s", "2026-11-23T11:00:09Z"), offset=0)], now=NOW)
     assert handle_times(first) == []
     later = processor.process([message(started("b", "2026-11-23T11:00:00Z"), offset=1)], now=NOW)
-    assert handle_times(later) == [("a1", 9000, "start_to_submit")]
-    assert later.tables["handle_times"].positions == [(0, 1)], "positioned at the event that completed the pair"
+    assert handle_times(later) == [("a1", 9000, "start_to_submit", 1)]
+    assert later.tables["handle_time_changes"].positions == [(0, 1)], "positioned at the event that completed the pair"
 
 
-def test_handle_time_pairs_with_a_time_kept_as_text_by_an_earlier_version(processor: Processor) -> None:
-    """Task state recovered from a changelog an earlier version wrote (ISO 8601 text, not epoch ms)."""
-    processor.tasks.put("t1", {"started": {"a1": "2026-11-23T11:00:00+00:00"}, "waiting": {}}, 0)
-    processor.tasks.put("t2", {"started": {}, "waiting": {"a1": "2026-11-23T11:00:04.250000+00:00"}}, 0)
-    batch = processor.process(
+def test_a_later_start_arriving_late_takes_back_the_handle_time_it_changes(processor: Processor) -> None:
+    # The annotator opened the task twice; the second opening arrives after the submission.
+    processor.process(
         [
-            message(submitted("s1", "2026-11-23T11:00:03Z"), offset=0),
-            message(
-                event("b2", "annotation_started", annotator_id="a1", task_id="t2", occurred_at="2026-11-23T11:00:01Z"),
-                offset=1,
-            ),
+            message(started("b1", "2026-11-23T11:00:00Z"), offset=0),
+            message(submitted("s", "2026-11-23T11:01:00Z"), 0, 1),
         ],
         now=NOW,
     )
-    assert handle_times(batch) == [("a1", 3000, "start_to_submit"), ("a1", 3250, "start_to_submit")]
+    later = processor.process([message(started("b2", "2026-11-23T11:00:50Z"), offset=2)], now=NOW)
+    assert sorted(handle_times(later)) == [("a1", 10000, "start_to_submit", 1), ("a1", 60000, "start_to_submit", -1)]
 
 
 def test_each_annotator_pairs_with_their_own_start(processor: Processor) -> None:
@@ -224,7 +237,7 @@ def test_each_annotator_pairs_with_their_own_start(processor: Processor) -> None
         ],
         now=NOW,
     )
-    assert handle_times(batch) == [("a2", 1000, "start_to_submit"), ("a1", 30000, "start_to_submit")]
+    assert handle_times(batch) == [("a2", 1000, "start_to_submit", 1), ("a1", 30000, "start_to_submit", 1)]
 
 
 def test_a_start_after_its_submission_gives_no_handle_time(processor: Processor) -> None:
@@ -238,39 +251,105 @@ def test_a_start_after_its_submission_gives_no_handle_time(processor: Processor)
     assert handle_times(batch) == []
 
 
-def review(event_id: str, verdict: str, offset: int) -> Message:
-    return message(event(event_id, "review_completed", verdict=verdict, reviewer_id="r1"), offset=offset)
-
-
-def test_reviews_carry_their_round_and_whether_they_accept_on_the_first_pass(processor: Processor) -> None:
-    batch = processor.process(
-        [review("v1", "rejected", 0), review("v2", "fixed", 1), review("v3", "accepted", 2)], now=NOW
+def review(
+    event_id: str, verdict: str, offset: int, at: str = "2026-11-23T11:00:00Z", annotator: str = "a1"
+) -> Message:
+    value = event(
+        event_id, "review_completed", verdict=verdict, reviewer_id="r1", annotator_id=annotator, occurred_at=at
     )
-    rows = [row(REVIEW_ROUND_COLUMNS, values) for values in batch.rows("review_rounds")]
-    assert [(r["round"], r["verdict"], r["first_pass_accepted"]) for r in rows] == [
-        (1, "rejected", False),
-        (2, "fixed", False),
-        (3, "accepted", False),  # accepted, but only after a rejection
+    return message(value, offset=offset)
+
+
+def rounds(batch: Any) -> list[tuple[str, int, str, bool, bool, int]]:
+    return sorted((r["annotator_id"], r["round"], r["verdict"], r["first_pass_accepted"], r["rework"], sign)
+                  for r, sign in derived(batch, "review_round_changes"))  # fmt: skip
+
+
+def test_reviews_carry_their_round_first_pass_and_rework_per_annotators_work(processor: Processor) -> None:
+    batch = processor.process(
+        [
+            review("v1", "rejected", 0, "2026-11-23T11:00:00Z"),
+            review("v2", "fixed", 1, "2026-11-23T11:01:00Z"),
+            review("v3", "accepted", 2, "2026-11-23T11:02:00Z"),
+            review("w1", "accepted", 3, "2026-11-23T11:03:00Z", annotator="a2"),  # another annotator's work
+        ],
+        now=NOW,
+    )
+    assert rounds(batch) == [
+        ("a1", 1, "rejected", False, False, 1),
+        ("a1", 2, "fixed", False, True, 1),
+        ("a1", 3, "accepted", False, True, 1),  # accepted, but only after a rejection: rework
+        ("a2", 1, "accepted", True, False, 1),
     ]
-    assert rows[0]["annotator_id"] == "a1" and rows[0]["reviewer_id"] == "r1"
 
 
-def test_an_acceptance_with_no_rejection_before_is_first_pass_also_across_batches(processor: Processor) -> None:
-    processor.process([review("v1", "fixed", 0)], now=NOW)
-    later = processor.process([review("v2", "accepted", 1)], now=NOW)
-    (values,) = later.rows("review_rounds")
-    assert row(REVIEW_ROUND_COLUMNS, values)["first_pass_accepted"] is True
-    assert row(REVIEW_ROUND_COLUMNS, values)["round"] == 2
+def test_an_acceptance_that_arrives_after_a_later_rejection_is_still_first_pass(processor: Processor) -> None:
+    processor.process([review("v2", "rejected", 0, "2026-11-23T11:05:00Z")], now=NOW)
+    late = processor.process([review("v1", "accepted", 1, "2026-11-23T11:00:00Z")], now=NOW)
+    assert rounds(late) == [
+        ("a1", 1, "accepted", True, False, 1),
+        ("a1", 1, "rejected", False, False, -1),  # the rejection was round 1; now it is round 2
+        ("a1", 2, "rejected", False, False, 1),
+    ]
 
 
-def test_a_replayed_review_keeps_its_round(processor: Processor) -> None:
-    processor.process([review("v1", "rejected", 0), review("v2", "accepted", 1)], now=NOW)
-    replay = processor.process([review("v1", "rejected", 0), review("v2", "accepted", 1)], now=NOW,
-                               replayed_through={0: 1})  # fmt: skip
-    again = [row(REVIEW_ROUND_COLUMNS, values) for values in replay.rows("review_rounds")]
-    assert [(r["round"], r["first_pass_accepted"]) for r in again] == [(1, False), (2, False)]
-    third = processor.process([review("v3", "accepted", 2)], now=NOW).rows("review_rounds")
-    assert row(REVIEW_ROUND_COLUMNS, third[0])["round"] == 3
+def test_events_later_than_the_lateness_bound_are_stored_and_counted_but_not_derived() -> None:
+    processor = Processor(tasks=DictStateStore(), lateness_bound_ms=3_600_000)
+    now = [message(submitted("s-now", "2026-11-23T11:59:00Z"), offset=0)]
+    processor.process(now, now=NOW)
+    late = processor.process(
+        [message(submitted("s-old", "2026-11-23T10:58:00Z", duration_ms=5000), offset=1)],  # 61 minutes behind
+        now=NOW,
+    )
+    stored = row(EVENT_COLUMNS, late.rows("events")[0])
+    assert (stored["event_id"], stored["too_late"]) == ("s-old", True)
+    assert late.too_late == {"annotation_submitted": 1}
+    assert not any(table != "events" for table in late.tables) and not late.activity
+    within = processor.process([message(submitted("s-ok", "2026-11-23T11:00:00Z", duration_ms=1), offset=2)], now=NOW)
+    assert row(EVENT_COLUMNS, within.rows("events")[0])["too_late"] is False and handle_times(within)
+
+
+def test_a_completed_task_is_released_once_nothing_within_the_bound_can_change_it() -> None:
+    processor = Processor(tasks=DictStateStore(), lateness_bound_ms=3_600_000)
+    done = [message(submitted("s", "2026-11-23T09:00:00Z"), offset=0),
+            message(event("c", "task_completed", occurred_at="2026-11-23T09:10:00Z"), offset=1)]  # fmt: skip
+    processor.process(done, now=NOW)
+    other = event("x1", task_id="t9", occurred_at="2026-11-23T10:10:00Z")  # the partition's clock: 60 min later
+    assert processor.process([message(other, offset=2)], now=NOW).released == 0
+    assert processor.tasks.get("t1") is not None
+    later = event("x2", task_id="t9", occurred_at="2026-11-23T10:10:01Z")
+    assert processor.process([message(later, offset=3)], now=NOW).released == 1
+    assert processor.tasks.get("t1") is None and processor.tasks.get("t9") is not None
+
+
+def test_a_task_that_never_completes_is_released_after_the_open_task_retention() -> None:
+    processor = Processor(tasks=DictStateStore(), lateness_bound_ms=60_000, open_task_retention_ms=7_200_000)
+    processor.process([message(submitted("s", "2026-11-23T09:00:00Z"), offset=0)], now=NOW)
+    almost = processor.process(
+        [message(event("x1", task_id="t9", occurred_at="2026-11-23T11:00:00Z"), offset=1)], now=NOW
+    )
+    assert almost.released == 0
+    past = processor.process(
+        [message(event("x2", task_id="t9", occurred_at="2026-11-23T11:00:01Z"), offset=2)], now=NOW
+    )
+    assert past.released == 1 and processor.tasks.get("t1") is None
+
+
+def test_released_state_is_found_again_after_a_restart() -> None:
+    # The release index is built from the recovered state on the first batch of a partition.
+    tasks = DictStateStore()
+    Processor(tasks=tasks, lateness_bound_ms=60_000).process(
+        [
+            message(submitted("s", "2026-11-23T09:00:00Z"), offset=0),
+            message(event("c", "task_completed", occurred_at="2026-11-23T09:00:01Z"), offset=1),
+        ],
+        now=NOW,
+    )
+    restarted = Processor(tasks=tasks, lateness_bound_ms=60_000)
+    batch = restarted.process(
+        [message(event("x", task_id="t9", occurred_at="2026-11-23T11:00:00Z"), offset=2)], now=NOW
+    )
+    assert batch.released == 1 and tasks.get("t1") is None
 
 
 def test_pseudonymized_people_are_replaced_everywhere_and_consistently() -> None:
@@ -324,3 +403,47 @@ def test_a_message_the_processor_fails_on_is_set_aside_and_the_rest_goes_on(capl
     assert "ValueError: a bug of ours" in letter["reason"]
     assert batch.dead_letters_by_rule == {"unprocessable": 1}
     assert "a bug of ours" in caplog.text  # with its traceback, for us to fix
+
+
+# The causes of handle times and gold answers missing under real delivery (issue 17), each pinned down:
+
+
+def test_a_submission_arriving_after_its_task_completed_keeps_its_handle_time_and_gold(processor: Processor) -> None:
+    # Cause: task_completed deleted the task's state, start and gold label included, so a submission that
+    # occurred before the completion but arrived after it found neither.
+    arrived = [
+        event("c", "task_created", is_gold=True, gold_label="cat", occurred_at="2026-11-23T11:00:00Z"),
+        started("b", "2026-11-23T11:00:01Z"),
+        event("done", "task_completed", occurred_at="2026-11-23T11:00:30Z"),
+        submitted("s", "2026-11-23T11:00:10Z", label="cat"),
+    ]
+    batch = processor.process([message(value, offset=n) for n, value in enumerate(arrived)], now=NOW)
+    assert handle_times(batch) == [("a1", 9000, "start_to_submit", 1)]
+    assert [(r["correct"], sign) for r, sign in derived(batch, "gold_answer_changes")] == [(True, 1)]
+
+
+def test_a_reopening_that_arrives_before_the_submission_does_not_hide_the_start_before_it(
+    processor: Processor,
+) -> None:
+    # Cause: one start was kept per annotator, the last to arrive; a reopening (rework after a rejection)
+    # that arrived before the first submission replaced its start, and start > submission gave no row.
+    arrived = [
+        started("b1", "2026-11-23T11:00:00Z"),
+        started("b2", "2026-11-23T11:05:00Z"),  # reopened later, for rework
+        submitted("s1", "2026-11-23T11:00:20Z"),
+        submitted("s2", "2026-11-23T11:05:30Z"),
+    ]
+    batch = processor.process([message(value, offset=n) for n, value in enumerate(arrived)], now=NOW)
+    assert sorted(handle_times(batch)) == [("a1", 20000, "start_to_submit", 1), ("a1", 30000, "start_to_submit", 1)]
+
+
+def test_a_submission_arriving_before_its_gold_task_is_judged_once_the_task_arrives(processor: Processor) -> None:
+    # Cause: the gold label was copied onto submissions only if task_created had arrived first.
+    arrived = [
+        submitted("s", "2026-11-23T11:00:10Z", label="dog"),
+        event("c", "task_created", is_gold=True, gold_label="cat", occurred_at="2026-11-23T11:00:00Z"),
+    ]
+    batch = processor.process([message(value, offset=n) for n, value in enumerate(arrived)], now=NOW)
+    assert [(r["label"], r["gold_label"], r["correct"]) for r, _ in derived(batch, "gold_answer_changes")] == [
+        ("dog", "cat", False)
+    ]

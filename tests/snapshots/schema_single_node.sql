@@ -668,3 +668,585 @@ ALTER TABLE pair_agreement ADD COLUMN IF NOT EXISTS `kafka_topic_id` LowCardinal
 ALTER TABLE active_time ADD COLUMN IF NOT EXISTS `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)' AFTER kafka_topic;
 
 ALTER TABLE review_rounds ADD COLUMN IF NOT EXISTS `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)' AFTER kafka_topic;
+
+DROP VIEW IF EXISTS first_pass_hour SYNC;
+
+DROP VIEW IF EXISTS agreement_summary SYNC;
+
+DROP VIEW IF EXISTS pair_kappa SYNC;
+
+DROP VIEW IF EXISTS gold_accuracy_hour SYNC;
+
+DROP VIEW IF EXISTS annotator_productivity_hour SYNC;
+
+DROP VIEW IF EXISTS project_throughput_minute SYNC;
+
+DROP TABLE IF EXISTS mv_rollup_review_rounds_hour SYNC;
+
+DROP TABLE IF EXISTS mv_rollup_gold_hour SYNC;
+
+DROP TABLE IF EXISTS mv_rollup_annotator_hour_handle_times SYNC;
+
+DROP TABLE IF EXISTS mv_rollup_annotator_hour SYNC;
+
+DROP TABLE IF EXISTS mv_rollup_project_minute SYNC;
+
+DROP TABLE IF EXISTS rollup_review_rounds_hour SYNC;
+
+DROP TABLE IF EXISTS review_rounds SYNC;
+
+DROP TABLE IF EXISTS task_agreement SYNC;
+
+DROP TABLE IF EXISTS pair_agreement SYNC;
+
+DROP TABLE IF EXISTS rollup_gold_hour SYNC;
+
+DROP TABLE IF EXISTS handle_times SYNC;
+
+DROP TABLE IF EXISTS rollup_annotator_hour SYNC;
+
+ALTER TABLE events ADD COLUMN IF NOT EXISTS `too_late` Bool DEFAULT false COMMENT 'Arrived more than the lateness bound behind the newest event of its partition: counted here and in throughput, left out of derived metrics (handle times, gold, reviews, agreement, active time)' AFTER extra;
+
+ALTER TABLE rollup_project_minute ADD COLUMN IF NOT EXISTS `late_events` SimpleAggregateFunction(sum, UInt64) COMMENT 'Events too late for derived metrics (events.too_late)' AFTER annotators;
+
+CREATE TABLE IF NOT EXISTS handle_time_changes
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `task_id` String COMMENT 'Task',
+    `submission_id` String COMMENT 'event_id of the submission',
+    `submitted_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the submission, UTC',
+    `handle_time_ms` UInt32 COMMENT 'Active time on the item, ms',
+    `measured_by` LowCardinality(String) COMMENT 'tool, or start_to_submit when derived',
+    `sign` Int8 COMMENT '+1 adds this row; -1 takes back the same row written before, when an event that arrived later changed the answer. Sum it: a row stands while its signs sum to 1',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic of the event that changed it',
+    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
+    `kafka_partition` UInt32 COMMENT 'Its partition',
+    `kafka_offset` UInt64 COMMENT 'Its offset'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(submitted_at)
+ORDER BY (project_id, annotator_id, submitted_at)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Changes to the handle time of submissions, as the workers derive it from each task\'s events sorted by time: the tool\'s duration_ms, else the time since the annotator\'s latest annotation_started before the submission. A start that arrives late can change an answer: the old row is taken back (sign -1) and the new one added. Read handle_times for the current rows.';
+
+CREATE TABLE IF NOT EXISTS gold_answer_changes
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `task_id` String COMMENT 'Task',
+    `submission_id` String COMMENT 'event_id of the submission',
+    `answered_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the submission, UTC',
+    `label` String COMMENT 'The submitted label',
+    `gold_label` String COMMENT 'The known answer',
+    `correct` Bool COMMENT 'label = gold_label',
+    `sign` Int8 COMMENT '+1 adds this row; -1 takes back the same row written before, when an event that arrived later changed the answer. Sum it: a row stands while its signs sum to 1',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic of the event that changed it',
+    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
+    `kafka_partition` UInt32 COMMENT 'Its partition',
+    `kafka_offset` UInt64 COMMENT 'Its offset'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(answered_at)
+ORDER BY (project_id, annotator_id, answered_at)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Changes to the answers on honeypot (gold) tasks, as the workers derive them from each task\'s events: every submission on a task whose gold label is known — from the submission itself, else from the task\'s task_created, whichever arrived first. Read gold_answers for the current rows.';
+
+CREATE TABLE IF NOT EXISTS task_agreement_changes
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `task_id` String COMMENT 'Task',
+    `labeled_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the latest first answer: when the task counts, UTC',
+    `raters` UInt16 COMMENT 'Annotators who answered the task (first answer each)',
+    `label_counts` Map(String, UInt32) COMMENT 'How many annotators chose each label',
+    `agreeing_pairs` UInt32 COMMENT 'Ordered pairs of annotators with the same label: sum n(n-1)',
+    `sign` Int8 COMMENT '+1 adds this row; -1 takes back the same row written before, when an event that arrived later changed the answer. Sum it: a row stands while its signs sum to 1',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic of the event that changed it',
+    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
+    `kafka_partition` UInt32 COMMENT 'Its partition',
+    `kafka_offset` UInt64 COMMENT 'Its offset'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(labeled_at)
+ORDER BY (project_id, labeled_at)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Changes to the agreement statistics of tasks two or more annotators answered, from each annotator\'s first answer (earliest submission): label counts and agreeing pairs, from which percent agreement, Fleiss\' kappa, Krippendorff\'s alpha and Gwet\'s AC1 are summed over any window. An answer that arrives later takes back the task\'s row (sign -1) and adds the new one. Read task_agreement for the current rows.';
+
+CREATE TABLE IF NOT EXISTS pair_agreement_changes
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `task_id` String COMMENT 'Task',
+    `labeled_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the later of the two first answers, UTC',
+    `annotator_a` String COMMENT 'First annotator of the pair (a < b)',
+    `annotator_b` String COMMENT 'Second annotator of the pair',
+    `label_a` String COMMENT 'First answer of annotator_a',
+    `label_b` String COMMENT 'First answer of annotator_b',
+    `sign` Int8 COMMENT '+1 adds this row; -1 takes back the same row written before, when an event that arrived later changed the answer. Sum it: a row stands while its signs sum to 1',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic of the event that changed it',
+    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
+    `kafka_partition` UInt32 COMMENT 'Its partition',
+    `kafka_offset` UInt64 COMMENT 'Its offset'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(labeled_at)
+ORDER BY (project_id, annotator_a, annotator_b, labeled_at)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Changes to the first answers of every annotator pair on tasks both answered: the confusion counts of Cohen\'s kappa. Read pair_agreement for the current rows.';
+
+CREATE TABLE IF NOT EXISTS review_round_changes
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `task_id` String COMMENT 'Task',
+    `annotator_id` String COMMENT 'Whose work was reviewed',
+    `reviewer_id` String COMMENT 'Who reviewed',
+    `review_id` String COMMENT 'event_id of the review',
+    `reviewed_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the review, UTC',
+    `round` UInt16 COMMENT '1 for the first review of this annotator\'s work on the task, 2 for the next, ...',
+    `verdict` LowCardinality(String) COMMENT 'accepted, fixed or rejected',
+    `first_pass_accepted` Bool COMMENT 'Accepted, and this work was never rejected before',
+    `rework` Bool COMMENT 'This work was rejected before: the review judges reworked work',
+    `sign` Int8 COMMENT '+1 adds this row; -1 takes back the same row written before, when an event that arrived later changed the answer. Sum it: a row stands while its signs sum to 1',
+    `kafka_topic` LowCardinality(String) COMMENT 'Topic of the event that changed it',
+    `kafka_topic_id` LowCardinality(String) DEFAULT '' COMMENT 'Kafka\'s id of the incarnation of the topic it was read from (a deleted and recreated topic gets a new one; empty from brokers without topic ids)',
+    `kafka_partition` UInt32 COMMENT 'Its partition',
+    `kafka_offset` UInt64 COMMENT 'Its offset'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(reviewed_at)
+ORDER BY (project_id, annotator_id, reviewed_at)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Changes to what only a task\'s history tells about each review, as the workers derive it from the task\'s reviews sorted by time. A review judges one annotator\'s work on the task: its round is 1 + the earlier reviews of that (task, annotator); it is first-pass accepted when accepted with no earlier rejection of that work, and a rework review when it comes after a rejection of it. A review that arrives late takes back the rows of the later ones it renumbers. Read review_rounds for the current rows.';
+
+CREATE TABLE IF NOT EXISTS rollup_annotator_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of occurred_at',
+    `annotations_started` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_started events',
+    `annotations_submitted` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_submitted events',
+    `annotations_manual` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions with source = manual',
+    `annotations_model_assisted` SimpleAggregateFunction(sum, UInt64) COMMENT 'Submissions with source = model_assisted',
+    `annotations_skipped` SimpleAggregateFunction(sum, UInt64) COMMENT 'annotation_skipped events',
+    `handle_time_ms_sum` SimpleAggregateFunction(sum, Int64) COMMENT 'Sum of the handle times of submissions (handle_times), ms',
+    `handle_time_count` SimpleAggregateFunction(sum, Int64) COMMENT 'Submissions with a known handle time',
+    `handle_time_ms_counts` SimpleAggregateFunction(sumMap, Map(UInt32, Int64)) COMMENT 'How many submissions took each handle time, ms -> count',
+    `tasks` AggregateFunction(uniq, String) COMMENT 'Distinct tasks touched',
+    `first_event_at` SimpleAggregateFunction(min, DateTime64(3, 'UTC')) COMMENT 'Earliest event',
+    `last_event_at` SimpleAggregateFunction(max, DateTime64(3, 'UTC')) COMMENT 'Latest event'
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, annotator_id, hour)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Per project, annotator and hour: output, skips and handle time of annotation work.';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_annotator_hour
+TO rollup_annotator_hour
+AS SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(occurred_at) AS hour,
+    countIf(event_type = 'annotation_started') AS annotations_started,
+    countIf(event_type = 'annotation_submitted') AS annotations_submitted,
+    countIf(event_type = 'annotation_submitted' AND source = 'manual') AS annotations_manual,
+    countIf(event_type = 'annotation_submitted' AND source = 'model_assisted') AS annotations_model_assisted,
+    countIf(event_type = 'annotation_skipped') AS annotations_skipped,
+    -- handle time arrives through mv_rollup_annotator_hour_handle_times (tool-measured or derived)
+    toInt64(0) AS handle_time_ms_sum,
+    toInt64(0) AS handle_time_count,
+    map() :: Map(UInt32, Int64) AS handle_time_ms_counts,
+    uniqState(task_id) AS tasks,
+    min(occurred_at) AS first_event_at,
+    max(occurred_at) AS last_event_at
+FROM events
+-- reviews carry the reviewed annotator's id but are the reviewer's work: they live in the
+-- review rollup
+WHERE annotator_id != ''
+  AND event_type IN ('annotation_started', 'annotation_submitted', 'annotation_skipped')
+GROUP BY project_id, annotator_id, hour;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_annotator_hour_handle_times
+TO rollup_annotator_hour
+AS SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(submitted_at) AS hour,
+    toUInt64(0) AS annotations_started,
+    toUInt64(0) AS annotations_submitted,
+    toUInt64(0) AS annotations_manual,
+    toUInt64(0) AS annotations_model_assisted,
+    toUInt64(0) AS annotations_skipped,
+    -- qualified: the output aliases would otherwise shadow the source columns
+    sum(h.sign * toInt64(h.handle_time_ms)) AS handle_time_ms_sum,
+    sum(toInt64(h.sign)) AS handle_time_count,
+    sumMap(map(h.handle_time_ms, toInt64(h.sign))) AS handle_time_ms_counts,
+    uniqStateIf(task_id, false) AS tasks,
+    min(submitted_at) AS first_event_at,
+    max(submitted_at) AS last_event_at
+FROM handle_time_changes AS h
+GROUP BY project_id, annotator_id, hour;
+
+CREATE TABLE IF NOT EXISTS rollup_gold_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of the submission',
+    `gold_answers` SimpleAggregateFunction(sum, Int64) COMMENT 'Submissions on gold tasks',
+    `gold_correct` SimpleAggregateFunction(sum, Int64) COMMENT 'Submissions on gold tasks equal to the gold label'
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, annotator_id, hour)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Per project, annotator and hour: answers on honeypot (gold) tasks and how many were right.';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_gold_hour
+TO rollup_gold_hour
+AS SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(answered_at) AS hour,
+    sum(toInt64(g.sign)) AS gold_answers,
+    sum(g.sign * toInt64(g.correct)) AS gold_correct
+FROM gold_answer_changes AS g
+GROUP BY project_id, annotator_id, hour;
+
+CREATE TABLE IF NOT EXISTS rollup_review_rounds_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Whose work was reviewed',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour of the review',
+    `reviews` SimpleAggregateFunction(sum, Int64) COMMENT 'Reviews',
+    `first_pass_accepted` SimpleAggregateFunction(sum, Int64) COMMENT 'Reviews accepting work never rejected before',
+    `rework_reviews` SimpleAggregateFunction(sum, Int64) COMMENT 'Reviews of work rejected before',
+    `max_round` SimpleAggregateFunction(max, UInt16) COMMENT 'Most review rounds one piece of work needed'
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (project_id, annotator_id, hour)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Per project, reviewed annotator and hour: reviews, first-pass acceptances and rework.';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_review_rounds_hour
+TO rollup_review_rounds_hour
+AS SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(reviewed_at) AS hour,
+    sum(toInt64(r.sign)) AS reviews,
+    sum(r.sign * toInt64(r.first_pass_accepted)) AS first_pass_accepted,
+    sum(r.sign * toInt64(r.rework)) AS rework_reviews,
+    max(r.round) AS max_round
+FROM review_round_changes AS r
+GROUP BY project_id, annotator_id, hour;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_project_minute
+TO rollup_project_minute
+AS SELECT
+    project_id,
+    toStartOfMinute(occurred_at) AS minute,
+    countIf(event_type = 'task_created') AS tasks_created,
+    countIf(event_type = 'task_assigned') AS tasks_assigned,
+    countIf(event_type = 'annotation_started') AS annotations_started,
+    countIf(event_type = 'annotation_submitted') AS annotations_submitted,
+    countIf(event_type = 'annotation_skipped') AS annotations_skipped,
+    countIf(event_type = 'review_completed') AS reviews_completed,
+    countIf(event_type = 'task_completed') AS tasks_completed,
+    uniqStateIf(annotator_id, annotator_id != '' AND event_type != 'review_completed') AS annotators,
+    countIf(too_late) AS late_events,
+    quantileTDigestState(toUInt32(greatest(0, dateDiff('millisecond', occurred_at, received_at))))
+        AS ingest_lag_ms,
+    max(occurred_at) AS last_occurred_at,
+    max(received_at) AS last_received_at
+FROM events
+GROUP BY project_id, minute;
+
+CREATE VIEW IF NOT EXISTS project_throughput_minute
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `minute` DateTime('UTC') COMMENT 'Start of the minute, UTC',
+    `tasks_created` UInt64 COMMENT 'Tasks created',
+    `annotations_submitted` UInt64 COMMENT 'Annotations submitted',
+    `annotations_skipped` UInt64 COMMENT 'Annotations skipped',
+    `reviews_completed` UInt64 COMMENT 'Reviews completed',
+    `tasks_completed` UInt64 COMMENT 'Tasks completed',
+    `active_annotators` UInt64 COMMENT 'Distinct annotators with annotation events (approximate)',
+    `late_events` UInt64 COMMENT 'Events too late for derived metrics (see events.too_late)',
+    `ingest_lag_p50_ms` Float64 COMMENT 'Median received_at - occurred_at, ms',
+    `ingest_lag_p95_ms` Float64 COMMENT '95th percentile of received_at - occurred_at, ms',
+    `last_occurred_at` DateTime64(3, 'UTC') COMMENT 'Latest occurred_at in the minute'
+)
+AS SELECT
+    project_id,
+    minute,
+    sum(tasks_created) AS tasks_created,
+    sum(annotations_submitted) AS annotations_submitted,
+    sum(annotations_skipped) AS annotations_skipped,
+    sum(reviews_completed) AS reviews_completed,
+    sum(tasks_completed) AS tasks_completed,
+    uniqMerge(annotators) AS active_annotators,
+    sum(late_events) AS late_events,
+    quantileTDigestMerge(0.5)(ingest_lag_ms) AS ingest_lag_p50_ms,
+    quantileTDigestMerge(0.95)(ingest_lag_ms) AS ingest_lag_p95_ms,
+    max(last_occurred_at) AS last_occurred_at
+FROM rollup_project_minute
+GROUP BY project_id, minute
+COMMENT 'Throughput per project and minute. For other buckets, sum these columns.';
+
+CREATE VIEW IF NOT EXISTS annotator_productivity_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `annotations_submitted` UInt64 COMMENT 'Annotations submitted',
+    `annotations_manual` UInt64 COMMENT 'Submitted without a model pre-label (source = manual)',
+    `annotations_model_assisted` UInt64 COMMENT 'Submitted with source = model_assisted',
+    `annotations_skipped` UInt64 COMMENT 'Items skipped',
+    `skip_rate` Nullable(Float64) COMMENT 'skipped / (submitted + skipped); NULL with no work',
+    `handle_time_p50_ms` Nullable(Float64) COMMENT 'Median handle time per submission, ms (exact)',
+    `handle_time_p90_ms` Nullable(Float64) COMMENT '90th percentile handle time per submission, ms (exact)',
+    `handle_time_mean_ms` Nullable(Float64) COMMENT 'Mean active time per submission, ms',
+    `tasks` UInt64 COMMENT 'Distinct tasks touched (approximate)'
+)
+AS SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(annotations_submitted) AS annotations_submitted,
+    sum(annotations_manual) AS annotations_manual,
+    sum(annotations_model_assisted) AS annotations_model_assisted,
+    sum(annotations_skipped) AS annotations_skipped,
+    if(annotations_submitted + annotations_skipped = 0, NULL,
+       annotations_skipped / (annotations_submitted + annotations_skipped)) AS skip_rate,
+    if(empty(mapFilter((v, c) -> c > 0, sumMap(handle_time_ms_counts))), NULL, arrayReduce('quantileExactInclusive(0.5)', arrayFlatten(mapValues(mapApply((v, c) -> (v, arrayWithConstant(greatest(c, 0), v)), sumMap(handle_time_ms_counts)))))) AS handle_time_p50_ms,
+    if(empty(mapFilter((v, c) -> c > 0, sumMap(handle_time_ms_counts))), NULL, arrayReduce('quantileExactInclusive(0.9)', arrayFlatten(mapValues(mapApply((v, c) -> (v, arrayWithConstant(greatest(c, 0), v)), sumMap(handle_time_ms_counts)))))) AS handle_time_p90_ms,
+    if(sum(handle_time_count) = 0, NULL, sum(handle_time_ms_sum) / sum(handle_time_count))
+        AS handle_time_mean_ms,
+    uniqMerge(tasks) AS tasks
+FROM rollup_annotator_hour
+GROUP BY project_id, annotator_id, hour
+COMMENT 'Output and handle time per annotator and hour. Quantiles are exact, per hour; for other ranges merge rollup_annotator_hour.handle_time_ms_counts with sumMap and take quantileExactInclusive of the values repeated by their counts (schema.tables.exact_quantile).';
+
+CREATE VIEW IF NOT EXISTS gold_accuracy_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `gold_answers` Int64 COMMENT 'Answers on gold tasks',
+    `gold_correct` Int64 COMMENT 'Answers equal to the gold label',
+    `gold_accuracy` Nullable(Float64) COMMENT 'gold_correct / gold_answers'
+)
+AS SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(gold_answers) AS gold_answers,
+    sum(gold_correct) AS gold_correct,
+    if(gold_answers = 0, NULL, gold_correct / gold_answers) AS gold_accuracy
+FROM rollup_gold_hour
+GROUP BY project_id, annotator_id, hour
+COMMENT 'Honeypot answers per annotator and hour. Judge accuracy over enough items: sum gold_answers and gold_correct over the range first, then divide.';
+
+CREATE VIEW IF NOT EXISTS agreement_summary
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `tasks` Int64 COMMENT 'Tasks two or more annotators answered, counted in the window',
+    `ratings` Int64 COMMENT 'First answers on them',
+    `percent_agreement` Float64 COMMENT 'Share of annotator pairs that agree',
+    `fleiss_kappa` Nullable(Float64) COMMENT 'Fleiss\' kappa (generalised to varying raters per task)',
+    `krippendorff_alpha` Nullable(Float64) COMMENT 'Krippendorff\'s alpha, nominal',
+    `gwet_ac1` Nullable(Float64) COMMENT 'Gwet\'s AC1 over the labels seen in the window'
+)
+AS SELECT project_id, tasks, ratings, percent_agreement, fleiss_kappa, krippendorff_alpha, gwet_ac1
+FROM
+(
+    SELECT
+        project_id,
+        sum(toInt64(sign)) AS tasks,
+        sum(sign * toInt64(raters)) AS ratings,
+        sum(sign * toInt64(agreeing_pairs)) / sum(sign * toInt64(raters) * (raters - 1)) AS percent_agreement,
+        -- observed agreement: the mean over tasks of the share of agreeing pairs
+        sum(sign * agreeing_pairs / (raters * (raters - 1))) / tasks AS observed,
+        sumMap(mapApply((label, n) -> (label, sign * toInt64(n)), label_counts)) AS label_totals,
+        arraySum(n -> n * n, mapValues(label_totals)) AS squared_label_totals,
+        squared_label_totals / (ratings * ratings) AS fleiss_chance,
+        if(fleiss_chance >= 1, NULL, (observed - fleiss_chance) / (1 - fleiss_chance)) AS fleiss_kappa,
+        -- nominal alpha from the coincidence matrix: disagreeing pairable values over expected ones
+        sum(sign * (raters * (raters - 1) - agreeing_pairs) / (raters - 1)) AS disagreement,
+        if(ratings * ratings = squared_label_totals, NULL,
+           1 - (ratings - 1) * disagreement / (ratings * ratings - squared_label_totals)) AS krippendorff_alpha,
+        -- AC1: chance from each label's mean share per task, over the labels seen (taken-back ones are not)
+        mapKeys(mapFilter((label, n) -> n != 0, label_totals)) AS labels_seen,
+        sumMap(mapApply((label, n) -> (label, sign * n / raters), label_counts)) AS label_share_sums,
+        arraySum(label -> (label_share_sums[label] / tasks) * (1 - label_share_sums[label] / tasks), labels_seen)
+            / (length(labels_seen) - 1) AS gwet_chance,
+        if(length(labels_seen) < 2 OR gwet_chance >= 1, NULL,
+           (observed - gwet_chance) / (1 - gwet_chance)) AS gwet_ac1
+    FROM task_agreement_changes
+    WHERE labeled_at >= {from:DateTime64(3, 'UTC')} AND labeled_at < {to:DateTime64(3, 'UTC')}
+    GROUP BY project_id
+    HAVING tasks > 0
+)
+COMMENT 'Inter-annotator agreement per project over a window of labeled_at, from task_agreement_changes. Parameterized: SELECT * FROM agreement_summary(from=\'2026-11-01 00:00:00\', to=\'2026-12-01 00:00:00\'). Kappa-type values are NULL when chance agreement is 1 (a single label in the window).';
+
+CREATE VIEW IF NOT EXISTS pair_kappa
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_a` String COMMENT 'First annotator of the pair',
+    `annotator_b` String COMMENT 'Second annotator of the pair',
+    `items` Int64 COMMENT 'Tasks both answered',
+    `percent_agreement` Float64 COMMENT 'Share of those tasks with the same first answer',
+    `cohen_kappa` Nullable(Float64) COMMENT 'Cohen\'s kappa; NULL when chance agreement is 1'
+)
+AS SELECT project_id, annotator_a, annotator_b, items, percent_agreement, cohen_kappa
+FROM
+(
+    SELECT
+        project_id,
+        annotator_a,
+        annotator_b,
+        sum(toInt64(sign)) AS items,
+        sumIf(toInt64(sign), label_a = label_b) / items AS percent_agreement,
+        sumMap(map(label_a, toInt64(sign))) AS labels_a,
+        sumMap(map(label_b, toInt64(sign))) AS labels_b,
+        arraySum(label -> labels_a[label] * labels_b[label], mapKeys(labels_a)) / (items * items) AS chance,
+        if(chance >= 1, NULL, (percent_agreement - chance) / (1 - chance)) AS cohen_kappa
+    FROM pair_agreement_changes
+    WHERE labeled_at >= {from:DateTime64(3, 'UTC')} AND labeled_at < {to:DateTime64(3, 'UTC')}
+    GROUP BY project_id, annotator_a, annotator_b
+    HAVING items > 0
+)
+COMMENT 'Cohen\'s kappa per annotator pair over a window of labeled_at, from pair_agreement_changes. Parameterized like agreement_summary: SELECT * FROM pair_kappa(from=\'…\', to=\'…\').';
+
+CREATE VIEW IF NOT EXISTS first_pass_hour
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `hour` DateTime('UTC') COMMENT 'Start of the hour, UTC',
+    `reviews` Int64 COMMENT 'Reviews',
+    `first_pass_accepted` Int64 COMMENT 'Reviews accepting work never rejected before',
+    `first_pass_acceptance` Nullable(Float64) COMMENT 'first_pass_accepted / reviews',
+    `rework_reviews` Int64 COMMENT 'Reviews of work rejected before',
+    `max_round` UInt16 COMMENT 'Most review rounds one piece of work needed'
+)
+AS SELECT
+    project_id,
+    annotator_id,
+    hour,
+    sum(reviews) AS reviews,
+    sum(first_pass_accepted) AS first_pass_accepted,
+    if(reviews = 0, NULL, first_pass_accepted / reviews) AS first_pass_acceptance,
+    sum(rework_reviews) AS rework_reviews,
+    max(max_round) AS max_round
+FROM rollup_review_rounds_hour
+GROUP BY project_id, annotator_id, hour
+COMMENT 'First-pass acceptance and rework per reviewed annotator and hour. Sum counts over a range, then divide.';
+
+CREATE VIEW IF NOT EXISTS handle_times
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `task_id` String COMMENT 'Task',
+    `submission_id` String COMMENT 'event_id of the submission',
+    `submitted_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the submission, UTC',
+    `handle_time_ms` UInt32 COMMENT 'Active time on the item, ms',
+    `measured_by` LowCardinality(String) COMMENT 'tool, or start_to_submit when derived'
+)
+AS SELECT project_id, annotator_id, task_id, submission_id, submitted_at, handle_time_ms, measured_by
+FROM handle_time_changes
+GROUP BY project_id, annotator_id, task_id, submission_id, submitted_at, handle_time_ms, measured_by
+HAVING sum(sign) > 0
+COMMENT 'The handle time of every submission whose handle time is known, as it stands: measured by the tool (duration_ms), or the time from the annotator\'s latest annotation_started before the submission — whatever order the two arrived in (handle_time_changes, netted).';
+
+CREATE VIEW IF NOT EXISTS gold_answers
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `annotator_id` String COMMENT 'Pseudonymous annotator',
+    `task_id` String COMMENT 'Task',
+    `submission_id` String COMMENT 'event_id of the submission',
+    `answered_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the submission, UTC',
+    `label` String COMMENT 'The submitted label',
+    `gold_label` String COMMENT 'The known answer',
+    `correct` Bool COMMENT 'label = gold_label'
+)
+AS SELECT project_id, annotator_id, task_id, submission_id, answered_at, label, gold_label, correct
+FROM gold_answer_changes
+GROUP BY project_id, annotator_id, task_id, submission_id, answered_at, label, gold_label, correct
+HAVING sum(sign) > 0
+COMMENT 'Every answer on a honeypot task as it stands, with the gold label and whether it was right.';
+
+CREATE VIEW IF NOT EXISTS review_rounds
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `task_id` String COMMENT 'Task',
+    `annotator_id` String COMMENT 'Whose work was reviewed',
+    `reviewer_id` String COMMENT 'Who reviewed',
+    `review_id` String COMMENT 'event_id of the review',
+    `reviewed_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the review, UTC',
+    `round` UInt16 COMMENT '1 for the first review of this annotator\'s work on the task, 2 for the next, ...',
+    `verdict` LowCardinality(String) COMMENT 'accepted, fixed or rejected',
+    `first_pass_accepted` Bool COMMENT 'Accepted, and this work was never rejected before',
+    `rework` Bool COMMENT 'This work was rejected before'
+)
+AS SELECT project_id, task_id, annotator_id, reviewer_id, review_id, reviewed_at, round, verdict, first_pass_accepted,
+       rework
+FROM review_round_changes
+GROUP BY project_id, task_id, annotator_id, reviewer_id, review_id, reviewed_at, round, verdict, first_pass_accepted,
+         rework
+HAVING sum(sign) > 0
+COMMENT 'Every review as it stands: its round, and whether it accepted on the first pass or judged rework.';
+
+CREATE VIEW IF NOT EXISTS task_agreement
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `task_id` String COMMENT 'Task',
+    `labeled_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the latest first answer, UTC',
+    `raters` UInt16 COMMENT 'Annotators who answered the task (first answer each)',
+    `label_counts` Map(String, UInt32) COMMENT 'How many annotators chose each label',
+    `agreeing_pairs` UInt32 COMMENT 'Ordered pairs of annotators with the same label: sum n(n-1)'
+)
+AS SELECT project_id, task_id, labeled_at, raters, label_counts, agreeing_pairs
+FROM task_agreement_changes
+GROUP BY project_id, task_id, labeled_at, raters, label_counts, agreeing_pairs
+HAVING sum(sign) > 0
+COMMENT 'Agreement statistics of every task two or more annotators answered, as they stand.';
+
+CREATE VIEW IF NOT EXISTS pair_agreement
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `task_id` String COMMENT 'Task',
+    `labeled_at` DateTime64(3, 'UTC') COMMENT 'occurred_at of the later of the two first answers, UTC',
+    `annotator_a` String COMMENT 'First annotator of the pair (a < b)',
+    `annotator_b` String COMMENT 'Second annotator of the pair',
+    `label_a` String COMMENT 'First answer of annotator_a',
+    `label_b` String COMMENT 'First answer of annotator_b'
+)
+AS SELECT project_id, task_id, labeled_at, annotator_a, annotator_b, label_a, label_b
+FROM pair_agreement_changes
+GROUP BY project_id, task_id, labeled_at, annotator_a, annotator_b, label_a, label_b
+HAVING sum(sign) > 0
+COMMENT 'First answers of every annotator pair on tasks both answered, as they stand.';
+
+INSERT INTO rollup_annotator_hour
+SELECT
+    project_id,
+    annotator_id,
+    toStartOfHour(occurred_at) AS hour,
+    countIf(event_type = 'annotation_started') AS annotations_started,
+    countIf(event_type = 'annotation_submitted') AS annotations_submitted,
+    countIf(event_type = 'annotation_submitted' AND source = 'manual') AS annotations_manual,
+    countIf(event_type = 'annotation_submitted' AND source = 'model_assisted') AS annotations_model_assisted,
+    countIf(event_type = 'annotation_skipped') AS annotations_skipped,
+    -- handle time arrives through mv_rollup_annotator_hour_handle_times (tool-measured or derived)
+    toInt64(0) AS handle_time_ms_sum,
+    toInt64(0) AS handle_time_count,
+    map() :: Map(UInt32, Int64) AS handle_time_ms_counts,
+    uniqState(task_id) AS tasks,
+    min(occurred_at) AS first_event_at,
+    max(occurred_at) AS last_event_at
+FROM events
+-- reviews carry the reviewed annotator's id but are the reviewer's work: they live in the
+-- review rollup
+WHERE annotator_id != ''
+  AND event_type IN ('annotation_started', 'annotation_submitted', 'annotation_skipped')
+GROUP BY project_id, annotator_id, hour;

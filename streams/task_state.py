@@ -1,0 +1,226 @@
+"""What a task's events say once sorted by time: its state, and the derived rows it implies.
+
+Every derived metric is defined on a task's events sorted by `occurred_at`, ties by `event_id`
+(PRODUCT.md, "Time, order and the definitions that depend on them"), never on arrival order. So a
+task's state keeps the events the derivations need, in that order, and the derived rows are a pure
+function of the state (`derived_rows`). When an event arrives, late or not, the worker writes the
+*change*: rows the new state no longer implies with sign -1, rows it newly implies with sign +1
+(`changes`). ClickHouse sums the signs, so what is stored always equals the answer for the sorted
+events, whatever order they came in. An event already in the state (a replay after a restart)
+changes nothing.
+
+The derivations, per task:
+- handle time of each submission: the tool's `duration_ms`, else the time since the annotator's
+  latest `annotation_started` before it (at most a day);
+- gold answers: each submission on a honeypot task, right when its label equals the gold label
+  (the submission's own, else the task's from `task_created`);
+- review rounds: a review judges one annotator's work on the task; its round is 1 + the earlier
+  reviews of that (task, annotator), it is first-pass accepted when accepted with no earlier
+  rejection of it, and a rework review when it comes after a rejection of it;
+- agreement: each annotator's first answer (earliest submission); once two or more annotators
+  have answered, the task's label counts and agreeing pairs, and one row per annotator pair. A
+  task counts from its latest first answer (`labeled_at`), a pair from the later of its two.
+
+State is plain JSON (lists, as a changelog gives them back) and replaced on change, never modified
+in place (see streams.processor.StateStore).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from itertools import combinations
+from typing import Any
+
+from schema import tables
+from schema.events import (
+    AnnotationStarted,
+    AnnotationSubmitted,
+    Event,
+    ReviewCompleted,
+    TaskCompleted,
+    TaskCreated,
+)
+from schema.rows import epoch_ms, label_text
+
+# Longer than this between start and submission is not handle time (the contract's duration_ms limit).
+MAX_HANDLE_TIME_MS = 86_400_000
+
+# Entries, each sorted by (occurred_ms, event_id):
+#   submissions: [occurred_ms, event_id, annotator_id, label, duration_ms | None, gold_label | None]
+#   starts:      [occurred_ms, event_id, annotator_id]
+#   reviews:     [occurred_ms, event_id, annotator_id, verdict, reviewer_id]
+# gold: [occurred_ms, event_id, gold_label] of the earliest task_created that declares it.
+State = Mapping[str, Any]
+Row = tuple[Any, ...]  # a derived row's values, in its table's column order (before sign and position)
+
+HANDLE_TIMES = tables.HANDLE_TIME_CHANGES.name
+GOLD_ANSWERS = tables.GOLD_ANSWER_CHANGES.name
+REVIEW_ROUNDS = tables.REVIEW_ROUND_CHANGES.name
+TASK_AGREEMENT = tables.TASK_AGREEMENT_CHANGES.name
+PAIR_AGREEMENT = tables.PAIR_AGREEMENT_CHANGES.name
+AGREEMENT = "agreement"  # both agreement tables, derived together
+# What an event can change: a derivation, and for per-annotator ones whose rows (None: the whole task's).
+Scope = tuple[str, str | None]
+
+
+def empty(project_id: str, task_id: str, partition: int) -> dict[str, Any]:
+    return {
+        "project": project_id,
+        "task": task_id,
+        "partition": partition,  # where its events and its state live
+        "gold": None,
+        "submissions": [],
+        "starts": [],
+        "reviews": [],
+        "completed": None,
+        "newest": 0,
+    }
+
+
+def with_event(state: State | None, event: Event, partition: int) -> tuple[dict[str, Any] | None, list[Scope]]:
+    """The state with `event` in its place, and the derivations that may change; (None, []) when the
+    event is already there (a replay) or changes nothing a derivation reads."""
+    occurred_ms = epoch_ms(event.occurred_at)
+    key = [occurred_ms, event.event_id]
+    base = state or empty(event.project_id, event.task_id, partition)
+    if isinstance(event, AnnotationSubmitted):
+        own_gold = label_text(event.gold_label) if event.is_gold and event.gold_label is not None else None
+        entry = [*key, event.annotator_id, label_text(event.label), event.duration_ms, own_gold]
+        scopes: list[Scope] = [(HANDLE_TIMES, event.annotator_id), (GOLD_ANSWERS, None), (AGREEMENT, None)]
+        return _inserted(base, "submissions", entry), scopes
+    if isinstance(event, AnnotationStarted):
+        return _inserted(base, "starts", [*key, event.annotator_id]), [(HANDLE_TIMES, event.annotator_id)]
+    if isinstance(event, ReviewCompleted):
+        entry = [*key, event.annotator_id, str(event.verdict), event.reviewer_id]
+        return _inserted(base, "reviews", entry), [(REVIEW_ROUNDS, event.annotator_id)]
+    if isinstance(event, TaskCreated) and event.is_gold and event.gold_label is not None:
+        if base["gold"] is not None and base["gold"][:2] <= key:
+            return None, []  # an earlier declaration stands (or this one, replayed)
+        changed = {**base, "gold": [*key, label_text(event.gold_label)]}
+        return _newest(changed, occurred_ms), [(GOLD_ANSWERS, None)]
+    if isinstance(event, TaskCompleted):
+        if base["completed"] is not None and base["completed"] <= occurred_ms:
+            return None, []
+        return _newest({**base, "completed": occurred_ms}, occurred_ms), []
+    return None, []
+
+
+def _inserted(state: State, field: str, entry: list[Any]) -> dict[str, Any] | None:
+    entries: list[list[Any]] = state[field]
+    at = bisect.bisect_left(entries, entry[:2], key=lambda existing: existing[:2])
+    if at < len(entries) and entries[at][:2] == entry[:2]:
+        return None  # the same event again: a replay
+    return _newest({**state, field: [*entries[:at], entry, *entries[at:]]}, entry[0])
+
+
+def _newest(state: dict[str, Any], occurred_ms: int) -> dict[str, Any]:
+    state["newest"] = max(state["newest"], occurred_ms)
+    return state
+
+
+def derived_rows(state: State | None, scope: Scope) -> dict[str, set[Row]]:
+    """The rows the state implies, per table, for one derivation (of one annotator, or the task)."""
+    derivation, annotator = scope
+    if state is None:
+        return {}
+    if derivation == HANDLE_TIMES:
+        return {HANDLE_TIMES: _handle_times(state, annotator)}
+    if derivation == GOLD_ANSWERS:
+        return {GOLD_ANSWERS: _gold_answers(state)}
+    if derivation == REVIEW_ROUNDS:
+        return {REVIEW_ROUNDS: _review_rounds(state, annotator)}
+    return _agreement(state)
+
+
+def changes(before: State | None, after: State, scopes: Iterable[Scope]) -> dict[str, list[tuple[Row, int]]]:
+    """Per table, the rows to take back (-1) and to add (+1) so that stored rows go from what
+    `before` implies to what `after` implies."""
+    out: dict[str, list[tuple[Row, int]]] = {}
+    for scope in scopes:
+        old, new = derived_rows(before, scope), derived_rows(after, scope)
+        for table in old.keys() | new.keys():
+            was, now = old.get(table, set()), new.get(table, set())
+            if was != now:
+                out.setdefault(table, []).extend([(row, -1) for row in was - now] + [(row, +1) for row in now - was])
+    return out
+
+
+def columns(table: str, row: Row) -> list[Any]:
+    """A derived row as its table stores it."""
+    if table == TASK_AGREEMENT:
+        return [*row[:4], dict(row[4]), *row[5:]]  # label counts: kept as pairs to compare, stored as a map
+    return list(row)
+
+
+def _handle_times(state: State, annotator: str | None) -> set[Row]:
+    project, task = state["project"], state["task"]
+    rows: set[Row] = set()
+    starts = [start for start in state["starts"] if start[2] == annotator]
+    for submitted_ms, event_id, submitter, _, duration_ms, _ in state["submissions"]:
+        if submitter != annotator:
+            continue
+        if duration_ms is not None:
+            rows.add((project, annotator, task, event_id, submitted_ms, duration_ms, "tool"))
+            continue
+        latest = bisect.bisect_left(starts, [submitted_ms, event_id], key=lambda start: start[:2])
+        if latest and 0 <= (handle_ms := submitted_ms - starts[latest - 1][0]) <= MAX_HANDLE_TIME_MS:
+            rows.add((project, annotator, task, event_id, submitted_ms, handle_ms, "start_to_submit"))
+    return rows
+
+
+def _gold_answers(state: State) -> set[Row]:
+    project, task = state["project"], state["task"]
+    task_gold = state["gold"][2] if state["gold"] is not None else None
+    rows: set[Row] = set()
+    for submitted_ms, event_id, annotator, label, _, own_gold in state["submissions"]:
+        gold = own_gold if own_gold is not None else task_gold
+        if gold is not None:
+            rows.add((project, annotator, task, event_id, submitted_ms, label, gold, label == gold))
+    return rows
+
+
+def _review_rounds(state: State, annotator: str | None) -> set[Row]:
+    project, task = state["project"], state["task"]
+    rows: set[Row] = set()
+    review_round, rejected_before = 0, False
+    for reviewed_ms, event_id, reviewed, verdict, reviewer in state["reviews"]:
+        if reviewed != annotator:
+            continue
+        review_round += 1
+        first_pass = verdict == "accepted" and not rejected_before
+        rows.add(
+            (
+                project,
+                task,
+                annotator,
+                reviewer,
+                event_id,
+                reviewed_ms,
+                review_round,
+                verdict,
+                first_pass,
+                rejected_before,
+            )
+        )
+        rejected_before = rejected_before or verdict == "rejected"
+    return rows
+
+
+def _agreement(state: State) -> dict[str, set[Row]]:
+    project, task = state["project"], state["task"]
+    first: dict[str, tuple[int, str]] = {}  # annotator -> (occurred_ms, label) of the first answer
+    for submitted_ms, _, annotator, label, _, _ in state["submissions"]:
+        first.setdefault(annotator, (submitted_ms, label))
+    if len(first) < 2:
+        return {}
+    counts = Counter(label for _, label in first.values())
+    labeled_ms = max(submitted_ms for submitted_ms, _ in first.values())
+    agreeing_pairs = sum(n * (n - 1) for n in counts.values())
+    task_row = (project, task, labeled_ms, len(first), tuple(sorted(counts.items())), agreeing_pairs)
+    pairs = {
+        (project, task, max(first[a][0], first[b][0]), a, b, first[a][1], first[b][1])
+        for a, b in combinations(sorted(first), 2)
+    }
+    return {TASK_AGREEMENT: {task_row}, PAIR_AGREEMENT: pairs}
