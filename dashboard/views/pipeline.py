@@ -33,7 +33,7 @@ def render(state: ViewState) -> None:
     dead = fetch(queries.dead_letters_by_reason(state.filters))
     total_events = float((ingest["events_per_s"] * queries.bucket_seconds(state.filters.span)).sum())
     total_dead = int(dead["dead_letters"].sum()) if not dead.empty else 0
-    columns = st.columns(5)
+    columns = st.columns(6)
     columns[0].metric(
         "Events in / s",
         f"{ingest['events_per_s'].iloc[-1]:,.1f}" if not ingest.empty else "–",
@@ -48,6 +48,14 @@ def render(state: ViewState) -> None:
     rate = total_dead / (total_dead + total_events) if total_dead + total_events else None
     columns[3].metric("Dead-letter rate", f"{rate:.2%}" if rate is not None else "–")
     lag_panel(columns[4])
+    late = int(ingest["late_events"].sum()) if not ingest.empty else 0
+    columns[5].metric(
+        "Too late",
+        f"{late:,}",
+        help="Events that arrived more than the lateness bound (LABELPULSE_LATENESS_BOUND_S) behind the newest of "
+        "their partition: stored and counted in throughput, left out of handle times, reviews, gold, agreement and "
+        "active time",
+    )
     if not ingest.empty:
         left, right = st.columns(2)
         events = charts.lines(
