@@ -8,6 +8,9 @@ In one run, on the same embedded broker and ClickHouse, with the same simulated 
 
     .venv/bin/python bench/ingest.py                 # 200k events, 60 s of freshness at 2k/s
     .venv/bin/python bench/ingest.py --events 50000 --freshness-seconds 20 --rate 1000
+    .venv/bin/python bench/ingest.py --disorder 180 --duplicates 0.02   # as real producers deliver
+
+It also reports the workers' memory (resident set) after (b) and along (c).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from labelpulse.broker import BrokerSettings, EmbeddedBroker
 from labelpulse.net import free_port
 from labelpulse.process import spawn, terminate
 from labelpulse.runtime import EmbeddedClickHouseProcess
-from labelpulse.simulator import Plan, send
+from labelpulse.simulator import Delivery, Plan, read_recording, send
 from schema import migrations
 from schema.client import ClickHouseSettings
 from schema.kafka import KafkaSettings
@@ -76,6 +79,14 @@ def cpu_report(before: dict[str, float], after: dict[str, float], events: int, s
     return "\n".join(lines)
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return spawn([sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"], log, {**os.environ, **env})
 
@@ -91,6 +102,8 @@ def main() -> None:
     parser.add_argument("--freshness-seconds", type=float, default=60.0)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1, help="workers in one consumer group for (b) and (c)")
+    parser.add_argument("--disorder", type=float, default=0.0, help="events late by up to SECONDS (simulated)")
+    parser.add_argument("--duplicates", type=float, default=0.0, help="share of events sent twice")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="labelpulse-bench-"))
@@ -119,7 +132,10 @@ def main() -> None:
         print(f"producing {args.events:,} simulated events to {topic} ({args.partitions} partitions) …", flush=True)
         start = datetime.now(UTC) - timedelta(hours=2)
         plan = Plan(seed=7, start=start, rate=max(1.0, args.events / 3600))
-        asyncio.run(send(plan, kafka=kafka, count=args.events, realtime=False))  # creates the topics
+        delivery = Delivery(args.disorder, args.duplicates, seed=7)
+        record = workdir / "sent.jsonl"
+        asyncio.run(send(plan, kafka=kafka, count=args.events, realtime=False, record=record, delivery=delivery))
+        unique = len({value for _, value in read_recording(record)})  # duplicates are dropped, not stored
 
         ceiling = asyncio.run(raw_ceiling(bootstrap, topic, args.events))
         print(f"(a) raw aiokafka consume + json decode: {ceiling:,.0f} events/s", flush=True)
@@ -130,7 +146,7 @@ def main() -> None:
         processes.update({f"worker-{n}": worker for n, worker in enumerate(workers)})
         first_seen: tuple[float, int] | None = None  # (time, rows) when the first rows became visible
         cpu_at_first: dict[str, float] = {}
-        while (count := stored(client)) < args.events:
+        while (count := stored(client)) < unique:
             if any(worker.poll() is not None for worker in workers):
                 raise SystemExit(f"a worker exited; see {workdir}/worker-*.log")
             if first_seen is None and count > 0:
@@ -141,14 +157,15 @@ def main() -> None:
         cpu_at_done = {name: cpu_seconds(process.pid) for name, process in processes.items() if process}
         with_startup = args.events / (done - begin)
         assert first_seen is not None
-        full = (args.events - first_seen[1]) / (done - first_seen[0])
+        full = (unique - first_seen[1]) / (done - first_seen[0])
         print(
             f"(b) {args.workers} worker(s), Kafka -> ClickHouse, durable: {full:,.0f} events/s steady "
             f"= {full / ceiling:.1%} of the ceiling ({with_startup:,.0f}/s counting start-up and group join, "
             f"{done - begin:.1f}s)",
             flush=True,
         )
-        print(cpu_report(cpu_at_first, cpu_at_done, args.events - first_seen[1], done - first_seen[0]), flush=True)
+        print(cpu_report(cpu_at_first, cpu_at_done, unique - first_seen[1], done - first_seen[0]), flush=True)
+        print("    worker memory: " + ", ".join(f"{rss_mb(w.pid):,.0f} MB" for w in workers), flush=True)
 
         print(f"(c) freshness at {args.rate:,.0f} events/s for {args.freshness_seconds:.0f}s …", flush=True)
         sender = subprocess.Popen(
@@ -164,20 +181,29 @@ def main() -> None:
                 str(args.freshness_seconds),
                 "--seed",
                 "8",
+                "--disorder",
+                str(args.disorder),
+                "--duplicates",
+                str(args.duplicates),
             ],
             env={**os.environ, **env},
         )
         samples: list[float] = []
+        memory: list[float] = []
         warmup_until = time.monotonic() + min(10.0, args.freshness_seconds / 4)
         while sender.poll() is None:
             newest = client.command("SELECT toUnixTimestamp64Milli(max(last_occurred_at)) FROM rollup_project_minute")
             if time.monotonic() > warmup_until and newest:
                 samples.append(time.time() - int(newest) / 1000)
+                memory.append(sum(rss_mb(worker.pid) for worker in workers))
             time.sleep(0.1)
         samples.sort()
         p50 = statistics.median(samples)
         p95 = samples[int(0.95 * (len(samples) - 1))]
         print(f"    freshness (now - newest occurred_at visible in the rollup): p50 {p50:.2f}s, p95 {p95:.2f}s")
+        print(
+            f"    worker memory along (c): {memory[0]:,.0f} MB first, {memory[-1]:,.0f} MB last, {max(memory):,.0f} max"
+        )
         print(f"\nsummary: ceiling {ceiling:,.0f}/s, worker {full:,.0f}/s, ratio {full / ceiling:.1%}, "
               f"freshness p50 {p50:.2f}s p95 {p95:.2f}s")  # fmt: skip
     finally:
