@@ -291,7 +291,7 @@ def _param(text: str) -> tuple[str, str]:
 
 
 def _run_clickhouse(args: argparse.Namespace) -> int:
-    from labelpulse.embedded_clickhouse import ServerSettings, serve
+    from embedded_clickhouse import ServerSettings, serve
     from labelpulse.runtime import RuntimeSettings
     from schema import access
 
