@@ -11,7 +11,8 @@ of the HTTP protocol clients rely on:
   request bodies (`Content-Encoding`: lz4, zstd, gzip, deflate, br) and compressed responses
   when `enable_http_compression=1`;
 - sessions (`session_id`) with their own settings and temporary tables;
-- results streamed in chunks as chDB produces them;
+- results streamed block by block as chDB produces them in the row formats that allow it, and
+  as the one document ClickHouse writes for the whole result in every other format;
 - errors as ClickHouse sends them: the HTTP status ClickHouse maps the code to,
   `X-ClickHouse-Exception-Code`, and a `Code: N. DB::Exception: …` body — or, once a stream
   has started, the tagged `__exception__` block clients look for;

@@ -29,10 +29,18 @@ class Engine:
         self._anchor = chdb.connect(self._dsn)
         self.version = self._scalar("SELECT version()")
         self.timezone = self._scalar("SELECT timezone()")
+        # The Content-Type ClickHouse sends with each output format.
+        self._content_types = dict(
+            line.split("\t", 1)
+            for line in self._scalar("SELECT name, content_type FROM system.formats WHERE is_output").splitlines()
+        )
         self._sessions = Sessions(self.connect, session_timeout_s)
 
     def _scalar(self, sql: str) -> str:
         return str(self._anchor.query(sql, "TabSeparated").bytes().decode().strip())
+
+    def content_type(self, fmt: str) -> str:
+        return self._content_types.get(fmt, "application/octet-stream")
 
     def connect(self) -> Any:
         return chdb.connect(self._dsn)
@@ -123,18 +131,49 @@ def nothing() -> Generator[bytes, None, None]:
     yield from ()
 
 
+# Formats whose document for a whole result is the concatenation of their documents for each block:
+# rows with nothing before, between or after them. chDB's streaming API formats every block as a
+# document of its own, so only these are sent as it produces them. Every other format — a header
+# (CSVWithNames), a footer (JSON's statistics), a separator between rows (Values), a file layout
+# (Parquet, Arrow) — is produced whole, as one document, before its first byte goes out.
+_CONCATENABLE = frozenset(
+    name.lower()
+    for name in (
+        *("TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "Raw", "CSV", "HiveText", "TSKV", "LineAsString"),
+        *("JSONEachRow", "JSONLines", "JSONL", "NDJSON", "JSONStringsEachRow", "PrettyJSONEachRow"),
+        *("PrettyJSONLines", "PrettyNDJSON", "JSONCompactEachRow", "JSONCompactStringsEachRow"),
+        *("RowBinary", "Native", "MsgPack", "BSONEachRow", "Protobuf", "RawBLOB", "Null"),
+    )
+)
+# Turns the JSON row formats into one array: `[` before the rows, `,` between, `]` after.
+_ARRAY_OF_ROWS = "output_format_json_array_of_rows"
+
+
+def streams_by_block(connection: Any, sql: str, fmt: str) -> bool:
+    """Whether `fmt`'s output may be sent block by block as chDB produces it (see _CONCATENABLE)."""
+    if fmt.lower() not in _CONCATENABLE:
+        return False
+    if "json" not in fmt.lower():
+        return True
+    # The setting may come from the URL or the session (set on the connection) or the statement itself.
+    if _ARRAY_OF_ROWS in sql.lower():
+        return False
+    enabled = connection.query(f"SELECT getSetting('{_ARRAY_OF_ROWS}')", "TabSeparated").bytes().strip()
+    return bool(enabled in (b"0", b"false"))
+
+
 def stream(connection: Any, sql: str, fmt: str, params: dict[str, str]) -> Generator[bytes, None, None]:
+    """The statement's result in `fmt`: streamed block by block where the format allows, else whole."""
+    if not streams_by_block(connection, sql, fmt):
+        yield whole(connection, sql, fmt, params)
+        return
     try:
         stream = connection.send_query(sql, fmt, params=params)
     except Exception as exc:
         if "Streaming query is not supported" not in str(exc):
             raise ClickHouseError.from_engine(exc) from exc
         # DDL and other statements without a result stream run in one go.
-        try:
-            result = connection.query(sql, fmt, params=params)
-        except Exception as inner:
-            raise ClickHouseError.from_engine(inner) from inner
-        yield result.bytes() if hasattr(result, "bytes") else bytes(result)
+        yield whole(connection, sql, fmt, params)
         return
     try:
         for chunk in stream:
@@ -143,3 +182,12 @@ def stream(connection: Any, sql: str, fmt: str, params: dict[str, str]) -> Gener
         raise ClickHouseError.from_engine(exc) from exc
     finally:
         stream.close()
+
+
+def whole(connection: Any, sql: str, fmt: str, params: dict[str, str]) -> bytes:
+    """The statement's whole result as one document in `fmt`, as ClickHouse itself writes it."""
+    try:
+        result = connection.query(sql, fmt, params=params)
+    except Exception as exc:
+        raise ClickHouseError.from_engine(exc) from exc
+    return bytes(result.bytes()) if hasattr(result, "bytes") else bytes(result)

@@ -51,16 +51,6 @@ _TRANSPORT_PARAMS = frozenset(
     }
 )
 
-_CONTENT_TYPES = {
-    "TabSeparated": "text/tab-separated-values; charset=UTF-8",
-    "TSV": "text/tab-separated-values; charset=UTF-8",
-    "CSV": "text/csv; charset=UTF-8; header=absent",
-    "CSVWithNames": "text/csv; charset=UTF-8; header=present",
-    "JSON": "application/json; charset=UTF-8",
-    "JSONCompact": "application/json; charset=UTF-8",
-    "JSONEachRow": "application/x-ndjson; charset=UTF-8",
-}
-
 # Served at GET /metrics on the HTTP port, as ClickHouse's own `prometheus` HTTP handler can be.
 QUERIES = Counter("labelpulse_clickhouse_queries", "Statements served, by kind (query or insert)", ["kind"])
 QUERY_ERRORS = Counter("labelpulse_clickhouse_query_errors", "Statements refused, by ClickHouse error code", ["code"])
@@ -253,7 +243,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self._common_headers(request.query_id)
         self.send_header("X-ClickHouse-Format", fmt)
-        self.send_header("Content-Type", _CONTENT_TYPES.get(fmt, "application/octet-stream"))
+        self.send_header("Content-Type", self.server.engine.content_type(fmt))
         self.send_header("X-ClickHouse-Exception-Tag", exception_tag)
         self.send_header("X-ClickHouse-Summary", json.dumps({k: str(v) for k, v in summary.items()}))
         if encoding:
