@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -189,5 +190,9 @@ def whole(connection: Any, sql: str, fmt: str, params: dict[str, str]) -> bytes:
     try:
         result = connection.query(sql, fmt, params=params)
     except Exception as exc:
+        # chDB keeps what a failed statement wrote and puts it before the connection's next result:
+        # a session's next query would answer with it. Let a throwaway statement take it.
+        with contextlib.suppress(Exception):
+            connection.query("SELECT 1", "Null")
         raise ClickHouseError.from_engine(exc) from exc
     return bytes(result.bytes()) if hasattr(result, "bytes") else bytes(result)

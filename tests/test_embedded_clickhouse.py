@@ -167,6 +167,13 @@ def test_session_keeps_set_and_temporary_tables(clickhouse: ClickHouseSettings) 
     assert http_request(clickhouse, "POST", session, b"SELECT getSetting('max_threads')")[2] == b"5\n"
 
 
+def test_a_failed_query_leaves_nothing_in_the_sessions_next_result(clickhouse: ClickHouseSettings) -> None:
+    session = {"session_id": "lp-test-failed-output", "database": ""}  # nothing to restore between queries
+    failing = b"SELECT toString(number) AS s FROM numbers(3) FORMAT ProtobufSingle"  # one row at most
+    assert http_request(clickhouse, "POST", session, failing)[0] != 200
+    assert http_request(clickhouse, "POST", session, b"SELECT 1 WHERE 0 FORMAT Values")[2] == b""
+
+
 def test_insert_deduplication_token_of_one_insert_does_not_leak_to_the_next(ch_client: Client) -> None:
     ch_client.command(
         "CREATE TABLE d (x UInt8) ENGINE = MergeTree ORDER BY x SETTINGS non_replicated_deduplication_window = 100"
