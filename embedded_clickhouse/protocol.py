@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from embedded_clickhouse.auth import authenticate
 from embedded_clickhouse.codecs import Compressor, decompress
 from embedded_clickhouse.errors import NOT_IMPLEMENTED, STD_EXCEPTION, ClickHouseError
-from schema.access import embedded_settings
+from schema.access import User, embedded_settings
 
 if TYPE_CHECKING:
     from embedded_clickhouse.server import ClickHouseHTTPServer
@@ -82,7 +82,9 @@ class Request:
     query_id: str
     read_only: bool
     compress_response: bool
-    # What the user's role imposes (schema.access), applied after the request's own settings.
+    # Who asks (None: the server's own admin), and what their role imposes (schema.access),
+    # applied after the request's own settings.
+    user: User | None = None
     forced: dict[str, str] = field(default_factory=dict)
 
 
@@ -124,6 +126,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             request = self._decode(url_params, read_only, query_id)  # reads the body, keeping the connection usable
             user = authenticate(self.headers, url_params, self.server.settings)
+            request.user = user
             if user is not None:
                 request.forced = embedded_settings(user, self.server.settings.access, self.server.settings.database)
             if not request.sql.strip() and self.command == "GET" and "query" not in url_params:

@@ -6,12 +6,13 @@ from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from embedded_clickhouse import engine
+from embedded_clickhouse import engine, guard
 from embedded_clickhouse.engine import Engine
 from embedded_clickhouse.errors import READONLY, SESSION_IS_LOCKED, SYNTAX_ERROR, ClickHouseError
 from embedded_clickhouse.protocol import FORMAT_CLAUSE, INSERT_WITH_DATA, Handler, Request
 from embedded_clickhouse.settings import ServerSettings
 from labelpulse.net import is_loopback
+from schema.access import READ_ONLY_ROLES, READABLE
 
 # Settings a read-only (readonly=1) user may still send: they change how results travel, not what runs.
 _HARMLESS = frozenset(
@@ -33,9 +34,13 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
             )
         self.settings = settings
         self.engine = Engine(settings.data_dir, settings.session_timeout_s)
+        self.readable = guard.Readable(settings.database, READABLE)
         super().__init__((settings.host, settings.port), Handler)
 
     def execute(self, request: Request, handler: Handler) -> None:
+        if _restricted(request):
+            # Their unqualified names resolve where LabelPulse's tables are, unless they name a database.
+            request.database = request.database or self.settings.database
         if request.forced.get("readonly") == "1" and (changed := sorted(set(request.settings) - _HARMLESS)):
             raise ClickHouseError.ours(READONLY, f"Cannot modify '{changed[0]}' setting in readonly mode")
         settings = {**request.settings, **request.forced}  # readonly last: it locks what came before
@@ -72,6 +77,8 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         if not request.sql.strip():
             raise ClickHouseError.ours(SYNTAX_ERROR, "Empty query")
         insert = INSERT_WITH_DATA.match(request.sql)
+        if insert and _restricted(request) and request.user is not None:
+            raise ClickHouseError.ours(READONLY, f"{request.user.name}: Cannot execute query in readonly mode")
         if insert and insert.group("format").lower() != b"values":  # VALUES is text: runs as a query
             rows = engine.insert(connection, insert, request.sql)
             handler.send_result(request, insert.group("format").decode(), engine.nothing(), {"written_rows": rows})
@@ -82,7 +89,19 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
             raise ClickHouseError.ours(SYNTAX_ERROR, f"query is not valid UTF-8: {exc}") from exc
         format_clause = FORMAT_CLAUSE.search(sql)
         fmt = format_clause.group(1) if format_clause else request.default_format
+        if _restricted(request) and request.user is not None:
+            # What runs is the statement as the engine parsed and checked it.
+            user = request.user
+            checked = guard.check(
+                connection, sql, request.params, user.name, user.role, self.readable, request.database or ""
+            )
+            sql, fmt = checked.sql, checked.fmt or request.default_format
         handler.send_result(request, fmt, engine.stream(connection, sql, fmt, request.params), {})
+
+
+def _restricted(request: Request) -> bool:
+    """Whether the request's user may read only what their role names (embedded_clickhouse.guard)."""
+    return request.user is not None and request.user.role in READ_ONLY_ROLES
 
 
 def serve(settings: ServerSettings, *, ready: Callable[[ClickHouseHTTPServer], None] | None = None) -> None:
