@@ -32,6 +32,14 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
                 "network could read and write every table. Pass --allow-remote (and set a password) "
                 "if that is what you want."
             )
+        if not settings.password and (settings.access.users or settings.allow_remote):
+            why = "with an access file" if settings.access.users else "with --allow-remote"
+            raise ValueError(
+                f"refusing to serve ClickHouse {why} while its admin user '{settings.user}' has no password: "
+                "anyone on this machine (or network) could read and change every table as that user. Set "
+                "LABELPULSE_CLICKHOUSE_PASSWORD to a secret (e.g. `export LABELPULSE_CLICKHOUSE_PASSWORD="
+                "$(openssl rand -hex 16)`) for this server and every LabelPulse process that uses it as admin."
+            )
         self.settings = settings
         self.engine = Engine(settings.data_dir, settings.session_timeout_s)
         self.readable = guard.Readable(settings.database, READABLE)

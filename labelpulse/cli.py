@@ -314,8 +314,6 @@ def _run_clickhouse(args: argparse.Namespace) -> int:
             f"http://{settings.host}:{settings.port}  — Ctrl-C to stop",
             flush=True,
         )
-        if settings.allow_remote and not settings.password:
-            print("warning: reachable from the network without a password", file=sys.stderr, flush=True)
 
     import signal
 
