@@ -18,15 +18,26 @@ from urllib.parse import parse_qsl, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from embedded_clickhouse import origins
 from embedded_clickhouse.auth import authenticate
 from embedded_clickhouse.codecs import Compressor, decompress
-from embedded_clickhouse.errors import NOT_IMPLEMENTED, STD_EXCEPTION, ClickHouseError
+from embedded_clickhouse.errors import ACCESS_DENIED, NOT_IMPLEMENTED, STD_EXCEPTION, ClickHouseError
 from schema.access import User, embedded_settings
 
 if TYPE_CHECKING:
     from embedded_clickhouse.server import ClickHouseHTTPServer
 
 log = logging.getLogger("labelpulse.clickhouse")
+
+# What an allowed web page may send and read (CORS).
+_CORS_REQUEST_HEADERS = (
+    "Authorization, Content-Type, Content-Encoding, X-ClickHouse-User, X-ClickHouse-Key, "
+    "X-ClickHouse-Database, X-ClickHouse-Format, X-ClickHouse-Quota"
+)
+_CORS_RESPONSE_HEADERS = (
+    "X-ClickHouse-Query-Id, X-ClickHouse-Format, X-ClickHouse-Timezone, X-ClickHouse-Summary, "
+    "X-ClickHouse-Exception-Code, X-ClickHouse-Exception-Tag, X-ClickHouse-Server-Display-Name"
+)
 
 # URL parameters that steer the HTTP layer and are not ClickHouse settings.
 _TRANSPORT_PARAMS = frozenset(
@@ -108,7 +119,24 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._send_simple(200, b"")
 
+    def do_OPTIONS(self) -> None:
+        """A browser's preflight: answered for allowed origins only (see `_cross_site`)."""
+        self._read_body()
+        if self._cross_site():
+            return
+        self.send_response(204)
+        if self._allowed_origin():
+            self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", _CORS_REQUEST_HEADERS)
+            self.send_header("Access-Control-Max-Age", "600")
+        self._origin_headers()
+        self.send_header("Allow", "GET, POST, HEAD, OPTIONS")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def _handle(self, *, read_only: bool) -> None:
+        if self._cross_site():
+            return
         url = urlsplit(self.path)
         path = url.path.rstrip("/")
         if path:
@@ -160,6 +188,38 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def _cross_site(self) -> bool:
+        """Refuse a request a web page of another site made the user's browser send (embedded_clickhouse.origins)."""
+        why = origins.refusal(
+            self.headers.get("Origin"),
+            self.headers.get("Sec-Fetch-Site"),
+            self.server.own_origins,
+            self.server.settings.allowed_origins,
+        )
+        if why is None:
+            return False
+        self._read_body()  # keep the connection usable
+        self._send_error(
+            ClickHouseError.ours(
+                ACCESS_DENIED,
+                f"cross-site request refused: {why}. A web page may use this ClickHouse only from its own origin "
+                "or one listed in LABELPULSE_CLICKHOUSE_ALLOWED_ORIGINS",
+            ),
+            str(uuid.uuid4()),
+        )
+        return True
+
+    def _allowed_origin(self) -> str | None:
+        origin = (self.headers.get("Origin") or "").strip()
+        return origin if origin.lower().rstrip("/") in self.server.settings.allowed_origins else None
+
+    def _origin_headers(self) -> None:
+        """Let an allowed web page read the answer (CORS); nothing for anyone else."""
+        if origin := self._allowed_origin():
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Access-Control-Expose-Headers", _CORS_RESPONSE_HEADERS)
+            self.send_header("Vary", "Origin")
+
     # -- request decoding -------------------------------------------------------------------
     def _decode(self, url_params: dict[str, str], read_only: bool, query_id: str) -> Request:
         body = decompress(self._read_body(), self.headers.get("Content-Encoding", ""))
@@ -200,12 +260,14 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- responses ----------------------------------------------------------------------------
     def _common_headers(self, query_id: str) -> None:
+        self._origin_headers()
         self.send_header("X-ClickHouse-Server-Display-Name", "labelpulse-embedded")
         self.send_header("X-ClickHouse-Query-Id", query_id)
         self.send_header("X-ClickHouse-Timezone", self.server.engine.timezone)
 
     def _send_simple(self, status: int, body: bytes, content_type: str = "text/plain; charset=UTF-8") -> None:
         self.send_response(status)
+        self._origin_headers()
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

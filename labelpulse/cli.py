@@ -293,18 +293,11 @@ def _param(text: str) -> tuple[str, str]:
 def _run_clickhouse(args: argparse.Namespace) -> int:
     from embedded_clickhouse import ServerSettings, serve
     from labelpulse.runtime import RuntimeSettings
-    from schema import access
 
-    clickhouse = ClickHouseSettings.from_env()
-    runtime = RuntimeSettings.from_env()
-    settings = ServerSettings(
-        access=access.from_env(),
-        database=clickhouse.database,
-        host=args.host or clickhouse.host,
-        port=args.port or clickhouse.port,
-        data_dir=args.data_dir or runtime.clickhouse_dir,
-        user=clickhouse.username,
-        password=clickhouse.password,
+    settings = ServerSettings.from_env(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir or RuntimeSettings.from_env().clickhouse_dir,
         allow_remote=args.allow_remote,
     )
 
