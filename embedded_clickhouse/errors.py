@@ -39,14 +39,16 @@ _ERROR_NAME = re.compile(r"\(([A-Z_][A-Z0-9_]+)\)\s*$")
 class ClickHouseError(Exception):
     """An error to send to the client as ClickHouse would."""
 
-    def __init__(self, code: int, name: str, message: str) -> None:
+    def __init__(self, code: int, name: str, message: str, *, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.name = name
+        # Set when the client is to come back later (HTTP 429 with Retry-After): sign-ins slowed down.
+        self.retry_after_s = retry_after_s
 
     @classmethod
-    def ours(cls, code_and_name: tuple[int, str], message: str) -> ClickHouseError:
-        return cls(code_and_name[0], code_and_name[1], message)
+    def ours(cls, code_and_name: tuple[int, str], message: str, *, retry_after_s: int | None = None) -> ClickHouseError:
+        return cls(code_and_name[0], code_and_name[1], message, retry_after_s=retry_after_s)
 
     @classmethod
     def from_engine(cls, exc: BaseException) -> ClickHouseError:
@@ -63,7 +65,7 @@ class ClickHouseError(Exception):
 
     @property
     def http_status(self) -> int:
-        return _STATUS_BY_CODE.get(self.code, 500)
+        return 429 if self.retry_after_s is not None else _STATUS_BY_CODE.get(self.code, 500)
 
     def render(self, version: str) -> bytes:
         message = str(self) if str(self).endswith(".") else f"{self}."

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from embedded_clickhouse import origins
-from embedded_clickhouse.auth import authenticate
+from embedded_clickhouse.auth import SignedIn
 from embedded_clickhouse.codecs import Compressor, decompress
 from embedded_clickhouse.errors import ACCESS_DENIED, NOT_IMPLEMENTED, STD_EXCEPTION, ClickHouseError
 from schema.access import User, embedded_settings
@@ -107,6 +107,10 @@ class Handler(BaseHTTPRequestHandler):
     server: ClickHouseHTTPServer
 
     # -- plumbing ---------------------------------------------------------------------------
+    def setup(self) -> None:
+        super().setup()
+        self.signed_in: SignedIn = set()  # one handler serves one connection, request after request
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
 
@@ -153,7 +157,9 @@ class Handler(BaseHTTPRequestHandler):
         started, kind = time.perf_counter(), "query"
         try:
             request = self._decode(url_params, read_only, query_id)  # reads the body, keeping the connection usable
-            user = authenticate(self.headers, url_params, self.server.settings)
+            user = self.server.authenticator.authenticate(
+                self.headers, url_params, self.client_address[0], self.signed_in
+            )
             request.user = user
             if user is not None:
                 request.forced = embedded_settings(user, self.server.settings.access, self.server.settings.database)
@@ -279,6 +285,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(exc.http_status)
         self._common_headers(query_id)
         self.send_header("X-ClickHouse-Exception-Code", str(exc.code))
+        if exc.retry_after_s is not None:
+            self.send_header("Retry-After", str(exc.retry_after_s))
         self.send_header("Content-Type", "text/plain; charset=UTF-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -7,6 +7,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from embedded_clickhouse import engine, guard, origins
+from embedded_clickhouse.auth import Authenticator
 from embedded_clickhouse.engine import Engine
 from embedded_clickhouse.errors import READONLY, SESSION_IS_LOCKED, SYNTAX_ERROR, ClickHouseError
 from embedded_clickhouse.protocol import FORMAT_CLAUSE, INSERT_WITH_DATA, Handler, Request
@@ -43,6 +44,7 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         self.settings = settings
         self.engine = Engine(settings.data_dir, settings.session_timeout_s)
         self.readable = guard.Readable(settings.database, READABLE)
+        self.authenticator = Authenticator(settings)
         self.own_origins = origins.own_origins(settings.host, settings.port)
         super().__init__((settings.host, settings.port), Handler)
 
