@@ -14,6 +14,7 @@ from dashboard import queries
 from dashboard.auth import EVERYONE, SignInGuard, SlowDown, Viewer
 from dashboard.data import VIEWER_KEY, SchemaMissing, fetch, settings
 from dashboard.filters import QUICK_RANGES, RANGE_LABELS, REFRESH_CHOICES, SOURCES, ViewState, from_params, to_params
+from dashboard.markdown import literal
 from dashboard.page import STATE_KEY
 from schema.client import ClickHouseUnavailable
 
@@ -28,7 +29,7 @@ def options(query: queries.Query, column: str) -> list[str]:
 def sidebar() -> ViewState:
     requested = from_params(st.query_params.get_all, datetime.now(UTC), settings().refresh_s)
     for problem in requested.problems:
-        st.sidebar.warning(f"Link ignored in part: {problem}")
+        st.sidebar.warning(f"Link ignored in part: {literal(problem)}")
     sidebar = st.sidebar
     sidebar.title("LabelPulse")
     keys = list(RANGE_LABELS)
@@ -96,7 +97,8 @@ def sign_in() -> Viewer:
         email = str(st.user.get("email") or "")
         user = config.users.get(email)
         if user is None:
-            st.error(f"**{email or 'This account'} may not see this dashboard.** Ask to be added to its users file.")
+            who = literal(email) if email else "This account"
+            st.error(f"**{who} may not see this dashboard.** Ask to be added to its users file.")
             st.button("Sign out", on_click=st.logout)
             st.stop()
         return Viewer(user.name, user.projects)
