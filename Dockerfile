@@ -15,13 +15,15 @@ COPY schema/__init__.py schema/
 COPY streams/__init__.py streams/
 COPY dashboard/__init__.py dashboard/
 COPY alerts/__init__.py alerts/
+COPY embedded_clickhouse/__init__.py embedded_clickhouse/
 RUN pip install . && pip uninstall -y labelpulse
 COPY labelpulse labelpulse
 COPY schema schema
 COPY streams streams
 COPY dashboard dashboard
 COPY alerts alerts
-RUN pip install --no-deps . && python -c "import labelpulse, schema, streams, dashboard, alerts"
+COPY embedded_clickhouse embedded_clickhouse
+RUN pip install --no-deps . && python -c "import labelpulse, schema, streams, dashboard, alerts, embedded_clickhouse"
 
 # Never root; state (Faust's table directory) lives in a volume mounted at /data.
 # /prometheus-rules: where the init job renders Prometheus rules (a named volume takes this owner).

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, time, timedelta
 import streamlit as st
 
 from dashboard import queries
-from dashboard.auth import EVERYONE, Viewer, check_password
+from dashboard.auth import EVERYONE, SignInGuard, SlowDown, Viewer
 from dashboard.data import VIEWER_KEY, SchemaMissing, fetch, settings
 from dashboard.filters import QUICK_RANGES, RANGE_LABELS, REFRESH_CHOICES, SOURCES, ViewState, from_params, to_params
+from dashboard.markdown import literal
 from dashboard.page import STATE_KEY
 from schema.client import ClickHouseUnavailable
 
@@ -28,7 +29,7 @@ def options(query: queries.Query, column: str) -> list[str]:
 def sidebar() -> ViewState:
     requested = from_params(st.query_params.get_all, datetime.now(UTC), settings().refresh_s)
     for problem in requested.problems:
-        st.sidebar.warning(f"Link ignored in part: {problem}")
+        st.sidebar.warning(f"Link ignored in part: {literal(problem)}")
     sidebar = st.sidebar
     sidebar.title("LabelPulse")
     keys = list(RANGE_LABELS)
@@ -96,7 +97,8 @@ def sign_in() -> Viewer:
         email = str(st.user.get("email") or "")
         user = config.users.get(email)
         if user is None:
-            st.error(f"**{email or 'This account'} may not see this dashboard.** Ask to be added to its users file.")
+            who = literal(email) if email else "This account"
+            st.error(f"**{who} may not see this dashboard.** Ask to be added to its users file.")
             st.button("Sign out", on_click=st.logout)
             st.stop()
         return Viewer(user.name, user.projects)
@@ -109,12 +111,21 @@ def sign_in() -> Viewer:
         password = st.text_input("Password", type="password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        viewer = check_password(config.users, name, password)
-        if viewer is not None:
-            st.session_state[VIEWER_KEY] = viewer
+        outcome = sign_in_guard().sign_in(name, password, client=st.context.ip_address or "unknown")
+        if isinstance(outcome, Viewer):
+            st.session_state[VIEWER_KEY] = outcome
             st.rerun()
-        st.error("Unknown user or wrong password.")
+        elif isinstance(outcome, SlowDown):
+            st.error(f"Too many failed sign-ins for this user or from this address. Try again in {outcome.wait_s} s.")
+        else:
+            st.error("Unknown user or wrong password.")
     st.stop()
+
+
+@st.cache_resource
+def sign_in_guard() -> SignInGuard:
+    """One per dashboard process: failed sign-ins count across all browser sessions."""
+    return SignInGuard(settings().users)
 
 
 def sign_out() -> None:

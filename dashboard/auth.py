@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from schema.config import ConfigError, read_yaml
+from schema.throttle import SignInThrottle
 
 AUTH_MODES = ("none", "password", "oidc")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -106,3 +108,34 @@ def check_password(users: Mapping[str, DashboardUser], name: str, password: str)
     if password_matches(password, stored) and user is not None:
         return Viewer(user.name, user.projects)
     return None
+
+
+@dataclass(frozen=True)
+class SlowDown:
+    """A sign-in refused unchecked: too many failed ones for that user or from that address."""
+
+    wait_s: int
+
+
+class SignInGuard:
+    """Password sign-in with guessing slowed down per user name and per client address
+    (schema.throttle). Each checked attempt costs an scrypt hash, deliberately slow: while a user or
+    an address waits, attempts are refused before hashing. One per dashboard process."""
+
+    def __init__(self, users: Mapping[str, DashboardUser]) -> None:
+        self.users = users
+        self.by_user = SignInThrottle(free_failures=5, first_delay_s=1.0, max_delay_s=60.0)
+        # Behind a proxy, or on loopback, one address speaks for many people: more free failures.
+        self.by_client = SignInThrottle(free_failures=20, first_delay_s=1.0, max_delay_s=60.0)
+
+    def sign_in(self, name: str, password: str, client: str) -> Viewer | SlowDown | None:
+        """The viewer, SlowDown while this user or address must wait, or None for a wrong password."""
+        name = name.strip()
+        wait_s = max(self.by_user.wait_s(name), self.by_client.wait_s(client))
+        if wait_s > 0:
+            return SlowDown(math.ceil(wait_s))
+        viewer = check_password(self.users, name, password)
+        if viewer is None:
+            self.by_user.failed(name)
+            self.by_client.failed(client)
+        return viewer

@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import queries
 from dashboard.data import SchemaMissing, fetch
 from dashboard.filters import ViewState
+from dashboard.markdown import literal
 from dashboard.metrics import alert_episodes, format_age
 from schema.client import ClickHouseUnavailable
 
@@ -68,7 +69,7 @@ def freshness_caption(newest_occurred_at: pd.Timestamp, newest_received_at: pd.T
 
 
 def not_enough_data(what: str, why: str) -> None:
-    st.info(f"**{what}: not enough data.** {why}", icon=":material/info:")
+    st.info(f"**{literal(what)}: not enough data.** {why}", icon=":material/info:")  # `what` may be an id
 
 
 def firing_episodes(filters: queries.Filters, *, about_projects: bool) -> pd.DataFrame:

@@ -317,20 +317,13 @@ def _param(text: str) -> tuple[str, str]:
 
 
 def _run_clickhouse(args: argparse.Namespace) -> int:
-    from labelpulse.embedded_clickhouse import ServerSettings, serve
+    from embedded_clickhouse import ServerSettings, serve
     from labelpulse.runtime import RuntimeSettings
-    from schema import access
 
-    clickhouse = ClickHouseSettings.from_env()
-    runtime = RuntimeSettings.from_env()
-    settings = ServerSettings(
-        access=access.from_env(),
-        database=clickhouse.database,
-        host=args.host or clickhouse.host,
-        port=args.port or clickhouse.port,
-        data_dir=args.data_dir or runtime.clickhouse_dir,
-        user=clickhouse.username,
-        password=clickhouse.password,
+    settings = ServerSettings.from_env(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir or RuntimeSettings.from_env().clickhouse_dir,
         allow_remote=args.allow_remote,
     )
 
@@ -340,8 +333,6 @@ def _run_clickhouse(args: argparse.Namespace) -> int:
             f"http://{settings.host}:{settings.port}  — Ctrl-C to stop",
             flush=True,
         )
-        if settings.allow_remote and not settings.password:
-            print("warning: reachable from the network without a password", file=sys.stderr, flush=True)
 
     import signal
 

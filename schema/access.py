@@ -14,7 +14,9 @@ grants, a settings profile, users, row policies; idempotent). The embedded Click
 enforces the same file with `embedded_settings()`: each user's password, read-only for
 every role but writer, the analysts' limits, and the project restriction as
 `additional_table_filters`, which the engine applies to every read of those tables — through
-views and parameterized views too.
+views and parameterized views too. Readers and analysts reach only READABLE there: table
+functions, dictionaries, materialized views and system tables would read around the filters
+(embedded_clickhouse.guard checks each statement).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 from schema.config import ConfigError, env_str, read_yaml
 from schema.ddl import SINGLE_NODE, Target, quote
-from schema.tables import ALERT_HISTORY, RAW_TABLES, ROLLUPS
+from schema.tables import ALERT_HISTORY, ANALYST_VIEWS, RAW_TABLES, ROLLUPS
 
 ROLES = ("writer", "reader", "evaluator", "analyst")
 # What an analyst may not lift: ClickHouse's own settings, enforced by the engine.
@@ -115,6 +117,13 @@ def _user(entry: Any, where: str, env: Mapping[str, str]) -> User:
 
 # Every table holding data (views read these), by name.
 DATA_TABLES = {table.name: table for table in RAW_TABLES} | {target.name: target for target, _ in ROLLUPS}
+
+
+# What the read-only roles (reader, analyst) may read on the embedded ClickHouse, which has no grants
+# of its own: the tables holding data and the analysts' views — nothing else of the database (no
+# materialized views: reading one reads its target around the target's row filter).
+READ_ONLY_ROLES = ("reader", "analyst")
+READABLE = frozenset(DATA_TABLES) | frozenset(view.name for view in ANALYST_VIEWS)
 
 
 def row_conditions(projects: tuple[str, ...]) -> dict[str, str]:

@@ -6,6 +6,7 @@ ClickHouse's own error."""
 from __future__ import annotations
 
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from schema import access, migrations
 from schema.client import ClickHouseSettings, connect
 from schema.config import ConfigError
 from schema.ddl import Target
+from schema.tables import ANALYST_VIEWS, RAW_TABLES, ROLLUPS
 from streams.offline import load
 from tests.conftest import run_cli
 
@@ -227,3 +229,171 @@ def test_a_restricted_analyst_sees_alerts_about_their_projects_only(guarded: Cli
     lead = connect(as_user(guarded, "lead", "l-pw"))
     assert lead.query("SELECT fingerprint FROM alert_history").result_columns == [["a"]]
     assert connect(as_user(guarded, "ana", "a-pw")).command("SELECT count() FROM alert_history") == 3
+
+
+# -- restricted users reach only the tables and views their role names ------------------------
+
+RESTRICTED = [("lead", "l-pw"), ("dash", "d-pw")]  # a project-restricted analyst, and a reader
+
+
+def refused(guarded: ClickHouseSettings, user: tuple[str, str], sql: str, **params: str) -> str:
+    """The ACCESS_DENIED text ClickHouse sends for `sql` run as `user` (raw HTTP: no client in the way)."""
+    query = urllib.parse.urlencode({"database": guarded.database, **params})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{guarded.port}/?{query}",
+        data=sql.encode(),
+        headers={"X-ClickHouse-User": user[0], "X-ClickHouse-Key": user[1]},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raise AssertionError(f"{user[0]} ran {sql!r}: {response.read()[:300]!r}")
+    except urllib.error.HTTPError as error:
+        body = error.read().decode()
+        assert (error.code, error.headers["X-ClickHouse-Exception-Code"]) == (403, "497"), body
+        assert (
+            body.startswith(f"Code: 497. DB::Exception: {user[0]}: Not enough privileges") and "(ACCESS_DENIED)" in body
+        )
+        return body
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("user", RESTRICTED)
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("SELECT project_id, count() FROM merge('labelpulse', '^events$') GROUP BY 1", "merge"),
+        ("SELECT * FROM mergeTreeIndex('labelpulse', 'events', with_marks = true)", "mergeTreeIndex"),
+        ("SELECT * FROM file('/etc/hostname', 'LineAsString')", "file"),
+        ("SELECT * FROM url('http://127.0.0.1:9/', 'LineAsString')", "url"),
+        ("SELECT * FROM remote('127.0.0.1', 'labelpulse', 'events')", "remote"),
+        ("SELECT * FROM cluster('default', 'labelpulse', 'events')", "cluster"),
+        ("SELECT * FROM s3('http://127.0.0.1:9/b/k.csv')", "s3"),
+        ("SELECT * FROM view(SELECT * FROM labelpulse.events)", "view"),
+        ("SELECT * FROM dictionary('labelpulse.nothing')", "dictionary"),
+        ("SELECT * FROM executable('id', 'TSV', 'x String')", "executable"),
+        (
+            "SELECT count() FROM events WHERE project_id IN (SELECT project_id FROM merge('labelpulse', 'events'))",
+            "merge",
+        ),
+    ],
+)
+def test_table_functions_that_read_around_the_filters_are_refused(
+    guarded: ClickHouseSettings, user: tuple[str, str], sql: str, named: str
+) -> None:
+    assert f"table function {named}" in refused(guarded, user, sql)
+
+
+@pytest.mark.clickhouse
+def test_merge_no_longer_shows_a_restricted_analyst_every_project(guarded: ClickHouseSettings) -> None:
+    lead = connect(as_user(guarded, "lead", "l-pw"))
+    with pytest.raises(DatabaseError, match="ACCESS_DENIED"):
+        lead.query("SELECT project_id, count() FROM merge('labelpulse', '^events$') GROUP BY 1")
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("user", RESTRICTED)
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("SELECT query FROM system.processes", "system.processes"),
+        ("SHOW PROCESSLIST", "SHOW PROCESSLIST"),
+        ("SELECT * FROM system.parts", "system.parts"),
+        ("SELECT * FROM system.tables", "system.tables"),
+        ("SELECT * FROM information_schema.tables", "information_schema.tables"),
+        ("SELECT * FROM system.query_log", "system.query_log"),
+        ("SELECT * FROM schema_migrations", "labelpulse.schema_migrations"),
+        ("SELECT * FROM default.secrets", "default.secrets"),
+        ("SELECT project_id, count() FROM mv_project_minute GROUP BY 1", "labelpulse.mv_project_minute"),
+        ("SELECT count() FROM events AS e JOIN system.processes AS p ON 1 = 1", "system.processes"),
+        ("SELECT (SELECT count() FROM system.processes)", "system.processes"),
+        ("SELECT 1 FROM events WHERE project_id IN system.processes", "system.processes"),
+        ("WITH p AS (SELECT query FROM system.processes) SELECT * FROM p", "system.processes"),
+        ("WITH mv_project_minute AS (SELECT * FROM mv_project_minute) SELECT * FROM mv_project_minute", "mv_project"),
+        ("SELECT 1 UNION ALL SELECT count() FROM system.processes", "system.processes"),
+        ("SELECT * FROM (SELECT * FROM (SELECT query FROM system.processes))", "system.processes"),
+        ("WITH `system.processes` AS (SELECT 1) SELECT * FROM system.processes", "system.processes"),
+        ("SELECT query AS `x\n  JOIN TREE` FROM system.processes", "names of letters, digits and _ only"),
+        ("DESCRIBE TABLE file('/etc/hostname', 'LineAsString')", "table function file"),
+        ("SHOW TABLES FROM system", "the tables of database system"),
+        ("SELECT dictGet('labelpulse.nothing', 'x', 1)", "function dictGet"),
+        ("SELECT joinGet('labelpulse.nothing', 'x', 1)", "function joinGet"),
+        ("SELECT file('/etc/hostname')", "function file"),
+        ("SELECT 1 INTO OUTFILE '{tmp}/written'", "INTO OUTFILE"),
+        ("EXPLAIN SELECT (SELECT count() FROM system.processes)", "EXPLAIN"),
+        ("KILL QUERY WHERE 1", "KILL"),
+    ],
+)
+def test_every_route_to_other_data_is_refused(
+    guarded: ClickHouseSettings, user: tuple[str, str], sql: str, named: str, tmp_path: Path
+) -> None:
+    assert named in refused(guarded, user, sql.replace("{tmp}", str(tmp_path)))
+    assert not (tmp_path / "written").exists()
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("user", RESTRICTED)
+def test_one_statement_runs_per_request(guarded: ClickHouseSettings, user: tuple[str, str]) -> None:
+    client = connect(as_user(guarded, *user))
+    with pytest.raises(DatabaseError) as raised:
+        client.query("SELECT 1; SELECT query FROM system.processes")
+    assert raised.value.code == 62 and "Multi-statements are not allowed" in str(raised.value)
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("user", RESTRICTED)
+def test_unqualified_names_resolve_in_the_requests_database(guarded: ClickHouseSettings, user: tuple[str, str]) -> None:
+    assert "system.processes" in refused(guarded, user, "SELECT query FROM processes", database="system")
+    assert "system.processes" in refused(guarded, user, "SELECT * FROM {t:Identifier}", param_t="system.processes")
+    assert "Identifier parameter t" in refused(guarded, user, "SELECT * FROM {t:Identifier}", param_t="`a\nb`")
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("user", RESTRICTED)
+def test_what_the_role_names_stays_readable(guarded: ClickHouseSettings, user: tuple[str, str]) -> None:
+    client = connect(as_user(guarded, *user))  # clickhouse-connect reads system.settings to connect
+    names = [t.name for t in RAW_TABLES] + [t.name for t, _ in ROLLUPS] + [v.name for v in ANALYST_VIEWS]
+    for name in dict.fromkeys(names):
+        if "{" not in next((v.select for v in ANALYST_VIEWS if v.name == name), ""):
+            client.query(f"SELECT count() FROM {name}")
+            client.query(f"DESCRIBE TABLE {name}")
+    window = {"from": "2000-01-01 00:00:00", "to": "2100-01-01 00:00:00"}
+    for sql in (
+        "SELECT * FROM agreement_summary(from={from:String}, to={to:String})",
+        "SELECT * FROM labelpulse.pair_kappa(from={from:String}, to={to:String})",
+        "WITH e AS (SELECT project_id FROM events), s AS (SELECT * FROM e) SELECT count() FROM s",
+        "SELECT count() FROM events AS e JOIN handle_times AS h ON e.task_id = h.task_id",
+        "SELECT count() FROM events WHERE project_id IN (SELECT project_id FROM project_throughput_minute)",
+        "SELECT (SELECT count() FROM labelpulse.events), number FROM numbers(3)",
+        "SELECT * FROM system.one, numbers(2) AS n UNION ALL SELECT 0, 0",
+        "DESCRIBE (SELECT project_id, count() AS n FROM events GROUP BY project_id)",
+        "SHOW TABLES",
+        "SELECT dateDiff('hour', min(occurred_at), max(occurred_at)) FROM events",
+        *(["SELECT count() FROM events SETTINGS max_threads = 1"] if user[0] == "dash" else []),  # analysts: readonly
+    ):
+        try:
+            client.query(sql, parameters=window)
+        except DatabaseError as error:
+            raise AssertionError(f"{user[0]} could not run {sql}") from error
+
+
+@pytest.mark.clickhouse
+def test_every_dashboard_query_runs_as_a_reader(guarded: ClickHouseSettings) -> None:
+    import inspect
+
+    from dashboard import queries
+
+    reader = connect(as_user(guarded, "dash", "d-pw"))
+    end = datetime.now(UTC)
+    filters = queries.Filters(end - timedelta(days=2), end, ("retail-products",), ("a",), ("cat",), ("manual",))
+    builders = [
+        function
+        for name, function in inspect.getmembers(queries, inspect.isfunction)
+        if not name.startswith("_") and inspect.signature(function).return_annotation in ("Query", queries.Query)
+    ]
+    assert len(builders) > 20
+    for build in builders:
+        extra = [p for p in inspect.signature(build).parameters.values() if p.default is p.empty][1:]
+        query = build(filters, *["a" for _ in extra]) if "filters" in inspect.signature(build).parameters else build()
+        bound = {k: list(v) if isinstance(v, tuple) else v for k, v in query.parameters.items()}
+        reader.query(query.sql, parameters=bound)
+        reader.query(f"DESCRIBE ({query.sql})", parameters=bound)

@@ -4,6 +4,7 @@ known event set: numbers on screen equal counts computed independently with pand
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -273,3 +274,25 @@ def test_alerts_view_without_any_alert_says_where_alerts_come_from(
     at = app(seeded.settings, monkeypatch, page="views/alerts.py")
     assert (metric(at, "Firing"), metric(at, "Pending")) == ("0", "0")
     assert any("labelpulse alerts" in caption.value for caption in at.caption)
+
+
+# What a link may carry to someone who clicks it: Markdown and HTML that would render as a link, an
+# image (fetched on load), formatting, LaTeX, Streamlit's :color[…] directives, and a bare URL.
+HOSTILE_LINK_VALUE = (
+    "[click me](http://evil.example/x) ![pixel](http://evil.example/p.png) <b>bold</b> $x^2$ :red[red] "
+    "**strong** www.evil.example"
+)
+
+
+def test_values_from_a_link_are_shown_as_text_not_markdown(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    value = HOSTILE_LINK_VALUE
+    at = app(seeded.settings, monkeypatch, range=value, source=value, project=value)
+    shown = [warning.value for warning in at.sidebar.warning]  # range and source make no sense
+    at.switch_page("views/project.py").run()
+    shown += [header.value for header in at.header]  # the project stays chosen
+    assert len(shown) == 3, shown
+    for text in shown:
+        spans = [match.group(2) for match in re.finditer(r"(`+) (.+?) \1", text)]
+        assert any(HOSTILE_LINK_VALUE in span for span in spans), text  # a code span shows it as it is
+        outside = re.sub(r"(`+) (.+?) \1", "", text)
+        assert not any(mark in outside for mark in ("[", "!", "<", "$", ":red", "*", "www")), outside

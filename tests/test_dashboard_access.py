@@ -4,6 +4,7 @@ asks for another project, since the scope is applied to every query, not to the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,3 +175,28 @@ def test_sign_in_settings_that_cannot_work_are_refused(
         env = {**env, "LABELPULSE_DASHBOARD_USERS_FILE": str(tmp_path / "users.yml")}
     with pytest.raises(ConfigError, match=message):
         DashboardSettings.from_env(env)
+
+
+def test_password_guessing_is_slowed_down_before_any_hash_is_computed(
+    seeded: tuple[ClickHouseSettings, pd.DataFrame], users_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dashboard.auth
+
+    hashed: list[str] = []
+    real = dashboard.auth.password_matches
+    monkeypatch.setattr(dashboard.auth, "password_matches", lambda p, s: hashed.append(p) or real(p, s))
+    at = signed_in_app(seeded[0], users_file, monkeypatch, "lead", "guess-0")
+    for number in range(1, 6):  # five free failures, the sixth starts the wait
+        at.text_input[0].input("lead")
+        at.text_input[1].input(f"guess-{number}")
+        at.button[0].click().run()
+        assert any("Unknown user or wrong password" in e.value for e in at.error)
+    assert len(hashed) == 6
+    at.text_input[0].input("lead")
+    at.text_input[1].input("lead-password")
+    at.button[0].click().run()
+    assert not at.metric and any("Too many failed sign-ins" in e.value for e in at.error)
+    assert len(hashed) == 6, "refused before scrypt ran"
+    time.sleep(1.1)  # the first wait is one second
+    at.button[0].click().run()
+    assert not at.exception and at.metric, "the wait runs out"

@@ -168,3 +168,18 @@ def test_alert_episodes_pair_firing_with_resolved_and_keep_those_overlapping_the
     ]
     assert pd.isna(episodes["resolved_at"].iloc[0]) and episodes["resolved_at"].iloc[1] == t - pd.Timedelta(minutes=10)
     assert alert_episodes(transitions.iloc[0:0], start, end).empty
+
+
+@pytest.mark.parametrize(
+    ("text", "markdown"),
+    [
+        ("", ""),
+        ("[x](http://evil)", "` [x](http://evil) `"),
+        ("a `b` c", "`` a `b` c ``"),
+        ("``ends", "``` ``ends ```"),
+    ],
+)
+def test_outside_text_goes_into_a_code_span_that_holds_it_whole(text: str, markdown: str) -> None:
+    from dashboard.markdown import literal
+
+    assert literal(text) == markdown

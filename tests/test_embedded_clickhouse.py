@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 import http.client
 import json
+import os
 import threading
 import urllib.parse
 import urllib.request
@@ -21,7 +22,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, StreamFailureError
 from prometheus_client.parser import text_string_to_metric_families
 
-from labelpulse.net import free_port
+from labelpulse.net import free_port, port_in_use
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
 from tests.conftest import ClickHouseService
@@ -165,6 +166,13 @@ def test_session_keeps_set_and_temporary_tables(clickhouse: ClickHouseSettings) 
         == b"2\n"
     )
     assert http_request(clickhouse, "POST", session, b"SELECT getSetting('max_threads')")[2] == b"5\n"
+
+
+def test_a_failed_query_leaves_nothing_in_the_sessions_next_result(clickhouse: ClickHouseSettings) -> None:
+    session = {"session_id": "lp-test-failed-output", "database": ""}  # nothing to restore between queries
+    failing = b"SELECT toString(number) AS s FROM numbers(3) FORMAT ProtobufSingle"  # one row at most
+    assert http_request(clickhouse, "POST", session, failing)[0] != 200
+    assert http_request(clickhouse, "POST", session, b"SELECT 1 WHERE 0 FORMAT Values")[2] == b""
 
 
 def test_insert_deduplication_token_of_one_insert_does_not_leak_to_the_next(ch_client: Client) -> None:
@@ -466,3 +474,45 @@ def test_metrics_count_queries_inserts_and_errors_by_code(clickhouse: ClickHouse
     assert grew("labelpulse_clickhouse_queries_total", kind="query") >= 2
     assert grew("labelpulse_clickhouse_query_errors_total", code="60") == 1
     assert grew("labelpulse_clickhouse_query_duration_seconds_count", kind="insert") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "why"),
+    [
+        ((), {"LABELPULSE_ACCESS_FILE": "{access}", "LP_ANA_PW": "a-pw"}, "with an access file"),
+        (("--allow-remote",), {}, "with --allow-remote"),
+    ],
+)
+def test_refuses_to_start_with_users_or_remote_access_while_the_admin_has_no_password(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], why: str
+) -> None:
+    from tests.conftest import run_cli
+
+    (tmp_path / "access.yml").write_text("users:\n  - {name: ana, role: analyst, password_env: LP_ANA_PW}\n")
+    env = {name: value.format(access=tmp_path / "access.yml") for name, value in env.items()}
+    port = free_port()
+    result = run_cli("clickhouse", "--port", str(port), "--data-dir", str(tmp_path / "data"), *args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert f"refusing to serve ClickHouse {why} while its admin user 'default' has no password" in result.stderr
+    assert "LABELPULSE_CLICKHOUSE_PASSWORD" in result.stderr
+    assert not port_in_use("127.0.0.1", port)
+
+
+def test_serves_remote_access_once_the_admin_has_a_password(tmp_path: Path) -> None:
+    import sys
+
+    from labelpulse.net import http_ok
+    from labelpulse.process import spawn, terminate, wait_ready
+
+    port = free_port()
+    command = [sys.executable, "-m", "labelpulse", "clickhouse", "--port", str(port), "--allow-remote"]
+    command += ["--data-dir", str(tmp_path / "data")]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LABELPULSE_")}
+    process = spawn(command, tmp_path / "ch.log", {**env, "LABELPULSE_CLICKHOUSE_PASSWORD": "s3cret"})
+    try:
+        ready = wait_ready(process, lambda: http_ok(f"http://127.0.0.1:{port}/ping"), 60)
+        assert ready, (tmp_path / "ch.log").read_text()
+        settings = ClickHouseSettings(port=port, database="default", password="s3cret")
+        assert connect(settings).command("SELECT 1") == 1
+    finally:
+        terminate(process, timeout_s=15)

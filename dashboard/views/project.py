@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
+from dashboard.markdown import literal
 from dashboard.metrics import MIN_GOLD_ITEMS, eta, format_duration
 from dashboard.page import live, not_enough_data
 from schema.stats import wilson_interval
@@ -16,7 +17,7 @@ from schema.stats import wilson_interval
 def render(state: ViewState) -> None:
     filters = state.filters
     projects = filters.projects
-    st.header(f"Project: {', '.join(projects)}" if projects else "Project: all projects")
+    st.header(f"Project: {literal(', '.join(projects))}" if projects else "Project: all projects")
     if not projects:
         st.caption("Pick one or more projects in the sidebar to narrow every chart on this page.")
     left, right = st.columns(2)
