@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labelpulse.net import is_loopback
-from labelpulse.process import spawn, terminate, wait_ready
+from labelpulse.process import ServiceError, spawn, terminate, wait_ready
 from schema.config import env_bool, env_port, env_str
 from schema.kafka import KafkaSettings
 
@@ -39,7 +39,7 @@ class BrokerSettings:
         return f"{self.host}:{self.port}"
 
 
-class BrokerError(RuntimeError):
+class BrokerError(ServiceError):
     pass
 
 
@@ -93,6 +93,18 @@ class EmbeddedBroker:
 
     def start(self, timeout_s: float = 20.0) -> subprocess.Popen[bytes]:
         """Start the broker and wait until it answers Kafka requests; returns its process."""
+        process = self.launch()
+        if not wait_ready(process, self.answers, timeout_s):
+            code = process.poll()
+            self.stop()
+            where = f"; see {self.log_path}" if self.log_path else ""
+            raise BrokerError(
+                f"the broker did not answer on {self.settings.bootstrap_servers} (exit code {code}){where}"
+            )
+        return process
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the broker without waiting for it (answers() says when it serves)."""
         host, port = self.settings.host, self.settings.port
         if kafka_answers(host, port, timeout_s=0.5):
             raise BrokerError(f"something already answers Kafka on {host}:{port}; stop it or pick another port")
@@ -100,12 +112,10 @@ class EmbeddedBroker:
         self.process = spawn(
             [str(broker_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url], self.log_path
         )
-        if not wait_ready(self.process, lambda: kafka_answers(host, port, timeout_s=0.5), timeout_s):
-            code = self.process.poll()
-            self.stop()
-            where = f"; see {self.log_path}" if self.log_path else ""
-            raise BrokerError(f"the broker did not answer on {host}:{port} (exit code {code}){where}")
         return self.process
+
+    def answers(self) -> bool:
+        return kafka_answers(self.settings.host, self.settings.port, timeout_s=0.5)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         process, self.process = self.process, None
