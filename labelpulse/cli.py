@@ -709,6 +709,8 @@ def _run_up(args: argparse.Namespace) -> int:
                     log_path=broker.log_path,
                     ready=broker.answers,
                     ready_timeout_s=20,
+                    # Topics made before any client can auto-create them (see Service.restart_after).
+                    when_ready=lambda: _ensure_topics(KafkaSettings.from_env(child_env)),
                     exit_note="it keeps topics in memory: events it held that no worker had stored are lost",
                 )
             )

@@ -71,3 +71,17 @@ def terminate(process: Child | None, timeout_s: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def terminate_all(processes: Sequence[Child], timeout_s: float) -> None:
+    """SIGTERM to all at once, then SIGKILL to those still running after `timeout_s`."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in running:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

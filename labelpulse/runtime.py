@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from labelpulse.net import http_ok, port_in_use
-from labelpulse.process import Child, ServiceError, spawn, terminate, wait_ready
+from labelpulse.process import Child, ServiceError, spawn, terminate, terminate_all, wait_ready
 from schema.client import ClickHouseSettings
 from schema.config import env_int, env_str
 
@@ -105,17 +105,21 @@ class Service:
 
     `spawn` starts the process and returns at once; it may raise ServiceError (a port taken by
     someone else), which counts as a failed start. `ready` says whether it serves yet (ClickHouse
-    answers /ping, the broker ApiVersions); None: it serves once started. `restart_after` names
-    services whose restart makes this one's state stale, so it is started afresh once they are
-    ready again: the in-memory broker comes back empty, and the worker (consumer group, topics)
-    and the simulator (producer) must start over against it. Parts that only retry a connection
-    (the worker while ClickHouse is away) need nothing: they recover by themselves."""
+    answers /ping, the broker ApiVersions); None: it serves once started; `when_ready` runs each
+    time it is, before its dependents start (the broker: create the topics). `restart_after` names
+    services this one must not outlive: when one of them dies this one is stopped, and it starts
+    afresh once they are ready again. The in-memory broker comes back empty, and a client left
+    running across its restart writes into topics it auto-creates, which Tansu then corrupts
+    (later writes fail with AlreadyExists); so the worker and the simulator wait for it, stopped.
+    Parts that only retry a connection (the worker while ClickHouse is away) need nothing: they
+    recover by themselves."""
 
     name: str
     spawn: Callable[[], Child]
     log_path: Path | None = None
     ready: Callable[[], bool] | None = None
     ready_timeout_s: float = 60.0
+    when_ready: Callable[[], object] | None = None
     restart_after: tuple[str, ...] = ()
     stop_timeout_s: float = 15.0
     exit_note: str = ""  # said with every exit, e.g. what the in-memory broker loses
@@ -140,6 +144,8 @@ class RestartPolicy:
 
 
 STARTING, UP, WAITING, STOPPED = "starting", "up", "waiting", "stopped"
+# A dependent's grace to finish what it holds (the worker: inserts under way) before SIGKILL.
+DEPENDENT_STOP_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -161,6 +167,7 @@ class _Record:
     last_exit_at: float | None = None  # wall clock
     last_error: str | None = None
     next_start_at: float | None = None
+    waiting_for: str | None = None  # a service it depends on, down
 
 
 class Supervisor:
@@ -208,6 +215,7 @@ class Supervisor:
         record.started_at = self.clock()
         self._enter(record, UP)
         self.records.append(record)
+        self._when_ready(record)
         self._write_status(force=True)
 
     def pid(self, name: str) -> int | None:
@@ -249,7 +257,7 @@ class Supervisor:
                 changed |= self._check_ready(record, now)
             elif record.state == UP and record.failures and now - record.started_at >= self.policy.stable_after_s:
                 record.failures = 0
-            elif record.state == WAITING and record.next_start_at is not None and now >= record.next_start_at:
+            elif record.state == WAITING and record.waiting_for is None and now >= (record.next_start_at or now):
                 self._spawn(record, now)
                 record.restarts += 1
                 changed = True
@@ -281,14 +289,17 @@ class Supervisor:
         service = record.service
         if service.ready is None or service.ready():
             self._enter(record, UP)
-            record.down_since = record.reminded_at = None
-            dependents = [other for other in self.records if service.name in other.service.restart_after]
-            if dependents:
-                names = ", ".join(other.service.name for other in dependents)
-                self.say(f"{service.name} is up again; restarting {names} (they depend on it)")
-                for other in dependents:
-                    self._restart(other, now)
-            elif record.restarts:
+            was_down, record.down_since, record.reminded_at = record.down_since is not None, None, None
+            self._when_ready(record)
+            waiting = [other for other in self._dependents(record) if other.waiting_for == service.name]
+            if waiting:
+                names = ", ".join(other.service.name for other in waiting)
+                self.say(f"{service.name} is up again; starting {names} again")
+                for other in waiting:
+                    other.waiting_for = None
+                    self._spawn(other, now)
+                    other.restarts += 1
+            elif was_down:
                 self.say(f"{service.name} is up again")
             return True
         if now - record.started_at >= service.ready_timeout_s:
@@ -297,12 +308,30 @@ class Supervisor:
             return True
         return False
 
-    def _restart(self, record: _Record, now: float) -> None:
-        """Start a healthy service afresh (not a failure: no back-off)."""
-        process, record.process = record.process, None
-        terminate(process, record.service.stop_timeout_s)
-        self._spawn(record, now)
-        record.restarts += 1
+    def _when_ready(self, record: _Record) -> None:
+        if record.service.when_ready is None:
+            return
+        try:
+            record.service.when_ready()
+        except Exception as exc:  # its dependents may still manage by themselves: say it, go on
+            self.say(f"{record.service.name} is up, but what follows its start failed: {exc}")
+
+    def _dependents(self, record: _Record) -> list[_Record]:
+        return [other for other in self.records if record.service.name in other.service.restart_after]
+
+    def _stop_dependents(self, record: _Record) -> None:
+        """Stop (without counting a failure) what must not outlive `record`, all at once."""
+        dependents = self._dependents(record)
+        running = [other for other in dependents if other.process is not None]
+        if running:
+            names = ", ".join(other.service.name for other in running)
+            self.say(f"stopping {names} until {record.service.name} is back (they depend on it)")
+            terminate_all([other.process for other in running if other.process], DEPENDENT_STOP_TIMEOUT_S)
+        for other in dependents:
+            other.process = None
+            other.waiting_for = record.service.name
+            other.next_start_at = None
+            self._enter(other, WAITING)
 
     def _failed(self, record: _Record, now: float, what: str, code: int | None, error: str | None = None) -> None:
         service = record.service
@@ -310,7 +339,8 @@ class Supervisor:
         record.failures += 1
         record.last_exit_code = code
         record.last_exit_at = self.wall_clock()
-        record.last_error = error or self._last_error(record)
+        # A process killed by a signal wrote no last words: its last line would mislead.
+        record.last_error = error or self._last_error(record, any_line=code is None or code >= 0)
         delay = self.policy.delay_s(record.failures)
         record.next_start_at = now + delay
         record.process = None
@@ -326,6 +356,7 @@ class Supervisor:
             why = f": {record.last_error}" if record.last_error and service.log_path else ""
             line = f"{service.name} {what}{often}; restarting in {delay:g} s{where}{why}"
         self.say(line + (f" ({service.exit_note})" if service.exit_note else ""))
+        self._stop_dependents(record)
 
     def _remind(self, now: float) -> None:
         for record in self.records:
@@ -358,7 +389,7 @@ class Supervisor:
                 pass
         return f"exited with code {code}"
 
-    def _last_error(self, record: _Record) -> str | None:
+    def _last_error(self, record: _Record, any_line: bool = True) -> str | None:
         path = record.service.log_path
         if path is None or not path.exists():
             return None
@@ -366,7 +397,7 @@ class Supervisor:
             size = log.seek(0, os.SEEK_END)
             start = record.log_offset if record.log_offset <= size else 0  # truncated: read it all
             log.seek(max(start, size - 16_384))
-            return last_error_line(log.read().decode("utf-8", "replace"))
+            return last_error_line(log.read().decode("utf-8", "replace"), any_line)
 
     def _record(self, name: str) -> _Record:
         return next(record for record in self.records if record.service.name == name)
@@ -397,6 +428,7 @@ class Supervisor:
                         if record.state == WAITING and record.next_start_at is not None
                         else None
                     ),
+                    "waiting_for": record.waiting_for,
                     "log": str(record.service.log_path) if record.service.log_path else None,
                 }
             )
@@ -423,15 +455,15 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERROR_WORDS = re.compile(r"error|exception|fatal|critical|panicked|refused|cannot|failed|traceback", re.IGNORECASE)
 
 
-def last_error_line(log: str) -> str | None:
+def last_error_line(log: str, any_line: bool = True) -> str | None:
     """The line of a log most likely to say why a process died: the last one that names an
-    error (for a Python traceback, the exception line), else the last line; None for no text."""
+    error (for a Python traceback, the exception line), else the last line (if `any_line`)."""
     lines = [ANSI_ESCAPE.sub("", line).strip() for line in log.splitlines()]
     lines = [line for line in lines if line]
     for line in reversed(lines):
         if ERROR_WORDS.search(line) and not line.startswith("Traceback (most recent call last)"):
             return line[:300]
-    return lines[-1][:300] if lines else None
+    return lines[-1][:300] if lines and any_line else None
 
 
 def _ordinal(number: int) -> str:

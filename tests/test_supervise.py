@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -180,23 +181,48 @@ def test_a_restarted_child_counts_as_up_only_once_ready_and_one_never_ready_is_s
     assert "ClickHouse is up again" in fleet.said
 
 
-def test_when_the_broker_is_back_the_worker_and_simulator_start_afresh_after_it(fleet: Fleet) -> None:
+def test_while_the_broker_is_down_the_worker_and_simulator_are_stopped_and_start_afresh_once_it_is_back(
+    fleet: Fleet,
+) -> None:
+    """A client left running across a restart of the in-memory broker would write into topics it
+    auto-creates (Tansu then refuses later writes to them), so dependents wait for it, stopped."""
+    topics_created_before: list[int] = []
+    broker = fleet.service("broker", ready=True)
+    broker = replace(broker, when_ready=lambda: topics_created_before.append(len(fleet.started["worker"])))
     fleet.launch(
         fleet.service("ClickHouse"),
-        fleet.service("broker", ready=True),
+        broker,
         fleet.service("worker", restart_after=("broker",)),
         fleet.service("simulator", restart_after=("broker",)),
     )
-    worker = fleet.current("worker")
+    worker, simulator = fleet.current("worker"), fleet.current("simulator")
     fleet.current("broker").die(-9)
     fleet.ready["broker"] = False
+    fleet.run_for(0.25)
+    assert worker.signals == [signal.SIGTERM] and simulator.signals == [signal.SIGTERM], "stopped at once"
+    assert fleet.said[-1] == "stopping worker, simulator until broker is back (they depend on it)"
     fleet.run_for(3)
-    assert worker.signals == [], "not while the broker is still down"
+    assert len(fleet.started["worker"]) == 1 and len(fleet.started["simulator"]) == 1, "not while it is down"
+    assert fleet.status()["worker"]["state"] == "waiting" and fleet.status()["worker"]["waiting_for"] == "broker"
     fleet.ready["broker"] = True
-    fleet.run_for(0.5)
-    assert worker.signals == [signal.SIGTERM] and len(fleet.started["worker"]) == 2
-    assert len(fleet.started["simulator"]) == 2
-    assert "broker is up again; restarting worker, simulator (they depend on it)" in fleet.said
+    fleet.run_for(0.25)
+    assert len(fleet.started["worker"]) == 2 and len(fleet.started["simulator"]) == 2
+    assert fleet.said[-1] == "broker is up again; starting worker, simulator again"
+    assert topics_created_before == [0, 1], "at launch and after the restart, each time before the worker starts"
+    assert fleet.status()["worker"]["restarts"] == 1 and fleet.status()["worker"]["exits_in_window"] == 0
+
+
+def test_a_dependent_waiting_out_its_own_back_off_waits_for_the_broker_instead(fleet: Fleet) -> None:
+    fleet.launch(fleet.service("broker", ready=True), fleet.service("worker", restart_after=("broker",)))
+    fleet.current("worker").die(1)
+    fleet.run_for(0.25)
+    fleet.current("broker").die(-9)
+    fleet.ready["broker"] = False
+    fleet.run_for(10)
+    assert len(fleet.started["worker"]) == 1, "its back-off ran out, but the broker is still down"
+    fleet.ready["broker"] = True
+    fleet.run_for(0.25)
+    assert len(fleet.started["worker"]) == 2
 
 
 def test_clickhouse_coming_back_leaves_the_worker_alone(fleet: Fleet) -> None:
@@ -223,11 +249,12 @@ def test_each_exit_says_how_often_when_the_next_try_is_and_the_last_error_in_its
     )
 
 
-def test_a_child_killed_by_a_signal_says_which(fleet: Fleet) -> None:
+def test_a_child_killed_by_a_signal_says_which_and_quotes_only_an_error_from_its_log(fleet: Fleet) -> None:
     fleet.launch(fleet.service("dashboard"))
+    (fleet.tmp_path / "dashboard.log").write_text("serving on port 8501\n")
     fleet.current("dashboard").die(-signal.SIGKILL)
     fleet.run_for(0.25)
-    assert fleet.said[-1].startswith("dashboard was killed by SIGKILL; restarting in 1 s")
+    assert fleet.said[-1] == f"dashboard was killed by SIGKILL; restarting in 1 s — see {fleet.tmp_path}/dashboard.log"
 
 
 def test_a_start_that_fails_counts_as_a_failure_and_is_tried_again(fleet: Fleet) -> None:
