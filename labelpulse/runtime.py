@@ -174,7 +174,8 @@ class Supervisor:
     """Keeps every service of `up` running until Ctrl-C or SIGTERM.
 
     A service that dies (or does not become ready in time) is started again after a back-off
-    (RestartPolicy); nothing else is stopped because one part failed. Every exit is said in one
+    (RestartPolicy); nothing else is stopped because one part failed, but for the services that
+    must not outlive it (Service.restart_after), which wait for it. Every exit is said in one
     line: what, how often, when the next try is, and the last error line of its log; something
     down for a minute is said again every minute. `status_path` (the data dir's status.json)
     always holds every part's state for the dashboard's Pipeline view. Only stop_all() — after
