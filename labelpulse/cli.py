@@ -75,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
         "up",
         help="run the embedded system: broker, ClickHouse, schema, worker, demo load",
         description="Start the embedded broker and ClickHouse, apply migrations, start a stream worker and the "
-        "simulator (demo load), and keep running until Ctrl-C. A second run reuses the ClickHouse data in "
-        "LABELPULSE_DATA_DIR (default .labelpulse). Logs of every part go to LABELPULSE_DATA_DIR/logs.",
+        "simulator (demo load), and keep running until Ctrl-C, starting again (with back-off) any part that dies. "
+        "A second run reuses the ClickHouse data in LABELPULSE_DATA_DIR (default .labelpulse); the embedded broker "
+        "keeps topics in memory. Logs of every part go to LABELPULSE_DATA_DIR/logs, their state to "
+        "LABELPULSE_DATA_DIR/status.json.",
     )
     up.add_argument("--data-dir", type=Path, help="where ClickHouse data and logs live (default .labelpulse)")
     up.add_argument("--no-demo", action="store_true", help="do not run the simulator (bring your own events)")
