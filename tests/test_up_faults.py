@@ -122,20 +122,25 @@ class Load:
         return len(values), sum(value["event_type"] == "annotation_submitted" for value in values)
 
 
+def all_stored(up: Up, before: tuple[int, int, int], load: Load, within_s: float) -> None:
+    """Every event `load` sent is stored once: raw rows, distinct ids and the rollup's annotations."""
+    sent, submitted = load.sent()
+    expected = (before[0] + sent, before[1] + sent, before[2] + submitted)
+    deadline = time.monotonic() + within_s
+    while up.stored() != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert up.stored() == expected, "(events, distinct ids, annotations in the rollup) against what was sent"
+
+
 def kill_under_load(up: Up, name: str, seed: int) -> None:
     """Kill `name` a few seconds into a load; every event sent is then stored exactly once."""
-    events_before, _, annotations_before = up.stored()
+    before = up.stored()
     restarts_before = up.component(name)["restarts"]
     load = Load(up, count=2400, rate=300, seed=seed)
     time.sleep(3)
     up.kill(name)
     wait_for(lambda: up.component(name)["restarts"] == restarts_before + 1, 90, f"{name} restarted")  # type: ignore[operator]
-    sent, submitted = load.sent()
-    expected = (events_before + sent, events_before + sent, annotations_before + submitted)
-    deadline = time.monotonic() + 90
-    while up.stored() != expected and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert up.stored() == expected, "(events, distinct ids, annotations in the rollup) against what was sent"
+    all_stored(up, before, load, within_s=90)
     wait_for(lambda: up.component(name)["state"] == "up", 60, f"{name} up")
 
 
@@ -177,30 +182,21 @@ def test_a_part_that_keeps_dying_is_said_and_shown_as_flapping_while_the_rest_ru
 
 @pytest.mark.xfail(strict=True, reason=BROKER_RESTART_DROPS)
 def test_after_the_broker_is_killed_every_event_sent_to_the_new_one_is_stored(up: Up) -> None:
+    # More events before than after, so the new offsets all fall under the stored ones.
+    all_stored(up, up.stored(), Load(up, count=3000, rate=1000, seed=105), within_s=60)
     up.kill("broker")
     wait_for(lambda: up.said("broker is up again; starting worker again"), 60, "the broker and worker back")
-    events_before, _, annotations_before = up.stored()
-    load = Load(up, count=1200, rate=300, seed=105)
-    sent, submitted = load.sent()
-    expected = (events_before + sent, events_before + sent, annotations_before + submitted)
-    deadline = time.monotonic() + 60
-    while up.stored() != expected and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert up.stored() == expected
+    all_stored(up, up.stored(), Load(up, count=600, rate=300, seed=106), within_s=60)
 
 
 @pytest.mark.xfail(strict=True, reason=BROKER_RESTART_DROPS)
 def test_a_second_up_on_the_same_data_stores_new_events_within_seconds(up: Up) -> None:
+    all_stored(up, up.stored(), Load(up, count=3000, rate=1000, seed=107), within_s=60)
     up.stop()
     again = Up(up.env, up.data_dir)
     try:
-        events_before, _, _ = again.stored()
-        assert events_before > 0, "the first run's events are kept"
-        load = Load(again, count=600, rate=300, seed=106)
-        sent, _ = load.sent()
-        deadline = time.monotonic() + 15
-        while again.stored()[0] < events_before + sent and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert again.stored()[:2] == (events_before + sent, events_before + sent)
+        before = again.stored()
+        assert before[0] >= 3000, "the first run's events are kept"
+        all_stored(again, before, Load(again, count=600, rate=300, seed=108), within_s=15)
     finally:
         again.stop()
