@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -672,6 +673,11 @@ def _run_up(args: argparse.Namespace) -> int:
             log.write(f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} {line}\n")
 
     supervisor = Supervisor(report, status_path=runtime.status_path)
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM while starting: stop what started, as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, interrupted)
     child_env = {**os.environ, **clickhouse.to_env(), "LABELPULSE_DATA_DIR": str(runtime.data_dir)}
     if not kafka.external:
         child_env["LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"] = broker_settings.bootstrap_servers

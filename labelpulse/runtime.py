@@ -205,7 +205,12 @@ class Supervisor:
         a port taken or a broken install, not something a restart fixes)."""
         record = _Record(service, log_offset=_size(service.log_path))
         process = record.process = service.spawn()
-        if service.ready is not None and not wait_ready(process, service.ready, service.ready_timeout_s):
+        try:
+            ready = service.ready is None or wait_ready(process, service.ready, service.ready_timeout_s)
+        except BaseException:  # Ctrl-C while it starts: it is not among the records stop_all() stops
+            terminate(process, service.stop_timeout_s)
+            raise
+        if not ready:
             code = process.poll()
             terminate(process, service.stop_timeout_s)
             where = f"; see {service.log_path}" if service.log_path else ""

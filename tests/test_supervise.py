@@ -406,3 +406,13 @@ def test_a_real_child_that_cannot_start_is_retried_without_stopping_the_others(t
     assert steady_pid is not None and alive(steady_pid)
     supervisor.stop_all()
     assert not alive(steady_pid)
+
+
+def test_ctrl_c_while_a_part_starts_stops_that_part_too(fleet: Fleet) -> None:
+    def interrupted() -> bool:
+        raise KeyboardInterrupt
+
+    starting = replace(fleet.service("ClickHouse"), ready=interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fleet.supervisor.launch(starting)
+    assert fleet.current("ClickHouse").signals == [signal.SIGTERM]
