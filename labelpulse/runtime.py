@@ -257,7 +257,7 @@ class Supervisor:
         for record in self.records:
             process = record.process
             if record.state in (STARTING, UP) and process is not None and (code := process.poll()) is not None:
-                self._failed(record, now, self._exit_words(code), code)
+                self._failed(record, now, _ended(code), code)
                 changed = True
             elif record.state == STARTING:
                 changed |= self._check_ready(record, now)
@@ -284,7 +284,7 @@ class Supervisor:
         record.log_offset = _size(service.log_path)
         try:
             record.process = service.spawn()
-        except ServiceError as exc:
+        except (ServiceError, OSError) as exc:  # a port taken, a log dir removed: tried again later
             record.process = None
             self._failed(record, now, "could not start", None, error=str(exc))
             return
@@ -341,7 +341,7 @@ class Supervisor:
 
     def _failed(self, record: _Record, now: float, what: str, code: int | None, error: str | None = None) -> None:
         service = record.service
-        record.exits = [at for at in record.exits if now - at < self.policy.window_s] + [now]
+        record.exits = [*self._recent_exits(record, now), now]
         record.failures += 1
         record.last_exit_code = code
         record.last_exit_at = self.wall_clock()
@@ -371,7 +371,7 @@ class Supervisor:
             if record.reminded_at is not None and now - record.reminded_at < self.policy.remind_every_s:
                 continue
             record.reminded_at = now
-            count = len([at for at in record.exits if now - at < self.policy.window_s])
+            count = len(self._recent_exits(record, now))
             when = (
                 f"next try in {max(0.0, record.next_start_at - now):.0f} s"
                 if record.state == WAITING and record.next_start_at is not None
@@ -387,13 +387,8 @@ class Supervisor:
         record.state = state
         record.since = self.wall_clock()
 
-    def _exit_words(self, code: int) -> str:
-        if code < 0:
-            try:
-                return f"was killed by {signal.Signals(-code).name}"
-            except ValueError:
-                pass
-        return f"exited with code {code}"
+    def _recent_exits(self, record: _Record, now: float) -> list[float]:
+        return [at for at in record.exits if now - at < self.policy.window_s]
 
     def _last_error(self, record: _Record, any_line: bool = True) -> str | None:
         path = record.service.log_path
@@ -416,7 +411,7 @@ class Supervisor:
         now = self.clock()
         components = []
         for record in self.records:
-            exits = len([at for at in record.exits if now - at < self.policy.window_s])
+            exits = len(self._recent_exits(record, now))
             components.append(
                 {
                     "name": record.service.name,
@@ -470,6 +465,15 @@ def last_error_line(log: str, any_line: bool = True) -> str | None:
         if ERROR_WORDS.search(line) and not line.startswith("Traceback (most recent call last)"):
             return line[:300]
     return lines[-1][:300] if lines and any_line else None
+
+
+def _ended(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 def _ordinal(number: int) -> str:
