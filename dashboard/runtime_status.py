@@ -2,7 +2,7 @@
 
 `up`'s supervisor (labelpulse/runtime.py) keeps `<LABELPULSE_DATA_DIR>/status.json` current,
 rewriting it at least every 5 s: per part its state (starting, up, waiting, stopped), restarts,
-exits in the last window and whether that makes it flapping, last exit code and error line,
+exits in the last window and whether that makes it flapping, how it last ended and its error line,
 when the next try is, and its log. Reading it is pure (a document in, banners out), so a part
 that is down is shown even while ClickHouse itself is the part that is down.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,23 +64,12 @@ def banners(document: Mapping[str, Any] | None, now: float) -> list[Banner]:
                 if part.get("next_start_at")
                 else "starting again"
             )
-            ended = _exit_words(part.get("last_exit_code"))
-            ago = f" {now - float(part['last_exit_at']):.0f} s ago" if part.get("last_exit_at") else ""
+            ended = part.get("last_exit") or "stopped"
+            ago = f" ({now - float(part['last_exit_at']):.0f} s ago)" if part.get("last_exit_at") else ""
             found.append(Banner("error", f"**{name} is down**: it {ended}{ago}; {when} ({often}).{error}{log}"))
         elif state == "up" and part.get("flapping"):
             found.append(Banner("warning", f"**{name} keeps failing** ({often}); it is up again for now.{error}{log}"))
     return found
-
-
-def _exit_words(code: int | None) -> str:
-    if code is None:
-        return "did not start"
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
 
 
 def _count(number: int, noun: str) -> str:

@@ -163,6 +163,7 @@ class _Record:
     exits: list[float] = field(default_factory=list)
     down_since: float | None = None
     reminded_at: float | None = None
+    last_exit: str | None = None  # how it ended, in words: "was killed by SIGKILL"
     last_exit_code: int | None = None
     last_exit_at: float | None = None  # wall clock
     last_error: str | None = None
@@ -343,6 +344,7 @@ class Supervisor:
         service = record.service
         record.exits = [*self._recent_exits(record, now), now]
         record.failures += 1
+        record.last_exit = what
         record.last_exit_code = code
         record.last_exit_at = self.wall_clock()
         # A process killed by a signal wrote no last words: its last line would mislead.
@@ -421,6 +423,7 @@ class Supervisor:
                     "restarts": record.restarts,
                     "exits_in_window": exits,
                     "flapping": exits >= self.policy.flapping_exits,
+                    "last_exit": record.last_exit,
                     "last_exit_code": record.last_exit_code,
                     "last_exit_at": record.last_exit_at,
                     "last_error": record.last_error,

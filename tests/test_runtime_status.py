@@ -49,7 +49,7 @@ def test_a_part_that_is_down_says_how_it_ended_when_it_is_tried_again_and_where_
     assert shown(fleet) == [
         Banner(
             "error",
-            "**worker is down**: it exited with code 1 0 s ago; next try in 1 s (1 failure in 5 min, 0 restarts "
+            "**worker is down**: it exited with code 1 (0 s ago); next try in 1 s (1 failure in 5 min, 0 restarts "
             "since `up` started). Last error: `KafkaTimeoutError: no answer`. "
             f"Log: `{fleet.tmp_path}/worker.log`.",
         )
@@ -93,7 +93,8 @@ def test_the_pipeline_view_shows_a_part_down_even_while_clickhouse_is_unreachabl
         "window_s": 300,
         "components": [
             {"name": "ClickHouse", "state": "waiting", "restarts": 2, "exits_in_window": 3, "flapping": True,
-             "last_exit_code": -9, "last_exit_at": time.time() - 4, "last_error": None,
+             "last_exit": "was killed by SIGKILL", "last_exit_code": -9, "last_exit_at": time.time() - 4,
+             "last_error": None,
              "next_start_at": time.time() + 8, "waiting_for": None, "log": "/tmp/x/clickhouse.log"},
         ],
     }  # fmt: skip
