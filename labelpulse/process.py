@@ -7,6 +7,28 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
+
+
+class ServiceError(RuntimeError):
+    """A part of the local runtime cannot start; the message says why and what to do."""
+
+
+class Child(Protocol):
+    """What the runtime needs of a child process (a Popen has it; tests use fakes)."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
 
 
 def spawn(
@@ -27,7 +49,7 @@ def spawn(
             output.close()  # type: ignore[union-attr]
 
 
-def wait_ready(process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout_s: float) -> bool:
+def wait_ready(process: Child, ready: Callable[[], bool], timeout_s: float) -> bool:
     """True once `ready()` holds; False if the process exits first or time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -39,7 +61,7 @@ def wait_ready(process: subprocess.Popen[bytes], ready: Callable[[], bool], time
     return False
 
 
-def terminate(process: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+def terminate(process: Child | None, timeout_s: float) -> None:
     """SIGTERM, then SIGKILL after `timeout_s`; a no-op for a process that already ended."""
     if process is None or process.poll() is not None:
         return
@@ -49,3 +71,17 @@ def terminate(process: subprocess.Popen[bytes] | None, timeout_s: float) -> None
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def terminate_all(processes: Sequence[Child], timeout_s: float) -> None:
+    """SIGTERM to all at once, then SIGKILL to those still running after `timeout_s`."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in running:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

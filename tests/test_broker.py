@@ -68,3 +68,12 @@ def test_broker_refuses_a_non_loopback_address() -> None:
 
 def test_nothing_listening_is_not_kafka() -> None:
     assert not kafka_answers("127.0.0.1", free_port(), timeout_s=0.2)
+
+
+def test_the_broker_log_says_what_is_lost_when_it_stops(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(BrokerSettings(port=free_port()), log_path=tmp_path / "broker.log")
+    broker.start()
+    broker.stop()
+    first_line = (tmp_path / "broker.log").read_text().splitlines()[0]
+    assert first_line.startswith("labelpulse: the embedded broker keeps topics in memory: when it stops, events")
+    assert "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS" in first_line

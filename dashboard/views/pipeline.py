@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import streamlit as st
 
-from dashboard import charts, queries
+from dashboard import charts, queries, runtime_status
 from dashboard.data import fetch, settings
 from dashboard.filters import ViewState
 from dashboard.lag import LagUnavailable, consumer_lag
-from dashboard.page import firing_episodes, live
+from dashboard.page import firing_episodes, live, view_state
+
+
+@st.cache_resource
+def status_path() -> Path:
+    return runtime_status.status_path()
+
+
+def runtime_banners() -> None:
+    """What `labelpulse up` says is down or flapping, refreshed with the view; outside `live`,
+    so it shows even while ClickHouse is the part that is down."""
+
+    @st.fragment(run_every=view_state().refresh_s or None)
+    def banners() -> None:
+        for banner in runtime_status.banners(runtime_status.read_status(status_path()), time.time()):
+            show = st.error if banner.level == "error" else st.warning
+            show(banner.text, icon=":material/error:" if banner.level == "error" else ":material/warning:")
+
+    banners()
 
 
 def lag_panel(column: st.delta_generator.DeltaGenerator) -> None:
@@ -106,4 +127,5 @@ def render(state: ViewState) -> None:
     st.dataframe(fetch(queries.latest_dead_letters(state.filters)), hide_index=True)
 
 
+runtime_banners()
 live(render)
