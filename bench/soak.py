@@ -67,12 +67,19 @@ def main() -> None:
             "LABELPULSE_WORKER_METRICS_PORT": "0",
             "LABELPULSE_LATENESS_BOUND_S": str(args.lateness_bound),
         }
-        worker = spawn([sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"], workdir / "worker.log", env)
+        worker = spawn(
+            [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"], workdir / "worker.log", env
+        )
         generate = [sys.executable, "-m", "labelpulse", "generate", "--quiet", "--rate", f"{args.rate:g}",
                     "--duration", f"{args.minutes * 60:g}", "--seed", "5"]  # fmt: skip
         simulator = spawn(generate, workdir / "simulator.log", env)
         children = [worker, simulator]
-        processes = {"broker": broker.process, "clickhouse": ch_process.process, "worker": worker, "simulator": simulator}
+        processes = {
+            "broker": broker.process,
+            "clickhouse": ch_process.process,
+            "worker": worker,
+            "simulator": simulator,
+        }
         print(f"soaking {args.minutes:g} min at {args.rate:,.0f} events/s, lateness bound {args.lateness_bound} s "
               f"(logs in {workdir}); RSS in MB:", flush=True)  # fmt: skip
         print(f"{'minute':>7} " + " ".join(f"{name:>10}" for name in processes) + f" {'events':>12}", flush=True)

@@ -24,11 +24,6 @@ from tests.conftest import REPO_ROOT, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.clickhouse]
 
-BROKER_RESTART_DROPS = (
-    "the worker's offset watermarks take the broker's new, empty topics (offsets from 0 again) for a "
-    "replay and drop their events until the offsets pass the old ones; being fixed in streams/ (issue 16, part 1)"
-)
-
 
 class Up:
     """A running `labelpulse up --no-demo` on free ports and a temp data dir, its output kept."""
@@ -180,7 +175,6 @@ def test_a_part_that_keeps_dying_is_said_and_shown_as_flapping_while_the_rest_ru
     assert up.process.poll() is None
 
 
-@pytest.mark.xfail(strict=True, reason=BROKER_RESTART_DROPS)
 def test_after_the_broker_is_killed_every_event_sent_to_the_new_one_is_stored(up: Up) -> None:
     # More events before than after, so the new offsets all fall under the stored ones.
     all_stored(up, up.stored(), Load(up, count=3000, rate=1000, seed=105), within_s=60)
@@ -189,7 +183,6 @@ def test_after_the_broker_is_killed_every_event_sent_to_the_new_one_is_stored(up
     all_stored(up, up.stored(), Load(up, count=600, rate=300, seed=106), within_s=60)
 
 
-@pytest.mark.xfail(strict=True, reason=BROKER_RESTART_DROPS)
 def test_a_second_up_on_the_same_data_stores_new_events_within_seconds(up: Up) -> None:
     all_stored(up, up.stored(), Load(up, count=3000, rate=1000, seed=107), within_s=60)
     up.stop()
