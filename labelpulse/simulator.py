@@ -123,7 +123,8 @@ def generate(plan: Plan) -> Iterator[Message]:
             at = next_task_at
             next_task_at += timedelta(seconds=rng.expovariate(1 / task_interval_s))
             project = rng.choice(list(PROJECTS))
-            for item in _task(rng, plan, at, project, f"{project}-{task_number}", crew, reviewers, event,
+            # The seed in the id: two runs (two seeds) never share a task, however they interleave.
+            for item in _task(rng, plan, at, project, f"{project}-{plan.seed}-{task_number}", crew, reviewers, event,
                               during_anomaly, click_through):  # fmt: skip
                 push(*item)
             if "garbage" in plan.anomalies and during_anomaly(at) and rng.random() < 0.5:

@@ -292,13 +292,16 @@ def assert_derived_views_match(client: Client, events: pd.DataFrame) -> None:
     ).set_index("project_id")
     assert set(summary.index) == set(first["project_id"])
     for project, group in first.groupby("project_id"):
+        assert summary.loc[project, "tasks"] == group["task_id"].nunique()
+        assert summary.loc[project, "ratings"] == len(group)
+        if group["label"].nunique() == 1:  # one label: no disagreement to expect, alpha undefined
+            assert pd.isna(summary.loc[project, "krippendorff_alpha"])
+            continue
         matrix = group.pivot(index="annotator_id", columns="task_id", values="label")
         codes = {label: float(i) for i, label in enumerate(sorted(group["label"].unique()))}
         alpha = krippendorff.alpha(
             reliability_data=matrix.replace(codes).to_numpy(dtype=float), level_of_measurement="nominal"
         )
-        assert summary.loc[project, "tasks"] == group["task_id"].nunique()
-        assert summary.loc[project, "ratings"] == len(group)
         assert summary.loc[project, "krippendorff_alpha"] == pytest.approx(alpha, abs=1e-9)
     kappas = client.query_df(
         "SELECT * FROM pair_kappa(from={from:String}, to={to:String})", parameters=WIDE_WINDOW

@@ -19,7 +19,7 @@ from tests.conftest import WorkerHarness, wait_for
 from tests.references import assert_derived_views_match, assert_throughput_per_minute_matches, expected_from
 from tests.test_worker import assert_active_time_matches, resend, stored
 
-pytestmark = [pytest.mark.clickhouse, pytest.mark.broker]
+pytestmark = [pytest.mark.clickhouse, pytest.mark.broker, pytest.mark.faults]
 
 
 def deliveries(plan: Plan, count: int) -> list[bytes]:

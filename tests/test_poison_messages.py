@@ -18,7 +18,7 @@ from labelpulse.simulator import Plan, generate
 from schema.kafka import create_topics
 from tests.conftest import WorkerHarness, wait_for
 
-pytestmark = [pytest.mark.clickhouse, pytest.mark.broker]
+pytestmark = [pytest.mark.clickhouse, pytest.mark.broker, pytest.mark.faults]
 
 NESTED = "[" * 10_000 + "]" * 10_000
 

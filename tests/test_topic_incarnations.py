@@ -28,7 +28,7 @@ from schema.client import ClickHouseSettings
 from schema.kafka import create_topics
 from tests.conftest import WorkerHarness, wait_for
 
-pytestmark = [pytest.mark.clickhouse, pytest.mark.broker]
+pytestmark = [pytest.mark.clickhouse, pytest.mark.broker, pytest.mark.faults]
 
 
 def simulated(seed: int, count: int) -> list[bytes]:

@@ -1,12 +1,14 @@
-"""`labelpulse up` keeps the system alive: each part killed under load is started again, and
-every event sent is stored once — counted in the raw table and in a rollup against what the
-producer recorded. One `up` serves the tests in order (it takes ~20 s to start); each kills one
-part while `labelpulse generate` sends a few thousand events at a steady pace."""
+"""`labelpulse up` keeps the system alive: each part killed under load, at a random moment, is started
+again, and every event sent is stored once — the raw table, the per-minute rollup, and every derived
+view against references computed from what the producers recorded (tests/references.py). One `up`
+serves the tests in order (it takes ~20 s to start); each kills one part while `labelpulse generate`
+sends a few thousand events at a steady pace."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -21,8 +23,11 @@ from labelpulse.net import free_port, http_ok
 from labelpulse.simulator import read_recording
 from schema.client import ClickHouseSettings, connect
 from tests.conftest import REPO_ROOT, wait_for
+from tests.references import assert_derived_views_match, assert_throughput_per_minute_matches, expected_from
+from tests.test_worker import assert_active_time_matches
 
-pytestmark = [pytest.mark.broker, pytest.mark.clickhouse]
+pytestmark = [pytest.mark.broker, pytest.mark.clickhouse, pytest.mark.faults]
+KILL_AT = random.Random(16)  # when under the load each part dies: random, repeatable
 
 
 class Up:
@@ -45,6 +50,9 @@ class Up:
         wait_for(lambda: self.said("Ctrl-C stops everything") or self.process.poll() is not None, 120, "up")
         assert self.process.poll() is None, "".join(self.lines)
         self.client = connect(ClickHouseSettings(port=int(env["LABELPULSE_CLICKHOUSE_PORT"])))
+        self.sent: list[bytes] = []  # every event the loads sent to this data dir, from their recordings
+        # Annotators' active time spans loads (the same crew): an in-memory broker that restarted lost it.
+        self.broker_restarted = False
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -110,21 +118,29 @@ class Load:
             env=full_env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
 
-    def sent(self) -> tuple[int, int]:
-        """Events and annotation_submitted events the producer sent (from its recording)."""
+    def sent(self) -> list[bytes]:
+        """The events the producer sent (from its recording)."""
         assert self.process.wait(timeout=120) == 0, self.process.stderr.read() if self.process.stderr else ""
-        values = [json.loads(value) for _, value in read_recording(self.record)]
-        return len(values), sum(value["event_type"] == "annotation_submitted" for value in values)
+        return [value for _, value in read_recording(self.record)]
 
 
 def all_stored(up: Up, before: tuple[int, int, int], load: Load, within_s: float) -> None:
-    """Every event `load` sent is stored once: raw rows, distinct ids and the rollup's annotations."""
-    sent, submitted = load.sent()
-    expected = (before[0] + sent, before[1] + sent, before[2] + submitted)
+    """Every event `load` sent is stored once: raw rows, distinct ids and the rollup's annotations; then
+    every view equals the reference for everything sent so far."""
+    sent = load.sent()
+    submitted = sum(json.loads(value)["event_type"] == "annotation_submitted" for value in sent)
+    expected = (before[0] + len(sent), before[1] + len(sent), before[2] + submitted)
     deadline = time.monotonic() + within_s
     while up.stored() != expected and time.monotonic() < deadline:
         time.sleep(0.5)
     assert up.stored() == expected, "(events, distinct ids, annotations in the rollup) against what was sent"
+    up.sent += sent
+    events, refused = expected_from(up.sent)
+    assert not refused
+    assert_throughput_per_minute_matches(up.client, events)
+    assert_derived_views_match(up.client, events)
+    if not up.broker_restarted:
+        assert_active_time_matches(up.client, events)
 
 
 def kill_under_load(up: Up, name: str, seed: int) -> None:
@@ -132,7 +148,7 @@ def kill_under_load(up: Up, name: str, seed: int) -> None:
     before = up.stored()
     restarts_before = up.component(name)["restarts"]
     load = Load(up, count=2400, rate=300, seed=seed)
-    time.sleep(3)
+    time.sleep(KILL_AT.uniform(0.5, 6))
     up.kill(name)
     wait_for(lambda: up.component(name)["restarts"] == restarts_before + 1, 90, f"{name} restarted")  # type: ignore[operator]
     all_stored(up, before, load, within_s=90)
@@ -179,6 +195,7 @@ def test_after_the_broker_is_killed_every_event_sent_to_the_new_one_is_stored(up
     # More events before than after, so the new offsets all fall under the stored ones.
     all_stored(up, up.stored(), Load(up, count=3000, rate=1000, seed=105), within_s=60)
     up.kill("broker")
+    up.broker_restarted = True
     wait_for(lambda: up.said("broker is up again; starting worker again"), 60, "the broker and worker back")
     all_stored(up, up.stored(), Load(up, count=600, rate=300, seed=106), within_s=60)
 
@@ -187,6 +204,7 @@ def test_a_second_up_on_the_same_data_stores_new_events_within_seconds(up: Up) -
     all_stored(up, up.stored(), Load(up, count=3000, rate=1000, seed=107), within_s=60)
     up.stop()
     again = Up(up.env, up.data_dir)
+    again.sent, again.broker_restarted = up.sent, True
     try:
         before = again.stored()
         assert before[0] >= 3000, "the first run's events are kept"
