@@ -60,7 +60,9 @@ def label_text(label: str | dict[str, Any] | None) -> str:
     return json.dumps(label, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_row(event: Event, *, received_ms: int, too_late: bool = False, position: Position) -> list[Any]:
+def event_row(
+    event: Event, *, received_ms: int, too_late: bool = False, position: Position, occurred_ms: int | None = None
+) -> list[Any]:
     """The `events` row of a valid event, in EVENT_COLUMNS order; times in epoch ms (`epoch_ms`).
     Enum fields are StrEnums: stored as they are (reading `.value` costs more than the rest of the row)."""
     extra = extra_fields(event)
@@ -68,7 +70,7 @@ def event_row(event: Event, *, received_ms: int, too_late: bool = False, positio
         event.event_id,
         event.event_type,
         event.schema_version,
-        epoch_ms(event.occurred_at),
+        epoch_ms(event.occurred_at) if occurred_ms is None else occurred_ms,
         received_ms,
         event.project_id,
         event.task_id,

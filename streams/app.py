@@ -397,24 +397,30 @@ class TableStateStore:
         self._changed: dict[str, int] = {}  # key -> partition, since the last take_changes
         self._touched: set[int] = set()  # changelog partitions written since the last end markers
 
+    @property
+    def _states(self) -> dict[str, Any]:
+        """The plain dict behind the table's in-memory store: its own Mapping methods are Python-level
+        (a miss raises and catches KeyError), a tenth of the processor's time on task state."""
+        return self.table.data.data
+
     def get(self, key: str) -> Mapping[str, Any] | None:
-        return self.table.data.get(key)  # no copy: states are replaced, never modified (StateStore)
+        return self._states.get(key)  # no copy: states are replaced, never modified (StateStore)
 
     def put(self, key: str, state: dict[str, Any], partition: int) -> None:
-        self.table.data[key] = state
+        self._states[key] = state
         self._changed[key] = partition
 
     def delete(self, key: str, partition: int) -> None:
-        self.table.data.pop(key, None)
+        self._states.pop(key, None)
         self._changed[key] = partition
 
     def items(self) -> Iterable[tuple[str, Mapping[str, Any] | None]]:
-        return self.table.data.items()
+        return self._states.items()
 
     def take_changes(self) -> Changes:
         """Every key changed since the last call, with its state as it is now (states are
         replaced on change, never modified, so this is a snapshot)."""
-        changes = {key: (partition, self.table.data.get(key)) for key, partition in self._changed.items()}
+        changes = {key: (partition, self._states.get(key)) for key, partition in self._changed.items()}
         self._changed.clear()
         return changes
 

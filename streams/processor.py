@@ -266,12 +266,13 @@ class Processor:
             if not replay:
                 batch.too_late[event.event_type] = batch.too_late.get(event.event_type, 0) + 1
         else:
-            self._track_task(event, message, position, batch)
+            if event.event_type in task_state.DERIVING:
+                self._track_task(event, occurred_ms, message, position, batch)
             if event.event_type in ANNOTATION_WORK and event.annotator_id:
                 batch.activity[event.annotator_id].append((occurred_ms, event.event_id, event.project_id))
         if occurred_ms > watermark:
             watermarks[message.partition] = occurred_ms
-        row = event_row(event, received_ms=received_ms, too_late=too_late, position=position)
+        row = event_row(event, received_ms=received_ms, too_late=too_late, position=position, occurred_ms=occurred_ms)
         batch.tables["events"].add(row, message)
         batch.events_by_type[event.event_type] = batch.events_by_type.get(event.event_type, 0) + 1
         if occurred_ms > batch.newest_occurred_ms:
@@ -291,10 +292,10 @@ class Processor:
         batch.tables["dead_letters"].add(row, message)
         batch.dead_letters_by_rule[error.rule] = batch.dead_letters_by_rule.get(error.rule, 0) + 1
 
-    def _track_task(self, event: Event, message: Record, position: Position, batch: Batch) -> None:
+    def _track_task(self, event: Event, occurred_ms: int, message: Record, position: Position, batch: Batch) -> None:
         """Put the event into its task's state, and write what that changes in the derived tables."""
         before = self._task(event.task_id)
-        after, scopes = task_state.with_event(before, event, message.partition)
+        after, scopes = task_state.with_event(before, event, message.partition, occurred_ms)
         if after is None:
             return
         self.tasks.put(event.task_id, after, message.partition)

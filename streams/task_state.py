@@ -42,7 +42,7 @@ from schema.events import (
     TaskCompleted,
     TaskCreated,
 )
-from schema.rows import epoch_ms, label_text
+from schema.rows import label_text
 
 # Longer than this between start and submission is not handle time (the contract's duration_ms limit).
 MAX_HANDLE_TIME_MS = 86_400_000
@@ -61,8 +61,19 @@ REVIEW_ROUNDS = tables.REVIEW_ROUND_CHANGES.name
 TASK_AGREEMENT = tables.TASK_AGREEMENT_CHANGES.name
 PAIR_AGREEMENT = tables.PAIR_AGREEMENT_CHANGES.name
 AGREEMENT = "agreement"  # both agreement tables, derived together
-# What an event can change: a derivation, and for per-annotator ones whose rows (None: the whole task's).
-Scope = tuple[str, str | None]
+Key = list[Any]  # [occurred_ms, event_id]: the order every derivation is defined on
+
+
+# What an event can change: (derivation, annotator, since) - for per-annotator derivations whose rows
+# (None: the whole task's), and from which entry on (None: all). An event at `since` changes no row of
+# an earlier entry - a start only the submissions after it, a review only itself and the reviews after
+# it - so an event that arrives in order derives one row, not the task's every row, twice. A plain
+# tuple: several are made per event.
+Scope = tuple[str, str | None, Key | None]
+# The event types that change what a derivation reads (a task_created only when it declares gold).
+DERIVING = frozenset(
+    {"annotation_submitted", "annotation_started", "review_completed", "task_created", "task_completed"}
+)
 
 
 def empty(project_id: str, task_id: str, partition: int) -> dict[str, Any]:
@@ -79,27 +90,31 @@ def empty(project_id: str, task_id: str, partition: int) -> dict[str, Any]:
     }
 
 
-def with_event(state: State | None, event: Event, partition: int) -> tuple[dict[str, Any] | None, list[Scope]]:
-    """The state with `event` in its place, and the derivations that may change; (None, []) when the
-    event is already there (a replay) or changes nothing a derivation reads."""
-    occurred_ms = epoch_ms(event.occurred_at)
+def with_event(
+    state: State | None, event: Event, partition: int, occurred_ms: int
+) -> tuple[dict[str, Any] | None, list[Scope]]:
+    """The state with `event` (which occurred at `occurred_ms`, epoch ms) in its place, and the
+    derivations that may change; (None, []) when the event is already there (a replay) or changes
+    nothing a derivation reads."""
     key = [occurred_ms, event.event_id]
     base = state or empty(event.project_id, event.task_id, partition)
     if isinstance(event, AnnotationSubmitted):
         own_gold = label_text(event.gold_label) if event.is_gold and event.gold_label is not None else None
         entry = [*key, event.annotator_id, label_text(event.label), event.duration_ms, own_gold]
-        scopes: list[Scope] = [(HANDLE_TIMES, event.annotator_id), (GOLD_ANSWERS, None), (AGREEMENT, None)]
+        scopes: list[Scope] = [(HANDLE_TIMES, event.annotator_id, key), (GOLD_ANSWERS, None, key)]
+        if not any(earlier[2] == event.annotator_id and earlier[:2] < key for earlier in base["submissions"]):
+            scopes.append((AGREEMENT, None, None))  # a new first answer (a later one changes no agreement)
         return _inserted(base, "submissions", entry), scopes
     if isinstance(event, AnnotationStarted):
-        return _inserted(base, "starts", [*key, event.annotator_id]), [(HANDLE_TIMES, event.annotator_id)]
+        return _inserted(base, "starts", [*key, event.annotator_id]), [(HANDLE_TIMES, event.annotator_id, key)]
     if isinstance(event, ReviewCompleted):
         entry = [*key, event.annotator_id, str(event.verdict), event.reviewer_id]
-        return _inserted(base, "reviews", entry), [(REVIEW_ROUNDS, event.annotator_id)]
+        return _inserted(base, "reviews", entry), [(REVIEW_ROUNDS, event.annotator_id, key)]
     if isinstance(event, TaskCreated) and event.is_gold and event.gold_label is not None:
         if base["gold"] is not None and base["gold"][:2] <= key:
             return None, []  # an earlier declaration stands (or this one, replayed)
         changed = {**base, "gold": [*key, label_text(event.gold_label)]}
-        return _newest(changed, occurred_ms), [(GOLD_ANSWERS, None)]
+        return _newest(changed, occurred_ms), [(GOLD_ANSWERS, None, None)]
     if isinstance(event, TaskCompleted):
         if base["completed"] is not None and base["completed"] <= occurred_ms:
             return None, []
@@ -109,7 +124,8 @@ def with_event(state: State | None, event: Event, partition: int) -> tuple[dict[
 
 def _inserted(state: State, field: str, entry: list[Any]) -> dict[str, Any] | None:
     entries: list[list[Any]] = state[field]
-    at = bisect.bisect_left(entries, entry[:2], key=lambda existing: existing[:2])
+    # A key [ts, id] sorts before the entries that start with it (a list sorts before its extensions).
+    at = bisect.bisect_left(entries, entry[:2])
     if at < len(entries) and entries[at][:2] == entry[:2]:
         return None  # the same event again: a replay
     return _newest({**state, field: [*entries[:at], entry, *entries[at:]]}, entry[0])
@@ -121,17 +137,26 @@ def _newest(state: dict[str, Any], occurred_ms: int) -> dict[str, Any]:
 
 
 def derived_rows(state: State | None, scope: Scope) -> dict[str, set[Row]]:
-    """The rows the state implies, per table, for one derivation (of one annotator, or the task)."""
-    derivation, annotator = scope
+    """The rows the state implies, per table, for one derivation (of one annotator, or the task; of the
+    entries from `since` on, or all)."""
     if state is None:
         return {}
+    derivation, annotator, since = scope
+    if since is not None and not _any_since(state, derivation, since):
+        return {}  # no entry from `since` on: an event in order finds none in the state before it
     if derivation == HANDLE_TIMES:
-        return {HANDLE_TIMES: _handle_times(state, annotator)}
+        return {HANDLE_TIMES: _handle_times(state, annotator, since)}
     if derivation == GOLD_ANSWERS:
-        return {GOLD_ANSWERS: _gold_answers(state)}
+        return {GOLD_ANSWERS: _gold_answers(state, since)}
     if derivation == REVIEW_ROUNDS:
-        return {REVIEW_ROUNDS: _review_rounds(state, annotator)}
+        return {REVIEW_ROUNDS: _review_rounds(state, annotator, since)}
     return _agreement(state)
+
+
+def _any_since(state: State, derivation: str, since: Key) -> bool:
+    """Whether the state holds an entry whose rows the derivation makes, at or after `since`."""
+    entries = state["reviews"] if derivation == REVIEW_ROUNDS else state["submissions"]
+    return bool(entries) and entries[-1][:2] >= since
 
 
 def changes(before: State | None, after: State, scopes: Iterable[Scope]) -> dict[str, list[tuple[Row, int]]]:
@@ -140,11 +165,17 @@ def changes(before: State | None, after: State, scopes: Iterable[Scope]) -> dict
     out: dict[str, list[tuple[Row, int]]] = {}
     for scope in scopes:
         old, new = derived_rows(before, scope), derived_rows(after, scope)
-        for table in old.keys() | new.keys():
-            was, now = old.get(table, set()), new.get(table, set())
+        for table, now in new.items():
+            was = old.pop(table, _NONE)
             if was != now:
                 out.setdefault(table, []).extend([(row, -1) for row in was - now] + [(row, +1) for row in now - was])
+        for table, was in old.items():  # tables the new state implies nothing in
+            if was:
+                out.setdefault(table, []).extend((row, -1) for row in was)
     return out
+
+
+_NONE: frozenset[Row] = frozenset()
 
 
 def columns(table: str, row: Row) -> list[Any]:
@@ -154,34 +185,36 @@ def columns(table: str, row: Row) -> list[Any]:
     return list(row)
 
 
-def _handle_times(state: State, annotator: str | None) -> set[Row]:
+def _handle_times(state: State, annotator: str | None, since: Key | None = None) -> set[Row]:
     project, task = state["project"], state["task"]
     rows: set[Row] = set()
     starts = [start for start in state["starts"] if start[2] == annotator]
     for submitted_ms, event_id, submitter, _, duration_ms, _ in state["submissions"]:
-        if submitter != annotator:
+        if submitter != annotator or (since is not None and [submitted_ms, event_id] < since):
             continue
         if duration_ms is not None:
             rows.add((project, annotator, task, event_id, submitted_ms, duration_ms, "tool"))
             continue
-        latest = bisect.bisect_left(starts, [submitted_ms, event_id], key=lambda start: start[:2])
+        latest = bisect.bisect_left(starts, [submitted_ms, event_id])  # the starts before it
         if latest and 0 <= (handle_ms := submitted_ms - starts[latest - 1][0]) <= MAX_HANDLE_TIME_MS:
             rows.add((project, annotator, task, event_id, submitted_ms, handle_ms, "start_to_submit"))
     return rows
 
 
-def _gold_answers(state: State) -> set[Row]:
+def _gold_answers(state: State, since: Key | None = None) -> set[Row]:
     project, task = state["project"], state["task"]
     task_gold = state["gold"][2] if state["gold"] is not None else None
     rows: set[Row] = set()
     for submitted_ms, event_id, annotator, label, _, own_gold in state["submissions"]:
+        if since is not None and [submitted_ms, event_id] < since:
+            continue
         gold = own_gold if own_gold is not None else task_gold
         if gold is not None:
             rows.add((project, annotator, task, event_id, submitted_ms, label, gold, label == gold))
     return rows
 
 
-def _review_rounds(state: State, annotator: str | None) -> set[Row]:
+def _review_rounds(state: State, annotator: str | None, since: Key | None = None) -> set[Row]:
     project, task = state["project"], state["task"]
     rows: set[Row] = set()
     review_round, rejected_before = 0, False
@@ -189,21 +222,11 @@ def _review_rounds(state: State, annotator: str | None) -> set[Row]:
         if reviewed != annotator:
             continue
         review_round += 1
-        first_pass = verdict == "accepted" and not rejected_before
-        rows.add(
-            (
-                project,
-                task,
-                annotator,
-                reviewer,
-                event_id,
-                reviewed_ms,
-                review_round,
-                verdict,
-                first_pass,
-                rejected_before,
+        if since is None or [reviewed_ms, event_id] >= since:
+            first_pass, rework = verdict == "accepted" and not rejected_before, rejected_before
+            rows.add(
+                (project, task, annotator, reviewer, event_id, reviewed_ms, review_round, verdict, first_pass, rework)
             )
-        )
         rejected_before = rejected_before or verdict == "rejected"
     return rows
 

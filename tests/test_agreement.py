@@ -192,10 +192,10 @@ def test_the_window_selects_tasks_by_the_time_of_their_latest_first_answer(
 
 
 def test_a_single_label_has_no_kappa_only_agreement() -> None:
-    from streams.task_state import PAIR_AGREEMENT, TASK_AGREEMENT, derived_rows, empty
+    from streams.task_state import AGREEMENT, PAIR_AGREEMENT, TASK_AGREEMENT, derived_rows, empty
 
     state = empty("p", "t", 0)
     state["submissions"] = [[1000 + n, f"e{n}", annotator, "x", None, None] for n, annotator in enumerate("abc")]
-    rows = derived_rows(state, ("agreement", None))
+    rows = derived_rows(state, (AGREEMENT, None, None))
     assert rows[TASK_AGREEMENT] == {("p", "t", 1002, 3, (("x", 3),), 6)}
     assert sorted((a, b) for _, _, _, a, b, _, _ in rows[PAIR_AGREEMENT]) == [("a", "b"), ("a", "c"), ("b", "c")]
