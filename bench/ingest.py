@@ -9,6 +9,10 @@ In one run, on the same embedded broker and ClickHouse, with the same simulated 
     .venv/bin/python bench/ingest.py                 # 200k events, 60 s of freshness at 2k/s
     .venv/bin/python bench/ingest.py --events 50000 --freshness-seconds 20 --rate 1000
     .venv/bin/python bench/ingest.py --disorder 180 --duplicates 0.02   # as real producers deliver
+    .venv/bin/python bench/ingest.py --per-annotator 1000               # 12 annotators, absurdly busy
+
+The crew scales with the rate so that each annotator sends --per-annotator events/s (a real one sends
+well under one): per-annotator state is sized as in production, not by the benchmark's compression.
 
 It also reports the workers' memory (resident set) after (b) and along (c).
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -95,6 +100,10 @@ def stored(client) -> int:  # type: ignore[no-untyped-def]
     return int(client.command("SELECT (SELECT count() FROM events) + (SELECT count() FROM dead_letters)"))
 
 
+def crew(rate: float, per_annotator: float) -> int:
+    return max(12, math.ceil(rate / per_annotator))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
@@ -104,6 +113,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="workers in one consumer group for (b) and (c)")
     parser.add_argument("--disorder", type=float, default=0.0, help="events late by up to SECONDS (simulated)")
     parser.add_argument("--duplicates", type=float, default=0.0, help="share of events sent twice")
+    parser.add_argument("--per-annotator", type=float, default=0.5, help="events/s each simulated annotator sends")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="labelpulse-bench-"))
@@ -129,9 +139,14 @@ def main() -> None:
             "LABELPULSE_WORKER_METRICS_PORT": "0",
         }
         kafka = KafkaSettings.from_env(env)
-        print(f"producing {args.events:,} simulated events to {topic} ({args.partitions} partitions) …", flush=True)
         start = datetime.now(UTC) - timedelta(hours=2)
-        plan = Plan(seed=7, start=start, rate=max(1.0, args.events / 3600))
+        rate = max(1.0, args.events / 3600)
+        plan = Plan(seed=7, start=start, rate=rate, annotators=crew(rate, args.per_annotator))
+        print(
+            f"producing {args.events:,} simulated events (one hour of {plan.annotators} annotators) to {topic} "
+            f"({args.partitions} partitions) …",
+            flush=True,
+        )
         delivery = Delivery(args.disorder, args.duplicates, seed=7)
         record = workdir / "sent.jsonl"
         asyncio.run(send(plan, kafka=kafka, count=args.events, realtime=False, record=record, delivery=delivery))
@@ -181,6 +196,8 @@ def main() -> None:
                 str(args.freshness_seconds),
                 "--seed",
                 "8",
+                "--annotators",
+                str(crew(args.rate, args.per_annotator)),
                 "--disorder",
                 str(args.disorder),
                 "--duplicates",

@@ -209,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     limit.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
     generate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     generate.add_argument(
+        "--annotators", type=_positive_int, default=12,
+        help="crew size (default 12; a real annotator sends well under 1 event/s, so scale it with --rate)",
+    )  # fmt: skip
+    generate.add_argument(
         "--start", type=_timestamp, help="simulated start, ISO 8601 (default now); a past one is backfilled at once"
     )
     generate.add_argument(
@@ -611,6 +615,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         start=args.start or dt.datetime.now(dt.UTC),
         rate=args.rate,
+        annotators=args.annotators,
         anomalies=tuple(args.anomaly),
         anomaly_after_s=args.anomaly_after,
         anomaly_for_s=args.anomaly_for,

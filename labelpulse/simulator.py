@@ -59,6 +59,7 @@ class Plan:
     overlap_share: float = 0.25  # tasks labeled by three annotators
     gold_share: float = 0.1
     review_share: float = 0.6
+    annotators: int = 12  # a real crew does roughly 0.1-0.5 events/s each: scale it with a high rate
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,8 @@ def annotators(rng: random.Random, count: int = 12) -> list[Annotator]:
 def generate(plan: Plan) -> Iterator[Message]:
     """Endless, time-ordered messages for `plan` (stop when you have enough)."""
     rng = random.Random(plan.seed)
-    crew = annotators(rng)
-    reviewers = [f"rev-{n}" for n in range(1, 4)]
+    crew = annotators(rng, plan.annotators)
+    reviewers = [f"rev-{n}" for n in range(1, max(3, plan.annotators // 4) + 1)]
     click_through = crew[0].annotator_id
     collapsed_project = next(iter(PROJECTS))
     events_per_task = 9.0  # about, with overlap and reviews: sets the task arrival rate

@@ -259,7 +259,7 @@ def validate_event(
         return event
     if event.occurred_at.tzinfo is not UTC:  # the stdlib's UTC keeps the worker's time arithmetic in C
         event = with_changes(event, occurred_at=event.occurred_at.astimezone(UTC))
-    return _check_values(event) or _check_clock(event, now or datetime.now(UTC), limits)
+    return _check_values(event, _plainly_printable(payload)) or _check_clock(event, now or datetime.now(UTC), limits)
 
 
 def _too_deep(payload: bytes | str, event: Event | None) -> EventError:
@@ -272,11 +272,18 @@ def _too_deep(payload: bytes | str, event: Event | None) -> EventError:
     )
 
 
-def _check_values(event: Event) -> EventError | None:
+def _plainly_printable(payload: bytes | str) -> bool:
+    """Whether every string in the JSON is surely printable: ASCII without escapes or DEL (raw
+    control characters are malformed JSON). The usual event; it spares checking each identifier."""
+    return isinstance(payload, bytes) and payload.isascii() and b"\\" not in payload and b"\x7f" not in payload
+
+
+def _check_values(event: Event, printable: bool = False) -> EventError | None:
     """What the typed decoding cannot judge: printable identifiers, values not nested too deep."""
-    ids = event.event_id + event.project_id + event.task_id  # one check for all, in the usual case
-    if not (ids + (event.annotator_id or "") + (event.reviewer_id or "") + (event.session_id or "")).isprintable():
-        return _unprintable(event)
+    if not printable:
+        ids = event.event_id + event.project_id + event.task_id  # one check for all, in the usual case
+        if not (ids + (event.annotator_id or "") + (event.reviewer_id or "") + (event.session_id or "")).isprintable():
+            return _unprintable(event)
     label = event.label
     if (
         (type(label) is dict and _deeper_than(label, MAX_DEPTH))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from schema.events import Event, EventError, extra_fields
@@ -33,6 +34,18 @@ WORKER_TABLES = {
         PAIR_AGREEMENT_CHANGES,
         ACTIVE_TIME,
     )
+}
+
+
+def positions(table: str, rows: list[list[Any]]) -> list[tuple[int, int]]:
+    """The (partition, offset) each of a worker table's rows came from."""
+    partition, offset = _POSITION_OF[table]
+    return list(zip(map(partition, rows), map(offset, rows), strict=True))  # no Python loop a row
+
+
+_POSITION_OF = {
+    name: tuple(itemgetter(table.column_names.index(column)) for column in ("kafka_partition", "kafka_offset"))
+    for name, table in WORKER_TABLES.items()
 }
 
 

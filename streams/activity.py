@@ -127,7 +127,7 @@ class ActivityTracker:
                     hour = datetime.fromtimestamp(hour_ms / 1000, UTC)
                     position = (message.topic, topic_id, message.partition, message.offset)
                     row = active_time_row(project_id, annotator_id, hour, active_ms, sessions, position=position)
-                    batch.tables["active_time"].add(row, message)
+                    batch.tables["active_time"].append(row)
         return batch
 
     def _add(self, annotator_id: str, new: Iterable[Entry], partition: int) -> Mapping[tuple[str, int], list[int]]:

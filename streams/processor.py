@@ -73,20 +73,9 @@ class Message:
 
 
 @dataclass
-class TableRows:
-    """Rows for one table in message order, each with the (partition, offset) it came from."""
-
-    rows: list[list[Any]] = field(default_factory=list)
-    positions: list[tuple[int, int]] = field(default_factory=list)
-
-    def add(self, row: list[Any], message: Record) -> None:
-        self.rows.append(row)
-        self.positions.append((message.partition, message.offset))
-
-
-@dataclass
 class Batch:
-    tables: defaultdict[str, TableRows] = field(default_factory=lambda: defaultdict(TableRows))
+    # Rows per table in message order; each row holds the Kafka position it came from (schema.rows.positions).
+    tables: defaultdict[str, list[list[Any]]] = field(default_factory=lambda: defaultdict(list))
     events_by_type: dict[str, int] = field(default_factory=dict)
     dead_letters_by_rule: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
@@ -101,7 +90,7 @@ class Batch:
     activity_floors: dict[int, int] = field(default_factory=dict)
 
     def rows(self, table: str) -> list[list[Any]]:
-        return self.tables[table].rows
+        return self.tables[table]
 
 
 class StateStore(Protocol):
@@ -273,7 +262,7 @@ class Processor:
         if occurred_ms > watermark:
             watermarks[message.partition] = occurred_ms
         row = event_row(event, received_ms=received_ms, too_late=too_late, position=position, occurred_ms=occurred_ms)
-        batch.tables["events"].add(row, message)
+        batch.tables["events"].append(row)
         batch.events_by_type[event.event_type] = batch.events_by_type.get(event.event_type, 0) + 1
         if occurred_ms > batch.newest_occurred_ms:
             batch.newest_occurred_ms = occurred_ms
@@ -289,7 +278,7 @@ class Processor:
             received_at=now,
             position=position,
         )
-        batch.tables["dead_letters"].add(row, message)
+        batch.tables["dead_letters"].append(row)
         batch.dead_letters_by_rule[error.rule] = batch.dead_letters_by_rule.get(error.rule, 0) + 1
 
     def _track_task(self, event: Event, occurred_ms: int, message: Record, position: Position, batch: Batch) -> None:
@@ -302,9 +291,7 @@ class Processor:
         if before is None:
             self._due(message.partition, event.task_id, after)
         for table, rows in task_state.changes(before, after, scopes).items():
-            table_rows = batch.tables[table]
-            for row, sign in rows:
-                table_rows.add([*task_state.columns(table, row), sign, *position], message)
+            batch.tables[table].extend([*task_state.columns(table, row), sign, *position] for row, sign in rows)
 
     def _task(self, task_id: str) -> Mapping[str, Any] | None:
         state = self.tasks.get(task_id)

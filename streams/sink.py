@@ -44,12 +44,13 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError,
 from clickhouse_connect.driver.insert import InsertContext
 
 from schema.client import ClickHouseUnavailable
-from schema.rows import WORKER_TABLES
-from streams.processor import Batch, TableRows
+from schema.rows import WORKER_TABLES, positions
+from streams.processor import Batch
 
 log = logging.getLogger("labelpulse.sink")
 _LOW_CARDINALITY = re.compile(r"^LowCardinality\((.*)\)$")
 T = TypeVar("T")
+Rows = list[list[Any]]
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ class ClickHouseSink:
             started,
         )
 
-    def _write_table(self, table: str, table_rows: TableRows) -> TableWrite:
+    def _write_table(self, table: str, table_rows: Rows) -> TableWrite:
         if self._failed is not None:
             raise SinkStopped(f"not writing to {table}: an earlier insert failed ({self._failed})")
         try:
@@ -214,17 +215,18 @@ class ClickHouseSink:
             raise
         return TableWrite(table, len(rows), skipped)
 
-    def _fresh(self, table: str, table_rows: TableRows) -> tuple[list[list[Any]], dict[int, tuple[int, int]], int]:
+    def _fresh(self, table: str, table_rows: Rows) -> tuple[Rows, dict[int, tuple[int, int]], int]:
         """Rows not yet stored, and the (first, last) offset they cover per partition."""
+        came_from = positions(table, table_rows)
         # Rows come in offset order per partition: the first position seen is the lowest.
-        first = dict(reversed(table_rows.positions))
+        first = dict(reversed(came_from))
         if all(offset > self.stored_through(table, partition) for partition, offset in first.items()):
-            last = dict(table_rows.positions)  # nothing replayed: the usual case, without a loop per row
-            return table_rows.rows, {partition: (first[partition], last[partition]) for partition in first}, 0
+            last = dict(came_from)  # nothing replayed: the usual case, without a loop per row
+            return table_rows, {partition: (first[partition], last[partition]) for partition in first}, 0
         rows: list[list[Any]] = []
         ranges: dict[int, tuple[int, int]] = {}
         skipped = 0
-        for row, (partition, offset) in zip(table_rows.rows, table_rows.positions, strict=True):
+        for row, (partition, offset) in zip(table_rows, came_from, strict=True):
             if offset <= self.stored_through(table, partition):
                 skipped += 1
                 continue

@@ -167,7 +167,10 @@ def changes(before: State | None, after: State, scopes: Iterable[Scope]) -> dict
         old, new = derived_rows(before, scope), derived_rows(after, scope)
         for table, now in new.items():
             was = old.pop(table, _NONE)
-            if was != now:
+            if not was:  # the usual case, an event in order: only rows to add
+                if now:
+                    out.setdefault(table, []).extend((row, +1) for row in now)
+            elif was != now:
                 out.setdefault(table, []).extend([(row, -1) for row in was - now] + [(row, +1) for row in now - was])
         for table, was in old.items():  # tables the new state implies nothing in
             if was:
@@ -188,26 +191,31 @@ def columns(table: str, row: Row) -> list[Any]:
 def _handle_times(state: State, annotator: str | None, since: Key | None = None) -> set[Row]:
     project, task = state["project"], state["task"]
     rows: set[Row] = set()
-    starts = [start for start in state["starts"] if start[2] == annotator]
-    for submitted_ms, event_id, submitter, _, duration_ms, _ in state["submissions"]:
-        if submitter != annotator or (since is not None and [submitted_ms, event_id] < since):
+    starts: list[list[Any]] | None = None  # the annotator's, made once a submission needs them
+    for submitted_ms, event_id, submitter, _, duration_ms, _ in _from(state["submissions"], since):
+        if submitter != annotator:
             continue
         if duration_ms is not None:
             rows.add((project, annotator, task, event_id, submitted_ms, duration_ms, "tool"))
             continue
+        if starts is None:
+            starts = [start for start in state["starts"] if start[2] == annotator]
         latest = bisect.bisect_left(starts, [submitted_ms, event_id])  # the starts before it
         if latest and 0 <= (handle_ms := submitted_ms - starts[latest - 1][0]) <= MAX_HANDLE_TIME_MS:
             rows.add((project, annotator, task, event_id, submitted_ms, handle_ms, "start_to_submit"))
     return rows
 
 
+def _from(entries: list[list[Any]], since: Key | None) -> list[list[Any]]:
+    """The entries at or after `since` (all for None)."""
+    return entries if since is None else entries[bisect.bisect_left(entries, since) :]
+
+
 def _gold_answers(state: State, since: Key | None = None) -> set[Row]:
     project, task = state["project"], state["task"]
     task_gold = state["gold"][2] if state["gold"] is not None else None
     rows: set[Row] = set()
-    for submitted_ms, event_id, annotator, label, _, own_gold in state["submissions"]:
-        if since is not None and [submitted_ms, event_id] < since:
-            continue
+    for submitted_ms, event_id, annotator, label, _, own_gold in _from(state["submissions"], since):
         gold = own_gold if own_gold is not None else task_gold
         if gold is not None:
             rows.add((project, annotator, task, event_id, submitted_ms, label, gold, label == gold))

@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schema.rows import WORKER_TABLES
+from schema.rows import WORKER_TABLES, positions
 from streams.processor import Batch, DictStateStore, Message, Processor
 from streams.task_state import GOLD_ANSWERS, HANDLE_TIMES, PAIR_AGREEMENT, REVIEW_ROUNDS, TASK_AGREEMENT
 from tests.references import (
@@ -110,7 +110,7 @@ class Sink:
                 continue
             stored = {partition: self.through(table, partition) for partition in range(PARTITIONS)}
             self.rows.setdefault(table, []).extend(
-                row for row, (partition, offset) in zip(written.rows, written.positions, strict=True)
+                row for row, (partition, offset) in zip(written, positions(table, written), strict=True)
                 if offset > stored[partition]
             )  # fmt: skip
 

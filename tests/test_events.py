@@ -208,6 +208,13 @@ def test_identifiers_with_unprintable_characters_are_refused(field: str, charact
     assert "printable" in error.message
 
 
+@pytest.mark.parametrize("character", ["\x7f", "\u0085", "\u2028", "\u200b", "\ufeff"])
+def test_unprintable_characters_sent_raw_rather_than_escaped_are_refused_too(character: str) -> None:
+    raw = json.dumps(event(annotator_id=f"a{character}"), ensure_ascii=False).encode()
+    assert character.encode() in raw
+    assert refused(raw).rule == "unprintable_characters"
+
+
 def test_identifiers_may_hold_any_printable_text() -> None:
     result = validate_event(event(project_id="Ñandú 🐦 proj #7", annotator_id="アノテーター"), now=NOW)
     assert not isinstance(result, EventError), result

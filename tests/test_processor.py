@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, WORKER_TABLES, epoch_ms
+from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, WORKER_TABLES, epoch_ms, positions
 from streams.privacy import Pseudonymizer
 from streams.processor import DictStateStore, Message, Processor, RecentIds
 
@@ -45,7 +45,7 @@ def processor() -> Processor:
 
 def test_valid_event_becomes_an_events_row_with_its_kafka_position(processor: Processor) -> None:
     batch = processor.process([message(event(), partition=2, offset=41)], now=NOW)
-    assert batch.tables["events"].positions == [(2, 41)]
+    assert positions("events", batch.rows("events")) == [(2, 41)]
     stored = row(EVENT_COLUMNS, batch.rows("events")[0])
     assert (stored["event_id"], stored["kafka_partition"], stored["kafka_offset"]) == ("e1", 2, 41)
     assert stored["received_at"] == epoch_ms(NOW)
@@ -76,7 +76,7 @@ def test_bad_messages_become_dead_letters_with_reason_and_position(
     assert letter["reason"]
     assert (letter["kafka_partition"], letter["kafka_offset"], letter["kafka_key"]) == (1, 7, b"k")
     assert letter["raw"] == (value or b"")
-    assert batch.tables["dead_letters"].positions[-1] == (1, 7)
+    assert positions("dead_letters", batch.rows("dead_letters"))[-1] == (1, 7)
     assert batch.dead_letters_by_rule[rule] >= 1
 
 
@@ -146,7 +146,8 @@ def test_events_are_stored_as_received_and_gold_answers_derived_whichever_arrive
         True,
         1,
     )
-    assert later.tables["gold_answer_changes"].positions == [(0, 1)], "positioned at the event that made it known"
+    made_known = positions("gold_answer_changes", later.rows("gold_answer_changes"))
+    assert made_known == [(0, 1)], "positioned at the event that made it known"
 
 
 def test_unknown_fields_are_stored_as_json(processor: Processor) -> None:
@@ -211,7 +212,8 @@ def test_handle_time_when_the_submission_arrives_before_its_start_even_in_anothe
     assert handle_times(first) == []
     later = processor.process([message(started("b", "2026-11-23T11:00:00Z"), offset=1)], now=NOW)
     assert handle_times(later) == [("a1", 9000, "start_to_submit", 1)]
-    assert later.tables["handle_time_changes"].positions == [(0, 1)], "positioned at the event that completed the pair"
+    completed = positions("handle_time_changes", later.rows("handle_time_changes"))
+    assert completed == [(0, 1)], "positioned at the event that completed the pair"
 
 
 def test_a_later_start_arriving_late_takes_back_the_handle_time_it_changes(processor: Processor) -> None:
