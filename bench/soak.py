@@ -5,7 +5,9 @@ Starts the embedded broker and ClickHouse and one worker, sends simulated events
 its partition's watermark is the lateness bound past the task's completion, and the last ids of every
 partition for duplicate detection: with the default bound of an hour, its memory levels off an hour in.
 `--lateness-bound` shortens that (the default 300 s here) so a half-hour run shows the plateau; the
-bound moves the plateau's height, not whether there is one.
+bound moves the plateau's height, not whether there is one. The crew scales with the rate, as in
+bench/ingest.py. The embedded broker keeps every message in memory (Tansu's memory engine): its
+RSS grows with what was sent, by design.
 
     .venv/bin/python bench/soak.py --minutes 30 --rate 2000
     .venv/bin/python bench/soak.py --minutes 5 --rate 500 --every 10      # a quick look
@@ -14,6 +16,7 @@ bound moves the plateau's height, not whether there is one.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -45,6 +48,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="events per second, steady")
     parser.add_argument("--every", type=float, default=60.0, help="seconds between memory samples")
     parser.add_argument("--lateness-bound", type=int, default=300, help="LABELPULSE_LATENESS_BOUND_S of the worker")
+    parser.add_argument("--per-annotator", type=float, default=0.5, help="events/s each simulated annotator sends")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="labelpulse-soak-"))
@@ -71,7 +75,8 @@ def main() -> None:
             [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "info"], workdir / "worker.log", env
         )
         generate = [sys.executable, "-m", "labelpulse", "generate", "--quiet", "--rate", f"{args.rate:g}",
-                    "--duration", f"{args.minutes * 60:g}", "--seed", "5"]  # fmt: skip
+                    "--duration", f"{args.minutes * 60:g}", "--seed", "5",
+                    "--annotators", str(max(12, math.ceil(args.rate / args.per_annotator)))]  # fmt: skip
         simulator = spawn(generate, workdir / "simulator.log", env)
         children = [worker, simulator]
         processes = {
