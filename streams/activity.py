@@ -39,7 +39,7 @@ import msgspec
 
 from schema.rows import active_time_row
 from streams.processor import ActivityEntry as Entry
-from streams.processor import Batch, Record, StateStore
+from streams.processor import ProcessedBatch, Record, StateStore
 
 log = logging.getLogger("labelpulse.activity")
 
@@ -107,9 +107,9 @@ class ActivityTracker:
         elapsed = later[0] - earlier[0]
         return Gap(elapsed, 0) if elapsed < self.idle_threshold_ms else Gap(0, 1)
 
-    def process(self, messages: Sequence[Record], *, topic_id: str = "") -> Batch:
+    def process(self, messages: Sequence[Record], *, topic_id: str = "") -> ProcessedBatch:
         """`topic_id`: the incarnation of the activity topic the messages come from (streams.incarnations)."""
-        batch = Batch()
+        batch = ProcessedBatch()
         for message in messages:
             try:
                 activity = decode_activity(message.value)

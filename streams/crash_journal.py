@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.processor import Batch, Processor, Record
+from streams.processor import ProcessedBatch, Processor, Record
 
 log = logging.getLogger("labelpulse.crash_journal")
 
@@ -95,7 +95,9 @@ class CrashJournal:
         return suspect is not None and suspect.crashes > 1 and suspect.first == suspect.last
 
 
-def process_noting(processor: Processor, journal: CrashJournal, records: Sequence[Record], **options: Any) -> Batch:
+def process_noting(
+    processor: Processor, journal: CrashJournal, records: Sequence[Record], **options: Any
+) -> ProcessedBatch:
     """`processor.process(records, **options)`, noted in `journal`; after a death in these offsets, one
     message at a time, setting aside the one a worker died on twice."""
 

@@ -47,7 +47,7 @@ OCCURRED_AT = EVENT_COLUMNS.index("occurred_at")  # in an `events` row, as epoch
 
 class Record(Protocol):
     """A Kafka message as the processor reads it: aiokafka's ConsumerRecord as the worker gets
-    it (streams.transport), or a Message."""
+    it (streams.faust_internals), or a Message."""
 
     @property
     def topic(self) -> str: ...
@@ -73,7 +73,10 @@ class Message:
 
 
 @dataclass
-class Batch:
+class ProcessedBatch:
+    """What processing one fetch of messages made: rows per table, counts, the refused messages,
+    and (from the events topic) the annotation events for the activity topic."""
+
     # Rows per table in message order; each row holds the Kafka position it came from (schema.rows.positions).
     tables: defaultdict[str, list[list[Any]]] = field(default_factory=lambda: defaultdict(list))
     events_by_type: dict[str, int] = field(default_factory=dict)
@@ -187,14 +190,14 @@ class Processor:
         replayed_through: Mapping[int, int] | None = None,
         topic_id: str = "",
         before_each: Callable[[Record], str | None] | None = None,
-    ) -> Batch:
+    ) -> ProcessedBatch:
         """`replayed_through`: per partition, the last offset already stored. Such messages are
         replays after a restart, not producer duplicates: they rebuild task state like any other
         (their rows are dropped by the sink), though their ids were seen before. `topic_id`: the
         incarnation of the topic the messages come from (streams.incarnations). `before_each`, when
         given, is called before each message is processed; a reason it returns sets the message
         aside unprocessed, as a dead letter (streams.crash_journal)."""
-        batch = Batch()
+        batch = ProcessedBatch()
         replayed = replayed_through or {}
         received_ms = epoch_ms(now)
         watermarks: dict[int, int] = {}
@@ -232,7 +235,7 @@ class Processor:
         position: Position,
         now: datetime,
         received_ms: int,
-        batch: Batch,
+        batch: ProcessedBatch,
         replay: bool,
         watermarks: dict[int, int],
     ) -> None:
@@ -267,7 +270,9 @@ class Processor:
         if occurred_ms > batch.newest_occurred_ms:
             batch.newest_occurred_ms = occurred_ms
 
-    def _refuse(self, message: Record, position: Position, error: EventError, now: datetime, batch: Batch) -> None:
+    def _refuse(
+        self, message: Record, position: Position, error: EventError, now: datetime, batch: ProcessedBatch
+    ) -> None:
         batch.refused.append((message, error))
         if self.pseudonymizer:  # the message may name people: it stays in the dead-letter topic only
             error = replace(error, message=WITHHELD)
@@ -281,7 +286,9 @@ class Processor:
         batch.tables["dead_letters"].append(row)
         batch.dead_letters_by_rule[error.rule] = batch.dead_letters_by_rule.get(error.rule, 0) + 1
 
-    def _track_task(self, event: Event, occurred_ms: int, message: Record, position: Position, batch: Batch) -> None:
+    def _track_task(
+        self, event: Event, occurred_ms: int, message: Record, position: Position, batch: ProcessedBatch
+    ) -> None:
         """Put the event into its task's state, and write what that changes in the derived tables."""
         before = self._task(event.task_id)
         after, scopes = task_state.with_event(before, event, message.partition, occurred_ms)
@@ -309,7 +316,7 @@ class Processor:
         if partition in self._releases:
             heapq.heappush(self._releases[partition], (self._release_at(state), task_id))
 
-    def _release(self, partition: int, watermark: int, batch: Batch) -> None:
+    def _release(self, partition: int, watermark: int, batch: ProcessedBatch) -> None:
         if partition not in self._releases:
             self._index(partition)
         due = self._releases[partition]

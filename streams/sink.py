@@ -45,7 +45,7 @@ from clickhouse_connect.driver.insert import InsertContext
 
 from schema.client import ClickHouseUnavailable
 from schema.rows import WORKER_TABLES, positions
-from streams.processor import Batch
+from streams.processor import ProcessedBatch
 
 log = logging.getLogger("labelpulse.sink")
 _LOW_CARDINALITY = re.compile(r"^LowCardinality\((.*)\)$")
@@ -188,11 +188,11 @@ class ClickHouseSink:
         )
         return [row[0] for row in reversed(rows)]
 
-    def write(self, batch: Batch) -> WriteResult:
+    def write(self, batch: ProcessedBatch) -> WriteResult:
         """Make the batch durable: one insert per table, rows already stored skipped (blocking)."""
         return self.submit(batch).result()
 
-    def submit(self, batch: Batch) -> PendingWrite:
+    def submit(self, batch: ProcessedBatch) -> PendingWrite:
         """Start the batch's inserts, one per table on its lane, each after the batches submitted before."""
         started = time.perf_counter()
         return PendingWrite(

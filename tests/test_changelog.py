@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.app import END_MARKER, create_app, encode_key, encode_state
+from streams.app import create_app
+from streams.changelog import END_MARKER, encode_key, encode_state
 from streams.settings import WorkerSettings
 
 

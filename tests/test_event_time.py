@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schema.rows import WORKER_TABLES, positions
-from streams.processor import Batch, DictStateStore, Message, Processor
+from streams.processor import DictStateStore, Message, ProcessedBatch, Processor
 from streams.task_state import GOLD_ANSWERS, HANDLE_TIMES, PAIR_AGREEMENT, REVIEW_ROUNDS, TASK_AGREEMENT
 from tests.references import (
     expected_agreement_rows,
@@ -104,7 +104,7 @@ class Sink:
         offsets = [row[-1] for row in self.rows.get(table, []) if row[-2] == partition]
         return max(offsets, default=-1)
 
-    def write(self, batch: Batch, tables: set[str] | None = None) -> None:
+    def write(self, batch: ProcessedBatch, tables: set[str] | None = None) -> None:
         for table, written in batch.tables.items():
             if tables is not None and table not in tables:
                 continue

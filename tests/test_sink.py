@@ -13,7 +13,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from schema import migrations
 from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
-from streams.processor import Batch, DictStateStore, Message, Processor
+from streams.processor import DictStateStore, Message, ProcessedBatch, Processor
 from streams.sink import ClickHouseSink, SinkStopped
 
 pytestmark = pytest.mark.clickhouse
@@ -44,7 +44,7 @@ def messages(first: int, last: int, partition: int = 0, bad_every: int = 0, **ex
     return out
 
 
-def batch_of(msgs: list[Message]) -> Batch:
+def batch_of(msgs: list[Message]) -> ProcessedBatch:
     return Processor(tasks=DictStateStore(), dedup_window=0).process(msgs, now=NOW)
 
 

@@ -1,4 +1,12 @@
-"""A Faust transport whose consumer hands whole fetches of chosen topics to a batch handler.
+"""Everything the worker takes from Faust beyond its public API, in one place.
+
+Faust (faust-streaming, pinned exactly in pyproject.toml) gives no public way to consume a fetch
+as a batch, to write a changelog partition directly, or to read a memory table's dict; the
+worker needs all three for throughput. Each use of a private Faust (or mode) name is in this
+module, and tests/test_faust_internals.py fingerprints the Faust code it mirrors or relies on,
+so an upgrade that changes any of it fails that test before it can fail in production.
+
+The batching transport: its consumer hands whole fetches of chosen topics to a batch handler.
 
 Faust delivers every message on its own: consumer -> conductor (a lock per message) -> channel
 queue -> stream -> agent, each delivery wrapped in an `asyncio.wait` over two new tasks. That
@@ -32,8 +40,10 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from time import monotonic
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
+import faust
+from aiokafka import AIOKafkaProducer
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -41,6 +51,8 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+# Per partition, encoded (key, value) records to send; a None value is a tombstone.
+ChangelogRecords = dict[int, list[tuple[bytes, bytes | None]]]
 # Processes the records; returns the coroutine that makes them durable.
 BatchHandler = Callable[[Sequence[Any]], Awaitable[Coroutine[Any, Any, None]]]
 # Called when a partition's offsets went back without a seek of ours: raises if the topic was recreated.
@@ -248,3 +260,33 @@ def register_batch_handler(
     BatchingConsumer.handlers[topic] = handler
     BatchingConsumer.rewind_checks[topic] = rewind_check
     BatchingConsumer.first_unstored[topic] = first_unstored
+
+
+def aiokafka_producer(app: faust.App) -> AIOKafkaProducer:
+    """aiokafka's producer under the app's (started by Faust): for its batch API, and its client
+    for requests Faust does not make."""
+    return cast(Any, app.producer)._ensure_producer()
+
+
+def table_dict(table: faust.Table) -> dict[str, Any]:
+    """The plain dict behind a table with a memory store. The table's own Mapping methods are
+    Python-level (a miss raises and catches KeyError): a tenth of the processor's time on task state."""
+    return cast(Any, table).data.data
+
+
+async def send_records(app: faust.App, topic: str, records: ChangelogRecords) -> list[Awaitable[Any]]:
+    """Records per partition, in as few Kafka record batches as fit (aiokafka's batch API); returns
+    futures, done when Kafka has them. A batch changes thousands of keys, and Faust's send path
+    costs tens of µs of event-loop time per message: the largest share of the worker's time after
+    processing itself."""
+    producer = aiokafka_producer(app)
+    sent: list[Awaitable[Any]] = []
+    for partition, pairs in records.items():
+        batch = producer.create_batch()
+        for key, value in pairs:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, start the next
+                sent.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)  # the first record always fits
+        sent.append(await producer.send_batch(batch, topic, partition=partition))
+    return sent
