@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from schema.events import ContractLimits, Event, EventError, validate_event
-from schema.rows import EVENT_COLUMNS, Position, dead_letter_row, epoch_ms, event_row
+from schema.rows import Position, dead_letter_row, epoch_ms, event_row
 from streams import task_state
 from streams.privacy import WITHHELD, Pseudonymizer
 
@@ -41,8 +41,6 @@ log = logging.getLogger("labelpulse.processor")
 # event_id (orders ties in time, and makes replays recognisable), project_id.
 ActivityEntry = tuple[int, str, str]
 ANNOTATION_WORK = frozenset({"annotation_started", "annotation_submitted", "annotation_skipped"})
-
-OCCURRED_AT = EVENT_COLUMNS.index("occurred_at")  # in an `events` row, as epoch ms
 
 
 class Record(Protocol):
@@ -149,6 +147,8 @@ class RecentIds:
 
 
 WATERMARK = "\x00watermark:"  # + partition: a key no task id is (it starts with NUL)
+# Stale release entries tolerated beyond twice the live tasks before the heap is rebuilt.
+REINDEX_SLACK = 10_000
 
 
 class Processor:
@@ -170,8 +170,11 @@ class Processor:
         self.open_task_retention_ms = open_task_retention_ms
         self._recent: dict[int, RecentIds] = {}
         # Per partition: (release due at this watermark, task_id), earliest first; built from the
-        # store the first time a partition is processed after a start or a rebalance.
+        # store the first time a partition is processed after a start or a rebalance. A task has
+        # an entry from when it was first seen and another from its completion; stale ones are
+        # skipped when due, and the heap is rebuilt once it holds twice the tasks it was built with.
         self._releases: dict[int, list[tuple[int, str]]] = {}
+        self._indexed: dict[int, int] = {}  # per partition: the tasks the heap was last built with
 
     def recent_ids(self, partition: int) -> RecentIds:
         if partition not in self._recent:
@@ -295,7 +298,9 @@ class Processor:
         if after is None:
             return
         self.tasks.put(event.task_id, after, message.partition)
-        if before is None:
+        if before is None or after["completed"] != before["completed"]:
+            # Due again: completion brings the release forward (an event that only postpones it is
+            # found when the earlier entry comes due, and due again then).
             self._due(message.partition, event.task_id, after)
         for table, rows in task_state.changes(before, after, scopes).items():
             batch.tables[table].extend([*task_state.columns(table, row), sign, *position] for row, sign in rows)
@@ -314,7 +319,10 @@ class Processor:
 
     def _due(self, partition: int, task_id: str, state: Mapping[str, Any]) -> None:
         if partition in self._releases:
-            heapq.heappush(self._releases[partition], (self._release_at(state), task_id))
+            due = self._releases[partition]
+            heapq.heappush(due, (self._release_at(state), task_id))
+            if len(due) > 2 * self._indexed[partition] + REINDEX_SLACK:
+                self._index(partition)
 
     def _release(self, partition: int, watermark: int, batch: ProcessedBatch) -> None:
         if partition not in self._releases:
@@ -339,3 +347,4 @@ class Processor:
             if "submissions" in state and state.get("partition") == partition:  # legacy states are replaced
                 due.append((self._release_at(state), key))
         heapq.heapify(due)
+        self._indexed[partition] = len(due)

@@ -324,6 +324,23 @@ def test_a_completed_task_is_released_once_nothing_within_the_bound_can_change_i
     assert processor.tasks.get("t1") is None and processor.tasks.get("t9") is not None
 
 
+def test_a_task_that_completes_after_it_was_first_seen_is_released_within_the_bound_too() -> None:
+    # Found by bench/soak.py: a task first seen in a batch of its own was due only after the open-task
+    # retention (7 days), however soon it completed: the worker's memory grew by every task.
+    processor = Processor(tasks=DictStateStore(), lateness_bound_ms=3_600_000)
+    clock = iter(range(10, 100))
+
+    def at(time: str, name: str, **fields: Any) -> list[Message]:
+        return [message(event(name, occurred_at=f"2026-11-23T{time}Z", **fields), offset=next(clock))]
+
+    processor.process(at("08:00:00", "x0", task_id="t9"), now=NOW)  # the partition's first batch
+    processor.process(at("09:00:00", "s", event_type="annotation_submitted", label="cat", duration_ms=1), now=NOW)
+    processor.process(at("09:10:00", "c", event_type="task_completed"), now=NOW)
+    assert processor.process(at("10:10:00", "x1", task_id="t9"), now=NOW).released == 0
+    assert processor.process(at("10:10:01", "x2", task_id="t9"), now=NOW).released == 1
+    assert processor.tasks.get("t1") is None
+
+
 def test_a_task_that_never_completes_is_released_after_the_open_task_retention() -> None:
     processor = Processor(tasks=DictStateStore(), lateness_bound_ms=60_000, open_task_retention_ms=7_200_000)
     processor.process([message(submitted("s", "2026-11-23T09:00:00Z"), offset=0)], now=NOW)
