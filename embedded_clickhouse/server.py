@@ -91,8 +91,9 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         if insert and _restricted(request) and request.user is not None:
             raise ClickHouseError.ours(READONLY, f"{request.user.name}: Cannot execute query in readonly mode")
         if insert and insert.group("format").lower() != b"values":  # VALUES is text: runs as a query
-            rows = engine.insert(connection, insert, request.sql)
-            handler.send_result(request, insert.group("format").decode(), engine.nothing(), {"written_rows": rows})
+            head, fmt = insert.group("head").decode("utf-8"), insert.group("format").decode()
+            rows = engine.insert(connection, head, fmt, engine.insert_data(insert, request.sql))
+            handler.send_result(request, fmt, engine.nothing(), {"written_rows": rows})
             return
         try:
             sql = request.sql.decode("utf-8")
