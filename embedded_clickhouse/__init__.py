@@ -19,8 +19,8 @@ of the HTTP protocol clients rely on:
 - user and password (basic auth, `X-ClickHouse-User`/`Key` headers, or URL parameters).
 
 Modules: `settings` (what the server is told), `protocol` (HTTP requests and responses),
-`auth` (who is asking), `origins` (browser requests from other sites), `guard` (what a restricted
-user's statement reads), `engine` (chDB and running statements), `sessions` (HTTP sessions),
+`auth` (who is asking), `origins` (browser requests from other sites), `guard` (what an access
+file's user may run, by role), `engine` (chDB and running statements), `sessions` (HTTP sessions),
 `codecs` (compressed bodies), `errors` (errors as ClickHouse sends them), `server` (the whole).
 """
 

@@ -110,8 +110,8 @@ def _identifier(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
-def insert(connection: Any, match: re.Match[bytes], sql: bytes) -> int:
-    """Run `INSERT … FORMAT x` with the bytes after the format name as its data."""
+def insert_data(match: re.Match[bytes], sql: bytes) -> bytes:
+    """The data of `INSERT … FORMAT x`: the bytes after the format name."""
     data_start = match.end()
     # As ClickHouse does: data starts after the newline following the format name, if any.
     while data_start < len(sql) and sql[data_start : data_start + 1] in (b" ", b"\t", b"\f"):
@@ -120,9 +120,14 @@ def insert(connection: Any, match: re.Match[bytes], sql: bytes) -> int:
         data_start += 1
     if sql[data_start : data_start + 1] == b"\n":
         data_start += 1
+    return sql[data_start:]
+
+
+def insert(connection: Any, statement: str, fmt: str, data: bytes) -> int:
+    """Run `statement FORMAT fmt` (an INSERT) with `data` after it; the rows written."""
     try:
-        with connection.send_insert(match.group("head").decode("utf-8"), match.group("format").decode()) as inserter:
-            inserter.append(sql[data_start:])
+        with connection.send_insert(statement, fmt) as inserter:
+            inserter.append(data)
             return int(inserter.finish().rows_written)
     except Exception as exc:
         raise ClickHouseError.from_engine(exc) from exc

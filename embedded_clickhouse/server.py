@@ -13,7 +13,7 @@ from embedded_clickhouse.errors import READONLY, SESSION_IS_LOCKED, SYNTAX_ERROR
 from embedded_clickhouse.protocol import FORMAT_CLAUSE, INSERT_WITH_DATA, Handler, Request
 from embedded_clickhouse.settings import ServerSettings
 from labelpulse.net import is_loopback
-from schema.access import READ_ONLY_ROLES, READABLE
+from schema.access import INSERTABLE, READABLE
 
 # Settings a read-only (readonly=1) user may still send: they change how results travel, not what runs.
 _HARMLESS = frozenset(
@@ -43,13 +43,13 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
             )
         self.settings = settings
         self.engine = Engine(settings.data_dir, settings.session_timeout_s)
-        self.readable = guard.Readable(settings.database, READABLE)
+        self.grants = {role: guard.Grants(settings.database, READABLE, tables) for role, tables in INSERTABLE.items()}
         self.authenticator = Authenticator(settings)
         self.own_origins = origins.own_origins(settings.host, settings.port)
         super().__init__((settings.host, settings.port), Handler)
 
     def execute(self, request: Request, handler: Handler) -> None:
-        if _restricted(request):
+        if request.user is not None:
             # Their unqualified names resolve where LabelPulse's tables are, unless they name a database.
             request.database = request.database or self.settings.database
         if request.forced.get("readonly") == "1" and (changed := sorted(set(request.settings) - _HARMLESS)):
@@ -87,12 +87,17 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
     def _dispatch(self, connection: Any, request: Request, handler: Handler) -> None:
         if not request.sql.strip():
             raise ClickHouseError.ours(SYNTAX_ERROR, "Empty query")
+        # A user of the access file runs only what embedded_clickhouse.guard lets their role run, as the
+        # engine parsed and checked it.
+        asker = self._asker(request)
         insert = INSERT_WITH_DATA.match(request.sql)
-        if insert and _restricted(request) and request.user is not None:
-            raise ClickHouseError.ours(READONLY, f"{request.user.name}: Cannot execute query in readonly mode")
-        if insert and insert.group("format").lower() != b"values":  # VALUES is text: runs as a query
-            rows = engine.insert(connection, insert, request.sql)
-            handler.send_result(request, insert.group("format").decode(), engine.nothing(), {"written_rows": rows})
+        # VALUES is text, run as a query — but not for users of the access file: the guard refuses it.
+        if insert and (asker is not None or insert.group("format").lower() != b"values"):
+            head, fmt = insert.group("head").decode("utf-8"), insert.group("format").decode()
+            if asker is not None:
+                head = guard.check_insert(connection, head, fmt, asker)
+            rows = engine.insert(connection, head, fmt, engine.insert_data(insert, request.sql))
+            handler.send_result(request, fmt, engine.nothing(), {"written_rows": rows})
             return
         try:
             sql = request.sql.decode("utf-8")
@@ -100,19 +105,17 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
             raise ClickHouseError.ours(SYNTAX_ERROR, f"query is not valid UTF-8: {exc}") from exc
         format_clause = FORMAT_CLAUSE.search(sql)
         fmt = format_clause.group(1) if format_clause else request.default_format
-        if _restricted(request) and request.user is not None:
-            # What runs is the statement as the engine parsed and checked it.
-            user = request.user
-            checked = guard.check(
-                connection, sql, request.params, user.name, user.role, self.readable, request.database or ""
-            )
-            sql, fmt = checked.sql, checked.fmt or request.default_format
+        if asker is not None:
+            checked = guard.check(connection, sql, request.params, asker, request.default_format)
+            sql, fmt = checked.sql, checked.fmt
         handler.send_result(request, fmt, engine.stream(connection, sql, fmt, request.params), {})
 
-
-def _restricted(request: Request) -> bool:
-    """Whether the request's user may read only what their role names (embedded_clickhouse.guard)."""
-    return request.user is not None and request.user.role in READ_ONLY_ROLES
+    def _asker(self, request: Request) -> guard.Asker | None:
+        """Whom the guard checks the request's statement for: nobody for the server's own admin."""
+        if request.user is None:
+            return None
+        role = request.user.role
+        return guard.Asker(request.user.name, role, self.grants[role], request.database or "")
 
 
 def serve(settings: ServerSettings, *, ready: Callable[[ClickHouseHTTPServer], None] | None = None) -> None:

@@ -11,12 +11,14 @@ environment variables it names, never from the file. The roles are fixed here:
 
 `statements()` renders it for a ClickHouse server (`labelpulse access apply`: roles and
 grants, a settings profile, users, row policies; idempotent). The embedded ClickHouse
-enforces the same file with `embedded_settings()`: each user's password, read-only for
-every role but writer, the analysts' limits, and the project restriction as
-`additional_table_filters`, which the engine applies to every read of those tables — through
-views and parameterized views too. Readers and analysts reach only READABLE there: table
-functions, dictionaries, materialized views and system tables would read around the filters
-(embedded_clickhouse.guard checks each statement).
+enforces the same file with `embedded_settings()` — each user's password, read-only for
+readers and analysts, the analysts' limits, and the project restriction as
+`additional_table_filters`, which the engine applies to every read of those tables, through
+views and parameterized views too — and with embedded_clickhouse.guard, which checks each
+statement of every role there: everyone reads only READABLE (table functions, dictionaries,
+materialized views and system tables would read around the filters); the writer inserts only
+into the worker's tables and the evaluator only into alert_history (INSERTABLE); nothing else
+runs: no DDL, ALTER, DELETE, TRUNCATE, OPTIMIZE, SYSTEM or KILL, no file read or written.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 from schema.config import ConfigError, env_str, read_yaml
 from schema.ddl import SINGLE_NODE, Target, quote
+from schema.rows import WORKER_TABLES
 from schema.tables import ALERT_HISTORY, ANALYST_VIEWS, RAW_TABLES, ROLLUPS
 
 ROLES = ("writer", "reader", "evaluator", "analyst")
@@ -119,11 +122,18 @@ def _user(entry: Any, where: str, env: Mapping[str, str]) -> User:
 DATA_TABLES = {table.name: table for table in RAW_TABLES} | {target.name: target for target, _ in ROLLUPS}
 
 
-# What the read-only roles (reader, analyst) may read on the embedded ClickHouse, which has no grants
-# of its own: the tables holding data and the analysts' views — nothing else of the database (no
-# materialized views: reading one reads its target around the target's row filter).
-READ_ONLY_ROLES = ("reader", "analyst")
+# What every role may read on the embedded ClickHouse, which has no grants of its own: the tables
+# holding data and the analysts' views — nothing else of the database (no materialized views: reading
+# one reads its target around the target's row filter).
 READABLE = frozenset(DATA_TABLES) | frozenset(view.name for view in ANALYST_VIEWS)
+# What each role may insert into there: the worker its own tables, the evaluator its alert history,
+# nothing for the others (a ClickHouse server grants the writer INSERT on the whole database).
+INSERTABLE: dict[str, frozenset[str]] = {
+    "writer": frozenset(WORKER_TABLES),
+    "reader": frozenset(),
+    "evaluator": frozenset({ALERT_HISTORY.name}),
+    "analyst": frozenset(),
+}
 
 
 def row_conditions(projects: tuple[str, ...]) -> dict[str, str]:
@@ -195,10 +205,10 @@ def statements(access: Access, database: str, target: Target = SINGLE_NODE) -> l
 
 def embedded_settings(user: User, access: Access, database: str) -> dict[str, str]:
     """Settings the embedded server forces on every query of `user` (applied last, readonly last of all)."""
-    if user.role in ("writer", "evaluator"):
-        # The evaluator writes its alert history, and the embedded server has no per-table
-        # grants: it may write (a ClickHouse server grants it exactly alert_history).
-        return {}
+    if INSERTABLE[user.role]:
+        # They write, only into INSERTABLE (embedded_clickhouse.guard, which also refuses an INSERT's
+        # own SETTINGS clause). The engine would write an insert's parse errors to any file this names.
+        return {"input_format_record_errors_file_path": ""}
     if user.role == "reader":
         return {"readonly": "2"}  # may change settings per query, never write
     forced = {name: str(value) for name, value in access.limits.items()}

@@ -1,22 +1,26 @@
 """ClickHouse access as code: the access file, the SQL for a server, and the embedded ClickHouse
 enforcing the same file — an analyst cannot write, a restricted analyst sees only their
-projects (through tables, views and parameterized views), and the limits stop a query with
-ClickHouse's own error."""
+projects (through tables, views and parameterized views), the limits stop a query with
+ClickHouse's own error, and the worker and the alert evaluator write only their own tables."""
 
 from __future__ import annotations
 
+import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, ProgrammingError
 
+from labelpulse.broker import BrokerSettings
 from labelpulse.net import free_port
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from labelpulse.simulator import PROJECTS, Plan, generate
@@ -24,9 +28,12 @@ from schema import access, migrations
 from schema.client import ClickHouseSettings, connect
 from schema.config import ConfigError
 from schema.ddl import Target
+from schema.rows import WORKER_TABLES
 from schema.tables import ANALYST_VIEWS, RAW_TABLES, ROLLUPS
 from streams.offline import load
-from tests.conftest import run_cli
+from tests.conftest import REPO_ROOT, WorkerHarness, run_cli, wait_for
+from tests.references import expected_from
+from tests.test_worker import simulate
 
 ACCESS_FILE = """\
 users:
@@ -34,10 +41,14 @@ users:
   - {name: dash, role: reader, password_env: LP_DASH_PW}
   - {name: ana, role: analyst, password_env: LP_ANA_PW}
   - {name: lead, role: analyst, password_env: LP_LEAD_PW, projects: [retail-products]}
+  - {name: alerts, role: evaluator, password_env: LP_ALERTS_PW}
 # Enough rows for clickhouse-connect's own look at system.settings (~1,900 rows) when it connects.
 analyst_limits: {max_result_rows: 5000, max_execution_time: 5}
 """
-PASSWORDS = {"LP_WORKER_PW": "w-pw", "LP_DASH_PW": "d-pw", "LP_ANA_PW": "a-pw", "LP_LEAD_PW": "l-pw"}
+PASSWORDS = {
+    **{"LP_WORKER_PW": "w-pw", "LP_DASH_PW": "d-pw", "LP_ANA_PW": "a-pw", "LP_LEAD_PW": "l-pw"},
+    "LP_ALERTS_PW": "e-pw",
+}
 
 
 def as_user(admin: ClickHouseSettings, name: str, password: str) -> ClickHouseSettings:
@@ -231,22 +242,29 @@ def test_a_restricted_analyst_sees_alerts_about_their_projects_only(guarded: Cli
     assert connect(as_user(guarded, "ana", "a-pw")).command("SELECT count() FROM alert_history") == 3
 
 
-# -- restricted users reach only the tables and views their role names ------------------------
+# -- every user of the access file reads only the tables and views their role names ------------
 
 RESTRICTED = [("lead", "l-pw"), ("dash", "d-pw")]  # a project-restricted analyst, and a reader
+WRITER, EVALUATOR = ("worker", "w-pw"), ("alerts", "e-pw")  # they write, and read no more than a reader
+GUARDED = [*RESTRICTED, WRITER, EVALUATOR]
 
 
-def refused(guarded: ClickHouseSettings, user: tuple[str, str], sql: str, **params: str) -> str:
-    """The ACCESS_DENIED text ClickHouse sends for `sql` run as `user` (raw HTTP: no client in the way)."""
+def post(guarded: ClickHouseSettings, user: tuple[str, str], sql: str, **params: str) -> bytes:
+    """The answer to `sql` (and any data after it) run as `user` over raw HTTP: no client in the way."""
     query = urllib.parse.urlencode({"database": guarded.database, **params})
     request = urllib.request.Request(
         f"http://127.0.0.1:{guarded.port}/?{query}",
         data=sql.encode(),
         headers={"X-ClickHouse-User": user[0], "X-ClickHouse-Key": user[1]},
     )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return bytes(response.read())
+
+
+def refused(guarded: ClickHouseSettings, user: tuple[str, str], sql: str, **params: str) -> str:
+    """The ACCESS_DENIED text ClickHouse sends for `sql` run as `user`."""
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            raise AssertionError(f"{user[0]} ran {sql!r}: {response.read()[:300]!r}")
+        answer = post(guarded, user, sql, **params)
     except urllib.error.HTTPError as error:
         body = error.read().decode()
         assert (error.code, error.headers["X-ClickHouse-Exception-Code"]) == (403, "497"), body
@@ -254,10 +272,11 @@ def refused(guarded: ClickHouseSettings, user: tuple[str, str], sql: str, **para
             body.startswith(f"Code: 497. DB::Exception: {user[0]}: Not enough privileges") and "(ACCESS_DENIED)" in body
         )
         return body
+    raise AssertionError(f"{user[0]} ran {sql!r}: {answer[:300]!r}")
 
 
 @pytest.mark.clickhouse
-@pytest.mark.parametrize("user", RESTRICTED)
+@pytest.mark.parametrize("user", GUARDED)
 @pytest.mark.parametrize(
     ("sql", "named"),
     [
@@ -291,7 +310,7 @@ def test_merge_no_longer_shows_a_restricted_analyst_every_project(guarded: Click
 
 
 @pytest.mark.clickhouse
-@pytest.mark.parametrize("user", RESTRICTED)
+@pytest.mark.parametrize("user", GUARDED)
 @pytest.mark.parametrize(
     ("sql", "named"),
     [
@@ -331,7 +350,7 @@ def test_every_route_to_other_data_is_refused(
 
 
 @pytest.mark.clickhouse
-@pytest.mark.parametrize("user", RESTRICTED)
+@pytest.mark.parametrize("user", GUARDED)
 def test_one_statement_runs_per_request(guarded: ClickHouseSettings, user: tuple[str, str]) -> None:
     client = connect(as_user(guarded, *user))
     with pytest.raises(DatabaseError) as raised:
@@ -340,7 +359,7 @@ def test_one_statement_runs_per_request(guarded: ClickHouseSettings, user: tuple
 
 
 @pytest.mark.clickhouse
-@pytest.mark.parametrize("user", RESTRICTED)
+@pytest.mark.parametrize("user", GUARDED)
 def test_unqualified_names_resolve_in_the_requests_database(guarded: ClickHouseSettings, user: tuple[str, str]) -> None:
     assert "system.processes" in refused(guarded, user, "SELECT query FROM processes", database="system")
     assert "system.processes" in refused(guarded, user, "SELECT * FROM {t:Identifier}", param_t="system.processes")
@@ -348,7 +367,7 @@ def test_unqualified_names_resolve_in_the_requests_database(guarded: ClickHouseS
 
 
 @pytest.mark.clickhouse
-@pytest.mark.parametrize("user", RESTRICTED)
+@pytest.mark.parametrize("user", GUARDED)
 def test_what_the_role_names_stays_readable(guarded: ClickHouseSettings, user: tuple[str, str]) -> None:
     client = connect(as_user(guarded, *user))  # clickhouse-connect reads system.settings to connect
     names = [t.name for t in RAW_TABLES] + [t.name for t, _ in ROLLUPS] + [v.name for v in ANALYST_VIEWS]
@@ -368,7 +387,7 @@ def test_what_the_role_names_stays_readable(guarded: ClickHouseSettings, user: t
         "DESCRIBE (SELECT project_id, count() AS n FROM events GROUP BY project_id)",
         "SHOW TABLES",
         "SELECT dateDiff('hour', min(occurred_at), max(occurred_at)) FROM events",
-        *(["SELECT count() FROM events SETTINGS max_threads = 1"] if user[0] == "dash" else []),  # analysts: readonly
+        *(["SELECT count() FROM events SETTINGS max_threads = 1"] if user[0] != "lead" else []),  # analysts: readonly
     ):
         try:
             client.query(sql, parameters=window)
@@ -397,3 +416,214 @@ def test_every_dashboard_query_runs_as_a_reader(guarded: ClickHouseSettings) -> 
         bound = {k: list(v) if isinstance(v, tuple) else v for k, v in query.parameters.items()}
         reader.query(query.sql, parameters=bound)
         reader.query(f"DESCRIBE ({query.sql})", parameters=bound)
+
+
+# -- the services write only where their role says: the worker its tables, the evaluator its history ---
+
+
+@dataclass(frozen=True)
+class Service:
+    user: tuple[str, str]
+    table: str  # one it writes
+    text: str  # a String column of it
+    number: str  # a number column of it
+    other: str  # one of LabelPulse's tables it does not write
+
+    def spell(self, sql: str, tmp_path: Path) -> str:
+        for name, value in {**vars(self), "tmp": str(tmp_path)}.items():
+            sql = sql.replace(f"{{{name}}}", str(value))
+        return sql
+
+
+SERVICES = [
+    Service(WRITER, "dead_letters", "raw", "kafka_partition", "alert_history"),
+    Service(EVALUATOR, "alert_history", "summary", "value", "events"),
+]
+
+
+def by_user(service: Service) -> str:
+    return service.user[0]
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("service", SERVICES, ids=by_user)
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("DROP TABLE events", "DROP"),
+        ("DROP DATABASE labelpulse", "DROP"),
+        ("CREATE TABLE mine (x UInt8) ENGINE = Memory", "CREATE"),
+        ("CREATE VIEW peek AS SELECT query FROM system.processes", "CREATE"),
+        ("ALTER TABLE {table} DELETE WHERE 1", "ALTER"),
+        ("ALTER TABLE {table} UPDATE {text} = '' WHERE 1", "ALTER"),
+        ("ALTER TABLE {table} ADD COLUMN x UInt8", "ALTER"),
+        ("DELETE FROM {table} WHERE 1", "DELETE"),
+        ("TRUNCATE TABLE {table}", "TRUNCATE"),
+        ("OPTIMIZE TABLE {table} FINAL", "OPTIMIZE"),
+        ("RENAME TABLE {table} TO gone", "RENAME"),
+        ("SYSTEM STOP MERGES", "SYSTEM"),
+        ("SYSTEM FLUSH LOGS", "SYSTEM"),
+        ("KILL QUERY WHERE 1", "KILL"),
+        ("SET allow_ddl = 1", "`SET allow_ddl = 1`: only SELECT, DESCRIBE, SHOW TABLES and INSERT may run"),
+        ("USE system", "USE"),
+        ("INSERT INTO {other} FORMAT JSONEachRow\n{}", "INSERT INTO labelpulse.{other}"),
+        ("INSERT INTO labelpulse.schema_migrations FORMAT JSONEachRow\n{}", "INSERT INTO labelpulse.schema_migrations"),
+        ("INSERT INTO rollup_project_minute SELECT * FROM rollup_project_minute", "INSERT INTO labelpulse.rollup_pro"),
+        ("INSERT INTO {table} ({text}) SELECT query FROM system.processes", "system.processes"),
+        ("INSERT INTO {table} ({text}) WITH p AS (SELECT query FROM system.processes) SELECT * FROM p", "system.pro"),
+        ("INSERT INTO {table} ({text}) SELECT 'x' UNION ALL SELECT query FROM system.processes", "system.processes"),
+        ("INSERT INTO {table} ({text}) SELECT * FROM file('/etc/hostname', 'LineAsString')", "table function file"),
+        ("INSERT INTO {table} ({text}) SELECT * FROM url('http://127.0.0.1:9/', 'LineAsString')", "function url"),
+        ("INSERT INTO {table} ({text}) SELECT toString(count()) FROM merge('labelpulse', '^events$')", "merge"),
+        ("INSERT INTO {table} ({text}) VALUES ((SELECT query FROM system.processes LIMIT 1))", "VALUES"),
+        ("INSERT INTO {table} ({text}) FORMAT Values ('x')", "VALUES"),
+        ("INSERT INTO {table} ({text}) FROM INFILE '/etc/hostname' FORMAT LineAsString", "FROM INFILE"),
+        ("INSERT INTO FUNCTION file('{tmp}/written', 'LineAsString', 'x String') SELECT 'x'", "FUNCTION file"),
+        ("INSERT INTO FUNCTION file('{tmp}/written', 'LineAsString', 'x String') FORMAT LineAsString\nx", "FUNCTION"),
+    ],
+)
+def test_services_write_only_their_tables_and_change_nothing_else(
+    guarded: ClickHouseSettings, service: Service, sql: str, named: str, tmp_path: Path
+) -> None:
+    admin = connect(guarded)
+    before = rows(admin, service.table), sorted(tables(admin))
+    assert service.spell(named, tmp_path) in refused(guarded, service.user, service.spell(sql, tmp_path))
+    assert (rows(admin, service.table), sorted(tables(admin))) == before
+    assert not (tmp_path / "written").exists()
+
+
+def rows(admin: Client, table: str) -> int:
+    return int(str(admin.command(f"SELECT count() FROM {table}")))
+
+
+def tables(admin: Client) -> list[Any]:
+    return list(
+        admin.query("SELECT name, create_table_query FROM system.tables WHERE database = 'labelpulse'").result_rows
+    )
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("service", SERVICES, ids=by_user)
+def test_an_insert_cannot_write_its_parse_errors_to_a_file(
+    guarded: ClickHouseSettings, service: Service, tmp_path: Path
+) -> None:
+    written = tmp_path / "written"
+    sql = service.spell("INSERT INTO {table} ({number}) FORMAT CSV\nnot-a-number\n", tmp_path)
+    errors = {"input_format_allow_errors_num": "5", "input_format_record_errors_file_path": str(written)}
+    post(guarded, service.user, sql, **errors)  # the bad row is skipped; where errors go is not theirs to say
+    assert not written.exists()
+    in_sql = service.spell(
+        "INSERT INTO {table} ({number}) SETTINGS input_format_allow_errors_num = 5, "
+        "input_format_record_errors_file_path = '{tmp}/written' FORMAT CSV\nnot-a-number\n",
+        tmp_path,
+    )
+    assert "SETTINGS" in refused(guarded, service.user, in_sql)
+    assert not written.exists()
+
+
+# Formats that read the file a setting names (a template, a schema) — any file the server can read.
+READING_FORMATS = [
+    ("SELECT 1 AS x FORMAT Template", "format_template_resultset", "Template"),
+    ("SELECT 1 AS x FORMAT Template", "format_template_row", "Template"),
+    ("SELECT 1 AS x", "format_template_row", "Template"),  # as the request's default_format
+    ("SELECT 1 AS x FORMAT Protobuf", "format_schema", "Protobuf"),
+]
+READING_INPUT_FORMATS = [
+    ("INSERT INTO {table} ({text}) FORMAT TemplateIgnoreSpaces\nx", "format_template_row", "TemplateIgnoreSpaces"),
+    ("INSERT INTO {table} ({text}) FORMAT ProtobufSingle\nx", "format_schema", "ProtobufSingle"),
+]
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize(
+    ("user", "sql", "setting", "fmt"),
+    [(user, *case) for user in (("dash", "d-pw"), WRITER, EVALUATOR) for case in READING_FORMATS]
+    + [
+        (service.user, service.spell(case[0], Path()), *case[1:])
+        for service in SERVICES
+        for case in READING_INPUT_FORMATS
+    ],
+)
+def test_formats_that_read_a_file_a_setting_names_are_refused(
+    guarded: ClickHouseSettings, user: tuple[str, str], sql: str, setting: str, fmt: str, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret-line-42\n")
+    params = {setting: f"{secret}:Message" if setting == "format_schema" else str(secret)}
+    if "FORMAT" not in sql:
+        params["default_format"] = fmt
+    body = refused(guarded, user, sql, **params)
+    assert f"FORMAT {fmt}" in body and "secret-line-42" not in body
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("service", SERVICES, ids=by_user)
+def test_services_insert_into_their_own_tables(guarded: ClickHouseSettings, service: Service) -> None:
+    admin, client = connect(guarded), connect(as_user(guarded, *service.user))
+    before = rows(admin, service.table)
+    # As the sink does: clickhouse-connect's DESCRIBE and Native insert, its settings in the request.
+    settings = {
+        "insert_deduplication_token": f"{service.table}:own",
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+    }
+    client.insert(service.table, [["by clickhouse-connect"]], column_names=[service.text], settings=settings)
+    post(
+        guarded,
+        service.user,
+        f'INSERT INTO {service.table} ({service.text}) FORMAT JSONEachRow\n{{"{service.text}": "raw"}}',
+    )
+    client.command(f"INSERT INTO {service.table} SELECT * FROM {service.table} WHERE {service.text} = 'raw'")
+    for select in (  # the SELECT of an INSERT reads what any SELECT of theirs may
+        "WITH e AS (SELECT project_id FROM events) SELECT project_id FROM e WHERE 0",
+        "SELECT project_id FROM events WHERE 0 UNION ALL SELECT toString(number) FROM numbers(0)",
+    ):
+        client.command(f"INSERT INTO {service.table} ({service.text}) {select}")
+    assert rows(admin, service.table) == before + 3
+
+
+@pytest.mark.clickhouse
+def test_every_alert_query_runs_as_an_evaluator(guarded: ClickHouseSettings) -> None:
+    from alerts.collector import PROJECT_SQL
+
+    connect(as_user(guarded, *EVALUATOR)).query(PROJECT_SQL)  # the business gauges; the rules run below
+
+
+@pytest.mark.clickhouse
+@pytest.mark.broker
+def test_the_worker_and_the_evaluator_run_end_to_end_as_their_roles(
+    guarded: ClickHouseSettings, harness: WorkerHarness, kafka: BrokerSettings, tmp_path: Path
+) -> None:
+    harness.start(**as_user(guarded, *WRITER).to_env())
+    sent = simulate(harness, kafka, tmp_path, 1500, anomalies=("garbage",))
+    expected, refused_rules = expected_from(sent)
+    admin = connect(guarded)
+
+    def stored(table: str) -> int:  # rows of this test's topics (and of its activity topic)
+        sql = f"SELECT count() FROM {table} WHERE startsWith(kafka_topic, {{topic:String}})"
+        return int(str(admin.command(sql, parameters={"topic": harness.topic})))
+
+    total = len(expected) + sum(refused_rules.values())
+    wait_for(lambda: stored("events") + stored("dead_letters") == total, 120, "every message stored")
+    for table in WORKER_TABLES:  # the derived tables and the active time (a second hop through Kafka) too
+        wait_for(lambda table=table: stored(table) > 0, 60, f"{table} written by the worker")  # type: ignore[misc]
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(REPO_ROOT / "alerts" / "rules" / "default.yml", rules)  # every kind's query, as the evaluator
+    (rules / "services.yml").write_text(
+        "groups:\n  - name: services\n    interval: 1m\n    rules:\n"
+        "      - alert: DeadLettersSeen\n        kind: pipeline_dead_letter_rate\n"
+        "        params: {window: 10m, max_ratio: 0.0001, min_dead_letters: 5}\n"
+        "        labels: {severity: info}\n"
+        "        annotations: {summary: s, description: d, runbook_url: 'https://r.example/d'}\n"
+    )
+    env = {
+        **as_user(guarded, *EVALUATOR).to_env(),
+        "LABELPULSE_ALERTS_RULES_DIR": str(rules),
+        "LABELPULSE_ALERTS_METRICS_PORT": "0",
+    }
+    result = run_cli("alerts", "run", "--once", env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "not evaluated" not in result.stderr + result.stdout, result.stderr
+    assert "DeadLettersSeen {'severity': 'info'}: inactive -> firing" in result.stdout, result.stdout
+    assert admin.command("SELECT count() FROM alert_history WHERE rule = 'DeadLettersSeen'") == 1
