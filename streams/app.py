@@ -35,7 +35,7 @@ from faust.types import TP
 from schema.client import connect
 from schema.events import EventError
 from schema.kafka import KafkaSettings, create_topics
-from streams import metrics
+from streams import telemetry as metrics
 from streams.activity import ActivityTracker, encode_activity
 from streams.crash_journal import CrashJournal, process_noting
 from streams.incarnations import Incarnations, topic_ids

@@ -10,7 +10,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from dashboard import queries
 from dashboard.filters import ViewState, from_params, to_params
-from dashboard.metrics import (
+from dashboard.presentation import (
     alert_episodes,
     delta,
     eta,

@@ -8,8 +8,8 @@ import streamlit as st
 from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
-from dashboard.metrics import MIN_GOLD_ITEMS, flag_outliers
 from dashboard.page import live, not_enough_data
+from dashboard.presentation import MIN_GOLD_ITEMS, flag_outliers
 from schema.stats import wilson_interval
 
 COLUMNS = {

@@ -10,8 +10,17 @@ import streamlit as st
 from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
-from dashboard.metrics import MIN_GOLD_ITEMS, delta, eta, format_age, format_count, format_duration, format_share, ratio
 from dashboard.page import firing_episodes, live, not_enough_data
+from dashboard.presentation import (
+    MIN_GOLD_ITEMS,
+    delta,
+    eta,
+    format_age,
+    format_count,
+    format_duration,
+    format_share,
+    ratio,
+)
 
 
 def project_summary(filters: queries.Filters) -> pd.DataFrame:

@@ -9,8 +9,8 @@ from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
-from dashboard.metrics import MIN_GOLD_ITEMS, eta, format_duration
 from dashboard.page import live, not_enough_data
+from dashboard.presentation import MIN_GOLD_ITEMS, eta, format_duration
 from schema.stats import wilson_interval
 
 

@@ -1,4 +1,6 @@
-"""One query per kind of rule: what holds at `now`, per label set (alerts.rules lists each kind's params).
+"""The condition of each kind of rule: for which label sets it holds at `now`, and with what value.
+
+alerts.rules lists each kind's params; here is one query per kind.
 
 `evaluate(client, kind, params, now)` asks ClickHouse for the few numbers a kind needs as of
 `now` (never anything after it, so a backtest can replay history) and returns the label sets
@@ -62,11 +64,11 @@ class Found:
 
 
 Rows = list[dict[str, Any]]
-Kind = Callable[[Client, dict[str, Any], datetime], list[Found]]
+Condition = Callable[[Client, dict[str, Any], datetime], list[Found]]
 
 
 def evaluate(client: Client, kind: str, params: dict[str, Any], now: datetime) -> list[Found]:
-    return KIND_QUERIES[kind](client, params, now)
+    return CONDITIONS[kind](client, params, now)
 
 
 def holding(client: Client, rule: Rule, now: datetime) -> dict[str, tuple[dict[str, str], float]]:
@@ -336,7 +338,7 @@ def pipeline_dead_letter_rate(client: Client, params: dict[str, Any], now: datet
     return [Found({}, dead / total)]
 
 
-KIND_QUERIES: dict[str, Kind] = {
+CONDITIONS: dict[str, Condition] = {
     "throughput_drop": throughput_drop,
     "no_events": no_events,
     "quality_drop": quality_drop,

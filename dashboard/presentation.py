@@ -1,4 +1,6 @@
-"""Metric formulas the views show: pure, on plain numbers and DataFrames (PRODUCT.md, Metrics)."""
+"""How the views present numbers: text, changes against the previous period, outlier flags, alert episodes.
+
+Pure, on plain numbers and DataFrames. The metrics themselves are defined once, in schema.metric_definitions."""
 
 from __future__ import annotations
 
