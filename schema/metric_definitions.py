@@ -95,10 +95,6 @@ class Proportion:
         trials = self.trials.sql(where)
         return f"if({trials} = 0, NULL, {self.successes.sql(where)} / {trials})"
 
-    @staticmethod
-    def of(successes: float, trials: float) -> float | None:
-        return ratio(successes, trials)
-
     def promql(self) -> str:
         assert self.gauges, "this proportion has no business gauges"
         return f"{gauge(self.gauges[0])} / ({gauge(self.gauges[1])} > 0)"  # no sample without trials, as NULL
@@ -170,6 +166,9 @@ def eta_hours(backlog: float, completed_per_hour: float) -> float:
 def eta_hours_promql(selector: str = "") -> str:
     """eta_hours over the business gauges (the pace of the last hour); +Inf with no pace, as eta_hours."""
     return f"{gauge('backlog', selector)} / {gauge('tasks_completed_last_hour', selector)}"
+
+
+# ---------------------------------------------------------------- pipeline
 
 
 def ingest_lag_ms(level: float) -> str:
