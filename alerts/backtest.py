@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
-from alerts.kinds import holding
+from alerts.conditions import holding
 from alerts.rules import Rule
 from alerts.state import Instance, State, step
 

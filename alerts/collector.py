@@ -11,24 +11,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from schema import metric_definitions as metric
 from schema.client import ClickHouseUnavailable
+from schema.metric_definitions import GAUGES, gauge
+
+FIRST_PASS, GOLD = metric.FIRST_PASS_ACCEPTANCE, metric.GOLD_ACCURACY
 
 log = logging.getLogger("labelpulse.collector")
 
-# One row per project; every column after project_id becomes a gauge (name: help text).
-PROJECT_SQL = """
+# Bound parameters: the scrape's moment and the starts of its windows.
+NOW = "{now:DateTime64(3, 'UTC')}"
+LAST_HOUR = metric.in_minutes("{hour_ago:DateTime64(3, 'UTC')}", NOW)
+LAST_DAY = metric.in_hours("{day_ago:DateTime64(3, 'UTC')}", NOW)
+
+# One row per project; every column after project_id is the gauge of that name (schema.metric_definitions.GAUGES).
+PROJECT_SQL = f"""
 SELECT
     p.project_id AS project_id,
     p.annotations_last_hour AS annotations_last_hour,
     p.tasks_completed_last_hour AS tasks_completed_last_hour,
     p.backlog AS backlog,
-    dateDiff('millisecond', p.newest_occurred_at, now64(3)) / 1000 AS seconds_since_last_event,
+    p.seconds_since_last_event AS seconds_since_last_event,
     r.reviews AS reviews_last_day,
     r.first_pass_accepted AS first_pass_accepted_last_day,
     g.gold_answers AS gold_answers_last_day,
@@ -37,45 +47,38 @@ FROM
 (
     SELECT
         project_id,
-        sumIf(annotations_submitted, minute >= now() - INTERVAL 1 HOUR) AS annotations_last_hour,
-        sumIf(tasks_completed, minute >= now() - INTERVAL 1 HOUR) AS tasks_completed_last_hour,
-        toInt64(sum(tasks_created)) - toInt64(sum(tasks_completed)) AS backlog,
-        max(last_occurred_at) AS newest_occurred_at
+        {metric.ANNOTATIONS_SUBMITTED.sql(LAST_HOUR)} AS annotations_last_hour,
+        {metric.TASKS_COMPLETED.sql(LAST_HOUR)} AS tasks_completed_last_hour,
+        {metric.BACKLOG} AS backlog,
+        {metric.seconds_since_newest_event(NOW)} AS seconds_since_last_event
     FROM rollup_project_minute
+    WHERE minute < {NOW}
     GROUP BY project_id
 ) AS p
 LEFT JOIN
 (
-    SELECT project_id, sum(reviews) AS reviews, sum(first_pass_accepted) AS first_pass_accepted
+    SELECT project_id, {FIRST_PASS.trials.sql()} AS reviews, {FIRST_PASS.successes.sql()} AS first_pass_accepted
     FROM rollup_review_rounds_hour
-    WHERE hour >= now() - INTERVAL 1 DAY
+    WHERE {LAST_DAY}
     GROUP BY project_id
 ) AS r USING (project_id)
 LEFT JOIN
 (
-    SELECT project_id, sum(gold_answers) AS gold_answers, sum(gold_correct) AS gold_correct
+    SELECT project_id, {GOLD.trials.sql()} AS gold_answers, {GOLD.successes.sql()} AS gold_correct
     FROM rollup_gold_hour
-    WHERE hour >= now() - INTERVAL 1 DAY
+    WHERE {LAST_DAY}
     GROUP BY project_id
 ) AS g USING (project_id)
 ORDER BY project_id
 """
 
-GAUGES = {
-    "annotations_last_hour": "Annotations submitted in the last hour",
-    "tasks_completed_last_hour": "Tasks completed in the last hour",
-    "backlog": "Tasks created minus tasks completed, all time",
-    "seconds_since_last_event": "Seconds since the newest stored event happened",
-    "reviews_last_day": "Reviews in the last 24 hours",
-    "first_pass_accepted_last_day": "Reviews in the last 24 hours accepting work never rejected before",
-    "gold_answers_last_day": "Answers on gold (honeypot) tasks in the last 24 hours",
-    "gold_correct_last_day": "Correct answers on gold tasks in the last 24 hours",
-}
-
 
 class BusinessCollector(Collector):
-    def __init__(self, client_factory: Callable[[], Client]) -> None:
+    def __init__(
+        self, client_factory: Callable[[], Client], clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._client_factory = client_factory
+        self._clock = clock  # what "now" is at a scrape (tests set it)
         self._client: Client | None = None
 
     def describe(self) -> list[GaugeMetricFamily]:
@@ -87,7 +90,9 @@ class BusinessCollector(Collector):
         try:
             if self._client is None:
                 self._client = self._client_factory()
-            result = self._client.query(PROJECT_SQL)
+            now = self._clock()
+            windows = {"now": now, "hour_ago": now - timedelta(hours=1), "day_ago": now - timedelta(days=1)}
+            result = self._client.query(PROJECT_SQL, parameters=windows)
         except (ClickHouseError, ClickHouseUnavailable) as exc:
             log.warning("business gauges unavailable: %s", str(exc).splitlines()[0][:200])
             self._client = None
@@ -95,8 +100,7 @@ class BusinessCollector(Collector):
             yield up
             return
         families = {
-            column: GaugeMetricFamily(f"labelpulse_project_{column}", text, labels=["project"])
-            for column, text in GAUGES.items()
+            column: GaugeMetricFamily(gauge(column), text, labels=["project"]) for column, text in GAUGES.items()
         }
         for row in result.named_results():
             for column, family in families.items():

@@ -1,7 +1,7 @@
 """`labelpulse alerts`: evaluates the rules on their groups' intervals, keeps every transition in
 ClickHouse, and sends firing and resolved alerts to Alertmanager (and optionally a webhook).
 
-Per evaluation of a rule: ask its kind's query what holds now (alerts.kinds), move each
+Per evaluation of a rule: ask its kind's query what holds now (alerts.conditions), move each
 instance's state (alerts.state, as Prometheus does), write the transitions to `alert_history`,
 and only then keep the new state — so what is in memory is always what the history says, and a
 restarted evaluator reads the history back and carries on: a firing alert stays firing with the
@@ -24,8 +24,8 @@ from urllib.parse import quote
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from alerts import metrics
-from alerts.kinds import holding
+from alerts import telemetry
+from alerts.conditions import holding
 from alerts.notify import Notice, Receiver, SendError
 from alerts.rules import Rule
 from alerts.state import Instance, State, Transition, step
@@ -82,7 +82,7 @@ class Evaluator:
         self.rules = {rule.alert: rule for rule in rules}
         self.groups = groups_of(rules)  # once per load, not on every turn of the loop
         self.instances = {name: self.instances.get(name, {}) for name in self.rules}
-        metrics.RULES.set(len(self.rules))
+        telemetry.RULES.set(len(self.rules))
 
     def restore(self) -> int:
         """Read the latest state of every instance back from the history; returns how many resumed."""
@@ -144,9 +144,9 @@ class Evaluator:
             transitions += self.evaluate_rule(rule, now)
         self._publish_counts()
         self.notify(now)
-        metrics.EVALUATIONS.labels(group.name).inc()
-        metrics.DURATION.labels(group.name).observe(time.perf_counter() - started)
-        metrics.LAST_EVALUATION.labels(group.name).set(now.timestamp())
+        telemetry.EVALUATIONS.labels(group.name).inc()
+        telemetry.DURATION.labels(group.name).observe(time.perf_counter() - started)
+        telemetry.LAST_EVALUATION.labels(group.name).set(now.timestamp())
         return transitions
 
     def evaluate_rule(self, rule: Rule, now: datetime) -> list[Transition]:
@@ -155,13 +155,13 @@ class Evaluator:
             instances, transitions = step(rule.alert, self.instances[rule.alert], active, now, rule.timing)
             self._record(rule, transitions, instances)
         except (ClickHouseError, ClickHouseUnavailable, OSError) as exc:
-            metrics.RULE_ERRORS.labels(rule.alert).inc()
+            telemetry.RULE_ERRORS.labels(rule.alert).inc()
             log.error("rule %s (%s) not evaluated: %s", rule.alert, rule.source, str(exc).splitlines()[0][:300])
             self._client = None  # reconnect next time: the server may have restarted
             return []
         self.instances[rule.alert] = instances  # only once the history holds the transitions
         for transition in transitions:
-            metrics.TRANSITIONS.labels(rule.alert, transition.after.value).inc()
+            telemetry.TRANSITIONS.labels(rule.alert, transition.after.value).inc()
             log.info("%s %s: %s -> %s (value %s)", rule.alert, transition.labels, transition.before.value,
                      transition.after.value, transition.value)  # fmt: skip
         return transitions
@@ -190,7 +190,7 @@ class Evaluator:
                 if instance.state in (State.PENDING, State.FIRING):
                     counts[(name, severity, instance.state.value)] += 1
         for labels, count in counts.items():
-            metrics.ALERTS.labels(*labels).set(count)
+            telemetry.ALERTS.labels(*labels).set(count)
 
     # ------------------------------------------------------------------ notification
 
@@ -205,10 +205,10 @@ class Evaluator:
         for receiver in self.receivers:
             try:
                 receiver.send(due)
-                metrics.NOTIFICATIONS.labels(receiver.name).inc(len(due))
+                telemetry.NOTIFICATIONS.labels(receiver.name).inc(len(due))
             except SendError as exc:
                 delivered = False
-                metrics.NOTIFICATIONS_FAILED.labels(receiver.name).inc()
+                telemetry.NOTIFICATIONS_FAILED.labels(receiver.name).inc()
                 log.warning("%d alerts not delivered to %s: %s", len(due), receiver.name, exc)
         if delivered:  # otherwise every receiver gets them again at the next evaluation
             self._sent.update({notice.fingerprint: (now, notice.resolved) for notice in due})

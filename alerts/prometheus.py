@@ -7,6 +7,7 @@ annotations. Per-annotator kinds have no metric by design (annotator ids are nev
 stay with the evaluator. Where the gauges have a fixed window (annotations in the last hour,
 quality over the last day), the rendered rule uses it, and the rule says so in a comment.
 Prometheus-only pipeline rules (a target down, consumer lag, the evaluator failing) come too.
+Each metric's PromQL is its twin in schema.metric_definitions, beside the SQL the evaluator runs.
 `promtool check rules` and `promtool test rules` run on the output in CI.
 """
 
@@ -19,8 +20,10 @@ import yaml
 
 from alerts.rules import Rule, format_duration
 from alerts.schedule import Schedule
+from schema import metric_definitions as metric
+from schema.metric_definitions import gauge
+from schema.stats import wilson_bound_promql
 
-Z = 1.96  # as schema.stats.wilson_interval
 RUNBOOKS = "https://github.com/labelpulse/labelpulse/blob/main/docs/runbooks.md"
 
 RECORDING_RULES = [
@@ -131,7 +134,7 @@ def _during(schedule: Schedule) -> str:
 def _throughput_drop(params: dict[str, Any]) -> str:
     # The gauge counts the last hour; the baseline is its average over the lookback (ewma) or its
     # value a week ago — the closest Prometheus has to the evaluator's minute-level baseline.
-    current = "labelpulse_project_annotations_last_hour"
+    current = gauge("annotations_last_hour")
     if params["baseline"] == "ewma":
         lookback, window = format_duration(params["lookback"]), format_duration(params["window"])
         baseline = f"avg_over_time({current}[{lookback}] offset {window})"
@@ -141,25 +144,18 @@ def _throughput_drop(params: dict[str, Any]) -> str:
 
 
 def _no_events(params: dict[str, Any]) -> str:
-    age = "labelpulse_project_seconds_since_last_event"
+    age = gauge("seconds_since_last_event")
     window_s = int(params["window"].total_seconds())
     return f"{age} >= {window_s} < {7 * 86_400}" + _during(Schedule.of(params))
 
 
-def _wilson(successes: str, trials: str, upper: bool) -> str:
-    p, n = f"({successes} / {trials})", trials
-    half = f"{Z} * sqrt({p} * (1 - {p}) / {n} + {Z * Z / 4:.6g} / ({n} ^ 2))"
-    return f"(({p} + {Z * Z / 2:.6g} / {n}) {'+' if upper else '-'} {half}) / (1 + {Z * Z:.6g} / {n})"
-
-
 def _quality_drop(params: dict[str, Any]) -> str:
     # Over the last day: the window of the business gauges.
-    successes, trials = {
-        "first_pass_acceptance": ("first_pass_accepted_last_day", "reviews_last_day"),
-        "gold_accuracy": ("gold_correct_last_day", "gold_answers_last_day"),
-    }[params["metric"]]
-    bound = _wilson(f"labelpulse_project_{successes}", f"labelpulse_project_{trials}", params["bound"] == "upper")
-    return f"{bound} < {params['threshold']}\nand labelpulse_project_{trials} >= {params['min_n']}"
+    gauges = metric.QUALITY_METRICS[params["metric"]].gauges
+    assert gauges is not None
+    successes, trials = gauge(gauges[0]), gauge(gauges[1])
+    bound = wilson_bound_promql(successes, trials, params["bound"] == "upper")
+    return f"{bound} < {params['threshold']}\nand {trials} >= {params['min_n']}"
 
 
 def _backlog_eta(params: dict[str, Any]) -> str | None:
@@ -170,10 +166,8 @@ def _backlog_eta(params: dict[str, Any]) -> str | None:
     for project, deadline in sorted(params["deadlines"].items()):
         selector = '{project="' + project.replace("\\", "\\\\").replace('"', '\\"') + '"}'
         hours_left = f"({deadline.timestamp():.0f} - time()) / 3600"
-        terms.append(
-            f"(labelpulse_project_backlog{selector} / labelpulse_project_tasks_completed_last_hour{selector}"
-            f" - {hours_left} > 0 and labelpulse_project_backlog{selector} > 0)"
-        )
+        backlog = gauge("backlog", selector)
+        terms.append(f"({metric.eta_hours_promql(selector)} - {hours_left} > 0 and {backlog} > 0)")
     return "\nor ".join(terms)
 
 
@@ -186,8 +180,9 @@ def _pipeline_freshness(params: dict[str, Any]) -> str:
 def _pipeline_dead_letter_rate(params: dict[str, Any]) -> str:
     window = format_duration(params["window"])
     dead = f"sum(increase(labelpulse_worker_dead_letters_total[{window}]))"
-    events = f"sum(increase(labelpulse_worker_events_total[{window}]))"
-    return f"{dead} / ({dead} + {events}) > {params['max_ratio']}\nand {dead} >= {params['min_dead_letters']}"
+    return (
+        f"{metric.dead_letter_ratio_promql(window)} > {params['max_ratio']}\nand {dead} >= {params['min_dead_letters']}"
+    )
 
 
 EXPRESSIONS: dict[str, Callable[[dict[str, Any]], str | None]] = {

@@ -71,7 +71,7 @@ class Param:
     parse: Callable[[Any], Any] | None = None  # checks the value (ValueError) and returns its parsed form
 
 
-# What each kind of rule needs; the evaluator has one query per kind (alerts.kinds, which
+# What each kind of rule needs; the evaluator has one query per kind (alerts.conditions, which
 # documents what each one measures).
 KINDS: dict[str, dict[str, Param]] = {
     "throughput_drop": {

@@ -96,13 +96,13 @@ def time_pages(
     os.environ["LABELPULSE_DASHBOARD_CACHE_TTL_S"] = "0"
     timings: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     totals: dict[str, list[float]] = defaultdict(list)
-    original: Callable[[Any], Any] = data._run
+    original: Callable[[Any, Any], Any] = data._run
     current: dict[str, str | None] = {"page": None}  # None: not recording
 
-    def timed(key: Any) -> Any:
+    def timed(key: Any, scope: Any) -> Any:  # as data._run: the query, and the viewer's projects
         started = time.perf_counter()
         try:
-            return original(key)
+            return original(key, scope)
         finally:
             if current["page"]:
                 elapsed = time.perf_counter() - started

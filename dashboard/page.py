@@ -13,7 +13,7 @@ from dashboard import queries
 from dashboard.data import SchemaMissing, fetch
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
-from dashboard.metrics import alert_episodes, format_age
+from dashboard.presentation import alert_episodes, format_age
 from schema.client import ClickHouseUnavailable
 
 STATE_KEY = "labelpulse_view_state"

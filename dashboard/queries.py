@@ -1,8 +1,8 @@
 """What each view asks ClickHouse: SQL and parameters, no I/O.
 
 Every query reads rollups (or the workers' small derived tables), never raw events over a
-range, and every value from the user travels as a bound parameter. Hourly rollups are read
-from the hour that contains `start`, so a range never silently drops its first partial hour.
+range, and every value from the user travels as a bound parameter. Metrics and the rows a range
+covers are as schema.metric_definitions defines them, for the dashboard as for every other way out.
 """
 
 from __future__ import annotations
@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from schema.tables import exact_quantile
+from schema import metric_definitions as metric
+from schema.metric_definitions import exact_quantile, in_hours, in_minutes
+
+START, END = "{start:DateTime64(3, 'UTC')}", "{end:DateTime64(3, 'UTC')}"
+IN_MINUTES, IN_HOURS = in_minutes(START, END), in_hours(START, END)  # the rows of the range in a rollup
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,13 @@ class Query:
         return self.sql, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in self.parameters.items()))
 
 
-def _where(filters: Filters, time_column: str, *, annotator: bool = False, label: bool = False) -> tuple[str, dict]:
-    clauses = [f"{time_column} >= {{start:DateTime64(3, 'UTC')}}", f"{time_column} < {{end:DateTime64(3, 'UTC')}}"]
+def _between(column: str) -> str:
+    return f"{column} >= {START} AND {column} < {END}"
+
+
+def _where(filters: Filters, rows: str, *, annotator: bool = False, label: bool = False) -> tuple[str, dict]:
+    """`rows` (IN_MINUTES, IN_HOURS, _between(column)) and the chosen subsets, with their parameters."""
+    clauses = [rows]
     parameters: dict[str, Any] = {"start": filters.start, "end": filters.end}
     if filters.projects:
         clauses.append("project_id IN {projects:Array(String)}")
@@ -81,18 +90,6 @@ def _over_window(view: str, filters: Filters, order_by: str) -> Query:
     )
 
 
-def _hourly(filters: Filters) -> Filters:
-    """Hour rollups: widen the start to its hour."""
-    return Filters(
-        filters.start.replace(minute=0, second=0, microsecond=0),
-        filters.end,
-        filters.projects,
-        filters.annotators,
-        filters.labels,
-        filters.sources,
-    )
-
-
 # Bucket widths for time series, in seconds, and what a chart calls them.
 BUCKETS = {60: "minute", 300: "5 min", 900: "15 min", 3600: "hour", 6 * 3600: "6 h", 86_400: "day", 7 * 86_400: "week"}
 
@@ -118,26 +115,26 @@ def project_names() -> Query:
 
 
 def annotator_names(filters: Filters) -> Query:
-    where, parameters = _where(_hourly(filters), "hour")
+    where, parameters = _where(filters, IN_HOURS)
     return Query(f"SELECT DISTINCT annotator_id FROM rollup_annotator_hour WHERE {where} ORDER BY 1", parameters)
 
 
 def label_names(filters: Filters) -> Query:
-    where, parameters = _where(_hourly(filters), "hour")
+    where, parameters = _where(filters, IN_HOURS)
     return Query(f"SELECT DISTINCT label FROM rollup_label_hour WHERE {where} ORDER BY 1 LIMIT 500", parameters)
 
 
 def project_totals(filters: Filters) -> Query:
     """Per project over the range: volumes and active annotators."""
-    where, parameters = _where(filters, "minute")
+    where, parameters = _where(filters, IN_MINUTES)
     return Query(
         f"""
 SELECT
     project_id,
-    sum(annotations_submitted) AS annotations,
+    {metric.ANNOTATIONS_SUBMITTED.sql()} AS annotations,
     sum(annotations_skipped) AS skips,
-    sum(tasks_created) AS tasks_created,
-    sum(tasks_completed) AS tasks_completed,
+    {metric.TASKS_CREATED.sql()} AS tasks_created,
+    {metric.TASKS_COMPLETED.sql()} AS tasks_completed,
     sum(reviews_completed) AS reviews,
     uniqMerge(annotators) AS annotators
 FROM rollup_project_minute
@@ -149,18 +146,19 @@ ORDER BY project_id""",
 
 
 def backlog(filters: Filters, rate_window: timedelta = timedelta(hours=1)) -> Query:
-    """Per project: tasks created minus completed up to the end of the range (all history), and
-    completions in the last `rate_window` before it — the rate the ETA assumes."""
+    """Per project: the backlog at the end of the range, and completions in the last `rate_window`
+    before it — the rate the ETA assumes."""
     parameters: dict[str, Any] = {"end": filters.end, "rate_from": filters.end - rate_window}
     project = _only_projects(filters, parameters, "AND")
+    recently = in_minutes("{rate_from:DateTime64(3, 'UTC')}", END)
     return Query(
         f"""
 SELECT
     project_id,
-    toInt64(sum(tasks_created)) - toInt64(sum(tasks_completed)) AS backlog,
-    sumIf(tasks_completed, minute >= {{rate_from:DateTime64(3, 'UTC')}}) AS completed_recently
+    {metric.BACKLOG} AS backlog,
+    {metric.TASKS_COMPLETED.sql(recently)} AS completed_recently
 FROM rollup_project_minute
-WHERE minute < {{end:DateTime64(3, 'UTC')}} {project}
+WHERE minute < {END} {project}
 GROUP BY project_id
 ORDER BY project_id""",
         parameters,
@@ -169,15 +167,15 @@ ORDER BY project_id""",
 
 def throughput(filters: Filters) -> Query:
     """Per project and bucket: annotations, completed tasks, reviews."""
-    where, parameters = _where(filters, "minute")
+    where, parameters = _where(filters, IN_MINUTES)
     parameters["bucket"] = bucket_seconds(filters.span)
     return Query(
         f"""
 SELECT
     toStartOfInterval(minute, toIntervalSecond({{bucket:UInt32}})) AS bucket,
     project_id,
-    sum(annotations_submitted) AS annotations,
-    sum(tasks_completed) AS tasks_completed,
+    {metric.ANNOTATIONS_SUBMITTED.sql()} AS annotations,
+    {metric.TASKS_COMPLETED.sql()} AS tasks_completed,
     sum(reviews_completed) AS reviews
 FROM rollup_project_minute
 WHERE {where}
@@ -187,17 +185,21 @@ ORDER BY bucket, project_id""",
     )
 
 
+_REVIEW_OUTCOMES = f"""
+    {metric.REVIEWED.sql()} AS reviewed,
+    {metric.ACCEPTED.sql()} AS accepted,
+    {metric.FIXED.sql()} AS fixed,
+    {metric.REJECTED.sql()} AS rejected,
+    {metric.ACCEPTANCE_SCORE.sql()} AS acceptance_score,
+    {metric.REJECTION_RATE.sql()} AS rejection_rate"""
+
+
 def review_totals(filters: Filters, by: str = "project_id") -> Query:
     """Review verdicts over the range, per project (or per reviewed annotator)."""
-    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    where, parameters = _where(filters, IN_HOURS, annotator=True)
     return Query(
         f"""
-SELECT
-    {by},
-    sum(reviews) AS reviewed,
-    sumIf(reviews, verdict = 'accepted') AS accepted,
-    sumIf(reviews, verdict = 'fixed') AS fixed,
-    sumIf(reviews, verdict = 'rejected') AS rejected
+SELECT {by}, {_REVIEW_OUTCOMES}
 FROM rollup_review_hour
 WHERE {where}
 GROUP BY {by}
@@ -207,12 +209,14 @@ ORDER BY {by}""",
 
 
 def first_pass_totals(filters: Filters, by: str = "project_id") -> Query:
-    """Reviews, first-pass acceptances (accepted, never rejected before) and rework, per project or annotator."""
-    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    """Reviews, first-pass acceptances (accepted, never rejected before) and rework, per project or annotator.
+    first_pass_reviews: the reviews first-pass acceptance is judged on (none that came too late)."""
+    where, parameters = _where(filters, IN_HOURS, annotator=True)
+    first_pass = metric.FIRST_PASS_ACCEPTANCE
     return Query(
         f"""
-SELECT {by}, sum(reviews) AS first_reviews, sum(first_pass_accepted) AS first_pass_accepted,
-       sum(rework_reviews) AS rework_reviews
+SELECT {by}, {first_pass.trials.sql()} AS first_pass_reviews, {first_pass.successes.sql()} AS first_pass_accepted,
+       {first_pass.sql()} AS first_pass_acceptance, sum(rework_reviews) AS rework_reviews
 FROM rollup_review_rounds_hour
 WHERE {where}
 GROUP BY {by}
@@ -222,10 +226,13 @@ ORDER BY {by}""",
 
 
 def gold_totals(filters: Filters, by: str = "project_id") -> Query:
-    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    """Answers on gold tasks, how many were right, and gold accuracy (judge it from MIN_GOLD_ANSWERS on)."""
+    where, parameters = _where(filters, IN_HOURS, annotator=True)
+    gold = metric.GOLD_ACCURACY
     return Query(
         f"""
-SELECT {by}, sum(gold_answers) AS gold_answers, sum(gold_correct) AS gold_correct
+SELECT {by}, {gold.trials.sql()} AS gold_answers, {gold.successes.sql()} AS gold_correct,
+       {gold.sql()} AS gold_accuracy
 FROM rollup_gold_hour
 WHERE {where}
 GROUP BY {by}
@@ -242,7 +249,7 @@ def agreement(filters: Filters) -> Query:
 
 
 def label_throughput(filters: Filters) -> Query:
-    where, parameters = _where(_hourly(filters), "hour", label=True)
+    where, parameters = _where(filters, IN_HOURS, label=True)
     return Query(
         f"""
 SELECT label, source, sum(annotations) AS annotations,
@@ -257,13 +264,13 @@ LIMIT 200""",
 
 
 def handle_time_over_time(filters: Filters) -> Query:
-    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    where, parameters = _where(filters, IN_HOURS, annotator=True)
     return Query(
         f"""
 SELECT
     hour,
-    {exact_quantile("sumMap(handle_time_ms_counts)", 0.5)} / 1000 AS p50_s,
-    {exact_quantile("sumMap(handle_time_ms_counts)", 0.9)} / 1000 AS p90_s,
+    {exact_quantile(metric.HANDLE_TIME_MS_COUNTS, 0.5)} / 1000 AS p50_s,
+    {exact_quantile(metric.HANDLE_TIME_MS_COUNTS, 0.9)} / 1000 AS p90_s,
     sum(handle_time_count) AS timed
 FROM rollup_annotator_hour
 WHERE {where}
@@ -286,7 +293,7 @@ FROM (
         greatest(toStartOfInterval(minute, toIntervalSecond({{bucket:UInt32}})),
                  toStartOfInterval(toDateTime({{start:DateTime64(3, 'UTC')}}), toIntervalSecond({{bucket:UInt32}})))
             AS bucket,
-        toInt64(sum(tasks_created)) - toInt64(sum(tasks_completed)) AS net
+        {metric.BACKLOG} AS net
     FROM rollup_project_minute
     WHERE minute < {{end:DateTime64(3, 'UTC')}} {project}
     GROUP BY bucket
@@ -297,15 +304,10 @@ ORDER BY bucket""",
 
 
 def quality_over_time(filters: Filters) -> Query:
-    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    where, parameters = _where(filters, IN_HOURS, annotator=True)
     return Query(
         f"""
-SELECT
-    hour,
-    sum(reviews) AS reviewed,
-    sumIf(reviews, verdict = 'accepted') AS accepted,
-    sumIf(reviews, verdict = 'fixed') AS fixed,
-    sumIf(reviews, verdict = 'rejected') AS rejected
+SELECT hour, {_REVIEW_OUTCOMES}
 FROM rollup_review_hour
 WHERE {where}
 GROUP BY hour
@@ -315,21 +317,22 @@ ORDER BY hour""",
 
 
 def first_pass_over_time(filters: Filters) -> Query:
-    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    where, parameters = _where(filters, IN_HOURS, annotator=True)
+    first_pass = metric.FIRST_PASS_ACCEPTANCE
     return Query(
         f"""
-SELECT hour, sum(first_pass_accepted) / sum(reviews) AS first_pass_acceptance
+SELECT hour, {first_pass.sql()} AS first_pass_acceptance
 FROM rollup_review_rounds_hour
 WHERE {where}
 GROUP BY hour
-HAVING sum(reviews) > 0
+HAVING {first_pass.trials.sql()} > 0
 ORDER BY hour""",
         parameters,
     )
 
 
 def rejection_reasons(filters: Filters) -> Query:
-    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    where, parameters = _where(filters, IN_HOURS, annotator=True)
     return Query(
         f"""
 SELECT if(reason = '', '(no reason given)', reason) AS reason, sum(reviews) AS rejections
@@ -348,7 +351,7 @@ def pair_kappa(filters: Filters) -> Query:
 
 def confusion_pairs(filters: Filters) -> Query:
     """The label pairs annotators most often disagree on (each unordered pair once), from first answers."""
-    where, parameters = _where(filters, "labeled_at")
+    where, parameters = _where(filters, _between("labeled_at"))
     return Query(
         f"""
 SELECT least(label_a, label_b) AS label_1, greatest(label_a, label_b) AS label_2, sum(sign) AS disagreements
@@ -366,7 +369,7 @@ LIMIT 10""",
 
 
 def annotator_output(filters: Filters) -> Query:
-    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    where, parameters = _where(filters, IN_HOURS, annotator=True)
     return Query(
         f"""
 SELECT
@@ -375,8 +378,9 @@ SELECT
     sum(annotations_manual) AS manual,
     sum(annotations_model_assisted) AS model_assisted,
     sum(annotations_skipped) AS skips,
-    {exact_quantile("sumMap(handle_time_ms_counts)", 0.5)} / 1000 AS handle_p50_s,
-    {exact_quantile("sumMap(handle_time_ms_counts)", 0.9)} / 1000 AS handle_p90_s,
+    {metric.SKIP_RATE.sql()} AS skip_rate,
+    {exact_quantile(metric.HANDLE_TIME_MS_COUNTS, 0.5)} / 1000 AS handle_p50_s,
+    {exact_quantile(metric.HANDLE_TIME_MS_COUNTS, 0.9)} / 1000 AS handle_p90_s,
     min(first_event_at) AS first_event_at,
     max(last_event_at) AS last_event_at
 FROM rollup_annotator_hour
@@ -388,10 +392,10 @@ ORDER BY annotator_id""",
 
 
 def annotator_active_time(filters: Filters) -> Query:
-    where, parameters = _where(_hourly(filters), "hour", annotator=True)
+    where, parameters = _where(filters, IN_HOURS, annotator=True)
     return Query(
         f"""
-SELECT annotator_id, sum(active_ms) / 3600000 AS active_hours, sum(sessions) AS sessions
+SELECT annotator_id, {metric.ACTIVE_HOURS} AS active_hours, sum(sessions) AS sessions
 FROM rollup_active_hour
 WHERE {where}
 GROUP BY annotator_id
@@ -402,7 +406,7 @@ ORDER BY annotator_id""",
 
 def annotator_peer_agreement(filters: Filters) -> Query:
     """Per annotator: share of their first answers on overlapping tasks that equal a peer's on the same task."""
-    where, parameters = _where(filters, "labeled_at")
+    where, parameters = _where(filters, _between("labeled_at"))
     return Query(
         f"""
 SELECT annotator_id, sum(sign * (label_a = label_b)) / sum(sign) AS peer_agreement, sum(sign) AS peer_pairs
@@ -418,7 +422,7 @@ ORDER BY annotator_id""",
 
 def annotator_hours(filters: Filters, annotator_id: str) -> Query:
     """One annotator hour by hour: output, handle time, active time."""
-    where, parameters = _where(_hourly(filters), "hour")
+    where, parameters = _where(filters, IN_HOURS)
     parameters["annotator"] = annotator_id
     return Query(
         f"""
@@ -429,13 +433,13 @@ SELECT
     a.active_hours AS active_hours
 FROM (
     SELECT hour, sum(annotations_submitted) AS annotations,
-           {exact_quantile("sumMap(handle_time_ms_counts)", 0.5)} / 1000 AS handle_p50_s
+           {exact_quantile(metric.HANDLE_TIME_MS_COUNTS, 0.5)} / 1000 AS handle_p50_s
     FROM rollup_annotator_hour
     WHERE {where} AND annotator_id = {{annotator:String}}
     GROUP BY hour
 ) AS o
 LEFT JOIN (
-    SELECT hour, sum(active_ms) / 3600000 AS active_hours
+    SELECT hour, {metric.ACTIVE_HOURS} AS active_hours
     FROM rollup_active_hour
     WHERE {where} AND annotator_id = {{annotator:String}}
     GROUP BY hour
@@ -450,7 +454,7 @@ ORDER BY hour""",
 
 def ingest_over_time(filters: Filters) -> Query:
     """Events per second by bucket (by occurred_at) and ingest lag quantiles."""
-    where, parameters = _where(filters, "minute")
+    where, parameters = _where(filters, IN_MINUTES)
     parameters["bucket"] = bucket_seconds(filters.span)
     return Query(
         f"""
@@ -459,8 +463,8 @@ SELECT
     (sum(tasks_created) + sum(tasks_assigned) + sum(annotations_started) + sum(annotations_submitted)
      + sum(annotations_skipped) + sum(reviews_completed) + sum(tasks_completed)) / {{bucket:UInt32}}
         AS events_per_s,
-    quantileTDigestMerge(0.5)(ingest_lag_ms) / 1000 AS lag_p50_s,
-    quantileTDigestMerge(0.95)(ingest_lag_ms) / 1000 AS lag_p95_s,
+    {metric.ingest_lag_ms(0.5)} / 1000 AS lag_p50_s,
+    {metric.ingest_lag_ms(0.95)} / 1000 AS lag_p95_s,
     sum(late_events) AS late_events
 FROM rollup_project_minute
 WHERE {where}
@@ -468,6 +472,11 @@ GROUP BY bucket
 ORDER BY bucket""",
         parameters,
     )
+
+
+def arrivals(filters: Filters) -> Query:
+    """Messages that arrived in the range: dead letters and events stored (schema.metric_definitions.arrivals)."""
+    return Query(metric.arrivals(START, END), {"start": filters.start, "end": filters.end})
 
 
 def dead_letters_by_reason(filters: Filters) -> Query:

@@ -120,7 +120,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _load(rules_dir: Path) -> Any:
-    from alerts import metrics
+    from alerts import telemetry as metrics
     from alerts.rules import load_rules
 
     if not rules_dir.is_dir():

@@ -5,7 +5,9 @@ Three layers:
 - rollups: AggregatingMergeTree tables fed by materialized views, holding mergeable states
   (counts as sums, quantiles as t-digest states, distinct counts as uniq states) so any time
   range and grouping is answered without scanning raw events;
-- analyst views: the rollups finalized per bucket, with a comment on every column.
+- analyst views: the rollups finalized per bucket, with a comment on every column. Their metric columns
+  are the metrics' one definition (schema.metric_definitions); a view's comment says when no code reads it
+  and it is there for analysts alone.
 
 Sort keys follow the questions people ask — project first, then annotator, then time —
 not time alone.
@@ -13,6 +15,7 @@ not time alone.
 
 from __future__ import annotations
 
+from schema import metric_definitions as metric
 from schema.ddl import Column, MaterializedView, SchemaObject, Table, View
 
 UTC_MS = "DateTime64(3, 'UTC')"
@@ -63,17 +66,6 @@ def _position(what: str) -> tuple[Column, ...]:
         KAFKA_TOPIC_ID,
         Column("kafka_partition", "UInt32", "Its partition"),
         Column("kafka_offset", "UInt64", "Its offset"),
-    )
-
-
-def exact_quantile(value_counts: str, level: float) -> str:
-    """SQL for the `level` quantile of a value -> count map (VALUE_COUNTS merged with sumMap), exact and
-    linear between the closest ranks, as numpy, pandas and quantileExactInclusive define it; NULL when
-    there is no value. The one definition every handle-time quantile uses."""
-    return (
-        f"if(empty(mapFilter((v, c) -> c > 0, {value_counts})), NULL, "
-        f"arrayReduce('quantileExactInclusive({level})', "
-        f"arrayFlatten(mapValues(mapApply((v, c) -> (v, arrayWithConstant(greatest(c, 0), v)), {value_counts})))))"
     )
 
 
@@ -513,7 +505,7 @@ _HOUR = Column("hour", "DateTime('UTC')", "Start of the hour, UTC")
 
 PROJECT_THROUGHPUT_MINUTE = View(
     name="project_throughput_minute",
-    comment="Throughput per project and minute. For other buckets, sum these columns.",
+    comment="Throughput per project and minute, for analysts (no code reads it). For other buckets, sum these columns.",
     columns=(
         _PROJECT,
         Column("minute", "DateTime('UTC')", "Start of the minute, UTC"),
@@ -528,7 +520,7 @@ PROJECT_THROUGHPUT_MINUTE = View(
         Column("ingest_lag_p95_ms", "Float64", "95th percentile of received_at - occurred_at, ms"),
         Column("last_occurred_at", UTC_MS, "Latest occurred_at in the minute"),
     ),
-    select="""
+    select=f"""
 SELECT
     project_id,
     minute,
@@ -539,8 +531,8 @@ SELECT
     sum(tasks_completed) AS tasks_completed,
     uniqMerge(annotators) AS active_annotators,
     sum(late_events) AS late_events,
-    quantileTDigestMerge(0.5)(ingest_lag_ms) AS ingest_lag_p50_ms,
-    quantileTDigestMerge(0.95)(ingest_lag_ms) AS ingest_lag_p95_ms,
+    {metric.ingest_lag_ms(0.5)} AS ingest_lag_p50_ms,
+    {metric.ingest_lag_ms(0.95)} AS ingest_lag_p95_ms,
     max(last_occurred_at) AS last_occurred_at
 FROM rollup_project_minute
 GROUP BY project_id, minute
@@ -550,9 +542,9 @@ GROUP BY project_id, minute
 ANNOTATOR_PRODUCTIVITY_HOUR = View(
     name="annotator_productivity_hour",
     comment=(
-        "Output and handle time per annotator and hour. Quantiles are exact, per hour; for other ranges "
-        "merge rollup_annotator_hour.handle_time_ms_counts with sumMap and take quantileExactInclusive "
-        "of the values repeated by their counts (schema.tables.exact_quantile)."
+        "Output and handle time per annotator and hour, for analysts (no code reads it). Quantiles are exact, "
+        "per hour; for other ranges merge rollup_annotator_hour.handle_time_ms_counts with sumMap and take "
+        "quantileExactInclusive of the values repeated by their counts (schema.metric_definitions.exact_quantile)."
     ),
     columns=(
         _PROJECT,
@@ -577,12 +569,10 @@ SELECT
     sum(annotations_manual) AS annotations_manual,
     sum(annotations_model_assisted) AS annotations_model_assisted,
     sum(annotations_skipped) AS annotations_skipped,
-    if(annotations_submitted + annotations_skipped = 0, NULL,
-       annotations_skipped / (annotations_submitted + annotations_skipped)) AS skip_rate,
-    {exact_quantile("sumMap(handle_time_ms_counts)", 0.5)} AS handle_time_p50_ms,
-    {exact_quantile("sumMap(handle_time_ms_counts)", 0.9)} AS handle_time_p90_ms,
-    if(sum(handle_time_count) = 0, NULL, sum(handle_time_ms_sum) / sum(handle_time_count))
-        AS handle_time_mean_ms,
+    {metric.SKIP_RATE.sql()} AS skip_rate,
+    {metric.exact_quantile(metric.HANDLE_TIME_MS_COUNTS, 0.5)} AS handle_time_p50_ms,
+    {metric.exact_quantile(metric.HANDLE_TIME_MS_COUNTS, 0.9)} AS handle_time_p90_ms,
+    {metric.HANDLE_TIME_MEAN_MS} AS handle_time_mean_ms,
     uniqMerge(tasks) AS tasks
 FROM rollup_annotator_hour
 GROUP BY project_id, annotator_id, hour
@@ -591,7 +581,10 @@ GROUP BY project_id, annotator_id, hour
 
 LABEL_THROUGHPUT_HOUR = View(
     name="label_throughput_hour",
-    comment="Submissions per label class, source and hour, with model pre-label acceptance.",
+    comment=(
+        "Submissions per label class, source and hour, with model pre-label acceptance, for analysts "
+        "(no code reads it)."
+    ),
     columns=(
         _PROJECT,
         Column("label", "String", "Submitted label"),
@@ -601,7 +594,7 @@ LABEL_THROUGHPUT_HOUR = View(
         Column("prelabeled", "UInt64", "Submissions offered a model pre-label"),
         Column("prelabel_acceptance", "Nullable(Float64)", "Share of pre-labels kept unchanged"),
     ),
-    select="""
+    select=f"""
 SELECT
     project_id,
     label,
@@ -609,7 +602,7 @@ SELECT
     hour,
     sum(annotations) AS annotations,
     sum(prelabeled) AS prelabeled,
-    if(prelabeled = 0, NULL, sum(prelabel_kept) / prelabeled) AS prelabel_acceptance
+    {metric.PRELABEL_ACCEPTANCE.sql()} AS prelabel_acceptance
 FROM rollup_label_hour
 GROUP BY project_id, label, source, hour
 """,
@@ -618,8 +611,8 @@ GROUP BY project_id, label, source, hour
 REVIEW_OUTCOMES_HOUR = View(
     name="review_outcomes_hour",
     comment=(
-        "Review verdicts per reviewed annotator and hour. acceptance_score = (accepted + fixed) / "
-        "reviewed; rejection_rate = rejected / reviewed."
+        "Review verdicts per reviewed annotator and hour, for analysts (no code reads it). acceptance_score = "
+        "(accepted + fixed) / reviewed; rejection_rate = rejected / reviewed."
     ),
     columns=(
         _PROJECT,
@@ -634,17 +627,17 @@ REVIEW_OUTCOMES_HOUR = View(
         Column("review_time_p50_ms", "Nullable(Float64)", "Median review time, ms (t-digest)"),
         Column("review_time_mean_ms", "Nullable(Float64)", "Mean review time, ms"),
     ),
-    select="""
+    select=f"""
 SELECT
     project_id,
     annotator_id,
     hour,
-    sum(reviews) AS reviewed,
-    sumIf(reviews, verdict = 'accepted') AS accepted,
-    sumIf(reviews, verdict = 'fixed') AS fixed,
-    sumIf(reviews, verdict = 'rejected') AS rejected,
-    if(reviewed = 0, NULL, (accepted + fixed) / reviewed) AS acceptance_score,
-    if(reviewed = 0, NULL, rejected / reviewed) AS rejection_rate,
+    {metric.REVIEWED.sql()} AS reviewed,
+    {metric.ACCEPTED.sql()} AS accepted,
+    {metric.FIXED.sql()} AS fixed,
+    {metric.REJECTED.sql()} AS rejected,
+    {metric.ACCEPTANCE_SCORE.sql()} AS acceptance_score,
+    {metric.REJECTION_RATE.sql()} AS rejection_rate,
     if(sum(review_time_count) = 0, NULL, quantileTDigestMerge(0.5)(review_time_ms)) AS review_time_p50_ms,
     if(sum(review_time_count) = 0, NULL, sum(review_time_ms_sum) / sum(review_time_count))
         AS review_time_mean_ms
@@ -656,8 +649,8 @@ GROUP BY project_id, annotator_id, hour
 GOLD_ACCURACY_HOUR = View(
     name="gold_accuracy_hour",
     comment=(
-        "Honeypot answers per annotator and hour. Judge accuracy over enough items: sum "
-        "gold_answers and gold_correct over the range first, then divide."
+        "Honeypot answers per annotator and hour, for analysts (no code reads it). Judge accuracy over enough "
+        "items: sum gold_answers and gold_correct over the range first, then divide."
     ),
     columns=(
         _PROJECT,
@@ -667,14 +660,14 @@ GOLD_ACCURACY_HOUR = View(
         Column("gold_correct", "Int64", "Answers equal to the gold label"),
         Column("gold_accuracy", "Nullable(Float64)", "gold_correct / gold_answers"),
     ),
-    select="""
+    select=f"""
 SELECT
     project_id,
     annotator_id,
     hour,
-    sum(gold_answers) AS gold_answers,
-    sum(gold_correct) AS gold_correct,
-    if(gold_answers = 0, NULL, gold_correct / gold_answers) AS gold_accuracy
+    {metric.GOLD_ACCURACY.trials.sql()} AS gold_answers,
+    {metric.GOLD_ACCURACY.successes.sql()} AS gold_correct,
+    {metric.GOLD_ACCURACY.sql()} AS gold_accuracy
 FROM rollup_gold_hour
 GROUP BY project_id, annotator_id, hour
 """,
@@ -939,8 +932,8 @@ GROUP BY project_id, annotator_id, hour
 ANNOTATOR_ACTIVE_HOUR = View(
     name="annotator_active_hour",
     comment=(
-        "Active time per annotator and hour: gaps between an annotator's annotation events shorter "
-        "than the workers' idle threshold (LABELPULSE_IDLE_THRESHOLD_S, default 100 s)."
+        "Active time per annotator and hour, for analysts (no code reads it): gaps between an annotator's "
+        "annotation events shorter than the workers' idle threshold (LABELPULSE_IDLE_THRESHOLD_S, default 100 s)."
     ),
     columns=(
         _PROJECT,
@@ -949,8 +942,8 @@ ANNOTATOR_ACTIVE_HOUR = View(
         Column("active_hours", "Float64", "Active time, hours"),
         Column("sessions", "Int64", "Sessions started (first event after an idle gap)"),
     ),
-    select="""
-SELECT project_id, annotator_id, hour, sum(active_ms) / 3600000 AS active_hours, sum(sessions) AS sessions
+    select=f"""
+SELECT project_id, annotator_id, hour, {metric.ACTIVE_HOURS} AS active_hours, sum(sessions) AS sessions
 FROM rollup_active_hour
 GROUP BY project_id, annotator_id, hour
 """,
@@ -1055,7 +1048,10 @@ HAVING sum(sign) > 0
 
 FIRST_PASS_HOUR = View(
     name="first_pass_hour",
-    comment="First-pass acceptance and rework per reviewed annotator and hour. Sum counts over a range, then divide.",
+    comment=(
+        "First-pass acceptance and rework per reviewed annotator and hour, for analysts (no code reads it). Sum "
+        "counts over a range, then divide."
+    ),
     columns=(
         _PROJECT,
         _ANNOTATOR,
@@ -1066,14 +1062,14 @@ FIRST_PASS_HOUR = View(
         Column("rework_reviews", "Int64", "Reviews of work rejected before"),
         Column("max_round", "UInt16", "Most review rounds one piece of work needed"),
     ),
-    select="""
+    select=f"""
 SELECT
     project_id,
     annotator_id,
     hour,
-    sum(reviews) AS reviews,
-    sum(first_pass_accepted) AS first_pass_accepted,
-    if(reviews = 0, NULL, first_pass_accepted / reviews) AS first_pass_acceptance,
+    {metric.FIRST_PASS_ACCEPTANCE.trials.sql()} AS reviews,
+    {metric.FIRST_PASS_ACCEPTANCE.successes.sql()} AS first_pass_accepted,
+    {metric.FIRST_PASS_ACCEPTANCE.sql()} AS first_pass_acceptance,
     sum(rework_reviews) AS rework_reviews,
     max(max_round) AS max_round
 FROM rollup_review_rounds_hour

@@ -26,7 +26,7 @@ from faust.types import TP
 
 from schema.client import connect
 from schema.events import EventError
-from streams import metrics
+from streams import telemetry as metrics
 from streams.activity import ActivityTracker, encode_activity
 from streams.changelog import Changes, TableStateStore
 from streams.crash_journal import CrashJournal, process_noting

@@ -12,7 +12,7 @@ from alerts.settings import EvaluatorSettings
 from schema.client import ClickHouseSettings
 from schema.config import ConfigError
 from tests.conftest import run_cli
-from tests.test_alert_kinds import event, store
+from tests.test_alert_conditions import event, store
 
 
 def test_check_lists_the_default_rules() -> None:

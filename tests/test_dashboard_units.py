@@ -10,7 +10,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from dashboard import queries
 from dashboard.filters import ViewState, from_params, to_params
-from dashboard.metrics import (
+from dashboard.presentation import (
     alert_episodes,
     delta,
     eta,
@@ -18,9 +18,9 @@ from dashboard.metrics import (
     format_age,
     format_count,
     format_duration,
-    ratio,
 )
 from dashboard.queries import Filters
+from schema.metric_definitions import ratio
 from schema.stats import wilson_interval
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -132,8 +132,9 @@ def test_user_values_are_bound_as_parameters_never_pasted_into_sql() -> None:
 
 
 def test_hour_rollups_are_read_from_the_hour_containing_the_start() -> None:
-    filters = Filters(datetime(2026, 11, 23, 9, 40, tzinfo=UTC), NOW)
-    assert queries.annotator_output(filters).parameters["start"] == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    query = queries.annotator_output(Filters(datetime(2026, 11, 23, 9, 40, tzinfo=UTC), NOW))
+    assert "hour >= toStartOfHour({start:DateTime64(3, 'UTC')})" in query.sql
+    assert query.parameters["start"] == datetime(2026, 11, 23, 9, 40, tzinfo=UTC)
 
 
 def test_buckets_keep_charts_readable_for_any_range() -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from alerts import metrics
+from alerts import telemetry
 from alerts.evaluator import Evaluator
 from alerts.notify import Alertmanager, Notice, SendError, Webhook
 from alerts.rules import Rule, load_rule_file
 from alerts.state import State
 from labelpulse.net import free_port
 from tests.recorder import HttpRecorder
-from tests.test_alert_kinds import event, store
+from tests.test_alert_conditions import event, store
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -163,7 +163,7 @@ def test_a_restart_during_pending_keeps_counting_for_from_the_first_evaluation(r
 def test_a_failing_rule_is_counted_and_the_others_still_run(refused: Client, tmp_path: Path) -> None:
     refused.command("DROP TABLE dead_letters")
     evaluator = Evaluator(rules(tmp_path), lambda: refused, clock=Clock(T0 + timedelta(hours=2)))
-    errors = metrics.RULE_ERRORS.labels("DeadLetterRateHigh")
+    errors = telemetry.RULE_ERRORS.labels("DeadLetterRateHigh")
     before = errors._value.get()
     transitions = evaluator.evaluate_group(evaluator.groups[0])
     assert errors._value.get() == before + 1
@@ -174,8 +174,8 @@ def test_a_failing_rule_is_counted_and_the_others_still_run(refused: Client, tmp
 def test_alert_gauges_count_instances_by_state(refused: Client, tmp_path: Path) -> None:
     evaluator = Evaluator(rules(tmp_path), lambda: refused, clock=Clock(T0))
     evaluator.evaluate_group(evaluator.groups[0])
-    assert metrics.ALERTS.labels("DeadLetterRateHigh", "page", "pending")._value.get() == 1
-    assert metrics.ALERTS.labels("DeadLetterRateHigh", "page", "firing")._value.get() == 0
+    assert telemetry.ALERTS.labels("DeadLetterRateHigh", "page", "pending")._value.get() == 1
+    assert telemetry.ALERTS.labels("DeadLetterRateHigh", "page", "firing")._value.get() == 0
 
 
 @pytest.fixture

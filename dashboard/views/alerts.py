@@ -10,8 +10,8 @@ import streamlit as st
 from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
-from dashboard.metrics import alert_episodes, format_duration
 from dashboard.page import live
+from dashboard.presentation import alert_episodes, format_duration
 
 NOT_RUNNING = (
     "No alert has ever changed state here. Alerts come from the evaluator: `labelpulse alerts` "

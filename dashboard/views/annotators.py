@@ -8,8 +8,9 @@ import streamlit as st
 from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
-from dashboard.metrics import MIN_GOLD_ITEMS, flag_outliers
 from dashboard.page import live, not_enough_data
+from dashboard.presentation import flag_outliers
+from schema.metric_definitions import MIN_GOLD_ANSWERS
 from schema.stats import wilson_interval
 
 COLUMNS = {
@@ -28,7 +29,7 @@ COLUMNS = {
     ),
     "acceptance": st.column_config.NumberColumn("Acceptance", format="percent", help="(accepted + fixed) ÷ reviewed"),
     "gold_accuracy": st.column_config.NumberColumn(
-        "Gold accuracy", format="percent", help=f"Shown from {MIN_GOLD_ITEMS} gold answers on"
+        "Gold accuracy", format="percent", help=f"Shown from {MIN_GOLD_ANSWERS} gold answers on"
     ),
     "gold_ci": st.column_config.TextColumn("Gold 95 % CI"),
     "gold_answers": st.column_config.NumberColumn("Gold N", format="%d"),
@@ -43,25 +44,20 @@ def annotator_table(filters: queries.Filters) -> pd.DataFrame:
     if output.empty:
         return pd.DataFrame(columns=list(COLUMNS))
     table = output.merge(fetch(queries.annotator_active_time(filters)), on="annotator_id", how="left")
-    reviews = fetch(queries.review_totals(filters, by="annotator_id"))
+    reviews = fetch(queries.review_totals(filters, by="annotator_id")).rename(
+        columns={"acceptance_score": "acceptance"}
+    )
     table = table.merge(reviews, on="annotator_id", how="left")
     table = table.merge(fetch(queries.gold_totals(filters, by="annotator_id")), on="annotator_id", how="left")
     table = table.merge(fetch(queries.first_pass_totals(filters, by="annotator_id")), on="annotator_id", how="left")
     table = table.merge(fetch(queries.annotator_peer_agreement(filters)), on="annotator_id", how="left")
-    for column in ("active_hours", "reviewed", "accepted", "fixed", "gold_answers", "gold_correct", "first_reviews"):
+    for column in ("active_hours", "reviewed", "accepted", "fixed", "gold_answers", "gold_correct"):
         table[column] = table[column].fillna(0)
     table["per_active_hour"] = (table["annotations"] / table["active_hours"]).where(table["active_hours"] > 0)
     table["model_assisted_share"] = (table["model_assisted"] / table["annotations"]).where(table["annotations"] > 0)
-    worked = table["annotations"] + table["skips"]
-    table["skip_rate"] = (table["skips"] / worked).where(worked > 0)
-    table["acceptance"] = ((table["accepted"] + table["fixed"]) / table["reviewed"]).where(table["reviewed"] > 0)
-    table["first_pass_acceptance"] = (table["first_pass_accepted"] / table["first_reviews"]).where(
-        table["first_reviews"] > 0
-    )
-    enough_gold = table["gold_answers"] >= MIN_GOLD_ITEMS
-    table["gold_accuracy"] = (table["gold_correct"] / table["gold_answers"]).where(enough_gold)
+    table["gold_accuracy"] = table["gold_accuracy"].where(table["gold_answers"] >= MIN_GOLD_ANSWERS)
     table["gold_ci"] = [
-        _interval(wilson_interval(int(c), int(n))) if n >= MIN_GOLD_ITEMS else "not enough gold"
+        _interval(wilson_interval(int(c), int(n))) if n >= MIN_GOLD_ANSWERS else "not enough gold"
         for c, n in zip(table["gold_correct"], table["gold_answers"], strict=True)
     ]
     table["gold_answers"] = table["gold_answers"].astype("int64")

@@ -10,15 +10,16 @@ import streamlit as st
 from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
-from dashboard.metrics import MIN_GOLD_ITEMS, delta, eta, format_age, format_count, format_duration, format_share, ratio
 from dashboard.page import firing_episodes, live, not_enough_data
+from dashboard.presentation import delta, eta, format_age, format_count, format_duration, format_share
+from schema.metric_definitions import MIN_GOLD_ANSWERS, per_hour, ratio
 
 
 def project_summary(filters: queries.Filters) -> pd.DataFrame:
     """One row per project: volumes, backlog and ETA, quality — the side-by-side table and the KPI inputs."""
     totals = fetch(queries.project_totals(filters))
     backlog = fetch(queries.backlog(filters))
-    reviews = fetch(queries.review_totals(filters))
+    reviews = fetch(queries.review_totals(filters)).rename(columns={"acceptance_score": "acceptance"})
     gold = fetch(queries.gold_totals(filters))
     first_pass = fetch(queries.first_pass_totals(filters))
     agreement = fetch(queries.agreement(filters))[["project_id", "percent_agreement", "krippendorff_alpha", "tasks"]]
@@ -43,16 +44,8 @@ def project_summary(filters: queries.Filters) -> pd.DataFrame:
         "gold_correct",
     ]
     summary[counts] = summary[counts].fillna(0).astype("int64")
-    hours = filters.span.total_seconds() / 3600
-    summary["annotations_per_hour"] = summary["annotations"] / hours
-    summary["acceptance"] = ((summary["accepted"] + summary["fixed"]) / summary["reviewed"]).where(
-        summary["reviewed"] > 0
-    )
-    summary["first_pass_acceptance"] = (summary["first_pass_accepted"] / summary["first_reviews"]).where(
-        summary["first_reviews"] > 0
-    )
-    enough_gold = summary["gold_answers"] >= MIN_GOLD_ITEMS
-    summary["gold_accuracy"] = (summary["gold_correct"] / summary["gold_answers"]).where(enough_gold)
+    summary["annotations_per_hour"] = summary["annotations"].map(lambda n: per_hour(n, filters.span))
+    summary["gold_accuracy"] = summary["gold_accuracy"].where(summary["gold_answers"] >= MIN_GOLD_ANSWERS)
     summary["eta"] = [
         format_duration(eta(int(b), float(r)))
         for b, r in zip(summary["backlog"], summary["completed_recently"], strict=True)
@@ -67,10 +60,10 @@ def kpis(state: ViewState, now: pd.DataFrame) -> None:
     def total(frame: pd.DataFrame, column: str) -> float:
         return float(frame[column].sum()) if not frame.empty else 0.0
 
-    hours = state.filters.span.total_seconds() / 3600
-    rate_now, rate_before = total(now, "annotations") / hours, total(before, "annotations") / hours
-    first_pass_now = ratio(total(now, "first_pass_accepted"), total(now, "first_reviews"))
-    first_pass_before = ratio(total(before, "first_pass_accepted"), total(before, "first_reviews"))
+    span = state.filters.span
+    rate_now, rate_before = per_hour(total(now, "annotations"), span), per_hour(total(before, "annotations"), span)
+    first_pass_now = ratio(total(now, "first_pass_accepted"), total(now, "first_pass_reviews"))
+    first_pass_before = ratio(total(before, "first_pass_accepted"), total(before, "first_pass_reviews"))
     gold_now = ratio(total(now, "gold_correct"), total(now, "gold_answers"))
     gold_before = ratio(total(before, "gold_correct"), total(before, "gold_answers"))
     backlog = int(total(now, "backlog"))
@@ -102,9 +95,9 @@ def kpis(state: ViewState, now: pd.DataFrame) -> None:
     )
     columns[4].metric(
         "Gold accuracy",
-        format_share(gold_now) if total(now, "gold_answers") >= MIN_GOLD_ITEMS else "–",
-        _delta(gold_now, gold_before) if total(now, "gold_answers") >= MIN_GOLD_ITEMS else None,
-        help=f"Correct honeypot answers ÷ honeypot answers; shown from {MIN_GOLD_ITEMS} answers on.",
+        format_share(gold_now) if total(now, "gold_answers") >= MIN_GOLD_ANSWERS else "–",
+        _delta(gold_now, gold_before) if total(now, "gold_answers") >= MIN_GOLD_ANSWERS else None,
+        help=f"Correct honeypot answers ÷ honeypot answers; shown from {MIN_GOLD_ANSWERS} answers on.",
     )
     alpha = now["krippendorff_alpha"].dropna()
     columns[5].metric(

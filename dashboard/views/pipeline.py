@@ -12,6 +12,7 @@ from dashboard.data import fetch, settings
 from dashboard.filters import ViewState
 from dashboard.lag import LagUnavailable, consumer_lag
 from dashboard.page import firing_episodes, live, view_state
+from schema.metric_definitions import dead_letter_ratio
 
 
 @st.cache_resource
@@ -52,8 +53,7 @@ def render(state: ViewState) -> None:
     st.header("Pipeline")
     ingest = fetch(queries.ingest_over_time(state.filters))
     dead = fetch(queries.dead_letters_by_reason(state.filters))
-    total_events = float((ingest["events_per_s"] * queries.bucket_seconds(state.filters.span)).sum())
-    total_dead = int(dead["dead_letters"].sum()) if not dead.empty else 0
+    arrived = fetch(queries.arrivals(state.filters)).iloc[0]
     columns = st.columns(6)
     columns[0].metric(
         "Events in / s",
@@ -65,9 +65,14 @@ def render(state: ViewState) -> None:
         f"{ingest['lag_p95_s'].iloc[-1]:,.1f} s" if not ingest.empty else "–",
         help="received_at − occurred_at: the producer's and the worker's delay together",
     )
+    total_dead = int(arrived["dead_letters"])
     columns[2].metric("Dead letters", f"{total_dead:,}", help="Refused messages in the range, by when they arrived")
-    rate = total_dead / (total_dead + total_events) if total_dead + total_events else None
-    columns[3].metric("Dead-letter rate", f"{rate:.2%}" if rate is not None else "–")
+    rate = dead_letter_ratio(total_dead, int(arrived["stored"]))
+    columns[3].metric(
+        "Dead-letter rate",
+        f"{rate:.2%}" if rate is not None else "–",
+        help="Refused messages ÷ all messages that arrived in the range",
+    )
     lag_panel(columns[4])
     late = int(ingest["late_events"].sum()) if not ingest.empty else 0
     columns[5].metric(

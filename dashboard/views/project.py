@@ -9,8 +9,9 @@ from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
-from dashboard.metrics import MIN_GOLD_ITEMS, eta, format_duration
 from dashboard.page import live, not_enough_data
+from dashboard.presentation import eta, format_duration
+from schema.metric_definitions import MIN_GOLD_ANSWERS
 from schema.stats import wilson_interval
 
 
@@ -80,8 +81,7 @@ def render(state: ViewState) -> None:
     if quality.empty or quality["reviewed"].sum() == 0:
         right.info("**Review quality: not enough data.** No reviews in this range.")
     else:
-        quality["acceptance"] = (quality["accepted"] + quality["fixed"]) / quality["reviewed"]
-        quality["rejection rate"] = quality["rejected"] / quality["reviewed"]
+        quality = quality.rename(columns={"acceptance_score": "acceptance", "rejection_rate": "rejection rate"})
         first_pass = fetch(queries.first_pass_over_time(filters)).rename(
             columns={"first_pass_acceptance": "first-pass acceptance"}
         )
@@ -131,10 +131,10 @@ def render(state: ViewState) -> None:
 def gold_panel(column: st.delta_generator.DeltaGenerator, filters: queries.Filters) -> None:
     gold = fetch(queries.gold_totals(filters))
     answers, correct = int(gold["gold_answers"].sum()), int(gold["gold_correct"].sum())
-    if answers < MIN_GOLD_ITEMS:
+    if answers < MIN_GOLD_ANSWERS:
         column.info(
             f"**Gold accuracy: not enough data.** {answers} honeypot answers in this range; accuracy is "
-            f"judged from {MIN_GOLD_ITEMS} on. Add gold tasks to the project or widen the range."
+            f"judged from {MIN_GOLD_ANSWERS} on. Add gold tasks to the project or widen the range."
         )
         return
     low, high = wilson_interval(correct, answers) or (0.0, 0.0)
@@ -147,7 +147,7 @@ def gold_panel(column: st.delta_generator.DeltaGenerator, filters: queries.Filte
     )
     hourly = fetch(queries.gold_totals(filters, by="hour"))
     hourly = hourly[hourly["gold_answers"] > 0].copy()
-    hourly["accuracy"] = hourly["gold_correct"] / hourly["gold_answers"]
+    hourly = hourly.rename(columns={"gold_accuracy": "accuracy"})
     bounds = [
         wilson_interval(int(c), int(n)) for c, n in zip(hourly["gold_correct"], hourly["gold_answers"], strict=True)
     ]

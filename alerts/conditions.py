@@ -1,10 +1,13 @@
-"""One query per kind of rule: what holds at `now`, per label set (alerts.rules lists each kind's params).
+"""The condition of each kind of rule: for which label sets it holds at `now`, and with what value.
+
+alerts.rules lists each kind's params; here is one query per kind.
 
 `evaluate(client, kind, params, now)` asks ClickHouse for the few numbers a kind needs as of
 `now` (never anything after it, so a backtest can replay history) and returns the label sets
 for which the rule's condition holds, each with its value. Counts come from the rollups, where
 a kind needs order or exact per-item values (runs of answers, handle times) from the raw tables
-the rollups are built from; every value travels as a bound parameter.
+the rollups are built from; every value travels as a bound parameter. Each metric, and the rows
+a window covers, is the one schema.metric_definitions defines.
 
 What each kind measures (windows end at `now`; minute rollups count only whole minutes, so a
 rate is never diluted by the minute still filling):
@@ -37,7 +40,6 @@ rate is never diluted by the minute still filling):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,9 +50,16 @@ from clickhouse_connect.driver.client import Client
 from alerts.rules import Rule
 from alerts.schedule import Schedule
 from alerts.state import fingerprint
+from schema import metric_definitions as metric
+from schema.metric_definitions import in_hours, in_minutes
 from schema.stats import wilson_interval
 
 LOOKBACK_FOR_SILENCE = timedelta(days=7)  # no_events / pipeline_freshness: who counts as expected to speak
+# Bound parameters the queries share.
+NOW, SINCE, UNTIL = "{now:DateTime64(3, 'UTC')}", "{since:DateTime64(3, 'UTC')}", "{until:DateTime('UTC')}"
+WINDOW_FROM, WINDOW_TO = "{window_from:DateTime('UTC')}", "{window_to:DateTime('UTC')}"
+WEEK_FROM, WEEK_TO = "{week_from:DateTime('UTC')}", "{week_to:DateTime('UTC')}"
+ANNOTATIONS, GOLD = metric.ANNOTATIONS_SUBMITTED, metric.GOLD_ACCURACY
 
 
 @dataclass(frozen=True)
@@ -62,11 +71,11 @@ class Found:
 
 
 Rows = list[dict[str, Any]]
-Kind = Callable[[Client, dict[str, Any], datetime], list[Found]]
+Condition = Callable[[Client, dict[str, Any], datetime], list[Found]]
 
 
 def evaluate(client: Client, kind: str, params: dict[str, Any], now: datetime) -> list[Found]:
-    return KIND_QUERIES[kind](client, params, now)
+    return CONDITIONS[kind](client, params, now)
 
 
 def holding(client: Client, rule: Rule, now: datetime) -> dict[str, tuple[dict[str, str], float]]:
@@ -87,31 +96,30 @@ def _minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
 def throughput_drop(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:
     window_to = _minute(now)
     window_from = _minute(window_to - params["window"])
-    window_h = (window_to - window_from).total_seconds() / 3600
+    return judge_throughput(throughput(client, params, window_from, window_to), params, window_to - window_from)
+
+
+def throughput(client: Client, params: dict[str, Any], window_from: datetime, window_to: datetime) -> Rows:
+    """Per project: annotations in the window (current), their EWMA-weighted sum over the lookback before it
+    (weighted), and in the same window a week earlier (last_week)."""
     week = timedelta(days=7)
-    rows = _rows(
+    return _rows(
         client,
-        """
+        f"""
         SELECT
             project_id AS project,
-            sumIf(annotations_submitted, minute >= {window_from:DateTime('UTC')}) AS current,
+            {ANNOTATIONS.sql(in_minutes(WINDOW_FROM, WINDOW_TO))} AS current,
             sumIf(
                 annotations_submitted
-                    * pow(0.5, dateDiff('second', minute, {window_from:DateTime('UTC')}) / {half_life_s:Float64}),
-                minute < {window_from:DateTime('UTC')} AND minute >= {lookback_from:DateTime('UTC')}
+                    * pow(0.5, dateDiff('second', minute, {WINDOW_FROM}) / {{half_life_s:Float64}}),
+                {in_minutes("{lookback_from:DateTime('UTC')}", WINDOW_FROM)}
             ) AS weighted,
-            sumIf(annotations_submitted, minute >= {week_from:DateTime('UTC')} AND minute < {week_to:DateTime('UTC')})
-                AS last_week
+            {ANNOTATIONS.sql(in_minutes(WEEK_FROM, WEEK_TO))} AS last_week
         FROM rollup_project_minute
-        WHERE (minute >= {lookback_from:DateTime('UTC')} AND minute < {window_to:DateTime('UTC')})
-           OR (minute >= {week_from:DateTime('UTC')} AND minute < {week_to:DateTime('UTC')})
+        WHERE ({in_minutes("{lookback_from:DateTime('UTC')}", WINDOW_TO)}) OR ({in_minutes(WEEK_FROM, WEEK_TO)})
         GROUP BY project_id
         """,
         window_from=window_from,
@@ -121,10 +129,9 @@ def throughput_drop(client: Client, params: dict[str, Any], now: datetime) -> li
         week_from=window_from - week,
         week_to=window_to - week,
     )
-    return judge_throughput(rows, params, window_h)
 
 
-def judge_throughput(rows: Rows, params: dict[str, Any], window_h: float) -> list[Found]:
+def judge_throughput(rows: Rows, params: dict[str, Any], window: timedelta) -> list[Found]:
     lookback_minutes = int(params["lookback"].total_seconds() // 60)
     half_life_min = params["half_life"].total_seconds() / 60
     # The EWMA's weights over every minute of the lookback (quiet minutes count as zero).
@@ -134,8 +141,8 @@ def judge_throughput(rows: Rows, params: dict[str, Any], window_h: float) -> lis
         if params["baseline"] == "ewma":
             baseline = 60 * row["weighted"] / weights if weights else 0.0
         else:
-            baseline = row["last_week"] / window_h
-        current = row["current"] / window_h
+            baseline = metric.per_hour(row["last_week"], window)
+        current = metric.per_hour(row["current"], window)
         if baseline >= params["min_baseline_per_hour"] and current < params["drop_ratio"] * baseline:
             found.append(Found({"project": row["project"]}, current))
     return found
@@ -144,11 +151,10 @@ def judge_throughput(rows: Rows, params: dict[str, Any], window_h: float) -> lis
 def no_events(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:
     rows = _rows(
         client,
-        """
-        SELECT project_id AS project,
-            greatest(0, dateDiff('millisecond', max(last_occurred_at), {now:DateTime64(3, 'UTC')})) / 1000 AS age
+        f"""
+        SELECT project_id AS project, {metric.seconds_since_newest_event(NOW)} AS age
         FROM rollup_project_minute
-        WHERE minute >= {since:DateTime('UTC')} AND minute <= {now:DateTime64(3, 'UTC')}
+        WHERE {in_minutes("{since:DateTime('UTC')}", NOW)}
         GROUP BY project_id
         """,
         since=_minute(now - LOOKBACK_FOR_SILENCE),
@@ -160,23 +166,17 @@ def no_events(client: Client, params: dict[str, Any], now: datetime) -> list[Fou
     return [Found({"project": r["project"]}, r["age"]) for r in rows if r["age"] >= window_s]
 
 
-QUALITY_SOURCES = {
-    "first_pass_acceptance": ("rollup_review_rounds_hour", "first_pass_accepted", "reviews"),
-    "gold_accuracy": ("rollup_gold_hour", "gold_correct", "gold_answers"),
-}
-
-
 def quality_drop(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:
-    table, successes, trials = QUALITY_SOURCES[params["metric"]]
+    proportion = metric.QUALITY_METRICS[params["metric"]]
     rows = _rows(
         client,
         f"""
-        SELECT project_id AS project, sum({successes}) AS successes, sum({trials}) AS trials
-        FROM {table}
-        WHERE hour >= {{since:DateTime('UTC')}} AND hour <= {{now:DateTime64(3, 'UTC')}}
+        SELECT project_id AS project, {proportion.successes.sql()} AS successes, {proportion.trials.sql()} AS trials
+        FROM {proportion.rollup}
+        WHERE {in_hours(SINCE, NOW)}
         GROUP BY project_id
         """,
-        since=_hour(now - params["window"]),
+        since=now - params["window"],
         now=now,
     )
     upper = params["bound"] == "upper"
@@ -199,24 +199,26 @@ def annotator_fast_handle(client: Client, params: dict[str, Any], now: datetime)
     window_from = now - params["window"]
     rows = _rows(
         client,
-        """
+        f"""
         SELECT a.project_id AS project, a.annotator_id AS annotator, a.median_ms AS median_ms
         FROM
         (
-            SELECT project_id, annotator_id, quantileExact(0.5)(handle_time_ms) AS median_ms, count() AS n
+            SELECT project_id, annotator_id, {metric.exact_quantile_of("handle_time_ms", "0.5")} AS median_ms,
+                count() AS n
             FROM handle_times
-            WHERE submitted_at >= {window_from:DateTime64(3, 'UTC')} AND submitted_at < {now:DateTime64(3, 'UTC')}
+            WHERE submitted_at >= {{window_from:DateTime64(3, 'UTC')}} AND submitted_at < {NOW}
             GROUP BY project_id, annotator_id
         ) AS a
         INNER JOIN
         (
-            SELECT project_id, quantileExact({percentile:Float64})(handle_time_ms) AS fast_ms, count() AS n
+            SELECT project_id, {metric.exact_quantile_of("handle_time_ms", "{percentile:Float64}")} AS fast_ms,
+                count() AS n
             FROM handle_times
-            WHERE submitted_at >= {baseline_from:DateTime64(3, 'UTC')}
-              AND submitted_at < {window_from:DateTime64(3, 'UTC')}
+            WHERE submitted_at >= {{baseline_from:DateTime64(3, 'UTC')}}
+              AND submitted_at < {{window_from:DateTime64(3, 'UTC')}}
             GROUP BY project_id
         ) AS b ON a.project_id = b.project_id
-        WHERE a.n >= {min_n:UInt32} AND b.n >= {min_n:UInt32} AND a.median_ms < {ratio:Float64} * b.fast_ms
+        WHERE a.n >= {{min_n:UInt32}} AND b.n >= {{min_n:UInt32}} AND a.median_ms < {{ratio:Float64}} * b.fast_ms
         ORDER BY project, annotator
         """,
         window_from=window_from,
@@ -254,15 +256,15 @@ def annotator_same_answer(client: Client, params: dict[str, Any], now: datetime)
 def annotator_gold_floor(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:
     rows = _rows(
         client,
-        """
+        f"""
         SELECT project_id AS project, annotator_id AS annotator,
-            sum(gold_correct) AS successes, sum(gold_answers) AS trials
+            {GOLD.successes.sql()} AS successes, {GOLD.trials.sql()} AS trials
         FROM rollup_gold_hour
-        WHERE hour >= {since:DateTime('UTC')} AND hour <= {now:DateTime64(3, 'UTC')}
+        WHERE {in_hours(SINCE, NOW)}
         GROUP BY project_id, annotator_id
         ORDER BY project, annotator
         """,
-        since=_hour(now - params["window"]),
+        since=now - params["window"],
         now=now,
     )
     return _wilson_under(rows, params["min_n"], params["floor"], True, ("project", "annotator"))
@@ -273,31 +275,33 @@ def backlog_eta(client: Client, params: dict[str, Any], now: datetime) -> list[F
     if not deadlines:
         return []
     pace_from = _minute(now - params["window"])
-    rows = _rows(
-        client,
-        """
-        SELECT project_id AS project,
-            toInt64(sum(tasks_created)) - toInt64(sum(tasks_completed)) AS backlog,
-            sumIf(tasks_completed, minute >= {pace_from:DateTime('UTC')}) AS recently_completed
-        FROM rollup_project_minute
-        WHERE minute < {until:DateTime('UTC')} AND project_id IN {projects:Array(String)}
-        GROUP BY project_id
-        """,
-        pace_from=pace_from,
-        until=_minute(now),
-        projects=sorted(deadlines),
-    )
-    window_h = (_minute(now) - pace_from).total_seconds() / 3600
     found = []
-    for row in rows:
+    for row in backlog_and_pace(client, sorted(deadlines), pace_from, _minute(now)):
         if row["backlog"] <= 0:
-            continue
-        pace = row["recently_completed"] / window_h
-        hours_needed = row["backlog"] / pace if pace > 0 else math.inf
+            continue  # nothing left: never late
+        pace = metric.per_hour(row["recently_completed"], _minute(now) - pace_from)
+        hours_needed = metric.eta_hours(row["backlog"], pace)
         late_h = hours_needed - (deadlines[row["project"]] - now).total_seconds() / 3600
         if late_h > 0:
             found.append(Found({"project": row["project"]}, late_h))
     return found
+
+
+def backlog_and_pace(client: Client, projects: list[str], pace_from: datetime, until: datetime) -> Rows:
+    """Per project: the backlog at `until`, and the tasks completed from `pace_from` to then."""
+    return _rows(
+        client,
+        f"""
+        SELECT project_id AS project, {metric.BACKLOG} AS backlog,
+            {metric.TASKS_COMPLETED.sql(in_minutes("{pace_from:DateTime('UTC')}", UNTIL))} AS recently_completed
+        FROM rollup_project_minute
+        WHERE minute < {UNTIL} AND project_id IN {{projects:Array(String)}}
+        GROUP BY project_id
+        """,
+        pace_from=pace_from,
+        until=until,
+        projects=projects,
+    )
 
 
 def pipeline_freshness(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:
@@ -318,25 +322,14 @@ def pipeline_freshness(client: Client, params: dict[str, Any], now: datetime) ->
 
 
 def pipeline_dead_letter_rate(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:
-    (row,) = _rows(
-        client,
-        """
-        SELECT
-            (SELECT count() FROM dead_letters
-             WHERE received_at >= {since:DateTime64(3, 'UTC')} AND received_at < {now:DateTime64(3, 'UTC')}) AS dead,
-            (SELECT count() FROM events
-             WHERE received_at >= {since:DateTime64(3, 'UTC')} AND received_at < {now:DateTime64(3, 'UTC')}) AS accepted
-        """,
-        since=now - params["window"],
-        now=now,
-    )
-    dead, total = row["dead"], row["dead"] + row["accepted"]
-    if dead < params["min_dead_letters"] or dead / total <= params["max_ratio"]:
+    (row,) = _rows(client, metric.arrivals(SINCE, NOW), since=now - params["window"], now=now)
+    dead_share = metric.dead_letter_ratio(row["dead_letters"], row["stored"])
+    if row["dead_letters"] < params["min_dead_letters"] or dead_share is None or dead_share <= params["max_ratio"]:
         return []
-    return [Found({}, dead / total)]
+    return [Found({}, dead_share)]
 
 
-KIND_QUERIES: dict[str, Kind] = {
+CONDITIONS: dict[str, Condition] = {
     "throughput_drop": throughput_drop,
     "no_events": no_events,
     "quality_drop": quality_drop,

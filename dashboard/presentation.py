@@ -1,4 +1,6 @@
-"""Metric formulas the views show: pure, on plain numbers and DataFrames (PRODUCT.md, Metrics)."""
+"""How the views present numbers: text, changes against the previous period, outlier flags, alert episodes.
+
+Pure, on plain numbers and DataFrames. The metrics themselves are defined once, in schema.metric_definitions."""
 
 from __future__ import annotations
 
@@ -7,23 +9,14 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from schema.metric_definitions import MIN_GOLD_ANSWERS, eta_hours
 from schema.stats import wilson_interval
-
-MIN_GOLD_ITEMS = 10  # gold accuracy is not judged on fewer honeypot answers than this
-
-
-def ratio(numerator: float, denominator: float) -> float | None:
-    """numerator / denominator, or None when there is nothing to divide by (never NaN)."""
-    return None if not denominator else numerator / denominator
 
 
 def eta(backlog: int, completed_per_hour: float) -> timedelta | None:
-    """Time to clear the backlog at the recent completion rate; None when it would never clear."""
-    if backlog <= 0:
-        return timedelta(0)
-    if completed_per_hour <= 0:
-        return None
-    return timedelta(hours=backlog / completed_per_hour)
+    """schema.metric_definitions.eta_hours as a duration; None when it would never clear."""
+    hours = eta_hours(backlog, completed_per_hour)
+    return None if math.isinf(hours) else timedelta(hours=hours)
 
 
 def delta(current: float | None, previous: float | None) -> float | None:
@@ -40,7 +33,7 @@ def flag_outliers(table: pd.DataFrame, gold_floor: float = 0.7, min_annotations:
     group's own median: speed far above or below peers (annotations per active hour beyond
     3 median absolute deviations), handle time p50 under a third of the group's median (likely
     clicking through), skip rate over twice the group's and above 20 %, and a gold accuracy
-    whose Wilson upper bound is below `gold_floor` after MIN_GOLD_ITEMS answers.
+    whose Wilson upper bound is below `gold_floor` after MIN_GOLD_ANSWERS answers.
     """
     reasons = pd.Series("", index=table.index, dtype=object)
     judged = table["annotations"] >= min_annotations
@@ -68,7 +61,7 @@ def flag_outliers(table: pd.DataFrame, gold_floor: float = 0.7, min_annotations:
     upper = table.apply(
         lambda row: (
             (wilson_interval(int(row["gold_correct"]), int(row["gold_answers"])) or (None, None))[1]
-            if row["gold_answers"] >= MIN_GOLD_ITEMS
+            if row["gold_answers"] >= MIN_GOLD_ANSWERS
             else None
         ),
         axis=1,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from alerts.kinds import KIND_QUERIES, evaluate
+from alerts.conditions import CONDITIONS, evaluate
 from alerts.rules import KINDS, params_for
 from streams.offline import load
 
@@ -56,7 +56,7 @@ def found(client: Client, kind: str, now: datetime = NOW, **given: Any) -> dict[
 
 
 def test_every_kind_has_a_query() -> None:
-    assert set(KIND_QUERIES) == set(KINDS)
+    assert set(CONDITIONS) == set(KINDS)
 
 
 @pytest.mark.parametrize("baseline", ["ewma", "same_hour_last_week"])

@@ -1,4 +1,5 @@
-"""The worker's Prometheus metrics (served on LABELPULSE_WORKER_METRICS_PORT by `labelpulse worker`).
+"""The worker's own instrumentation: its Prometheus metrics, served on LABELPULSE_WORKER_METRICS_PORT by
+`labelpulse worker`.
 
 Names follow Prometheus conventions: `labelpulse_` prefix, base units, `_total` on counters,
 and no unbounded label values (event types and refusal rules are fixed sets; partitions are few).

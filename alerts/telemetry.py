@@ -1,4 +1,4 @@
-"""The evaluator's Prometheus metrics (served with the business gauges by `labelpulse alerts`).
+"""The evaluator's own instrumentation: its Prometheus metrics (served with the business gauges by `labelpulse alerts`).
 
 Labels are rule and group names (a fixed set from the rule files) and alert states; the
 instances' own labels (projects, annotators) are never metric labels.
