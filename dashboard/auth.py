@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schema.config import ConfigError, read_yaml
+from config.env import ConfigError
+from config.files import read_yaml
 from schema.throttle import SignInThrottle
 
 AUTH_MODES = ("none", "password", "oidc")

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.env import ConfigError, env_int, env_port, env_str
 from dashboard.auth import AUTH_MODES, DashboardUser, load_users
 from schema.client import ClickHouseSettings
-from schema.config import ConfigError, env_int, env_port, env_str
 from schema.kafka import KafkaSettings
 
 

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config.env import ConfigError, env_str
 from schema import access as access_file
 from schema.access import Access
 from schema.client import ClickHouseSettings
-from schema.config import ConfigError, env_str
 
 _ORIGIN = re.compile(r"https?://[^/\s?#]+")
 

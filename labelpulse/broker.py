@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.env import env_bool, env_port, env_str
 from labelpulse.net import is_loopback
 from labelpulse.process import ServiceError, spawn, terminate, wait_ready
-from schema.config import env_bool, env_port, env_str
 from schema.kafka import KafkaSettings
 
 

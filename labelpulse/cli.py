@@ -19,8 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from config.env import ConfigError
 from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
-from schema.config import ConfigError
 from schema.kafka import KafkaSettings, KafkaUnavailable
 
 DESCRIPTION = """\

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.env import env_int, env_str
 from labelpulse.net import http_ok, port_in_use
 from labelpulse.process import Child, ServiceError, spawn, terminate, terminate_all, wait_ready
 from schema.client import ClickHouseSettings
-from schema.config import env_int, env_str
 
 __all__ = ["EmbeddedClickHouseProcess", "RestartPolicy", "RuntimeSettings", "Service", "ServiceError", "Supervisor"]
 

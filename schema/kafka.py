@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from schema.config import ConfigError, env_int, env_port, env_str
+from config.env import ConfigError, env_int, env_port, env_str
 
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _SERVER = re.compile(r"^[^\s:,]+:\d{1,5}$")

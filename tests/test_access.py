@@ -17,12 +17,12 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, ProgrammingError
 
+from config.env import ConfigError
 from labelpulse.net import free_port
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from labelpulse.simulator import PROJECTS, Plan, generate
 from schema import access, migrations
 from schema.client import ClickHouseSettings, connect
-from schema.config import ConfigError
 from schema.ddl import Target
 from schema.tables import ANALYST_VIEWS, RAW_TABLES, ROLLUPS
 from streams.offline import load

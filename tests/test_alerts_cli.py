@@ -9,8 +9,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from alerts.settings import EvaluatorSettings
+from config.env import ConfigError
 from schema.client import ClickHouseSettings
-from schema.config import ConfigError
 from tests.conftest import run_cli
 from tests.test_alert_kinds import event, store
 

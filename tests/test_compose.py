@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from config.env import ConfigError
 from schema import access
-from schema.config import ConfigError
 from schema.kafka import KafkaSettings
 from tests.conftest import system_tool
 

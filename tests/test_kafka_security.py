@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from config.env import ConfigError
 from labelpulse.broker import BrokerSettings
-from schema.config import ConfigError
 from schema.kafka import KafkaSecurity, KafkaSettings
 from streams.settings import faust_credentials
 from tests.conftest import run_cli

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["labelpulse", "schema", "streams", "dashboard", "alerts", "embedded_clickhouse"]
+PACKAGES = ["labelpulse", "config", "schema", "streams", "dashboard", "alerts", "embedded_clickhouse"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -56,3 +56,11 @@ def test_the_built_wheel_holds_every_module_and_data_file(tmp_path: Path) -> Non
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert ours <= in_wheel, f"left out of the wheel: {sorted(ours - in_wheel)}"
+
+
+def test_the_image_copies_every_package() -> None:
+    """The Dockerfile lists packages one by one too (dependencies first, code after)."""
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    for package in PACKAGES:
+        assert f"COPY {package}/__init__.py {package}/\n" in dockerfile, package
+        assert f"COPY {package} {package}\n" in dockerfile, package
