@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.env import env_bool, env_port, env_str
+from kafka_admin.settings import KafkaSettings
 from labelpulse.net import is_loopback
 from labelpulse.process import ServiceError, spawn, terminate, wait_ready
-from schema.kafka import KafkaSettings
 
 
 @dataclass(frozen=True)

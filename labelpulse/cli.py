@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from config.env import ConfigError
+from kafka_admin.settings import KafkaSettings
+from kafka_admin.topics import KafkaUnavailable
 from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
-from schema.kafka import KafkaSettings, KafkaUnavailable
 
 DESCRIPTION = """\
 LabelPulse: real-time annotation metrics.
@@ -534,7 +535,7 @@ def _run_hash_password(args: argparse.Namespace) -> int:
 
 
 def _ensure_topics(kafka: KafkaSettings) -> dict[str, int]:
-    from schema.kafka import create_topics
+    from kafka_admin.topics import create_topics
 
     try:
         return asyncio.run(create_topics(kafka))

@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from schema.kafka import KafkaSettings, create_topics
+from kafka_admin.settings import KafkaSettings
+from kafka_admin.topics import create_topics
 
 PROJECTS: dict[str, tuple[str, ...]] = {
     "retail-products": ("shoe", "bag", "shirt", "hat", "watch"),

@@ -32,9 +32,10 @@ import msgspec
 from aiokafka.errors import KafkaError
 from faust.types import TP
 
+from kafka_admin.settings import KafkaSettings
+from kafka_admin.topics import create_topics
 from schema.client import connect
 from schema.events import EventError
-from schema.kafka import KafkaSettings, create_topics
 from streams import metrics
 from streams.activity import ActivityTracker, encode_activity
 from streams.crash_journal import CrashJournal, process_noting

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from kafka_admin.settings import KafkaSettings
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
 from labelpulse.net import free_port
 from labelpulse.process import spawn, terminate
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from schema import migrations
 from schema.client import ClickHouseSettings, connect
-from schema.kafka import KafkaSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

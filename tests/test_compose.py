@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from config.env import ConfigError
+from kafka_admin.settings import KafkaSettings
 from schema import access
-from schema.kafka import KafkaSettings
 from tests.conftest import system_tool
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,11 +9,11 @@ import pytest
 
 from config.env import ConfigError
 from dashboard.settings import DashboardSettings
+from kafka_admin.settings import KafkaSettings
 from labelpulse.broker import BrokerSettings
 from labelpulse.net import free_port
 from labelpulse.runtime import RuntimeSettings
 from schema.client import ClickHouseSettings
-from schema.kafka import KafkaSettings
 from streams.settings import WorkerSettings
 from tests.conftest import run_cli
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from config.env import ConfigError
+from kafka_admin.settings import KafkaSecurity, KafkaSettings
 from labelpulse.broker import BrokerSettings
-from schema.kafka import KafkaSecurity, KafkaSettings
 from streams.settings import faust_credentials
 from tests.conftest import run_cli
 
