@@ -4,7 +4,7 @@ chDB has no users, so this server decides what a reader or an analyst may run. A
 (`additional_table_filters`) applies only where a query names a filtered table; table functions
 (`merge`, `mergeTreeIndex`, `file`, `url`, `remote`, …), dictionaries, materialized views and
 system tables (`system.processes` shows everyone's queries) read around it. So a restricted user
-may read only the LabelPulse tables and views their role names (schema.access.READABLE), a few
+may read only the LabelPulse tables and views their role names (access.policy.READABLE), a few
 system tables that hold no data, and table functions that generate rows.
 
 What a statement reads is asked of the engine, never guessed from the SQL text:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from access.policy import READ_ONLY_ROLES, READABLE
 from embedded_clickhouse import engine, guard, origins
 from embedded_clickhouse.auth import Authenticator
 from embedded_clickhouse.engine import Engine
@@ -13,7 +14,6 @@ from embedded_clickhouse.errors import READONLY, SESSION_IS_LOCKED, SYNTAX_ERROR
 from embedded_clickhouse.protocol import FORMAT_CLAUSE, INSERT_WITH_DATA, Handler, Request
 from embedded_clickhouse.settings import ServerSettings
 from labelpulse.net import is_loopback
-from schema.access import READ_ONLY_ROLES, READABLE
 
 # Settings a read-only (readonly=1) user may still send: they change how results travel, not what runs.
 _HARMLESS = frozenset(

@@ -486,17 +486,17 @@ def render_table(columns: list[str], rows: list[list[Any]]) -> str:
 
 
 def _run_access(args: argparse.Namespace) -> int:
-    from schema import access
+    from access import policy
     from schema.ddl import Target
 
     settings = ClickHouseSettings.from_env()
-    wanted = access.from_env()
+    wanted = policy.from_env()
     if not wanted.users:
         say("note: no users (set LABELPULSE_ACCESS_FILE); applying the roles and the analysts' profile only")
-    statements = access.statements(wanted, settings.database, Target(cluster=args.cluster or settings.cluster))
+    statements = policy.statements(wanted, settings.database, Target(cluster=args.cluster or settings.cluster))
     if args.action == "show":
         for statement in statements:
-            print(access.redact(statement, wanted) + ";")
+            print(policy.redact(statement, wanted) + ";")
         return 0
     from clickhouse_connect.driver.exceptions import DatabaseError
 
@@ -506,7 +506,7 @@ def _run_access(args: argparse.Namespace) -> int:
             client.command(statement)
         except DatabaseError as exc:
             raise CliError(
-                f"ClickHouse at {settings.url} refused `{access.redact(statement, wanted)}`: {exc}\n"
+                f"ClickHouse at {settings.url} refused `{policy.redact(statement, wanted)}`: {exc}\n"
                 "Run this as a user with access management (on the official image: "
                 "CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT=1). The embedded ClickHouse has none: it enforces "
                 "LABELPULSE_ACCESS_FILE by itself, nothing to apply."

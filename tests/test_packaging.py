@@ -6,7 +6,17 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["labelpulse", "config", "kafka_admin", "schema", "streams", "dashboard", "alerts", "embedded_clickhouse"]
+PACKAGES = [
+    "labelpulse",
+    "config",
+    "kafka_admin",
+    "access",
+    "schema",
+    "streams",
+    "dashboard",
+    "alerts",
+    "embedded_clickhouse",
+]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
