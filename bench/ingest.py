@@ -37,8 +37,8 @@ from aiokafka import AIOKafkaConsumer
 
 from kafka_admin.settings import KafkaSettings
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
+from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
-from labelpulse.process import spawn, terminate
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from labelpulse.simulator import Delivery, Plan, read_recording, send
 from schema import migrations

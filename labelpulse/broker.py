@@ -20,8 +20,9 @@ from pathlib import Path
 
 from config.env import env_bool, env_port, env_str
 from kafka_admin.settings import KafkaSettings
+from labelpulse.child_processes import spawn, terminate, wait_ready
 from labelpulse.net import is_loopback
-from labelpulse.process import ServiceError, spawn, terminate, wait_ready
+from labelpulse.runtime import ServiceError
 
 
 @dataclass(frozen=True)

@@ -669,8 +669,8 @@ def _run_up(args: argparse.Namespace) -> int:
     from alerts.settings import EvaluatorSettings
     from dashboard.settings import DashboardSettings
     from labelpulse.broker import IN_MEMORY_WARNING, BrokerSettings, EmbeddedBroker, kafka_reachable
+    from labelpulse.child_processes import spawn
     from labelpulse.net import port_in_use
-    from labelpulse.process import spawn
     from labelpulse.runtime import EmbeddedClickHouseProcess, RuntimeSettings, Service, ServiceError, Supervisor
     from schema import migrations
     from streams.settings import WorkerSettings

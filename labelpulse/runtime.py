@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from config.env import env_int, env_str
+from labelpulse.child_processes import Child, spawn, terminate, terminate_all, wait_ready
 from labelpulse.net import http_ok, port_in_use
-from labelpulse.process import Child, ServiceError, spawn, terminate, terminate_all, wait_ready
 from schema.client import ClickHouseSettings
 
 __all__ = ["EmbeddedClickHouseProcess", "RestartPolicy", "RuntimeSettings", "Service", "ServiceError", "Supervisor"]
+
+
+class ServiceError(RuntimeError):
+    """A part of the local runtime cannot start; the message says why and what to do."""
 
 
 @dataclass(frozen=True)

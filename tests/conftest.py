@@ -23,8 +23,8 @@ from clickhouse_connect.driver.client import Client
 
 from kafka_admin.settings import KafkaSettings
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
+from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
-from labelpulse.process import spawn, terminate
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from schema import migrations
 from schema.client import ClickHouseSettings, connect
