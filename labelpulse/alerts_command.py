@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
-import signal
 import sys
-import threading
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from labelpulse.cli import CliError, render_table
-from schema.client import ClickHouseUnavailable, connect
+from schema.client import connect
 
 RULES_HELP = "directory of rule files (*.yml, *.yaml); default LABELPULSE_ALERTS_RULES_DIR or the built-in set"
 
@@ -119,24 +115,12 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
-def _load(rules_dir: Path) -> Any:
-    from alerts import metrics
-    from alerts.rules import load_rules
-
-    if not rules_dir.is_dir():
-        raise CliError(f"no rules directory at {rules_dir}; set --rules or LABELPULSE_ALERTS_RULES_DIR")
-    loaded = load_rules(rules_dir)
-    for error in loaded.errors:
-        print(f"labelpulse: rules: {error}", file=sys.stderr, flush=True)
-    metrics.RULE_FILE_ERRORS.set(len(loaded.errors))
-    return loaded
-
-
 def _run_check(args: argparse.Namespace) -> int:
     from alerts.rules import format_duration
+    from alerts.service import load_rule_files
 
     settings = _settings(args)
-    loaded = _load(settings.rules_dir)
+    loaded = load_rule_files(settings.rules_dir)
     for rule in loaded.rules:
         keep = f", keep_firing_for {format_duration(rule.keep_firing_for)}" if rule.keep_firing_for else ""
         every, for_ = format_duration(rule.interval), format_duration(rule.for_)
@@ -148,9 +132,10 @@ def _run_check(args: argparse.Namespace) -> int:
 
 def _run_render(args: argparse.Namespace) -> int:
     from alerts.prometheus import render
+    from alerts.service import load_rule_files
 
     settings = _settings(args)
-    loaded = _load(settings.rules_dir)
+    loaded = load_rule_files(settings.rules_dir)
     text, skipped = render(loaded.rules)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
@@ -164,9 +149,10 @@ def _run_render(args: argparse.Namespace) -> int:
 
 def _run_backtest(args: argparse.Namespace) -> int:
     from alerts.backtest import backtest
+    from alerts.service import load_rule_files
 
     settings = _settings(args)
-    rules = _load(settings.rules_dir).rules
+    rules = load_rule_files(settings.rules_dir).rules
     if args.rule:
         unknown = sorted(set(args.rule) - {rule.alert for rule in rules})
         if unknown:
@@ -207,83 +193,6 @@ def _run_backtest(args: argparse.Namespace) -> int:
 
 
 def _run_evaluator(args: argparse.Namespace) -> int:
-    from prometheus_client import REGISTRY, start_http_server
+    from alerts import service
 
-    from alerts.collector import BusinessCollector
-    from alerts.evaluator import Evaluator
-    from alerts.notify import Alertmanager, Receiver, Webhook
-
-    logging.getLogger("labelpulse").setLevel(logging.INFO)
-    settings = _settings(args)
-    loaded = _load(settings.rules_dir)
-    receivers: list[Receiver] = []
-    if settings.alertmanager_url:
-        receivers.append(Alertmanager(settings.alertmanager_url))
-    if settings.webhook_url:
-        receivers.append(Webhook(settings.webhook_url))
-    evaluator = Evaluator(
-        loaded.rules,
-        lambda: connect(settings.clickhouse),
-        receivers,
-        resend_delay=dt.timedelta(seconds=settings.resend_delay_s),
-        dashboard_url=settings.dashboard_url,
-    )
-    _restore(evaluator, settings.clickhouse.url, settings.restore_wait_s)
-    if args.once:
-        for group in evaluator.groups:
-            for t in evaluator.evaluate_group(group):
-                print(f"{t.rule} {t.labels}: {t.before.value} -> {t.after.value} (value {t.value})")
-        return 0
-
-    if settings.metrics_port:
-        REGISTRY.register(BusinessCollector(lambda: connect(settings.clickhouse)))
-        try:
-            start_http_server(settings.metrics_port, addr=settings.metrics_host)
-        except OSError as exc:
-            raise CliError(
-                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} ({exc.strerror}); "
-                "set LABELPULSE_ALERTS_METRICS_PORT to a free port, or 0 to turn them off"
-            ) from exc
-    stop, reload_requested = threading.Event(), threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
-
-    def reload() -> Sequence[Any] | None:
-        if not reload_requested.is_set():
-            return None
-        reload_requested.clear()
-        rules = _load(settings.rules_dir).rules
-        print(f"reloaded {len(rules)} rules from {settings.rules_dir}", flush=True)
-        return rules
-
-    targets = [r.url for r in receivers if hasattr(r, "url")] or ["nowhere (no Alertmanager or webhook set)"]
-    metrics_at = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics" if settings.metrics_port else "off"
-    print(
-        f"evaluating {len(loaded.rules)} rules in {len(evaluator.groups)} groups from {settings.rules_dir}\n"
-        f"  alerts to  {', '.join(targets)}\n  metrics    {metrics_at}\n  history    table alert_history in "
-        f"{settings.clickhouse.url} (database {settings.clickhouse.database})\nCtrl-C stops it; SIGHUP reloads rules.",
-        flush=True,
-    )
-    evaluator.run(stop, reload)
-    return 0
-
-
-def _restore(evaluator: Any, where: str, wait_s: float) -> None:
-    """Resume from the history, waiting a while for ClickHouse to come up (it may be starting too)."""
-    from clickhouse_connect.driver.exceptions import ClickHouseError
-
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            resumed = evaluator.restore()
-            if resumed:
-                print(f"resumed {resumed} pending, firing or recently resolved alerts from alert_history", flush=True)
-            return
-        except (ClickHouseUnavailable, ClickHouseError, OSError) as exc:
-            if time.monotonic() > deadline:
-                raise CliError(
-                    f"cannot read alert_history at {where}: {str(exc).splitlines()[0][:200]} "
-                    "(is ClickHouse up, and the schema migrated with `labelpulse migrate`?)"
-                ) from exc
-            time.sleep(1)
+    return service.run_evaluator(_settings(args), once=args.once)

@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args) or 0)
-    except (CliError, ConfigError, ClickHouseUnavailable) as exc:
+    except (CliError, ConfigError, ClickHouseUnavailable, KafkaUnavailable) as exc:
         print(f"labelpulse: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -325,7 +325,7 @@ def _param(text: str) -> tuple[str, str]:
 
 
 def _run_clickhouse(args: argparse.Namespace) -> int:
-    from embedded_clickhouse import ServerSettings, serve
+    from embedded_clickhouse import ServerSettings, service
     from labelpulse.runtime import RuntimeSettings
 
     settings = ServerSettings.from_env(
@@ -334,43 +334,18 @@ def _run_clickhouse(args: argparse.Namespace) -> int:
         data_dir=args.data_dir or RuntimeSettings.from_env().clickhouse_dir,
         allow_remote=args.allow_remote,
     )
-
-    def ready(server: Any) -> None:
-        print(
-            f"ClickHouse {server.engine.version} (chDB) serving {settings.data_dir} on "
-            f"http://{settings.host}:{settings.port}  — Ctrl-C to stop",
-            flush=True,
-        )
-
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
-    try:
-        serve(settings, ready=ready)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    except OSError as exc:
-        raise CliError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return service.run_server(settings)
 
 
 def _run_broker(args: argparse.Namespace) -> int:
-    from labelpulse.broker import IN_MEMORY_WARNING, BrokerSettings, EmbeddedBroker
-    from labelpulse.runtime import Service, ServiceError, Supervisor
+    from labelpulse.broker import BrokerSettings, run_broker
+    from labelpulse.runtime import ServiceError
 
     settings = BrokerSettings.from_env()
-    settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
-    supervisor = Supervisor(say)
     try:
-        broker = EmbeddedBroker(settings)
-        supervisor.launch(Service("broker", broker.launch, ready=broker.answers, ready_timeout_s=20))
+        return run_broker(replace(settings, host=args.host or settings.host, port=args.port or settings.port), say)
     except ServiceError as exc:
         raise CliError(str(exc)) from exc
-    say(f"Kafka-compatible broker (Tansu) on {settings.bootstrap_servers}  — Ctrl-C to stop")
-    say(f"note: {IN_MEMORY_WARNING}")
-    return supervisor.run()
 
 
 def _run_migrate(args: argparse.Namespace) -> int:
@@ -557,61 +532,23 @@ def _run_topics(args: argparse.Namespace) -> int:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    from prometheus_client import start_http_server
-
-    from streams.app import app
+    from streams import service
     from streams.settings import WorkerSettings
 
-    settings = WorkerSettings.from_env()
-    if settings.metrics_port:
-        try:
-            start_http_server(settings.metrics_port, addr=settings.metrics_host)
-        except OSError as exc:
-            raise CliError(
-                f"cannot serve worker metrics on {settings.metrics_host}:{settings.metrics_port} ({exc.strerror}); "
-                "set LABELPULSE_WORKER_METRICS_PORT to a free port, or 0 to turn them off"
-            ) from exc
-        say(f"worker metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
-    _ensure_topics(settings.kafka)  # a clear error now if Kafka cannot be reached or refuses us
-
-    # Faust's own command line does the rest: signals, logging, rebalances, clean shutdown.
-    sys.argv = ["labelpulse worker", "worker", "--loglevel", args.loglevel, "--without-web"]
-    app.main()
-    return 0
-
-
-def dashboard_command(host: str, port: int) -> list[str]:
-    """The Streamlit command serving the dashboard: headless, no usage statistics, no file watching."""
-    import dashboard
-
-    app = Path(dashboard.__file__).parent / "app.py"
-    return [
-        sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-        "--client.toolbarMode", "minimal",
-    ]  # fmt: skip
+    service.run_worker(WorkerSettings.from_env(), args.loglevel)
 
 
 def _run_dashboard(args: argparse.Namespace) -> int:
+    from dashboard import service
     from dashboard.settings import DashboardSettings
 
     settings = DashboardSettings.from_env()
-    settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
-    say(f"dashboard on {settings.url} (reading ClickHouse at {settings.clickhouse.url}) — Ctrl-C stops it")
-    os.execv(sys.executable, dashboard_command(settings.host, settings.port))
+    service.run_dashboard(replace(settings, host=args.host or settings.host, port=args.port or settings.port))
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from labelpulse.broker import kafka_reachable
-    from labelpulse.simulator import Delivery, Plan, Progress, send
+    from labelpulse.simulator import Delivery, Plan, run_simulator
 
-    kafka = KafkaSettings.from_env()
-    if not kafka_reachable(kafka, timeout_s=3):
-        raise CliError(
-            f"no Kafka answers at {kafka.bootstrap_servers}; start the embedded broker with `labelpulse broker` "
-            "(or everything with `labelpulse up`), or set LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"
-        )
     plan = Plan(
         seed=args.seed,
         start=args.start or dt.datetime.now(dt.UTC),
@@ -621,34 +558,16 @@ def _run_generate(args: argparse.Namespace) -> int:
         anomaly_after_s=args.anomaly_after,
         anomaly_for_s=args.anomaly_for,
     )
-    print(
-        f"sending simulated events to {kafka.events_topic} at {kafka.bootstrap_servers} "
-        f"({'as fast as possible' if args.fast else f'{args.rate:g}/s'}; seed {args.seed}"
-        + (f"; anomalies: {', '.join(args.anomaly)}" if args.anomaly else "")
-        + (f"; up to {args.disorder:g}s out of order" if args.disorder else "")
-        + (f"; {args.duplicates:.0%} sent twice" if args.duplicates else "")
-        + ")",
-        file=sys.stderr,
-        flush=True,
+    return run_simulator(
+        plan,
+        KafkaSettings.from_env(),
+        Delivery(args.disorder, args.duplicates, args.seed),
+        count=args.count,
+        duration_s=args.duration,
+        realtime=not args.fast,
+        record=args.record,
+        quiet=args.quiet,
     )
-    try:
-        sent = asyncio.run(
-            send(
-                plan,
-                kafka=kafka,
-                count=args.count,
-                duration_s=args.duration,
-                realtime=not args.fast,
-                record=args.record,
-                progress=None if args.quiet else Progress(total=args.count),
-                delivery=Delivery(args.disorder, args.duplicates, args.seed),
-            )
-        )
-    except KafkaUnavailable as exc:
-        raise CliError(str(exc)) from exc
-    if args.record:
-        print(f"recorded {sent} messages in {args.record}", file=sys.stderr)
-    return 0
 
 
 def _run_contract(args: argparse.Namespace) -> int:
@@ -667,6 +586,7 @@ def _run_contract(args: argparse.Namespace) -> int:
 def _run_up(args: argparse.Namespace) -> int:
     from alerts.rules import load_rules
     from alerts.settings import EvaluatorSettings
+    from dashboard.service import dashboard_command
     from dashboard.settings import DashboardSettings
     from labelpulse.broker import IN_MEMORY_WARNING, BrokerSettings, EmbeddedBroker, kafka_reachable
     from labelpulse.child_processes import spawn
@@ -762,7 +682,7 @@ def _run_up(args: argparse.Namespace) -> int:
         evaluator = [sys.executable, "-m", "labelpulse", "alerts", "run"]
         supervisor.launch(child("alert evaluator", lambda: evaluator, "alerts.log"))
         say(f"starting the dashboard on {dashboard_settings.url} …")
-        dashboard = dashboard_command(dashboard_settings.host, dashboard_settings.port)
+        dashboard = dashboard_command(dashboard_settings)
         supervisor.launch(child("dashboard", lambda: dashboard, "dashboard.log"))
         if not args.no_demo:
             say(f"starting the simulator at {args.demo_rate:g} events/s …")

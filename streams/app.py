@@ -520,4 +520,10 @@ class _Throughput:
         return line
 
 
-app = create_app(WorkerSettings.from_env())
+def __getattr__(name: str) -> faust.App:
+    """`faust -A streams.app worker` finds the app here, built from LABELPULSE_* when first asked for:
+    importing this module builds nothing, so `labelpulse worker` builds its one app from its own settings."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    app = globals()["app"] = create_app(WorkerSettings.from_env())
+    return app
