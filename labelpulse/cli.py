@@ -9,12 +9,9 @@ import datetime as dt
 import decimal
 import json
 import logging
-import os
-import secrets
-import signal
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -584,162 +581,12 @@ def _run_contract(args: argparse.Namespace) -> int:
 
 
 def _run_up(args: argparse.Namespace) -> int:
-    from alerts.rules import load_rules
-    from alerts.settings import EvaluatorSettings
-    from dashboard.service import dashboard_command
-    from dashboard.settings import DashboardSettings
-    from labelpulse.broker import IN_MEMORY_WARNING, BrokerSettings, EmbeddedBroker, kafka_reachable
-    from labelpulse.child_processes import spawn
-    from labelpulse.net import port_in_use
-    from labelpulse.runtime import EmbeddedClickHouseProcess, RuntimeSettings, Service, ServiceError, Supervisor
-    from schema import migrations
-    from streams.settings import WorkerSettings
+    from labelpulse import up
+    from labelpulse.runtime import ServiceError
+    from schema.migrations import MigrationError
 
-    runtime = RuntimeSettings.from_env()
-    if args.data_dir:
-        runtime = replace(runtime, data_dir=args.data_dir)
-    clickhouse = ClickHouseSettings.from_env()
-    kafka = KafkaSettings.from_env()
-    broker_settings = BrokerSettings.from_env()
-    worker_settings = WorkerSettings.from_env()
-    consumer_group = worker_settings.consumer_group
-    dashboard_settings = DashboardSettings.from_env()
-    evaluator_settings = EvaluatorSettings.from_env()
-    if port_in_use(dashboard_settings.host, dashboard_settings.port):
-        raise CliError(
-            f"port {dashboard_settings.port} is taken (another dashboard?); stop it or set LABELPULSE_DASHBOARD_PORT"
-        )
-    runtime.log_dir.mkdir(parents=True, exist_ok=True)
-    supervisor_log = runtime.log_dir / "up.log"
-
-    def report(line: str) -> None:
-        """The terminal, and logs/up.log with the time: what died, how often, what comes next."""
-        say(line)
-        with supervisor_log.open("a", encoding="utf-8") as log:
-            log.write(f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} {line}\n")
-
-    supervisor = Supervisor(report, status_path=runtime.status_path)
-
-    def interrupted(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM while starting: stop what started, as Ctrl-C does
-
-    signal.signal(signal.SIGTERM, interrupted)
-    child_env = {**os.environ, **clickhouse.to_env(), "LABELPULSE_DATA_DIR": str(runtime.data_dir)}
-    if not kafka.external:
-        child_env["LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"] = broker_settings.bootstrap_servers
-
-    def child(name: str, command: Callable[[], list[str]], log: str, restart_after: tuple[str, ...] = ()) -> Service:
-        path = runtime.log_dir / log
-        return Service(name, lambda: spawn(command(), path, child_env), log_path=path, restart_after=restart_after)
-
+    settings = up.UpSettings.from_env(data_dir=args.data_dir, demo_rate=None if args.no_demo else args.demo_rate)
     try:
-        say(f"starting ClickHouse (chDB) with data in {runtime.clickhouse_dir} …")
-        clickhouse_process = EmbeddedClickHouseProcess(
-            clickhouse, runtime.clickhouse_dir, log_path=runtime.log_dir / "clickhouse.log"
-        )
-        supervisor.launch(
-            Service(
-                "ClickHouse",
-                clickhouse_process.launch,
-                log_path=clickhouse_process.log_path,
-                ready=clickhouse_process.answers,
-            )
-        )
-        if kafka.external:
-            say(f"using the Kafka at {kafka.bootstrap_servers} (LABELPULSE_KAFKA_BOOTSTRAP_SERVERS) …")
-            if not kafka_reachable(kafka, timeout_s=5):
-                raise ServiceError(
-                    f"no Kafka answers at {kafka.bootstrap_servers}; start it, or unset "
-                    "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS to use the embedded broker"
-                )
-        else:
-            say(f"starting the broker on {broker_settings.bootstrap_servers} …")
-            say(f"  note: {IN_MEMORY_WARNING}")
-            broker = EmbeddedBroker(broker_settings, log_path=runtime.log_dir / "broker.log")
-            supervisor.launch(
-                Service(
-                    "broker",
-                    broker.launch,
-                    log_path=broker.log_path,
-                    ready=broker.answers,
-                    ready_timeout_s=20,
-                    # Topics made before any client can auto-create them (see Service.restart_after).
-                    when_ready=lambda: _ensure_topics(KafkaSettings.from_env(child_env)),
-                    exit_note="it keeps topics in memory: events it held that no worker had stored are lost",
-                )
-            )
-        say("applying migrations …")
-        client = migrations.open_database(clickhouse)
-        migrations.migrate(client, progress=lambda line: say(f"  {line}"))
-        migrations.apply_retention(client, runtime.raw_events_ttl_days)
-
-        # The worker and the simulator hold state about the broker (consumer group, topics,
-        # producer); an embedded broker comes back empty, so they start afresh after it.
-        say("starting a stream worker …")
-        worker = [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "warn"]
-        supervisor.launch(child("worker", lambda: worker, "worker.log", restart_after=("broker",)))
-        say("starting the alert evaluator …")
-        evaluator = [sys.executable, "-m", "labelpulse", "alerts", "run"]
-        supervisor.launch(child("alert evaluator", lambda: evaluator, "alerts.log"))
-        say(f"starting the dashboard on {dashboard_settings.url} …")
-        dashboard = dashboard_command(dashboard_settings)
-        supervisor.launch(child("dashboard", lambda: dashboard, "dashboard.log"))
-        if not args.no_demo:
-            say(f"starting the simulator at {args.demo_rate:g} events/s …")
-            supervisor.launch(
-                child(
-                    "simulator", lambda: simulator_command(args.demo_rate), "simulator.log", restart_after=("broker",)
-                )
-            )
-    except BaseException as exc:
-        supervisor.stop_all()
-        if isinstance(exc, ServiceError | migrations.MigrationError):
-            raise CliError(str(exc)) from exc
-        raise
-
-    worker_metrics = (
-        f", metrics http://{worker_settings.metrics_host}:{worker_settings.metrics_port}/metrics"
-        if worker_settings.metrics_port
-        else ""
-    )
-    alerts_to = evaluator_settings.alertmanager_url or "the Alerts view only (set LABELPULSE_ALERTMANAGER_URL)"
-    alerts_metrics = (
-        f", metrics http://{evaluator_settings.metrics_host}:{evaluator_settings.metrics_port}/metrics"
-        if evaluator_settings.metrics_port
-        else ""
-    )
-    say(
-        "\nLabelPulse is up (embedded default):\n"
-        f"  ClickHouse  {clickhouse.url}  (database {clickhouse.database})\n"
-        f"  Kafka       {kafka.bootstrap_servers if kafka.external else broker_settings.bootstrap_servers}"
-        f"  (topic {kafka.events_topic}{'' if kafka.external else '; embedded, in memory'})\n"
-        f"  worker      consumer group {consumer_group}{worker_metrics}\n"
-        f"  simulator   {'off (--no-demo)' if args.no_demo else f'{args.demo_rate:g} events/s'}\n"
-        f"  dashboard   {dashboard_settings.url}\n"
-        f"  alerts      {len(load_rules(evaluator_settings.rules_dir).rules)} rules, to {alerts_to}{alerts_metrics}\n"
-        f"  logs        {runtime.log_dir}  (status of every part: {runtime.status_path})\n"
-        f'  try         {own_command()} sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
-        "A part that dies is started again (said here, in logs/up.log and on the Pipeline view). "
-        "Ctrl-C stops everything."
-    )
-    return supervisor.run()
-
-
-def simulator_command(rate: float) -> list[str]:
-    """`generate` at `rate` with a fresh seed: the seed fixes the event ids, and a restarted
-    simulator repeating its predecessor's ids would have its events dropped as duplicates."""
-    seed = secrets.randbelow(2**31)
-    return [sys.executable, "-m", "labelpulse", "generate", "--quiet", "--rate", f"{rate:g}", "--seed", str(seed)]
-
-
-def own_command() -> str:
-    """How to run `labelpulse` from here: plain when on PATH, else the path of this installation's script."""
-    import shutil
-
-    script = Path(sys.executable).parent / "labelpulse"
-    if shutil.which("labelpulse") == str(script) or not script.exists():
-        return "labelpulse"
-    try:
-        return str(script.relative_to(Path.cwd()))
-    except ValueError:
-        return str(script)
+        return up.run(settings, say)
+    except (ServiceError, MigrationError) as exc:
+        raise CliError(str(exc)) from exc
