@@ -8,13 +8,13 @@ from typing import Any
 
 from access.policy import READ_ONLY_ROLES, READABLE
 from config.env import ConfigError
+from config.hosts import is_loopback
 from embedded_clickhouse import engine, guard, origins
 from embedded_clickhouse.auth import Authenticator
 from embedded_clickhouse.engine import Engine
 from embedded_clickhouse.errors import READONLY, SESSION_IS_LOCKED, SYNTAX_ERROR, ClickHouseError
 from embedded_clickhouse.protocol import FORMAT_CLAUSE, INSERT_WITH_DATA, Handler, Request
 from embedded_clickhouse.settings import ServerSettings
-from labelpulse.net import is_loopback
 
 # Settings a read-only (readonly=1) user may still send: they change how results travel, not what runs.
 _HARMLESS = frozenset(

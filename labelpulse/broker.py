@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from config.env import env_bool, env_port, env_str
+from config.hosts import is_loopback
 from kafka_admin.settings import KafkaSettings
 from labelpulse.child_processes import spawn, terminate, wait_ready
-from labelpulse.net import is_loopback
 from labelpulse.runtime import Service, ServiceError, Supervisor
 
 
