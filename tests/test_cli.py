@@ -18,9 +18,9 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from labelpulse.broker import BrokerSettings, kafka_answers
-from labelpulse.cli import render_table
 from labelpulse.net import free_port, http_ok, port_in_use
 from labelpulse.simulator import read_recording
+from labelpulse.terminal import render_table
 from schema import migrations
 from schema.client import ClickHouseSettings
 from tests.conftest import REPO_ROOT, run_cli

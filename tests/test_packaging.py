@@ -129,3 +129,22 @@ def test_packages_import_only_the_packages_below_them() -> None:
         if (target := imported.split(".")[0]) != module.split(".")[0] and target not in MAY_IMPORT[module.split(".")[0]]
     )
     assert not wrong, wrong
+
+
+def test_no_modules_import_each_other_in_a_cycle() -> None:
+    imports = run_time_imports()
+    done: set[str] = set()
+
+    def cycle_from(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return None
+        for imported in sorted(imports[module]):
+            if found := cycle_from(imported, [*path, module]):
+                return found
+        done.add(module)
+        return None
+
+    for module in sorted(imports):
+        assert (cycle := cycle_from(module, [])) is None, " -> ".join(cycle)
