@@ -16,6 +16,7 @@ from alerts.evaluator import Evaluator
 from alerts.rules import Rule, RuleSet, load_rules
 from alerts.settings import EvaluatorSettings
 from config.env import ConfigError
+from config.hosts import metrics_port_taken
 from schema.client import ClickHouseUnavailable, connect
 
 
@@ -68,10 +69,8 @@ def run_evaluator(settings: EvaluatorSettings, once: bool = False) -> int:
         try:
             start_http_server(settings.metrics_port, addr=settings.metrics_host)
         except OSError as exc:
-            raise ConfigError(
-                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} ({exc.strerror}); "
-                "set LABELPULSE_ALERTS_METRICS_PORT to a free port, or 0 to turn them off"
-            ) from exc
+            where = settings.metrics_host, settings.metrics_port
+            raise metrics_port_taken("metrics", *where, "LABELPULSE_ALERTS_METRICS_PORT", exc) from exc
     stop, reload_requested = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

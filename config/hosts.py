@@ -1,8 +1,11 @@
-"""Host settings: servers refuse a non-loopback address unless told to allow remote clients."""
+"""Where servers listen: a non-loopback host is refused unless remote clients are allowed, and a
+port that is taken is refused naming the setting to change."""
 
 from __future__ import annotations
 
 import ipaddress
+
+from config.env import ConfigError
 
 
 def is_loopback(host: str) -> bool:
@@ -13,3 +16,10 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def metrics_port_taken(what: str, host: str, port: int, variable: str, error: OSError) -> ConfigError:
+    """The refusal of a /metrics server that cannot listen on host:port, naming the variable to change."""
+    return ConfigError(
+        f"cannot serve {what} on {host}:{port} ({error.strerror}); set {variable} to a free port, or 0 to turn them off"
+    )

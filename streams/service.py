@@ -6,7 +6,7 @@ import asyncio
 import sys
 from typing import NoReturn
 
-from config.env import ConfigError
+from config.hosts import metrics_port_taken
 from kafka_admin.topics import create_topics
 from streams.app import create_app
 from streams.settings import WorkerSettings
@@ -23,10 +23,8 @@ def run_worker(settings: WorkerSettings, loglevel: str = "info") -> NoReturn:
         try:
             start_http_server(settings.metrics_port, addr=settings.metrics_host)
         except OSError as exc:
-            raise ConfigError(
-                f"cannot serve worker metrics on {settings.metrics_host}:{settings.metrics_port} ({exc.strerror}); "
-                "set LABELPULSE_WORKER_METRICS_PORT to a free port, or 0 to turn them off"
-            ) from exc
+            where = settings.metrics_host, settings.metrics_port
+            raise metrics_port_taken("worker metrics", *where, "LABELPULSE_WORKER_METRICS_PORT", exc) from exc
         print(f"worker metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics", flush=True)
     asyncio.run(create_topics(settings.kafka))  # a clear error now if Kafka cannot be reached or refuses us
 
