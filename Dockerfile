@@ -11,6 +11,9 @@ WORKDIR /app
 # Dependencies first, so a code change does not reinstall them.
 COPY pyproject.toml README.md ./
 COPY labelpulse/__init__.py labelpulse/
+COPY config/__init__.py config/
+COPY kafka_admin/__init__.py kafka_admin/
+COPY access/__init__.py access/
 COPY schema/__init__.py schema/
 COPY streams/__init__.py streams/
 COPY dashboard/__init__.py dashboard/
@@ -18,12 +21,15 @@ COPY alerts/__init__.py alerts/
 COPY embedded_clickhouse/__init__.py embedded_clickhouse/
 RUN pip install . && pip uninstall -y labelpulse
 COPY labelpulse labelpulse
+COPY config config
+COPY kafka_admin kafka_admin
+COPY access access
 COPY schema schema
 COPY streams streams
 COPY dashboard dashboard
 COPY alerts alerts
 COPY embedded_clickhouse embedded_clickhouse
-RUN pip install --no-deps . && python -c "import labelpulse, schema, streams, dashboard, alerts, embedded_clickhouse"
+RUN pip install --no-deps . && python -c "import labelpulse, config, kafka_admin, access, schema, streams, dashboard, alerts, embedded_clickhouse"
 
 # Never root; state (Faust's table directory) lives in a volume mounted at /data.
 # /prometheus-rules: where the init job renders Prometheus rules (a named volume takes this owner).

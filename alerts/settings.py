@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alerts.rules import DEFAULT_RULES_DIR
+from config.env import env_int, env_str, env_url
 from schema.client import ClickHouseSettings
-from schema.config import env_int, env_str, env_url
 
 
 @dataclass(frozen=True)

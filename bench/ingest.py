@@ -35,14 +35,14 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
+from kafka_admin.settings import KafkaSettings
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
+from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
-from labelpulse.process import spawn, terminate
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from labelpulse.simulator import Delivery, Plan, read_recording, send
 from schema import migrations
 from schema.client import ClickHouseSettings
-from schema.kafka import KafkaSettings
 
 
 async def raw_ceiling(bootstrap: str, topic: str, expected: int) -> float:

@@ -26,8 +26,8 @@ import uuid
 from pathlib import Path
 
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
+from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
-from labelpulse.process import spawn, terminate
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from schema import migrations
 from schema.client import ClickHouseSettings

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schema.config import ConfigError, read_yaml
-from schema.throttle import SignInThrottle
+from access.throttle import SignInThrottle
+from config.env import ConfigError
+from config.files import read_yaml
 
 AUTH_MODES = ("none", "password", "oidc")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -119,7 +120,7 @@ class SlowDown:
 
 class SignInGuard:
     """Password sign-in with guessing slowed down per user name and per client address
-    (schema.throttle). Each checked attempt costs an scrypt hash, deliberately slow: while a user or
+    (access.throttle). Each checked attempt costs an scrypt hash, deliberately slow: while a user or
     an address waits, attempts are refused before hashing. One per dashboard process."""
 
     def __init__(self, users: Mapping[str, DashboardUser]) -> None:

@@ -10,10 +10,10 @@ import streamlit as st
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from access.policy import table_filters
 from dashboard.auth import Viewer
 from dashboard.queries import Query
 from dashboard.settings import DashboardSettings
-from schema.access import table_filters
 from schema.client import ClickHouseUnavailable, connect
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from schema.kafka import KafkaSettings
+from kafka_admin.settings import KafkaSettings
 
 COLUMNS = ["partition", "end_offset", "committed", "lag"]
 # An unreachable Kafka is shown on the page; aiokafka would also log it on every refresh.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schema.config import env_str
+from config.env import env_str
 
 # Older than this, the file is from an `up` that is gone (or the dashboard runs elsewhere).
 STALE_AFTER_S = 30.0

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.env import ConfigError, env_int, env_port, env_str
 from dashboard.auth import AUTH_MODES, DashboardUser, load_users
+from kafka_admin.settings import KafkaSettings
 from schema.client import ClickHouseSettings
-from schema.config import ConfigError, env_int, env_port, env_str
-from schema.kafka import KafkaSettings
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ of the HTTP protocol clients rely on:
 Modules: `settings` (what the server is told), `protocol` (HTTP requests and responses),
 `auth` (who is asking), `origins` (browser requests from other sites), `guard` (what an access
 file's user may run, by role), `engine` (chDB and running statements), `sessions` (HTTP sessions),
-`codecs` (compressed bodies), `errors` (errors as ClickHouse sends them), `server` (the whole).
+`codecs` (compressed bodies), `errors` (errors as ClickHouse sends them), `server` (the whole),
+`service` (`labelpulse clickhouse`: serve until stopped).
 """
 
 from embedded_clickhouse.errors import ClickHouseError

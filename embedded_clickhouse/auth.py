@@ -1,5 +1,5 @@
 """Who is asking: the server's own (admin) user, or a user of the access file — with password
-guessing slowed down per user and per client address (schema.throttle).
+guessing slowed down per user and per client address (access.throttle).
 
 Every request carries its credentials (clients rarely use sessions), so a worker signs in
 thousands of times a minute. An attempt while its user or its address waits is answered at
@@ -17,10 +17,10 @@ import math
 from collections.abc import Mapping
 from email.message import Message
 
+from access.policy import User
+from access.throttle import SignInThrottle
 from embedded_clickhouse.errors import AUTHENTICATION_FAILED, ClickHouseError
 from embedded_clickhouse.settings import ServerSettings
-from schema.access import User
-from schema.throttle import SignInThrottle
 
 # What one connection has signed in with: (user, SHA-256 of the password).
 SignedIn = set[tuple[str, bytes]]

@@ -5,13 +5,13 @@ chDB has no users or grants, so this server decides what every user of the acces
 where a query names a filtered table; table functions (`merge`, `mergeTreeIndex`, `file`, `url`,
 `remote`, …), dictionaries, materialized views and system tables (`system.processes` shows
 everyone's queries) read around it, and the server's files are the process's. So, by role
-(schema.access):
+(access.policy):
 
-- every role may read only the LabelPulse tables and views of schema.access.READABLE, a few
+- every role may read only the LabelPulse tables and views of access.policy.READABLE, a few
   system tables that hold no data, and table functions that generate rows: SELECT (with UNION,
   INTERSECT, EXCEPT), DESCRIBE and SHOW TABLES;
 - writer (workers) and evaluator (alert evaluator) may also INSERT, only into the tables of
-  schema.access.INSERTABLE (the worker's tables; alert_history): rows in a data format after
+  access.policy.INSERTABLE (the worker's tables; alert_history): rows in a data format after
   `FORMAT` (not VALUES, whose rows the engine evaluates as expressions), or the rows of a SELECT
   checked as any read is. Not into a table function, not FROM INFILE, not with a SETTINGS clause
   of its own (settings travel with the request, where the role's forced ones win);

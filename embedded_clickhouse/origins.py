@@ -9,7 +9,7 @@ Clients that are not browsers (curl, clickhouse-connect) send neither and are no
 
 from __future__ import annotations
 
-from labelpulse.net import is_loopback
+from config.hosts import is_loopback
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 

@@ -18,11 +18,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from access.policy import User, embedded_settings
 from embedded_clickhouse import origins
 from embedded_clickhouse.auth import SignedIn
 from embedded_clickhouse.codecs import Compressor, decompress
 from embedded_clickhouse.errors import ACCESS_DENIED, NOT_IMPLEMENTED, STD_EXCEPTION, ClickHouseError
-from schema.access import User, embedded_settings
 
 if TYPE_CHECKING:
     from embedded_clickhouse.server import ClickHouseHTTPServer
@@ -93,7 +93,7 @@ class Request:
     query_id: str
     read_only: bool
     compress_response: bool
-    # Who asks (None: the server's own admin), and what their role imposes (schema.access),
+    # Who asks (None: the server's own admin), and what their role imposes (access.policy),
     # applied after the request's own settings.
     user: User | None = None
     forced: dict[str, str] = field(default_factory=dict)

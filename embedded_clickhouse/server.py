@@ -6,14 +6,15 @@ from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from access.policy import INSERTABLE, READABLE
+from config.env import ConfigError
+from config.hosts import is_loopback
 from embedded_clickhouse import engine, guard, origins
 from embedded_clickhouse.auth import Authenticator
 from embedded_clickhouse.engine import Engine
 from embedded_clickhouse.errors import READONLY, SESSION_IS_LOCKED, SYNTAX_ERROR, ClickHouseError
 from embedded_clickhouse.protocol import FORMAT_CLAUSE, INSERT_WITH_DATA, Handler, Request
 from embedded_clickhouse.settings import ServerSettings
-from labelpulse.net import is_loopback
-from schema.access import INSERTABLE, READABLE
 
 # Settings a read-only (readonly=1) user may still send: they change how results travel, not what runs.
 _HARMLESS = frozenset(
@@ -28,14 +29,14 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, settings: ServerSettings) -> None:
         if not settings.allow_remote and not is_loopback(settings.host):
-            raise ValueError(
+            raise ConfigError(
                 f"refusing to serve ClickHouse on non-loopback address {settings.host}: anyone on the "
                 "network could read and write every table. Pass --allow-remote (and set a password) "
                 "if that is what you want."
             )
         if not settings.password and (settings.access.users or settings.allow_remote):
             why = "with an access file" if settings.access.users else "with --allow-remote"
-            raise ValueError(
+            raise ConfigError(
                 f"refusing to serve ClickHouse {why} while its admin user '{settings.user}' has no password: "
                 "anyone on this machine (or network) could read and change every table as that user. Set "
                 "LABELPULSE_CLICKHOUSE_PASSWORD to a secret (e.g. `export LABELPULSE_CLICKHOUSE_PASSWORD="

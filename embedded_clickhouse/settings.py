@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from schema import access as access_file
-from schema.access import Access
+from access import policy
+from access.policy import Access
+from config.env import ConfigError, env_str
 from schema.client import ClickHouseSettings
-from schema.config import ConfigError, env_str
 
 _ORIGIN = re.compile(r"https?://[^/\s?#]+")
 
@@ -26,7 +26,7 @@ class ServerSettings:
     # Binding anything but loopback exposes every table to the network: opt in explicitly.
     allow_remote: bool = False
     session_timeout_s: float = 60.0
-    # More users than the one above, with roles (schema.access); `database` is what their project
+    # More users than the one above, with roles (access.policy); `database` is what their project
     # restrictions name.
     access: Access = field(default_factory=Access)
     database: str = "labelpulse"
@@ -54,7 +54,7 @@ class ServerSettings:
             user=clickhouse.username,
             password=clickhouse.password,
             allow_remote=allow_remote,
-            access=access_file.from_env(env),
+            access=policy.from_env(env),
             database=clickhouse.database,
             allowed_origins=allowed_origins(env_str(env, "CLICKHOUSE_ALLOWED_ORIGINS", "")),
         )

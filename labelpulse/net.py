@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import urllib.error
 import urllib.request
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:

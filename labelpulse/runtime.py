@@ -9,17 +9,30 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.env import env_int, env_str
+from labelpulse.child_processes import Child, spawn, terminate, terminate_all, wait_ready
 from labelpulse.net import http_ok, port_in_use
-from labelpulse.process import Child, ServiceError, spawn, terminate, terminate_all, wait_ready
 from schema.client import ClickHouseSettings
-from schema.config import env_int, env_str
 
-__all__ = ["EmbeddedClickHouseProcess", "RestartPolicy", "RuntimeSettings", "Service", "ServiceError", "Supervisor"]
+__all__ = [
+    "EmbeddedClickHouseProcess",
+    "RestartPolicy",
+    "RuntimeSettings",
+    "Service",
+    "ServiceError",
+    "Supervisor",
+    "cli_command",
+    "command_service",
+]
+
+
+class ServiceError(RuntimeError):
+    """A part of the local runtime cannot start; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -84,15 +97,16 @@ class EmbeddedClickHouseProcess:
                 f"port {port} on {host} is already in use — is another `labelpulse clickhouse` or a "
                 "ClickHouse server running? Stop it, or set LABELPULSE_CLICKHOUSE_PORT to a free port."
             )
-        command = [
-            sys.executable, "-m", "labelpulse", "clickhouse",
-            "--host", host, "--port", str(port), "--data-dir", str(self.data_dir),
-        ]  # fmt: skip
+        command = cli_command("clickhouse", "--host", host, "--port", str(port), "--data-dir", str(self.data_dir))
         self.process = spawn(command, self.log_path, {**os.environ, **self.env, **self.clickhouse.to_env()})
         return self.process
 
     def answers(self) -> bool:
         return http_ok(f"http://{self.clickhouse.host}:{self.clickhouse.port}/ping")
+
+    def service(self, **options: Any) -> Service:
+        """This server as a part of `up`: ready once /ping answers."""
+        return Service("ClickHouse", self.launch, log_path=self.log_path, ready=self.answers, **options)
 
     def stop(self, timeout_s: float = 15.0) -> None:
         process, self.process = self.process, None
@@ -112,7 +126,7 @@ class Service:
     running across its restart writes into topics it auto-creates, which Tansu then corrupts
     (later writes fail with AlreadyExists); so the worker and the simulator wait for it, stopped.
     Parts that only retry a connection (the worker while ClickHouse is away) need nothing: they
-    recover by themselves."""
+    recover by themselves. The back-off between restarts is the supervisor's RestartPolicy."""
 
     name: str
     spawn: Callable[[], Child]
@@ -123,6 +137,19 @@ class Service:
     restart_after: tuple[str, ...] = ()
     stop_timeout_s: float = 15.0
     exit_note: str = ""  # said with every exit, e.g. what the in-memory broker loses
+    starting: str = ""  # what `up` says before its first start
+
+
+def cli_command(*args: str) -> list[str]:
+    """`labelpulse ARGS` run by this same Python: children run the installation `up` runs from."""
+    return [sys.executable, "-m", "labelpulse", *args]
+
+
+def command_service(
+    name: str, command: Callable[[], Sequence[str]], log_path: Path, env: Mapping[str, str], **options: Any
+) -> Service:
+    """A part run by a command (asked for at every start: the simulator's seed changes), its output to `log_path`."""
+    return Service(name, lambda: spawn(command(), log_path, env), log_path=log_path, **options)
 
 
 @dataclass(frozen=True)

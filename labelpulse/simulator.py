@@ -26,7 +26,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from schema.kafka import KafkaSettings, create_topics
+from kafka_admin.settings import KafkaSettings
+from kafka_admin.topics import KafkaUnavailable, create_topics
+from labelpulse.broker import kafka_reachable
 
 PROJECTS: dict[str, tuple[str, ...]] = {
     "retail-products": ("shoe", "bag", "shirt", "hat", "watch"),
@@ -378,3 +380,48 @@ async def send(
         if progress:
             progress.done()
     return sent
+
+
+def run_simulator(
+    plan: Plan,
+    kafka: KafkaSettings,
+    delivery: Delivery = Delivery(),
+    *,
+    count: int | None = None,
+    duration_s: float | None = None,
+    realtime: bool = True,
+    record: Path | None = None,
+    quiet: bool = False,
+) -> int:
+    """`labelpulse generate`: send `plan` as send() does, saying what goes where on stderr (and a
+    progress line unless `quiet`). KafkaUnavailable when no Kafka answers or it refuses us."""
+    if not kafka_reachable(kafka, timeout_s=3):
+        raise KafkaUnavailable(
+            f"no Kafka answers at {kafka.bootstrap_servers}; start the embedded broker with `labelpulse broker` "
+            "(or everything with `labelpulse up`), or set LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"
+        )
+    print(
+        f"sending simulated events to {kafka.events_topic} at {kafka.bootstrap_servers} "
+        f"({f'{plan.rate:g}/s' if realtime else 'as fast as possible'}; seed {plan.seed}"
+        + (f"; anomalies: {', '.join(plan.anomalies)}" if plan.anomalies else "")
+        + (f"; up to {delivery.disorder_s:g}s out of order" if delivery.disorder_s else "")
+        + (f"; {delivery.duplicates:.0%} sent twice" if delivery.duplicates else "")
+        + ")",
+        file=sys.stderr,
+        flush=True,
+    )
+    sent = asyncio.run(
+        send(
+            plan,
+            kafka=kafka,
+            count=count,
+            duration_s=duration_s,
+            realtime=realtime,
+            record=record,
+            progress=None if quiet else Progress(total=count),
+            delivery=delivery,
+        )
+    )
+    if record:
+        print(f"recorded {sent} messages in {record}", file=sys.stderr)
+    return 0

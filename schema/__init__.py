@@ -1,2 +1,2 @@
-"""The contracts every component shares: the event contract, ClickHouse DDL and migrations,
-and the ClickHouse client factory."""
+"""The floor every component stands on: the event contract, ClickHouse DDL and migrations, the row
+shapes, the ClickHouse client factory, and the statistics the dashboard and the alert rules share."""

@@ -14,7 +14,8 @@ from typing import Any
 
 import faust
 
-from schema.kafka import KafkaSettings, create_topics
+from kafka_admin.settings import KafkaSettings
+from kafka_admin.topics import create_topics
 from streams.changelog import TableStateStore
 from streams.faust_internals import SCHEME, register_batch_handler
 from streams.pipeline import Pipeline
@@ -140,4 +141,10 @@ class WorkerApp(faust.App):
             )
 
 
-app = create_app(WorkerSettings.from_env())
+def __getattr__(name: str) -> faust.App:
+    """`faust -A streams.app worker` finds the app here, built from LABELPULSE_* when first asked for:
+    importing this module builds nothing, so `labelpulse worker` builds its one app from its own settings."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    app = globals()["app"] = create_app(WorkerSettings.from_env())
+    return app

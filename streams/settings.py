@@ -9,10 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from config.env import ConfigError, env_int, env_str
+from kafka_admin.settings import KafkaSecurity, KafkaSettings
 from schema.client import ClickHouseSettings
-from schema.config import ConfigError, env_int, env_str
 from schema.events import ContractLimits
-from schema.kafka import KafkaSecurity, KafkaSettings
 from streams.privacy import Pseudonymizer
 
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from labelpulse.child_processes import spawn, terminate, wait_ready
 from labelpulse.net import free_port, http_ok
-from labelpulse.process import spawn, terminate, wait_ready
 
 # url path -> what the page must show once loaded
 VIEWS = {"": "Overview", "project": "Project", "annotators": "Annotators", "pipeline": "Pipeline", "alerts": "Alerts"}

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from kafka_admin.settings import KafkaSettings
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
+from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
-from labelpulse.process import spawn, terminate
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from schema import migrations
 from schema.client import ClickHouseSettings, connect
-from schema.kafka import KafkaSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,12 +111,15 @@ def kafka(request: pytest.FixtureRequest, broker_service: BrokerSettings) -> Bro
     return broker_service
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run `labelpulse …` as a user would, in its own process."""
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run `labelpulse …` as a user would, in its own process (`stdin` piped to it)."""
     full_env = {key: value for key, value in os.environ.items() if not key.startswith("LABELPULSE_")}
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "labelpulse", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env=full_env,

@@ -20,13 +20,14 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, ProgrammingError
 
+from access import policy
+from config.env import ConfigError
 from labelpulse.broker import BrokerSettings
 from labelpulse.net import free_port
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from labelpulse.simulator import PROJECTS, Plan, generate
-from schema import access, migrations
+from schema import migrations
 from schema.client import ClickHouseSettings, connect
-from schema.config import ConfigError
 from schema.ddl import Target
 from schema.rows import WORKER_TABLES
 from schema.tables import ANALYST_VIEWS, RAW_TABLES, ROLLUPS
@@ -153,15 +154,15 @@ def test_access_users_need_their_own_password(guarded: ClickHouseSettings) -> No
 @pytest.mark.clickhouse
 def test_the_server_sql_parses_and_hides_passwords(guarded: ClickHouseSettings, tmp_path: Path) -> None:
     (tmp_path / "access.yml").write_text(ACCESS_FILE)
-    wanted = access.load(tmp_path / "access.yml", PASSWORDS)
+    wanted = policy.load(tmp_path / "access.yml", PASSWORDS)
     admin = connect(guarded)
     for target in (Target(), Target(cluster="lp")):
-        statements = access.statements(wanted, "labelpulse", target)
+        statements = policy.statements(wanted, "labelpulse", target)
         for statement in statements:  # the embedded engine's parser is the server's
             admin.query("SELECT formatQuery({sql:String})", parameters={"sql": statement})
-        text = "\n".join(access.redact(statement, wanted) for statement in statements)
+        text = "\n".join(policy.redact(statement, wanted) for statement in statements)
         assert not any(password in text for password in PASSWORDS.values())
-    single = "\n".join(access.statements(wanted, "labelpulse"))
+    single = "\n".join(policy.statements(wanted, "labelpulse"))
     assert "GRANT SELECT, INSERT ON `labelpulse`.* TO labelpulse_writer" in single
     assert "GRANT INSERT ON `labelpulse`.alert_history TO labelpulse_evaluator" in single
     assert (
@@ -172,7 +173,7 @@ def test_the_server_sql_parses_and_hides_passwords(guarded: ClickHouseSettings, 
         "project_id IN ('retail-products') TO `lead`" in single
     )
     assert "CREATE ROW POLICY OR REPLACE labelpulse_all ON `labelpulse`.events USING 1 TO ALL EXCEPT `lead`" in single
-    assert "ON CLUSTER 'lp'" in "\n".join(access.statements(wanted, "labelpulse", Target(cluster="lp")))
+    assert "ON CLUSTER 'lp'" in "\n".join(policy.statements(wanted, "labelpulse", Target(cluster="lp")))
 
 
 @pytest.mark.parametrize(
@@ -202,14 +203,14 @@ def test_mistakes_in_the_access_file_are_named(tmp_path: Path, text: str, env: d
     path = tmp_path / "access.yml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message) as raised:
-        access.load(path, env)
+        policy.load(path, env)
     assert str(raised.value).startswith(str(path))
 
 
 def test_no_access_file_means_only_the_admin(tmp_path: Path) -> None:
-    assert access.from_env({}).users == ()
+    assert policy.from_env({}).users == ()
     with pytest.raises(ConfigError, match="cannot read the access file"):
-        access.from_env({"LABELPULSE_ACCESS_FILE": str(tmp_path / "missing.yml")})
+        policy.from_env({"LABELPULSE_ACCESS_FILE": str(tmp_path / "missing.yml")})
 
 
 @pytest.mark.clickhouse

@@ -9,10 +9,17 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from alerts.settings import EvaluatorSettings
+from config.env import ConfigError
 from schema.client import ClickHouseSettings
-from schema.config import ConfigError
 from tests.conftest import run_cli
 from tests.test_alert_conditions import event, store
+
+
+@pytest.mark.parametrize("action", ["run", "check", "backtest", "render-prometheus"])
+def test_every_action_has_help(action: str) -> None:
+    result = run_cli("alerts", action, "--help")
+    assert result.returncode == 0
+    assert len(result.stdout) > 200
 
 
 def test_check_lists_the_default_rules() -> None:
@@ -110,3 +117,17 @@ def test_run_without_clickhouse_says_where_it_looked() -> None:
     env = ClickHouseSettings(port=1).to_env()
     result = run_cli("alerts", "run", "--once", env={**env, "LABELPULSE_ALERTS_RESTORE_WAIT_S": "0"}, timeout=120)
     assert result.returncode == 2 and "cannot read alert_history at http://127.0.0.1:1" in result.stderr
+
+
+@pytest.mark.clickhouse
+def test_run_refuses_a_metrics_port_in_use_naming_the_variable(refused_an_hour_ago: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("alerts", "run", env={**refused_an_hour_ago, "LABELPULSE_ALERTS_METRICS_PORT": str(port)})
+    assert result.returncode == 2
+    assert f"labelpulse: cannot serve metrics on 127.0.0.1:{port}" in result.stderr
+    assert "LABELPULSE_ALERTS_METRICS_PORT" in result.stderr

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from labelpulse.child_processes import spawn, terminate, wait_ready
 from labelpulse.net import free_port, http_ok
-from labelpulse.process import spawn, terminate, wait_ready
 from tests.conftest import WorkerHarness, system_tool, wait_for
 from tests.recorder import HttpRecorder
 

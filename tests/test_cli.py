@@ -18,9 +18,9 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from labelpulse.broker import BrokerSettings, kafka_answers
-from labelpulse.cli import render_table
 from labelpulse.net import free_port, http_ok, port_in_use
 from labelpulse.simulator import read_recording
+from labelpulse.terminal import render_table
 from schema import migrations
 from schema.client import ClickHouseSettings
 from tests.conftest import REPO_ROOT, run_cli
@@ -34,8 +34,12 @@ def test_help_teaches_the_quick_start() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["up", "clickhouse", "broker", "migrate", "sql", "worker", "dashboard", "generate", "contract"]
-)
+    "command",
+    [
+        "up", "clickhouse", "broker", "migrate", "access", "hash-password", "topics", "sql", "worker", "dashboard",
+        "generate", "contract", "alerts",
+    ],
+)  # fmt: skip
 def test_every_command_has_help(command: str) -> None:
     result = run_cli(command, "--help")
     assert result.returncode == 0
@@ -96,6 +100,84 @@ def test_unreachable_clickhouse_says_what_where_and_how_to_start_it() -> None:
     assert f"cannot reach ClickHouse at http://127.0.0.1:{port}" in result.stderr
     assert "labelpulse clickhouse" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_topics_without_kafka_say_where_they_looked_and_what_to_check() -> None:
+    result = run_cli("topics", env={"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"})
+    assert result.returncode == 2
+    assert "could not create or read topics on the Kafka at 127.0.0.1:" in result.stderr
+    assert "LABELPULSE_KAFKA_SECURITY_PROTOCOL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_worker_without_kafka_stops_before_consuming_naming_the_servers(tmp_path: Path) -> None:
+    kafka = f"127.0.0.1:{free_port()}"
+    env = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka, "LABELPULSE_WORKER_METRICS_PORT": "0"}
+    result = run_cli("worker", env={**env, "LABELPULSE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert f"labelpulse: could not create or read topics on the Kafka at {kafka}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_broker_refuses_a_non_loopback_address() -> None:
+    result = run_cli("broker", "--host", "10.1.2.3")
+    assert result.returncode == 2
+    assert "refusing to run the broker on non-loopback address 10.1.2.3" in result.stderr
+    assert "LABELPULSE_BROKER_ALLOW_REMOTE=true" in result.stderr
+
+
+def test_clickhouse_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("clickhouse", "--port", str(port), "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert f"labelpulse: cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_up_refuses_a_taken_dashboard_port_before_starting_anything(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("up", env={"LABELPULSE_DASHBOARD_PORT": str(port), "LABELPULSE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert f"labelpulse: port {port} is taken (another dashboard?); stop it or set LABELPULSE_DASHBOARD_PORT" in (
+        result.stderr
+    )
+    assert result.stdout == "" and not (tmp_path / "logs").exists()
+
+
+def test_dashboard_refuses_bad_settings_before_serving() -> None:
+    result = run_cli("dashboard", env={"LABELPULSE_DASHBOARD_AUTH": "sso"})
+    assert result.returncode == 2
+    assert "labelpulse: LABELPULSE_DASHBOARD_AUTH must be one of none, password, oidc, got 'sso'" in result.stderr
+
+
+def test_hash_password_prints_a_hash_the_dashboard_accepts() -> None:
+    from dashboard.auth import password_matches
+
+    result = run_cli("hash-password", stdin="correct horse\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("scrypt$")
+    assert password_matches("correct horse", result.stdout.strip())
+
+
+def test_hash_password_refuses_a_short_password() -> None:
+    result = run_cli("hash-password", stdin="short\n")
+    assert result.returncode == 2
+    assert "labelpulse: a dashboard password needs at least 8 characters" in result.stderr
+    assert result.stdout == ""
+
+
+def test_access_show_without_an_access_file_prints_the_roles_only() -> None:
+    result = run_cli("access", "show")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "note: no users (set LABELPULSE_ACCESS_FILE); applying the roles and the analysts' profile only"
+    assert "CREATE ROLE IF NOT EXISTS labelpulse_reader;" in lines
+    assert not any("CREATE USER" in line for line in lines)
 
 
 def test_generate_without_a_broker_says_how_to_start_one() -> None:

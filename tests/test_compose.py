@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from schema import access
-from schema.config import ConfigError
-from schema.kafka import KafkaSettings
+from access import policy
+from config.env import ConfigError
+from kafka_admin.settings import KafkaSettings
 from tests.conftest import system_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,7 +172,7 @@ def test_every_variable_of_the_compose_file_is_documented() -> None:
 def test_the_access_file_loads_and_its_passwords_reach_the_init_job(tmp_path: Path) -> None:
     path = ROOT / "deploy/access.yml"
     names = {user["password_env"] for user in yaml.safe_load(path.read_text())["users"]}
-    loaded = access.load(path, {name: "x" * 16 for name in names})
+    loaded = policy.load(path, {name: "x" * 16 for name in names})
     assert {user.role for user in loaded.users} == {"writer", "reader", "evaluator", "analyst"}
     assert names <= set(env("init"))
     for service, role in (("worker", "writer"), ("dashboard", "reader"), ("evaluator", "evaluator")):

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from config.env import ConfigError
 from dashboard.settings import DashboardSettings
+from kafka_admin.settings import KafkaSettings
 from labelpulse.broker import BrokerSettings
 from labelpulse.net import free_port
 from labelpulse.runtime import RuntimeSettings
 from schema.client import ClickHouseSettings
-from schema.config import ConfigError
-from schema.kafka import KafkaSettings
 from streams.settings import WorkerSettings
 from tests.conftest import run_cli
 

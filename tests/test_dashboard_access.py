@@ -13,10 +13,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from config.env import ConfigError
 from dashboard.auth import hash_password, password_matches
 from dashboard.settings import DashboardSettings
 from schema.client import ClickHouseSettings, connect
-from schema.config import ConfigError
 from tests.conftest import ClickHouseService
 from tests.references import expected_from
 from tests.test_dashboard import APP, count_of, create_database, metric

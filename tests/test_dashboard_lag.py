@@ -10,9 +10,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from dashboard.lag import LagUnavailable, consumer_lag
+from kafka_admin.settings import KafkaSettings
 from labelpulse.broker import BrokerSettings
 from labelpulse.net import free_port
-from schema.kafka import KafkaSettings
 
 pytestmark = pytest.mark.broker
 

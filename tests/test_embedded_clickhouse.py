@@ -501,8 +501,8 @@ def test_refuses_to_start_with_users_or_remote_access_while_the_admin_has_no_pas
 def test_serves_remote_access_once_the_admin_has_a_password(tmp_path: Path) -> None:
     import sys
 
+    from labelpulse.child_processes import spawn, terminate, wait_ready
     from labelpulse.net import http_ok
-    from labelpulse.process import spawn, terminate, wait_ready
 
     port = free_port()
     command = [sys.executable, "-m", "labelpulse", "clickhouse", "--port", str(port), "--allow-remote"]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from config.env import ConfigError
 from embedded_clickhouse.origins import own_origins, refusal
 from embedded_clickhouse.settings import ServerSettings
-from schema.config import ConfigError
 
 OWN = own_origins("127.0.0.1", 8123)
 ALLOWED = frozenset({"https://sql.example.com"})

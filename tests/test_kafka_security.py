@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from config.env import ConfigError
+from kafka_admin.settings import KafkaSecurity, KafkaSettings
 from labelpulse.broker import BrokerSettings
-from schema.config import ConfigError
-from schema.kafka import KafkaSecurity, KafkaSettings
 from streams.settings import faust_credentials
 from tests.conftest import run_cli
 

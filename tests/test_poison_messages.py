@@ -13,9 +13,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
+from kafka_admin.topics import create_topics
 from labelpulse.broker import BrokerSettings
 from labelpulse.simulator import Plan, generate
-from schema.kafka import create_topics
 from tests.conftest import WorkerHarness, wait_for
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.broker, pytest.mark.faults]

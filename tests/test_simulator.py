@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
+from kafka_admin.settings import KafkaSettings
 from labelpulse.simulator import PROJECTS, Delivery, Message, Plan, generate, read_recording, send
-from schema.kafka import KafkaSettings
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 AFTER, LASTING = 600.0, 600.0  # anomalies from 10 to 20 minutes in

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from labelpulse.process import spawn
+from labelpulse.child_processes import spawn
 from labelpulse.runtime import (
     RestartPolicy,
     Service,
@@ -333,7 +333,7 @@ SUPERVISED_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from labelpulse.process import spawn
+    from labelpulse.child_processes import spawn
     from labelpulse.runtime import Service, Supervisor
 
     def sleeper(name):

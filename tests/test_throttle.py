@@ -1,10 +1,10 @@
-"""Slowing down password guessing (schema.throttle): free failures, then waits that double up to a cap."""
+"""Slowing down password guessing (access.throttle): free failures, then waits that double up to a cap."""
 
 from __future__ import annotations
 
 import pytest
 
-from schema.throttle import SignInThrottle
+from access.throttle import SignInThrottle
 
 
 class Clock:

@@ -21,11 +21,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
+from kafka_admin.topics import create_topics
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
 from labelpulse.net import free_port
 from labelpulse.simulator import Plan, generate
 from schema.client import ClickHouseSettings
-from schema.kafka import create_topics
 from tests.conftest import WorkerHarness, wait_for
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.broker, pytest.mark.faults]

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schema.config import ConfigError, env_str, read_yaml
+from config.env import ConfigError, env_str
+from config.files import read_yaml
 from schema.ddl import SINGLE_NODE, Target, quote
 from schema.rows import WORKER_TABLES
 from schema.tables import ALERT_HISTORY, ANALYST_VIEWS, RAW_TABLES, ROLLUPS

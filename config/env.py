@@ -7,8 +7,6 @@ down; nothing deeper reads `os.environ`. Bad values fail at start-up naming the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 PREFIX = "LABELPULSE_"
 
@@ -63,15 +61,3 @@ def env_url(env: Mapping[str, str], name: str, default: str | None) -> str | Non
     if not raw.startswith(("http://", "https://")) or len(raw.split("://", 1)[1]) == 0:
         raise ConfigError(f"{PREFIX}{name} must be an http:// or https:// URL, got {raw!r}")
     return raw.rstrip("/")
-
-
-def read_yaml(path: Path, what: str) -> Any:
-    """A YAML settings file (access, dashboard users), its problems named with the file."""
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc

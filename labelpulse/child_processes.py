@@ -1,4 +1,5 @@
-"""Child processes of the local runtime: started in their own session, logged to a file, stopped in order."""
+"""Spawning and stopping the local runtime's child processes: each in its own session, its output
+to a log file, stopped with SIGTERM and then SIGKILL."""
 
 from __future__ import annotations
 
@@ -8,10 +9,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
-
-
-class ServiceError(RuntimeError):
-    """A part of the local runtime cannot start; the message says why and what to do."""
 
 
 class Child(Protocol):

@@ -1,0 +1,246 @@
+"""The command handlers: each turns its arguments into settings and calls the service or tool that
+does the work (the long-running ones live with their components: streams.service, alerts.service,
+dashboard.service, embedded_clickhouse.service, labelpulse.broker, labelpulse.simulator, labelpulse.up)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import json
+import sys
+from dataclasses import replace
+from typing import Any
+
+from labelpulse.terminal import plain, render_table, say
+from schema.client import ClickHouseSettings, connect
+
+
+class CliError(Exception):
+    """A failure the user can fix; printed without a traceback."""
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from labelpulse import up
+    from schema.migrations import MigrationError
+
+    settings = up.UpSettings.from_env(data_dir=args.data_dir, demo_rate=None if args.no_demo else args.demo_rate)
+    try:
+        return up.run(settings, say)
+    except MigrationError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def run_clickhouse(args: argparse.Namespace) -> int:
+    from embedded_clickhouse import ServerSettings, service
+    from labelpulse.runtime import RuntimeSettings
+
+    settings = ServerSettings.from_env(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir or RuntimeSettings.from_env().clickhouse_dir,
+        allow_remote=args.allow_remote,
+    )
+    return service.run_server(settings)
+
+
+def run_broker(args: argparse.Namespace) -> int:
+    from labelpulse import broker
+
+    settings = broker.BrokerSettings.from_env()
+    return broker.run_broker(replace(settings, host=args.host or settings.host, port=args.port or settings.port), say)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from streams import service
+    from streams.settings import WorkerSettings
+
+    service.run_worker(WorkerSettings.from_env(), args.loglevel)
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    from dashboard import service
+    from dashboard.settings import DashboardSettings
+
+    settings = DashboardSettings.from_env()
+    service.run_dashboard(replace(settings, host=args.host or settings.host, port=args.port or settings.port))
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from kafka_admin.settings import KafkaSettings
+    from labelpulse.simulator import Delivery, Plan, run_simulator
+
+    plan = Plan(
+        seed=args.seed,
+        start=args.start or dt.datetime.now(dt.UTC),
+        rate=args.rate,
+        annotators=args.annotators,
+        anomalies=tuple(args.anomaly),
+        anomaly_after_s=args.anomaly_after,
+        anomaly_for_s=args.anomaly_for,
+    )
+    return run_simulator(
+        plan,
+        KafkaSettings.from_env(),
+        Delivery(args.disorder, args.duplicates, args.seed),
+        count=args.count,
+        duration_s=args.duration,
+        realtime=not args.fast,
+        record=args.record,
+        quiet=args.quiet,
+    )
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    from labelpulse.runtime import RuntimeSettings
+    from schema import migrations
+    from schema.ddl import Target
+
+    settings = ClickHouseSettings.from_env()
+    retention_days = RuntimeSettings.from_env().raw_events_ttl_days
+    target = Target(cluster=args.cluster or settings.cluster)
+    files = migrations.load()
+    try:
+        if args.status:
+            _print_status(settings, files)
+            return 0
+        client = migrations.open_database(settings, target)
+        if args.rollback_to is not None:
+            undone = migrations.rollback(client, target, to=args.rollback_to, migrations=files, progress=say)
+            say(f"rolled back {len(undone)} migration(s)")
+            return 0
+        ran = migrations.migrate(client, target, to=args.to, migrations=files, progress=say)
+        migrations.apply_retention(client, retention_days, target)
+    except migrations.MigrationError as exc:
+        raise CliError(f"migrations refused: {exc}") from exc
+    if ran:
+        say(f"applied {len(ran)} migration(s) to {settings.database} at {settings.url}")
+    return 0
+
+
+def _print_status(settings: ClickHouseSettings, files: list[Any]) -> None:
+    """Applied and pending migrations; reads only, creates nothing."""
+    from schema import migrations
+
+    server = connect(settings, database="default")
+    recorded = server.command(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'schema_migrations'",
+        parameters={"db": settings.database},
+    )
+    history = migrations.applied(connect(settings)) if recorded else []
+    done = {record.number for record in history}
+    for migration in files:
+        print(f"{migration.name:40} {'applied' if migration.number in done else 'pending'}")
+    migrations.verify_history(files, history)
+
+
+def run_sql(args: argparse.Namespace) -> int:
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    settings = ClickHouseSettings.from_env()
+    client = connect(settings)
+    try:
+        result = client.query(args.statement, parameters=dict(args.param) or None)
+    except DatabaseError as exc:
+        raise CliError(_clickhouse_message(exc)) from exc
+    columns = list(result.column_names)
+    rows = [list(row) for row in result.result_rows]
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows([[plain(value) for value in row] for row in rows])
+    elif args.format == "json":
+        for row in rows:
+            print(json.dumps(dict(zip(columns, row, strict=True)), default=plain, ensure_ascii=False))
+    else:
+        print(render_table(columns, rows))
+        print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", file=sys.stderr)
+    return 0
+
+
+def _clickhouse_message(exc: Exception) -> str:
+    text = str(exc)
+    marker = "DB::Exception: "
+    if marker in text:
+        text = text.split(marker, 1)[1]
+        text = text.split(" (version ", 1)[0]
+    return f"ClickHouse refused the statement: {text}"
+
+
+def run_access(args: argparse.Namespace) -> int:
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    from access import policy
+    from schema.ddl import Target
+
+    settings = ClickHouseSettings.from_env()
+    wanted = policy.from_env()
+    if not wanted.users:
+        say("note: no users (set LABELPULSE_ACCESS_FILE); applying the roles and the analysts' profile only")
+    statements = policy.statements(wanted, settings.database, Target(cluster=args.cluster or settings.cluster))
+    if args.action == "show":
+        for statement in statements:
+            print(policy.redact(statement, wanted) + ";")
+        return 0
+    client = connect(settings)
+    for statement in statements:
+        try:
+            client.command(statement)
+        except DatabaseError as exc:
+            raise CliError(
+                f"ClickHouse at {settings.url} refused `{policy.redact(statement, wanted)}`: {exc}\n"
+                "Run this as a user with access management (on the official image: "
+                "CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT=1). The embedded ClickHouse has none: it enforces "
+                "LABELPULSE_ACCESS_FILE by itself, nothing to apply."
+            ) from exc
+    say(f"applied {len(statements)} statements to {settings.url}")
+    for user in wanted.users:
+        say(f"  {user.name}: {user.role}" + (f", projects {', '.join(user.projects)}" if user.projects else ""))
+    return 0
+
+
+def run_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from dashboard.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CliError("the two passwords differ; nothing printed")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise CliError("a dashboard password needs at least 8 characters")
+    print(hash_password(password))
+    return 0
+
+
+def run_topics(args: argparse.Namespace) -> int:
+    from kafka_admin.settings import KafkaSettings
+    from kafka_admin.topics import create_topics
+
+    kafka = KafkaSettings.from_env()
+    counts = asyncio.run(create_topics(kafka))
+    for topic, partitions in counts.items():
+        print(f"{topic}\t{partitions} partitions")
+    if (found := counts[kafka.events_topic]) != kafka.partitions:
+        print(
+            f"note: {kafka.events_topic} has {found} partitions, not LABELPULSE_EVENTS_PARTITIONS={kafka.partitions}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def run_contract(args: argparse.Namespace) -> int:
+    from schema.events import JSON_SCHEMA_PATH, render_json_schema
+
+    document = render_json_schema()
+    if args.write:
+        JSON_SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
+        JSON_SCHEMA_PATH.write_text(document, encoding="utf-8")
+        print(f"wrote {JSON_SCHEMA_PATH}")
+    else:
+        sys.stdout.write(document)
+    return 0
