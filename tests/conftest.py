@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
+from hypothesis import HealthCheck, settings
 
 from kafka_admin.settings import KafkaSettings
 from labelpulse.broker import BrokerSettings, EmbeddedBroker
@@ -30,6 +31,9 @@ from schema import migrations
 from schema.client import ClickHouseSettings, connect
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Property tests judge results, never speed: a loaded machine (CI, two cores) must not fail them.
+settings.register_profile("labelpulse", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("labelpulse")
 
 
 def _require_marker(request: pytest.FixtureRequest, marker: str) -> None:
