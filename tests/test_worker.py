@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -104,9 +105,13 @@ def assert_active_time_matches(client: Client, expected: pd.DataFrame) -> None:
         frame["hour"] = frame["hour"].dt.tz_localize(None)
         return frame[["annotator_id", "project_id", "hour", "sessions", "active_hours"]]
 
-    def matches() -> bool:
+    def matches() -> bool:  # sessions and active time both: either may still be on its way
         frame = got()
-        return len(frame) == len(want) and frame["sessions"].tolist() == want["sessions"].tolist()
+        return (
+            len(frame) == len(want)
+            and frame["sessions"].tolist() == want["sessions"].tolist()
+            and np.allclose(frame["active_hours"], want["active_hours"], rtol=1e-9)
+        )
 
     try:
         wait_for(matches, 60, "active time caught up")
