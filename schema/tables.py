@@ -15,6 +15,8 @@ not time alone.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from schema import metric_definitions as metric
 from schema.ddl import Column, MaterializedView, SchemaObject, Table, View
 
@@ -67,6 +69,22 @@ def _position(what: str) -> tuple[Column, ...]:
         Column("kafka_partition", "UInt32", "Its partition"),
         Column("kafka_offset", "UInt64", "Its offset"),
     )
+
+
+POSITION_COLUMNS = tuple(column.name for column in _position(""))
+
+
+def as_it_stands(changes: Table, name: str, comment: str, **column_comments: str) -> View:
+    """The rows of a `*_changes` table as they stand: those whose signs sum to 1, without their sign and
+    Kafka position. `column_comments` words a column's comment for the view where the table's would mislead."""
+    columns = tuple(
+        replace(column, comment=column_comments.get(column.name, column.comment))
+        for column in changes.columns
+        if column is not SIGN and column.name not in POSITION_COLUMNS
+    )
+    names = ", ".join(column.name for column in columns)
+    select = f"\nSELECT {names}\nFROM {changes.name}\nGROUP BY {names}\nHAVING sum(sign) > 0\n"
+    return View(name=name, columns=columns, select=select, comment=comment)
 
 
 # ---------------------------------------------------------------- raw tables
@@ -327,28 +345,14 @@ GROUP BY project_id, annotator_id, hour
 """,
 )
 
-HANDLE_TIMES = View(
-    name="handle_times",
-    comment=(
+HANDLE_TIMES = as_it_stands(
+    HANDLE_TIME_CHANGES,
+    "handle_times",
+    (
         "The handle time of every submission whose handle time is known, as it stands: measured by the tool "
         "(duration_ms), or the time from the annotator's latest annotation_started before the submission — "
         "whatever order the two arrived in (handle_time_changes, netted)."
     ),
-    columns=(
-        Column("project_id", "LowCardinality(String)", "Project"),
-        Column("annotator_id", "String", "Pseudonymous annotator"),
-        Column("task_id", "String", "Task"),
-        Column("submission_id", "String", "event_id of the submission"),
-        Column("submitted_at", UTC_MS, "occurred_at of the submission, UTC"),
-        Column("handle_time_ms", "UInt32", "Active time on the item, ms"),
-        Column("measured_by", "LowCardinality(String)", "tool, or start_to_submit when derived"),
-    ),
-    select="""
-SELECT project_id, annotator_id, task_id, submission_id, submitted_at, handle_time_ms, measured_by
-FROM handle_time_changes
-GROUP BY project_id, annotator_id, task_id, submission_id, submitted_at, handle_time_ms, measured_by
-HAVING sum(sign) > 0
-""",
 )
 
 LABEL_HOUR = Table(
@@ -673,25 +677,10 @@ GROUP BY project_id, annotator_id, hour
 """,
 )
 
-GOLD_ANSWERS = View(
-    name="gold_answers",
-    comment="Every answer on a honeypot task as it stands, with the gold label and whether it was right.",
-    columns=(
-        _PROJECT,
-        _ANNOTATOR,
-        Column("task_id", "String", "Task"),
-        Column("submission_id", "String", "event_id of the submission"),
-        Column("answered_at", UTC_MS, "occurred_at of the submission, UTC"),
-        Column("label", "String", "The submitted label"),
-        Column("gold_label", "String", "The known answer"),
-        Column("correct", "Bool", "label = gold_label"),
-    ),
-    select="""
-SELECT project_id, annotator_id, task_id, submission_id, answered_at, label, gold_label, correct
-FROM gold_answer_changes
-GROUP BY project_id, annotator_id, task_id, submission_id, answered_at, label, gold_label, correct
-HAVING sum(sign) > 0
-""",
+GOLD_ANSWERS = as_it_stands(
+    GOLD_ANSWER_CHANGES,
+    "gold_answers",
+    "Every answer on a honeypot task as it stands, with the gold label and whether it was right.",
 )
 
 # ---------------------------------------------------------------- agreement (derived by the workers)
@@ -744,43 +733,17 @@ PAIR_AGREEMENT_CHANGES = Table(
     settings=DEDUP_SETTINGS,
 )
 
-TASK_AGREEMENT = View(
-    name="task_agreement",
-    comment="Agreement statistics of every task two or more annotators answered, as they stand.",
-    columns=(
-        _PROJECT,
-        Column("task_id", "String", "Task"),
-        Column("labeled_at", UTC_MS, "occurred_at of the latest first answer, UTC"),
-        Column("raters", "UInt16", "Annotators who answered the task (first answer each)"),
-        Column("label_counts", "Map(String, UInt32)", "How many annotators chose each label"),
-        Column("agreeing_pairs", "UInt32", "Ordered pairs of annotators with the same label: sum n(n-1)"),
-    ),
-    select="""
-SELECT project_id, task_id, labeled_at, raters, label_counts, agreeing_pairs
-FROM task_agreement_changes
-GROUP BY project_id, task_id, labeled_at, raters, label_counts, agreeing_pairs
-HAVING sum(sign) > 0
-""",
+TASK_AGREEMENT = as_it_stands(
+    TASK_AGREEMENT_CHANGES,
+    "task_agreement",
+    "Agreement statistics of every task two or more annotators answered, as they stand.",
+    labeled_at="occurred_at of the latest first answer, UTC",
 )
 
-PAIR_AGREEMENT = View(
-    name="pair_agreement",
-    comment="First answers of every annotator pair on tasks both answered, as they stand.",
-    columns=(
-        _PROJECT,
-        Column("task_id", "String", "Task"),
-        Column("labeled_at", UTC_MS, "occurred_at of the later of the two first answers, UTC"),
-        Column("annotator_a", "String", "First annotator of the pair (a < b)"),
-        Column("annotator_b", "String", "Second annotator of the pair"),
-        Column("label_a", "String", "First answer of annotator_a"),
-        Column("label_b", "String", "First answer of annotator_b"),
-    ),
-    select="""
-SELECT project_id, task_id, labeled_at, annotator_a, annotator_b, label_a, label_b
-FROM pair_agreement_changes
-GROUP BY project_id, task_id, labeled_at, annotator_a, annotator_b, label_a, label_b
-HAVING sum(sign) > 0
-""",
+PAIR_AGREEMENT = as_it_stands(
+    PAIR_AGREEMENT_CHANGES,
+    "pair_agreement",
+    "First answers of every annotator pair on tasks both answered, as they stand.",
 )
 
 _WINDOW = "labeled_at >= {from:DateTime64(3, 'UTC')} AND labeled_at < {to:DateTime64(3, 'UTC')}"
@@ -1021,29 +984,11 @@ GROUP BY project_id, annotator_id, hour
 """,
 )
 
-REVIEW_ROUNDS = View(
-    name="review_rounds",
-    comment="Every review as it stands: its round, and whether it accepted on the first pass or judged rework.",
-    columns=(
-        _PROJECT,
-        Column("task_id", "String", "Task"),
-        Column("annotator_id", "String", "Whose work was reviewed"),
-        Column("reviewer_id", "String", "Who reviewed"),
-        Column("review_id", "String", "event_id of the review"),
-        Column("reviewed_at", UTC_MS, "occurred_at of the review, UTC"),
-        Column("round", "UInt16", "1 for the first review of this annotator's work on the task, 2 for the next, ..."),
-        Column("verdict", "LowCardinality(String)", "accepted, fixed or rejected"),
-        Column("first_pass_accepted", "Bool", "Accepted, and this work was never rejected before"),
-        Column("rework", "Bool", "This work was rejected before"),
-    ),
-    select="""
-SELECT project_id, task_id, annotator_id, reviewer_id, review_id, reviewed_at, round, verdict, first_pass_accepted,
-       rework
-FROM review_round_changes
-GROUP BY project_id, task_id, annotator_id, reviewer_id, review_id, reviewed_at, round, verdict, first_pass_accepted,
-         rework
-HAVING sum(sign) > 0
-""",
+REVIEW_ROUNDS = as_it_stands(
+    REVIEW_ROUND_CHANGES,
+    "review_rounds",
+    "Every review as it stands: its round, and whether it accepted on the first pass or judged rework.",
+    rework="This work was rejected before",
 )
 
 FIRST_PASS_HOUR = View(
