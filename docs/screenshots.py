@@ -17,9 +17,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.browser import capture_views, served_dashboard  # noqa: E402
-from tests.conftest import ClickHouseService  # noqa: E402
-from tests.test_dashboard import create_database  # noqa: E402
+from tests.dashboard.test_dashboard import create_database  # noqa: E402
+from tests.support.browser import capture_views, served_dashboard  # noqa: E402
+from tests.support.services import ClickHouseService  # noqa: E402
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support.services import REPO_ROOT
 
 SERVICES = (pytest.mark.bench, pytest.mark.clickhouse)
 BENCHMARKS = [

@@ -17,7 +17,7 @@ import yaml
 from access import policy
 from config.env import ConfigError
 from kafka_admin.settings import KafkaSettings
-from tests.conftest import system_tool
+from tests.support.services import system_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -37,9 +37,9 @@ from labelpulse.simulator import Plan, generate
 from schema import metric_definitions as metric
 from schema.stats import wilson_interval
 from streams.offline import load
-from tests.conftest import system_tool, wait_for
-from tests.references import expected_from, expected_gold_answers, expected_handle_times, expected_review_rows
-from tests.test_alerts_e2e import get_json, serving
+from tests.alerts.test_alerts_e2e import get_json, serving
+from tests.support.references import expected_from, expected_gold_answers, expected_handle_times, expected_review_rows
+from tests.support.services import system_tool, wait_for
 
 pytestmark = pytest.mark.clickhouse
 Stored = tuple[Client, pd.DataFrame, "Counter[str]"]
@@ -308,7 +308,7 @@ def scrape(client: Client) -> dict[str, dict[str, float]]:
 
 
 def _quality_reference(events: pd.DataFrame, name: str) -> dict[str, tuple[int, int]]:
-    """(successes, trials) per project over the last day, from the events sorted by time (tests/references.py)."""
+    """(successes, trials) per project over the last day, from the events sorted by time (tests/support/references)."""
     since = NOW_MS - DAY.total_seconds() * 1000
     if name == "first_pass_acceptance":
         rows = [(r[0], bool(r[8])) for r in expected_review_rows(events) if since <= r[5] < NOW_MS]

@@ -1,0 +1,298 @@
+"""The dashboard, driven with Streamlit's AppTest against a real embedded ClickHouse seeded with a
+known event set: numbers on screen equal counts computed independently with pandas."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from labelpulse.net import free_port
+from labelpulse.simulator import Plan, generate
+from schema import migrations
+from schema.client import ClickHouseSettings, connect
+from streams.offline import load
+from tests.support.references import expected_active_time, expected_from, expected_review_rounds
+from tests.support.services import ClickHouseService
+
+pytestmark = pytest.mark.clickhouse
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+EVENTS = 3000
+
+
+@dataclass
+class Seeded:
+    settings: ClickHouseSettings
+    events: pd.DataFrame
+    refused: Counter[str]
+
+
+def create_database(service: ClickHouseService, *, seed_events: int) -> tuple[ClickHouseSettings, list[bytes]]:
+    settings = replace(service.settings, database=f"dash_{uuid.uuid4().hex[:10]}")
+    admin = connect(service.settings, database="default")
+    admin.command(f"CREATE DATABASE {settings.database}")
+    admin.close()
+    client = connect(settings)
+    migrations.migrate(client)
+    # One simulated event per second, from two hours ago: all inside the default 6-hour range.
+    plan = Plan(seed=5, start=datetime.now(UTC) - timedelta(hours=2), rate=1, anomalies=("garbage",))
+    values = [message.value for message in islice(generate(plan), seed_events)]
+    load(values, lambda: client)
+    return settings, values
+
+
+@pytest.fixture(scope="module")
+def seeded(request: pytest.FixtureRequest, clickhouse_service: ClickHouseService) -> Iterator[Seeded]:
+    settings, values = create_database(clickhouse_service, seed_events=EVENTS)
+    events, refused = expected_from(values)
+    yield Seeded(settings, events, refused)
+    connect(clickhouse_service.settings, database="default").command(f"DROP DATABASE {settings.database} SYNC")
+
+
+def app(
+    settings: ClickHouseSettings, monkeypatch: pytest.MonkeyPatch, page: str | None = None, **params: object
+) -> AppTest:
+    for key, value in settings.to_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("LABELPULSE_DASHBOARD_CACHE_TTL_S", "0")
+    st.cache_resource.clear()  # settings and the client are cached per process: start from this test's
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def count_of(events: pd.DataFrame, event_type: str, project: str | None = None) -> int:
+    selected = events[events["event_type"] == event_type]
+    return len(selected if project is None else selected[selected["project_id"] == project])
+
+
+def test_overview_kpis_equal_pandas_counts(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch)
+    assert metric(at, "Tasks completed") == f"{count_of(seeded.events, 'task_completed'):,}"
+    per_hour = count_of(seeded.events, "annotation_submitted") / 6
+    assert metric(at, "Annotations/h") == f"{per_hour:,.1f}"
+    created, completed = count_of(seeded.events, "task_created"), count_of(seeded.events, "task_completed")
+    assert metric(at, "Backlog") == f"{created - completed:,}"
+    rounds = expected_review_rounds(seeded.events).sum()
+    assert metric(at, "First-pass") == f"{rounds['first_pass_accepted'] / rounds['reviews']:.1%}"
+    assert metric(at, "Freshness").endswith((" s", " min", " h"))
+
+
+def test_overview_compares_projects_side_by_side(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch)
+    table = at.dataframe[0].value.set_index("project_id")
+    reviews = seeded.events[seeded.events["event_type"] == "review_completed"]
+    for project in seeded.events["project_id"].unique():
+        verdicts = reviews.loc[reviews["project_id"] == project, "verdict"]
+        assert table.loc[project, "acceptance"] == pytest.approx(verdicts.isin(["accepted", "fixed"]).mean())
+        assert table.loc[project, "tasks_completed"] == count_of(seeded.events, "task_completed", project)
+        backlog = count_of(seeded.events, "task_created", project) - count_of(seeded.events, "task_completed", project)
+        assert table.loc[project, "backlog"] == backlog
+
+
+def test_a_project_filter_from_the_url_narrows_every_number(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = sorted(seeded.events["project_id"].unique())[0]
+    at = app(seeded.settings, monkeypatch, project=project)
+    assert metric(at, "Tasks completed") == f"{count_of(seeded.events, 'task_completed', project):,}"
+    assert list(at.dataframe[0].value["project_id"]) == [project]
+    assert at.query_params["project"] == project  # the link keeps the filter
+
+
+def test_annotators_table_equals_pandas(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/annotators.py")
+    table = at.dataframe[0].value.set_index("annotator_id")
+    submissions = seeded.events[seeded.events["event_type"] == "annotation_submitted"]
+    assert table["annotations"].to_dict() == submissions.groupby("annotator_id").size().to_dict()
+    active = expected_active_time(seeded.events, 100_000).groupby("annotator_id")["active_ms"].sum() / 3_600_000
+    assert table["active_hours"].sort_index().to_numpy() == pytest.approx(active.sort_index().to_numpy(), abs=1e-9)
+    skips = seeded.events[seeded.events["event_type"] == "annotation_skipped"].groupby("annotator_id").size()
+    expected_skip_rate = (skips / (skips + submissions.groupby("annotator_id").size())).fillna(0)
+    got_skip_rate = table["skip_rate"].fillna(0)
+    assert got_skip_rate.sort_index().to_numpy() == pytest.approx(
+        expected_skip_rate.reindex(got_skip_rate.index).fillna(0).sort_index().to_numpy()
+    )
+    rounds = expected_review_rounds(seeded.events)
+    first_pass = (rounds["first_pass_accepted"] / rounds["reviews"]).reindex(table.index)
+    assert table["first_pass_acceptance"].to_numpy() == pytest.approx(first_pass.to_numpy(), nan_ok=True)
+    assert at.get("download_button")[0].proto.label.startswith("Download CSV")
+
+
+def test_annotator_filter_narrows_the_table(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/annotators.py", annotator=["ann-01", "ann-02"])
+    assert sorted(at.dataframe[0].value["annotator_id"]) == ["ann-01", "ann-02"]
+
+
+def test_pipeline_shows_dead_letters_by_reason(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/pipeline.py")
+    assert metric(at, "Dead letters") == f"{sum(seeded.refused.values()):,}"
+    latest = at.dataframe[0].value
+    assert 0 < len(latest) <= 20
+    assert set(latest["rule"]) <= set(seeded.refused)
+
+
+def test_project_view_renders_with_agreement(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/project.py")
+    agreement = at.dataframe[0].value
+    assert set(agreement["project_id"]) <= set(seeded.events["project_id"])
+    assert (agreement["tasks"] > 0).all()
+    events = seeded.events
+    gold = events[(events["event_type"] == "task_created") & (events["is_gold"] == True)]  # noqa: E712
+    submissions = events[events["event_type"] == "annotation_submitted"]
+    answers = submissions.merge(gold[["task_id", "gold_label"]], on="task_id", suffixes=("", "_task"))
+    accuracy = (answers["label"] == answers["gold_label_task"]).mean()
+    assert metric(at, "Gold accuracy") == f"{accuracy:.1%}"
+
+
+def test_a_selection_without_data_says_not_enough_data(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    for page in ("views/overview.py", "views/project.py", "views/annotators.py"):
+        at = app(seeded.settings, monkeypatch, page=page, project="no-such-project")
+        assert any("not enough data" in info.value for info in at.info), page
+
+
+def test_an_empty_database_explains_how_to_start(
+    clickhouse_service: ClickHouseService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, _ = create_database(clickhouse_service, seed_events=0)
+    at = app(settings, monkeypatch)
+    assert "No events yet" in at.info[0].value
+    assert "labelpulse generate" in at.info[0].value
+
+
+def test_unreachable_clickhouse_shows_a_banner_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(ClickHouseSettings(port=free_port()), monkeypatch)
+    assert "ClickHouse is not answering" in at.error[0].value
+
+
+def test_a_malformed_link_is_reported_and_the_view_still_renders(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(seeded.settings, monkeypatch, range="fortnight", refresh="-5", source="telepathy")
+    warnings = " ".join(w.value for w in at.sidebar.warning)
+    assert "range='fortnight'" in warnings and "refresh='-5'" in warnings and "telepathy" in warnings
+    assert metric(at, "Tasks completed") == f"{count_of(seeded.events, 'task_completed'):,}"
+
+
+def test_a_database_without_the_schema_says_to_migrate(
+    clickhouse_service: ClickHouseService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = replace(clickhouse_service.settings, database=f"bare_{uuid.uuid4().hex[:10]}")
+    connect(clickhouse_service.settings, database="default").command(f"CREATE DATABASE {settings.database}")
+    at = app(settings, monkeypatch)
+    assert "labelpulse migrate" in at.error[0].value
+
+
+# ---------------------------------------------------------------- alerts
+
+
+@pytest.fixture(scope="module")
+def alerted(clickhouse_service: ClickHouseService) -> Iterator[ClickHouseSettings]:
+    """A small database whose alert history holds one resolved, one firing and one pending alert."""
+    settings, _ = create_database(clickhouse_service, seed_events=300)
+    now = datetime.now(UTC)
+    rows = []
+
+    def episode(rule: str, labels: dict[str, str], *steps: tuple[str, str, int]) -> None:
+        fingerprint = uuid.uuid4().hex[:16]
+        for before, after, minutes_ago in steps:
+            at = now - timedelta(minutes=minutes_ago)
+            since = now - timedelta(minutes=steps[0][2])
+            texts = [f"{rule} summary", f"{rule} description", f"https://runbooks.example/{rule.lower()}"]
+            rows.append([at, rule, fingerprint, labels, after, before, 0.5, since, *texts])
+
+    episode("ThroughputDrop", {"severity": "page", "project": "retail-products"},
+            ("inactive", "pending", 40), ("pending", "firing", 35), ("firing", "resolved", 20))  # fmt: skip
+    episode("DeadLetterRateHigh", {"severity": "page"}, ("inactive", "pending", 10), ("pending", "firing", 5))
+    episode("AnnotatorClickingThrough", {"severity": "ticket", "project": "street-scenes", "annotator": "ann-01"},
+            ("inactive", "pending", 1))  # fmt: skip
+    columns = ["at", "rule", "fingerprint", "labels", "state", "previous_state", "value", "active_since", "summary",
+               "description", "runbook_url"]  # fmt: skip
+    client = connect(settings)
+    client.insert("alert_history", rows, column_names=columns)
+    yield settings
+    connect(clickhouse_service.settings, database="default").command(f"DROP DATABASE {settings.database} SYNC")
+
+
+def test_alerts_view_shows_what_fires_now_with_runbooks_and_the_history(
+    alerted: ClickHouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(alerted, monkeypatch, page="views/alerts.py")
+    assert (metric(at, "Firing"), metric(at, "Pending")) == ("1", "1")
+    now = at.dataframe[0].value
+    assert list(now["alert"]) == ["DeadLetterRateHigh", "AnnotatorClickingThrough"]  # firing first
+    assert list(now["runbook"]) == ["https://runbooks.example/deadletterratehigh",
+                                    "https://runbooks.example/annotatorclickingthrough"]  # fmt: skip
+    assert now["for"].iloc[0] == "10 min" and "annotator=ann-01" in now["labels"].iloc[1]
+    history = at.dataframe[1].value
+    assert len(history) == 6 and history["at"].is_monotonic_decreasing
+    (timeline,) = at.get("plotly_chart")
+    assert "ThroughputDrop" in timeline.proto.spec and "DeadLetterRateHigh" in timeline.proto.spec
+
+
+def test_a_project_filter_keeps_that_projects_and_the_pipelines_alerts(
+    alerted: ClickHouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(alerted, monkeypatch, page="views/alerts.py", project="street-scenes")
+    assert set(at.dataframe[1].value["rule"]) == {"DeadLetterRateHigh", "AnnotatorClickingThrough"}
+
+
+def test_firing_alerts_are_marked_on_the_charts_they_concern(
+    alerted: ClickHouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def marks(at: AppTest) -> list[str]:
+        layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+        return [annotation["text"] for annotation in layout.get("annotations", [])]
+
+    assert marks(app(alerted, monkeypatch)) == ["🔔 ThroughputDrop"]  # the pipeline's alert is not a project's
+    assert marks(app(alerted, monkeypatch, page="views/pipeline.py")) == ["🔔 DeadLetterRateHigh"]
+
+
+def test_alerts_view_without_any_alert_says_where_alerts_come_from(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/alerts.py")
+    assert (metric(at, "Firing"), metric(at, "Pending")) == ("0", "0")
+    assert any("labelpulse alerts" in caption.value for caption in at.caption)
+
+
+# What a link may carry to someone who clicks it: Markdown and HTML that would render as a link, an
+# image (fetched on load), formatting, LaTeX, Streamlit's :color[…] directives, and a bare URL.
+HOSTILE_LINK_VALUE = (
+    "[click me](http://evil.example/x) ![pixel](http://evil.example/p.png) <b>bold</b> $x^2$ :red[red] "
+    "**strong** www.evil.example"
+)
+
+
+def test_values_from_a_link_are_shown_as_text_not_markdown(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    value = HOSTILE_LINK_VALUE
+    at = app(seeded.settings, monkeypatch, range=value, source=value, project=value)
+    shown = [warning.value for warning in at.sidebar.warning]  # range and source make no sense
+    at.switch_page("views/project.py").run()
+    shown += [header.value for header in at.header]  # the project stays chosen
+    assert len(shown) == 3, shown
+    for text in shown:
+        spans = [match.group(2) for match in re.finditer(r"(`+) (.+?) \1", text)]
+        assert any(HOSTILE_LINK_VALUE in span for span in spans), text  # a code span shows it as it is
+        outside = re.sub(r"(`+) (.+?) \1", "", text)
+        assert not any(mark in outside for mark in ("[", "!", "<", "$", ":red", "*", "www")), outside

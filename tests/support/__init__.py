@@ -1,0 +1,1 @@
+"""What the tests share: services, references computed independently of the code, recorders, a browser."""
