@@ -59,10 +59,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _installed_version() -> str:
+    """From the package metadata, so it is the version pip installed (pyproject.toml's)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("labelpulse")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labelpulse", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"labelpulse {_installed_version()}")
     subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     up = subcommands.add_parser(

@@ -33,6 +33,14 @@ def test_help_teaches_the_quick_start() -> None:
         assert text in result.stdout
 
 
+def test_version_comes_from_the_installed_package() -> None:
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"labelpulse {version('labelpulse')}"
+
+
 @pytest.mark.parametrize(
     "command",
     [
