@@ -245,21 +245,74 @@ def test_render_table_aligns_numbers_right_and_shows_null() -> None:
 # -- against the real engine -------------------------------------------------------------------
 
 
+def test_sql_output_is_a_table_on_a_terminal_and_tab_separated_otherwise() -> None:
+    from labelpulse.commands import clickhouse_format
+
+    assert clickhouse_format(None, terminal=True) == "PrettyCompactMonoBlock"
+    assert clickhouse_format(None, terminal=False) == "TabSeparatedWithNames"
+    assert clickhouse_format("table", terminal=False) == "PrettyCompactMonoBlock"
+    assert clickhouse_format("tsv", terminal=True) == "TabSeparatedWithNames"
+    assert clickhouse_format("csv", terminal=True) == "CSVWithNames"
+    assert clickhouse_format("json", terminal=True) == "JSONEachRow"
+
+
+NESTED = (
+    "SELECT number AS n, toDateTime('2026-11-30 10:00:00', 'UTC') AS t, [t] AS ts, map('k', 1.5) AS m FROM numbers(2)"
+)
+
+
 @pytest.mark.clickhouse
-def test_sql_prints_a_readable_table(clickhouse: ClickHouseSettings) -> None:
-    result = run_cli("sql", "SELECT number AS n, toString(number * 2) AS s FROM numbers(3)", env=clickhouse.to_env())
+def test_sql_prints_a_table_as_clickhouse_does(clickhouse: ClickHouseSettings) -> None:
+    result = run_cli("sql", NESTED, "--format", "table", env=clickhouse.to_env())
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].split() == ["n", "│", "s"]
-    assert "3 rows" in result.stderr
+    lines = result.stdout.splitlines()
+    assert [name.strip("─┌┬┐ ") for name in lines[0].split("┬")] == ["n", "t", "ts", "m"]
+    assert "│ 0 │ 2026-11-30 10:00:00 │ ['2026-11-30 10:00:00'] │ {'k':1.5} │" in lines[1]
+    assert "datetime.datetime" not in result.stdout
+
+
+@pytest.mark.clickhouse
+def test_sql_into_a_pipe_is_tab_separated_with_names(clickhouse: ClickHouseSettings) -> None:
+    result = run_cli("sql", NESTED, env=clickhouse.to_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "n\tt\tts\tm",
+        "0\t2026-11-30 10:00:00\t['2026-11-30 10:00:00']\t{'k':1.5}",
+        "1\t2026-11-30 10:00:00\t['2026-11-30 10:00:00']\t{'k':1.5}",
+    ]
+
+
+@pytest.mark.clickhouse
+def test_sql_empty_result_keeps_its_header(clickhouse: ClickHouseSettings) -> None:
+    empty = "SELECT number AS n, toString(number) AS s FROM numbers(3) WHERE n > 5"
+    assert run_cli("sql", empty, env=clickhouse.to_env()).stdout == "n\ts\n"
+    assert run_cli("sql", empty, "--format", "csv", env=clickhouse.to_env()).stdout == '"n","s"\n'
+    as_table = run_cli("sql", empty, "--format", "table", env=clickhouse.to_env())
+    assert as_table.stdout == ""
+    assert "0 rows" in as_table.stderr
 
 
 @pytest.mark.clickhouse
 def test_sql_csv_and_json_output(clickhouse: ClickHouseSettings) -> None:
-    sql = "SELECT number AS n, 'x,y' AS s FROM numbers(2)"
+    sql = "SELECT number AS n, 'x,y' AS s, [toDate('2026-11-30')] AS d FROM numbers(2)"
     as_csv = run_cli("sql", sql, "--format", "csv", env=clickhouse.to_env())
-    assert list(csv.reader(io.StringIO(as_csv.stdout))) == [["n", "s"], ["0", "x,y"], ["1", "x,y"]]
+    assert list(csv.reader(io.StringIO(as_csv.stdout))) == [
+        ["n", "s", "d"],
+        ["0", "x,y", "['2026-11-30']"],
+        ["1", "x,y", "['2026-11-30']"],
+    ]
     as_json = run_cli("sql", sql, "--format", "json", env=clickhouse.to_env())
-    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [{"n": 0, "s": "x,y"}, {"n": 1, "s": "x,y"}]
+    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [
+        {"n": 0, "s": "x,y", "d": ["2026-11-30"]},
+        {"n": 1, "s": "x,y", "d": ["2026-11-30"]},
+    ]
+
+
+@pytest.mark.clickhouse
+def test_sql_keeps_a_format_the_statement_names(clickhouse: ClickHouseSettings) -> None:
+    result = run_cli("sql", "SELECT 1 AS one FORMAT JSONCompactEachRow", "--format", "csv", env=clickhouse.to_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[1]\n"
 
 
 @pytest.mark.clickhouse
