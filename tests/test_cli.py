@@ -157,6 +157,56 @@ def test_up_refuses_a_taken_dashboard_port_before_starting_anything(tmp_path: Pa
     assert result.stdout == "" and not (tmp_path / "logs").exists()
 
 
+def write_up_status(data_dir: Path, supervisor_pid: int, state: str) -> None:
+    """The status file a running (or finished) `up` keeps in its data dir (labelpulse/runtime.py)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    status = {
+        "supervisor_pid": supervisor_pid,
+        "updated_at": time.time(),
+        "components": [{"name": "dashboard", "state": state}],
+    }
+    (data_dir / "status.json").write_text(json.dumps(status))
+
+
+def test_a_second_up_on_the_same_data_says_labelpulse_is_already_running(tmp_path: Path) -> None:
+    running_up = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_up_status(tmp_path, running_up.pid, "up")
+        with socket.socket() as taken:  # the first up's dashboard
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = run_cli("up", env={"LABELPULSE_DASHBOARD_PORT": str(port), "LABELPULSE_DATA_DIR": str(tmp_path)})
+    finally:
+        running_up.kill()
+        running_up.wait()
+    assert result.returncode == 2
+    assert (
+        f"labelpulse: LabelPulse is already running (pid {running_up.pid}, data dir {tmp_path.resolve()})"
+        in result.stderr
+    )
+    assert "is taken" not in result.stderr
+
+
+@pytest.mark.parametrize("how_it_ended", ["stopped", "killed"])
+def test_the_status_of_an_up_that_ended_does_not_count_as_running(tmp_path: Path, how_it_ended: str) -> None:
+    from labelpulse.runtime import running_up
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        if how_it_ended == "stopped":  # Ctrl-C: every part stopped, the supervisor still exiting
+            write_up_status(tmp_path, exiting.pid, "stopped")
+        else:
+            write_up_status(tmp_path, ended.pid, "up")
+        assert running_up(tmp_path / "status.json") is None
+    finally:
+        exiting.kill()
+        exiting.wait()
+    assert running_up(tmp_path / "missing.json") is None
+
+
 def test_dashboard_refuses_bad_settings_before_serving() -> None:
     result = run_cli("dashboard", env={"LABELPULSE_DASHBOARD_AUTH": "sso"})
     assert result.returncode == 2
