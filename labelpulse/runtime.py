@@ -275,6 +275,7 @@ class Supervisor:
         finally:
             self.say("stopping…")
             self.stop_all()
+            self.say("stopped")  # the log's last line: every part ended, nothing left running
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return 0

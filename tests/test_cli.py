@@ -489,12 +489,19 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
     while not http_ok(evaluator_metrics) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert http_ok(evaluator_metrics), "the alert evaluator serves its metrics"
+    second = run_cli("up", env=env)
+    assert second.returncode == 2
+    assert f"LabelPulse is already running (pid {up.pid}, data dir {tmp_path / 'state'})" in second.stderr
     inserted = run_cli(
         "sql", "INSERT INTO events (event_id, project_id, occurred_at) VALUES ('e1', 'p', now64(3))", env=env
     )
     assert inserted.returncode == 0, inserted.stderr
     up.send_signal(signal.SIGINT)
     assert up.wait(timeout=60) == 0
+    logs = tmp_path / "state" / "logs"
+    assert (logs / "up.log").read_text().rstrip().endswith("stopped"), "the log says everything stopped"
+    worker_log = (logs / "worker.log").read_text()
+    assert "\x1b[" not in worker_log and "\b" not in worker_log, "no terminal codes in a log file"
     assert not port_in_use("127.0.0.1", int(env["LABELPULSE_CLICKHOUSE_PORT"]))
     assert not kafka_answers("127.0.0.1", int(env["LABELPULSE_BROKER_PORT"]))
     assert not port_in_use("127.0.0.1", int(env["LABELPULSE_DASHBOARD_PORT"]))
