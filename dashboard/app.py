@@ -134,7 +134,8 @@ def sign_out() -> None:
     st.session_state.pop(VIEWER_KEY, None)
 
 
-st.set_page_config(page_title="LabelPulse", page_icon=":material/monitoring:", layout="wide")
+# An emoji: a :material/…: page icon is fetched from the internet, so offline the tab had none.
+st.set_page_config(page_title="LabelPulse", page_icon="📈", layout="wide")
 st.session_state[VIEWER_KEY] = sign_in()
 if st.session_state[VIEWER_KEY] is not EVERYONE:
     viewer = st.session_state[VIEWER_KEY]

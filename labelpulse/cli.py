@@ -59,10 +59,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _installed_version() -> str:
+    """From the package metadata, so it is the version pip installed (pyproject.toml's)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("labelpulse")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labelpulse", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"labelpulse {_installed_version()}")
     subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     up = subcommands.add_parser(
@@ -164,7 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
         '{p:String} ORDER BY minute DESC LIMIT 10" --param p=demo',
     )
     sql.add_argument("statement", help="the SQL statement")
-    sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+    sql.add_argument(
+        "--format",
+        choices=("table", "tsv", "csv", "json"),
+        help="table (the default on a terminal), tsv (tab-separated with a header line: the default into a pipe or "
+        "file), csv (with a header line) or json (one object per line); values are written as ClickHouse writes "
+        "them, and a FORMAT clause in the statement wins",
+    )
     sql.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", type=arguments.param, help="bind a value"
     )

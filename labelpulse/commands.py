@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import datetime as dt
-import json
+import re
 import sys
 from dataclasses import replace
 from typing import Any
 
-from labelpulse.terminal import plain, render_table, say
+from labelpulse.terminal import say
 from schema.client import ClickHouseSettings, connect
 
 
@@ -135,28 +134,47 @@ def _print_status(settings: ClickHouseSettings, files: list[Any]) -> None:
     migrations.verify_history(files, history)
 
 
+# --format NAME: the ClickHouse output format it asks for. Without --format: a table on a
+# terminal, tab-separated with a header line into a pipe or a file (what ClickHouse's own client does).
+SQL_FORMATS = {
+    "table": "PrettyCompactMonoBlock",
+    "tsv": "TabSeparatedWithNames",
+    "csv": "CSVWithNames",
+    "json": "JSONEachRow",
+}
+# Statements that answer with rows, so a FORMAT may follow them (INSERT … VALUES or DDL take none).
+_ANSWERS_WITH_ROWS = re.compile(r"^[\s(]*(SELECT|WITH|SHOW|DESC|DESCRIBE|EXPLAIN|EXISTS|CHECK)\b", re.IGNORECASE)
+_NAMES_A_FORMAT = re.compile(r"\bFORMAT\s+[A-Za-z][A-Za-z0-9_]*\s*;?\s*$", re.IGNORECASE)
+
+
+def clickhouse_format(name: str | None, terminal: bool) -> str:
+    """The ClickHouse output format for --format `name` (None: not given)."""
+    return SQL_FORMATS[name or ("table" if terminal else "tsv")]
+
+
 def run_sql(args: argparse.Namespace) -> int:
+    """ClickHouse formats the answer itself, so every value (arrays, maps, times, NULL) reads as
+    ClickHouse writes it, and an empty result keeps its header where the format has one."""
     from clickhouse_connect.driver.exceptions import DatabaseError
 
     settings = ClickHouseSettings.from_env()
     client = connect(settings)
+    statement = args.statement.strip().rstrip(";").rstrip()
+    fmt = clickhouse_format(args.format, sys.stdout.isatty())
+    rows = bool(_ANSWERS_WITH_ROWS.match(_without_comments(statement))) and not _NAMES_A_FORMAT.search(statement)
     try:
-        result = client.query(args.statement, parameters=dict(args.param) or None)
+        output = client.raw_query(statement, parameters=dict(args.param) or None, fmt=fmt if rows else None)
     except DatabaseError as exc:
         raise CliError(_clickhouse_message(exc)) from exc
-    columns = list(result.column_names)
-    rows = [list(row) for row in result.result_rows]
-    if args.format == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows([[plain(value) for value in row] for row in rows])
-    elif args.format == "json":
-        for row in rows:
-            print(json.dumps(dict(zip(columns, row, strict=True)), default=plain, ensure_ascii=False))
-    else:
-        print(render_table(columns, rows))
-        print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", file=sys.stderr)
+    sys.stdout.buffer.write(output)
+    sys.stdout.flush()
+    if rows and not output and fmt == SQL_FORMATS["table"]:
+        print("0 rows", file=sys.stderr)  # a table of nothing is nothing at all: say so
     return 0
+
+
+def _without_comments(statement: str) -> str:
+    return re.sub(r"--[^\n]*|/\*.*?\*/", " ", statement, flags=re.DOTALL)
 
 
 def _clickhouse_message(exc: Exception) -> str:

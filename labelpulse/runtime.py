@@ -28,6 +28,7 @@ __all__ = [
     "Supervisor",
     "cli_command",
     "command_service",
+    "running_up",
 ]
 
 
@@ -274,6 +275,7 @@ class Supervisor:
         finally:
             self.say("stopping…")
             self.stop_all()
+            self.say("stopped")  # the log's last line: every part ended, nothing left running
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return 0
@@ -480,6 +482,28 @@ class Supervisor:
         partial = self.status_path.with_suffix(".json.partial")
         partial.write_text(json.dumps(self.status(), indent=1))
         partial.replace(self.status_path)
+
+
+def running_up(status_path: Path) -> int | None:
+    """The pid of the `up` whose status file this is, while it runs; None when it is gone.
+
+    Gone: no file, a supervisor pid that no longer runs (it was killed), or every part stopped
+    (it was stopped and is exiting)."""
+    try:
+        document = json.loads(status_path.read_text(encoding="utf-8"))
+        pid = int(document["supervisor_pid"])
+        states = {part["state"] for part in document.get("components", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == os.getpid() or states <= {STOPPED}:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it runs, as another user
+    return pid
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

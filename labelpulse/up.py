@@ -36,6 +36,7 @@ from labelpulse.runtime import (
     Supervisor,
     cli_command,
     command_service,
+    running_up,
 )
 from schema import migrations
 from schema.client import ClickHouseSettings
@@ -146,6 +147,11 @@ def run(settings: UpSettings, say: Callable[[str], None]) -> int:
 
     ServiceError (or MigrationError) when a part cannot start: what had started is stopped again."""
     runtime, dashboard = settings.runtime, settings.dashboard
+    if (pid := running_up(runtime.status_path)) is not None:
+        raise ServiceError(
+            f"LabelPulse is already running (pid {pid}, data dir {runtime.data_dir.resolve()}); "
+            f"use that one, or stop it first (Ctrl-C in its terminal, or kill {pid})"
+        )
     if port_in_use(dashboard.host, dashboard.port):
         raise ServiceError(
             f"port {dashboard.port} is taken (another dashboard?); stop it or set LABELPULSE_DASHBOARD_PORT"

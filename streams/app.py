@@ -53,6 +53,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         consumer_max_fetch_size=8 << 20,
         # A message Kafka does not take fails after this, instead of Faust's default 20 minutes.
         producer_request_timeout=settings.publish_timeout_s,
+        Worker=Worker,
     )
     partitions = settings.kafka.partitions  # topics and tables alike: a key's state lives with its events
 
@@ -110,6 +111,16 @@ def create_app(settings: WorkerSettings) -> faust.App:
         pipeline.report()
 
     return app
+
+
+class Worker(faust.Worker):
+    """Faust's worker, without its progress spinner when its output is not a terminal: the spinner
+    writes cursor and backspace codes all the same, which filled the worker's log under `up`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.stdout.isatty():
+            self.spinner = None
 
 
 class WorkerApp(faust.App):

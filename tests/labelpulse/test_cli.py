@@ -33,6 +33,14 @@ def test_help_teaches_the_quick_start() -> None:
         assert text in result.stdout
 
 
+def test_version_comes_from_the_installed_package() -> None:
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"labelpulse {version('labelpulse')}"
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -149,6 +157,56 @@ def test_up_refuses_a_taken_dashboard_port_before_starting_anything(tmp_path: Pa
     assert result.stdout == "" and not (tmp_path / "logs").exists()
 
 
+def write_up_status(data_dir: Path, supervisor_pid: int, state: str) -> None:
+    """The status file a running (or finished) `up` keeps in its data dir (labelpulse/runtime.py)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    status = {
+        "supervisor_pid": supervisor_pid,
+        "updated_at": time.time(),
+        "components": [{"name": "dashboard", "state": state}],
+    }
+    (data_dir / "status.json").write_text(json.dumps(status))
+
+
+def test_a_second_up_on_the_same_data_says_labelpulse_is_already_running(tmp_path: Path) -> None:
+    running_up = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_up_status(tmp_path, running_up.pid, "up")
+        with socket.socket() as taken:  # the first up's dashboard
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = run_cli("up", env={"LABELPULSE_DASHBOARD_PORT": str(port), "LABELPULSE_DATA_DIR": str(tmp_path)})
+    finally:
+        running_up.kill()
+        running_up.wait()
+    assert result.returncode == 2
+    assert (
+        f"labelpulse: LabelPulse is already running (pid {running_up.pid}, data dir {tmp_path.resolve()})"
+        in result.stderr
+    )
+    assert "is taken" not in result.stderr
+
+
+@pytest.mark.parametrize("how_it_ended", ["stopped", "killed"])
+def test_the_status_of_an_up_that_ended_does_not_count_as_running(tmp_path: Path, how_it_ended: str) -> None:
+    from labelpulse.runtime import running_up
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        if how_it_ended == "stopped":  # Ctrl-C: every part stopped, the supervisor still exiting
+            write_up_status(tmp_path, exiting.pid, "stopped")
+        else:
+            write_up_status(tmp_path, ended.pid, "up")
+        assert running_up(tmp_path / "status.json") is None
+    finally:
+        exiting.kill()
+        exiting.wait()
+    assert running_up(tmp_path / "missing.json") is None
+
+
 def test_dashboard_refuses_bad_settings_before_serving() -> None:
     result = run_cli("dashboard", env={"LABELPULSE_DASHBOARD_AUTH": "sso"})
     assert result.returncode == 2
@@ -237,21 +295,74 @@ def test_render_table_aligns_numbers_right_and_shows_null() -> None:
 # -- against the real engine -------------------------------------------------------------------
 
 
+def test_sql_output_is_a_table_on_a_terminal_and_tab_separated_otherwise() -> None:
+    from labelpulse.commands import clickhouse_format
+
+    assert clickhouse_format(None, terminal=True) == "PrettyCompactMonoBlock"
+    assert clickhouse_format(None, terminal=False) == "TabSeparatedWithNames"
+    assert clickhouse_format("table", terminal=False) == "PrettyCompactMonoBlock"
+    assert clickhouse_format("tsv", terminal=True) == "TabSeparatedWithNames"
+    assert clickhouse_format("csv", terminal=True) == "CSVWithNames"
+    assert clickhouse_format("json", terminal=True) == "JSONEachRow"
+
+
+NESTED = (
+    "SELECT number AS n, toDateTime('2026-11-30 10:00:00', 'UTC') AS t, [t] AS ts, map('k', 1.5) AS m FROM numbers(2)"
+)
+
+
 @pytest.mark.clickhouse
-def test_sql_prints_a_readable_table(clickhouse: ClickHouseSettings) -> None:
-    result = run_cli("sql", "SELECT number AS n, toString(number * 2) AS s FROM numbers(3)", env=clickhouse.to_env())
+def test_sql_prints_a_table_as_clickhouse_does(clickhouse: ClickHouseSettings) -> None:
+    result = run_cli("sql", NESTED, "--format", "table", env=clickhouse.to_env())
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].split() == ["n", "│", "s"]
-    assert "3 rows" in result.stderr
+    lines = result.stdout.splitlines()
+    assert [name.strip("─┌┬┐ ") for name in lines[0].split("┬")] == ["n", "t", "ts", "m"]
+    assert "│ 0 │ 2026-11-30 10:00:00 │ ['2026-11-30 10:00:00'] │ {'k':1.5} │" in lines[1]
+    assert "datetime.datetime" not in result.stdout
+
+
+@pytest.mark.clickhouse
+def test_sql_into_a_pipe_is_tab_separated_with_names(clickhouse: ClickHouseSettings) -> None:
+    result = run_cli("sql", NESTED, env=clickhouse.to_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "n\tt\tts\tm",
+        "0\t2026-11-30 10:00:00\t['2026-11-30 10:00:00']\t{'k':1.5}",
+        "1\t2026-11-30 10:00:00\t['2026-11-30 10:00:00']\t{'k':1.5}",
+    ]
+
+
+@pytest.mark.clickhouse
+def test_sql_empty_result_keeps_its_header(clickhouse: ClickHouseSettings) -> None:
+    empty = "SELECT number AS n, toString(number) AS s FROM numbers(3) WHERE n > 5"
+    assert run_cli("sql", empty, env=clickhouse.to_env()).stdout == "n\ts\n"
+    assert run_cli("sql", empty, "--format", "csv", env=clickhouse.to_env()).stdout == '"n","s"\n'
+    as_table = run_cli("sql", empty, "--format", "table", env=clickhouse.to_env())
+    assert as_table.stdout == ""
+    assert "0 rows" in as_table.stderr
 
 
 @pytest.mark.clickhouse
 def test_sql_csv_and_json_output(clickhouse: ClickHouseSettings) -> None:
-    sql = "SELECT number AS n, 'x,y' AS s FROM numbers(2)"
+    sql = "SELECT number AS n, 'x,y' AS s, [toDate('2026-11-30')] AS d FROM numbers(2)"
     as_csv = run_cli("sql", sql, "--format", "csv", env=clickhouse.to_env())
-    assert list(csv.reader(io.StringIO(as_csv.stdout))) == [["n", "s"], ["0", "x,y"], ["1", "x,y"]]
+    assert list(csv.reader(io.StringIO(as_csv.stdout))) == [
+        ["n", "s", "d"],
+        ["0", "x,y", "['2026-11-30']"],
+        ["1", "x,y", "['2026-11-30']"],
+    ]
     as_json = run_cli("sql", sql, "--format", "json", env=clickhouse.to_env())
-    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [{"n": 0, "s": "x,y"}, {"n": 1, "s": "x,y"}]
+    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [
+        {"n": 0, "s": "x,y", "d": ["2026-11-30"]},
+        {"n": 1, "s": "x,y", "d": ["2026-11-30"]},
+    ]
+
+
+@pytest.mark.clickhouse
+def test_sql_keeps_a_format_the_statement_names(clickhouse: ClickHouseSettings) -> None:
+    result = run_cli("sql", "SELECT 1 AS one FORMAT JSONCompactEachRow", "--format", "csv", env=clickhouse.to_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[1]\n"
 
 
 @pytest.mark.clickhouse
@@ -378,12 +489,19 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
     while not http_ok(evaluator_metrics) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert http_ok(evaluator_metrics), "the alert evaluator serves its metrics"
+    second = run_cli("up", env=env)
+    assert second.returncode == 2
+    assert f"LabelPulse is already running (pid {up.pid}, data dir {tmp_path / 'state'})" in second.stderr
     inserted = run_cli(
         "sql", "INSERT INTO events (event_id, project_id, occurred_at) VALUES ('e1', 'p', now64(3))", env=env
     )
     assert inserted.returncode == 0, inserted.stderr
     up.send_signal(signal.SIGINT)
     assert up.wait(timeout=60) == 0
+    logs = tmp_path / "state" / "logs"
+    assert (logs / "up.log").read_text().rstrip().endswith("stopped"), "the log says everything stopped"
+    worker_log = (logs / "worker.log").read_text()
+    assert "\x1b[" not in worker_log and "\b" not in worker_log, "no terminal codes in a log file"
     assert not port_in_use("127.0.0.1", int(env["LABELPULSE_CLICKHOUSE_PORT"]))
     assert not kafka_answers("127.0.0.1", int(env["LABELPULSE_BROKER_PORT"]))
     assert not port_in_use("127.0.0.1", int(env["LABELPULSE_DASHBOARD_PORT"]))

@@ -387,7 +387,7 @@ def test_a_real_child_killed_is_started_again_and_sigterm_stops_everything(tmp_p
     assert not alive(restarted) and not alive(second)
     output = supervisor.stdout.read() if supervisor.stdout else ""
     assert "first was killed by SIGKILL; restarting in 1 s" in output
-    assert output.rstrip().endswith("stopping…")
+    assert output.rstrip().endswith("stopping…\nstopped")
 
 
 def test_a_real_child_that_cannot_start_is_retried_without_stopping_the_others(tmp_path: Path) -> None:
