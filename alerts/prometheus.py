@@ -42,6 +42,11 @@ RECORDING_RULES = [
         "record": "labelpulse:worker_insert_duration_seconds:p95_5m",
         "expr": "histogram_quantile(0.95, sum by (le) (rate(labelpulse_worker_insert_duration_seconds_bucket[5m])))",
     },
+    # Per project, from the metrics' PromQL twins, so dashboards (deploy/grafana) chart a series by name
+    # instead of spelling a formula.
+    {"record": "labelpulse:project_backlog_eta:hours", "expr": metric.eta_hours_promql()},
+    {"record": "labelpulse:project_first_pass_acceptance:ratio_1d", "expr": metric.FIRST_PASS_ACCEPTANCE.promql()},
+    {"record": "labelpulse:project_gold_accuracy:ratio_1d", "expr": metric.GOLD_ACCURACY.promql()},
 ]
 
 

@@ -40,6 +40,7 @@ def default_of(value: str) -> str:
 def test_the_production_shape_is_all_there() -> None:
     assert set(SERVICES) == {
         "kafka", "clickhouse", "init", "worker", "dashboard", "evaluator", "prometheus", "alertmanager",
+        "grafana",
     }  # fmt: skip
     assert "KAFKA_PROCESS_ROLES" in env("kafka") and "controller" in env("kafka")["KAFKA_PROCESS_ROLES"], "KRaft"
 
@@ -230,3 +231,42 @@ def test_the_dashboard_signs_people_in_and_refuses_the_example_hash() -> None:
     assert "./deploy/dashboard-users.yml:/etc/labelpulse/dashboard-users.yml:ro" in SERVICES["dashboard"]["volumes"]
     with pytest.raises(ConfigError, match="labelpulse hash-password"):
         load_users(ROOT / "deploy/dashboard-users.yml", "password")
+
+
+def test_grafana_has_its_clickhouse_plugin_baked_into_a_pinned_image() -> None:
+    dockerfile = (ROOT / "deploy/grafana/Dockerfile").read_text()
+    grafana = re.search(r"^FROM grafana/grafana:(\d+\.\d+\.\d+)$", dockerfile, re.M)
+    plugin = re.search(r"plugins install grafana-clickhouse-datasource (\d+\.\d+\.\d+)", dockerfile)
+    assert grafana and plugin, "Grafana and the plugin are pinned to exact versions"
+    # A new version in the Dockerfile is a new image name: `docker compose up --build` cannot keep an old one.
+    assert SERVICES["grafana"]["image"] == f"labelpulse-grafana:{grafana[1]}-clickhouse-{plugin[1]}"
+    assert SERVICES["grafana"]["build"] == "./deploy/grafana"
+    assert "GF_PLUGINS_PREINSTALL_DISABLED=true" in dockerfile, "no plugin downloads when Grafana starts"
+    assert not any(name.startswith("GF_INSTALL_PLUGINS") for name in env("grafana"))
+
+
+def test_grafana_reads_its_provisioning_read_only_and_starts_after_its_data_sources() -> None:
+    grafana = SERVICES["grafana"]
+    mounts = [volume for volume in grafana["volumes"] if volume.startswith("./")]
+    assert mounts and all(volume.endswith(":ro") for volume in mounts)
+    assert {source.split(":")[0] for source in mounts} == {
+        "./deploy/grafana/provisioning/datasources",
+        "./deploy/grafana/provisioning/dashboards",
+        "./deploy/grafana/dashboards",
+    }
+    assert grafana["depends_on"] == {
+        "clickhouse": {"condition": "service_healthy"},
+        "prometheus": {"condition": "service_healthy"},
+    }
+    assert env("grafana")["GF_SECURITY_ADMIN_PASSWORD"].startswith("${LABELPULSE_GRAFANA_ADMIN_PASSWORD:?")
+
+
+def test_grafana_reads_clickhouse_as_a_reader_with_that_users_password() -> None:
+    grafana = env("grafana")
+    users = {user["name"]: user for user in yaml.safe_load((ROOT / "deploy/access.yml").read_text())["users"]}
+    user = users[grafana["LABELPULSE_CLICKHOUSE_USER"]]
+    assert user["role"] == "reader", "read-only, and free to send the per-query settings the plugin sends"
+    assert grafana["LABELPULSE_CLICKHOUSE_PASSWORD"].startswith("${" + user["password_env"] + ":?")
+    assert default_of(grafana["LABELPULSE_CLICKHOUSE_DATABASE"]) == default_of(
+        env("worker")["LABELPULSE_CLICKHOUSE_DATABASE"]
+    )
