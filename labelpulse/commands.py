@@ -9,6 +9,7 @@ import asyncio
 import csv
 import datetime as dt
 import json
+import os
 import sys
 from dataclasses import replace
 from typing import Any
@@ -65,6 +66,16 @@ def run_dashboard(args: argparse.Namespace) -> int:
 
     settings = DashboardSettings.from_env()
     service.run_dashboard(replace(settings, host=args.host or settings.host, port=args.port or settings.port))
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from ingest import service
+    from ingest.settings import IngestSettings
+
+    env = dict(os.environ)
+    env |= {"LABELPULSE_INGEST_HOST": args.host} if args.host else {}
+    env |= {"LABELPULSE_INGEST_PORT": str(args.port)} if args.port else {}
+    return service.run_ingest(IngestSettings.from_env(env), args.loglevel)
 
 
 def run_generate(args: argparse.Namespace) -> int:

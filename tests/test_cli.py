@@ -220,7 +220,7 @@ def test_generate_from_a_past_start_backfills_to_now_then_goes_on_in_real_time(
 def test_contract_prints_the_published_schema() -> None:
     result = run_cli("contract")
     assert result.returncode == 0
-    assert json.loads(result.stdout)["title"] == "LabelPulse event, contract v1"
+    assert json.loads(result.stdout)["title"] == "LabelPulse event, contract v1.1"
 
 
 def test_render_table_aligns_numbers_right_and_shows_null() -> None:
