@@ -43,6 +43,10 @@ class IngestSettings:
                 "LABELPULSE_INGEST_ALLOW_REMOTE=true if that is intended"
             )
 
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> IngestSettings:
         kafka = KafkaSettings.from_env(env)

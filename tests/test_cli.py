@@ -37,7 +37,7 @@ def test_help_teaches_the_quick_start() -> None:
     "command",
     [
         "up", "clickhouse", "broker", "migrate", "access", "hash-password", "topics", "sql", "worker", "dashboard",
-        "generate", "contract", "alerts",
+        "generate", "contract", "alerts", "ingest",
     ],
 )  # fmt: skip
 def test_every_command_has_help(command: str) -> None:
@@ -360,6 +360,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
         "LABELPULSE_BROKER_PORT": str(free_port()),
         "LABELPULSE_DATA_DIR": str(tmp_path / "state"),
         "LABELPULSE_DASHBOARD_PORT": str(free_port()),
+        "LABELPULSE_INGEST_PORT": str(free_port()),
         "LABELPULSE_WORKER_METRICS_PORT": str(free_port()),
         "LABELPULSE_ALERTS_METRICS_PORT": str(free_port()),
     }
@@ -378,6 +379,11 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
     while not http_ok(evaluator_metrics) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert http_ok(evaluator_metrics), "the alert evaluator serves its metrics"
+    ingest = f"http://127.0.0.1:{env['LABELPULSE_INGEST_PORT']}"
+    assert f"ingest      {ingest}" in output
+    while not http_ok(f"{ingest}/healthz") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert http_ok(f"{ingest}/healthz"), "ingest answers"
     inserted = run_cli(
         "sql", "INSERT INTO events (event_id, project_id, occurred_at) VALUES ('e1', 'p', now64(3))", env=env
     )
@@ -387,6 +393,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
     assert not port_in_use("127.0.0.1", int(env["LABELPULSE_CLICKHOUSE_PORT"]))
     assert not kafka_answers("127.0.0.1", int(env["LABELPULSE_BROKER_PORT"]))
     assert not port_in_use("127.0.0.1", int(env["LABELPULSE_DASHBOARD_PORT"]))
+    assert not port_in_use("127.0.0.1", int(env["LABELPULSE_INGEST_PORT"]))
 
     again = start_cli(["up"], env)
     output = read_until(again, "Ctrl-C stops everything")
