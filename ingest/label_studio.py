@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 SOURCE_SYSTEM = "label-studio"
@@ -36,6 +36,8 @@ GEOMETRY = frozenset(
 )
 # The contract's limit on duration_ms: more than a day of work on one item is a broken clock.
 MAX_DURATION_MS = 86_400_000
+# An annotation's updated_at trails its created_at by microseconds when it is made; an edit comes seconds later.
+EDITED_AFTER = timedelta(seconds=1)
 # Project fields that are secrets (invite token, storage credentials): never kept, not even in dead letters.
 PROJECT_SECRETS = ("token", "task_data_login", "task_data_password")
 
@@ -86,6 +88,37 @@ def map_delivery(body: bytes, *, received_at: datetime) -> Delivery:
         else:
             events.append(_created(annotation, project_id))
     return Delivery(action, events)
+
+
+def map_export(tasks: Any) -> list[dict[str, Any]]:
+    """The contract documents a JSON export (a list of tasks with their annotations) stands for, with the same
+    event ids the webhooks give the same facts: a backfill overlapping live deliveries stores nothing twice.
+
+    An export holds each annotation as it is now: its creation, and (when it was edited later) its last edit.
+    Deleted annotations and earlier edits are gone; an annotation made ground truth by an edit looks like one
+    that was ground truth from the start (only the gold label, no submission). Raises MalformedWebhook."""
+    if not isinstance(tasks, list):
+        raise MalformedWebhook(
+            "a Label Studio export is a JSON array of tasks (export type JSON; JSON_MIN lacks skips and ground truth)"
+        )
+    events: dict[str, dict[str, Any]] = {}  # by event_id: an edit of a gold annotation declares its gold again
+    for task in tasks:
+        task = _as_dict(task, "tasks[]")
+        project_id = _id(task, "project", f"task {task.get('id')!r:.20}")
+        for event in [_task_created(task, project_id), *_task_annotations(task, project_id)]:
+            events.setdefault(event["event_id"], event)
+    return list(events.values())
+
+
+def _task_annotations(task: dict[str, Any], project_id: str) -> list[dict[str, Any]]:
+    mapped = []
+    for annotation in _list(task, "annotations"):
+        annotation = _as_dict(annotation, "annotations[]")
+        mapped.append(_created(annotation, project_id))
+        created = datetime.fromisoformat(_time(annotation, "created_at", "annotation"))
+        if datetime.fromisoformat(_time(annotation, "updated_at", "annotation")) - created > EDITED_AFTER:
+            mapped.extend(_updated(annotation, project_id))
+    return mapped
 
 
 def redacted(body: bytes) -> bytes:

@@ -194,6 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--loglevel", choices=("critical", "error", "warning", "info", "debug"), default="info")
     ingest.set_defaults(run=commands.run_ingest)
 
+    backfill = subcommands.add_parser(
+        "import",
+        help="backfill history from a labeling tool's export",
+        description="Map a Label Studio JSON export (the Export button, type JSON, or GET "
+        "/api/projects/ID/export?exportType=JSON&download_all_tasks=true) to contract events and send them to "
+        "the events topic. Events get the same ids the webhooks give the same facts, so importing twice, or "
+        "history the webhooks already delivered, stores nothing twice. Events older than "
+        "LABELPULSE_MAX_AGE_DAYS (366) are refused: raise it on the import and the workers to backfill older "
+        "history.",
+    )
+    backfill.add_argument("tool", choices=("label-studio",), help="which tool made the export")
+    backfill.add_argument("file", type=Path, help="the export (a JSON array of tasks)")
+    backfill.add_argument("--dry-run", action="store_true", help="map and check only; send nothing")
+    backfill.set_defaults(run=commands.run_import)
+
     dashboard = subcommands.add_parser(
         "dashboard",
         help="serve the live dashboard (Streamlit)",

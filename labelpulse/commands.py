@@ -78,6 +78,34 @@ def run_ingest(args: argparse.Namespace) -> int:
     return service.run_ingest(IngestSettings.from_env(env), args.loglevel)
 
 
+def run_import(args: argparse.Namespace) -> int:
+    from ingest.backfill import import_label_studio
+    from ingest.label_studio import MalformedWebhook
+    from ingest.publisher import KafkaUnavailable
+    from ingest.settings import IngestSettings
+    from streams.settings import WorkerSettings
+
+    settings = IngestSettings.from_env()
+    try:
+        report = import_label_studio(
+            args.file,
+            settings.kafka,
+            limits=WorkerSettings.from_env().limits,  # what the workers will accept
+            timeout_s=max(settings.publish_timeout_s, 30.0),
+            idempotence=settings.idempotence,
+            dry_run=args.dry_run,
+        )
+    except (MalformedWebhook, OSError) as exc:
+        raise CliError(f"cannot import {args.file}: {exc}") from exc
+    except KafkaUnavailable as exc:
+        raise CliError(f"{exc}; run the import again (what was sent is stored once)") from exc
+    for error in report.refused[:20]:
+        say(f"refused {error.event_id or '(no id)'}: {error.reason}")
+    sent = f"{report.accepted} events to send (dry run)" if args.dry_run else f"{report.sent} events sent"
+    say(f"{report.tasks} tasks: {sent} to {settings.kafka.events_topic}, {len(report.refused)} refused")
+    return 1 if report.refused else 0
+
+
 def run_generate(args: argparse.Namespace) -> int:
     from kafka_admin.settings import KafkaSettings
     from labelpulse.simulator import Delivery, Plan, run_simulator

@@ -37,7 +37,7 @@ def test_help_teaches_the_quick_start() -> None:
     "command",
     [
         "up", "clickhouse", "broker", "migrate", "access", "hash-password", "topics", "sql", "worker", "dashboard",
-        "generate", "contract", "alerts", "ingest",
+        "generate", "contract", "alerts", "ingest", "import",
     ],
 )  # fmt: skip
 def test_every_command_has_help(command: str) -> None:

@@ -30,7 +30,7 @@ from kafka_admin.topics import create_topics
 from labelpulse.broker import BrokerSettings
 from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
-from tests.conftest import WorkerHarness, wait_for
+from tests.conftest import WorkerHarness, run_cli, wait_for
 
 CAPTURES = Path(__file__).parent / "fixtures" / "label_studio"
 SECRET = "ingest-test-secret-0123456789"
@@ -315,8 +315,8 @@ def test_label_studio_webhooks_are_refused_until_a_secret_is_configured() -> Non
 
 @pytest.mark.broker
 @pytest.mark.clickhouse
-def test_label_studio_deliveries_sent_twice_are_stored_once(
-    harness: WorkerHarness, migrated: Client, kafka: BrokerSettings
+def test_label_studio_deliveries_sent_twice_and_the_export_imported_twice_are_stored_once(
+    harness: WorkerHarness, migrated: Client, kafka: BrokerSettings, tmp_path: Path
 ) -> None:
     harness.start()
     ingest = Served(
@@ -329,8 +329,17 @@ def test_label_studio_deliveries_sent_twice_are_stored_once(
         unique = {
             e["event_id"] for body in captures() for e in map_delivery(body, received_at=datetime.now(UTC)).events
         }
+        # The export, taken at the end, holds the same facts as the webhooks: a backfill over live history.
+        export = tmp_path / "export.json"
+        export.write_bytes(recent((CAPTURES / "exports" / "project1-cli-export-completed_by-object.json").read_bytes()))
+        env = {**harness.env, "LABELPULSE_INGEST_IDEMPOTENCE": "false"}
+        for _ in range(2):
+            imported = run_cli("import", "label-studio", str(export), env=env)
+            assert imported.returncode == 0, imported.stderr
+            assert "4 tasks: 16 events sent to " in imported.stdout and ", 0 refused" in imported.stdout
         # The deletions take their time from their arrival, but their ids from what they delete: one each.
-        wait_for(lambda: worker_duplicates(harness) == len(unique), 120, "the second round dropped as duplicates")
+        duplicates = len(unique) + 2 * 16
+        wait_for(lambda: worker_duplicates(harness) == duplicates, 120, "repeats dropped as duplicates")
         wait_for(lambda: int(migrated.command("SELECT count() FROM events")) >= len(unique), 60, "every event stored")
         assert migrated.command("SELECT count(), uniqExact(event_id) FROM events") == [str(len(unique))] * 2
         by_type = dict(migrated.query("SELECT event_type, count() FROM events GROUP BY event_type").result_rows)
@@ -387,3 +396,19 @@ def test_labelpulse_ingest_serves_on_loopback_and_refuses_other_addresses(tmp_pa
     refused = spawn([sys.executable, "-m", "labelpulse", "ingest", "--host", "0.0.0.0"], tmp_path / "r.log", env)
     assert refused.wait(timeout=60) == 2
     assert "LABELPULSE_INGEST_ALLOW_REMOTE=true" in (tmp_path / "r.log").read_text()
+
+
+def test_labelpulse_import_checks_an_export_without_sending_and_refuses_what_is_not_one(tmp_path: Path) -> None:
+    export = tmp_path / "export.json"
+    export.write_bytes(recent((CAPTURES / "exports" / "project1-api-export-JSON-completed_by-int.json").read_bytes()))
+    nowhere = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    checked = run_cli("import", "label-studio", str(export), "--dry-run", env=nowhere)
+    assert (checked.returncode, checked.stdout.strip()) == (
+        0,
+        "5 tasks: 16 events to send (dry run) to labelpulse.events, 0 refused",
+    )
+    minimal = tmp_path / "min.json"
+    minimal.write_text('{"annotator": 2, "sentiment": "Positive"}')
+    refused = run_cli("import", "label-studio", str(minimal), env=nowhere)
+    assert refused.returncode == 2
+    assert "a Label Studio export is a JSON array of tasks (export type JSON" in refused.stderr

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ingest.label_studio import UNKNOWN_TASK, MalformedWebhook, label, map_delivery, redacted
+from ingest.label_studio import UNKNOWN_TASK, MalformedWebhook, label, map_delivery, map_export, redacted
 from schema.events import EventError, validate_event
 
 CAPTURES = Path(__file__).parent / "fixtures" / "label_studio"
@@ -180,3 +180,49 @@ def test_the_project_secrets_are_blanked_before_a_delivery_is_kept() -> None:
     assert kept["project"]["token"] == "(redacted)"
     assert kept["annotation"] == json.loads(body)["annotation"]
     assert redacted(b"{not json") == b"{not json"
+
+
+EXPORTS = CAPTURES / "exports"
+
+
+def live_event_ids() -> set[str]:
+    return {
+        e["event_id"]
+        for path in CAPTURES.glob("*.body")
+        for e in map_delivery(path.read_bytes(), received_at=RECEIVED).events
+    }
+
+
+@pytest.mark.parametrize("export", sorted(path.name for path in EXPORTS.glob("*.json")))
+def test_an_export_maps_to_the_event_ids_the_webhooks_gave_the_same_facts(export: str) -> None:
+    events = map_export(json.loads((EXPORTS / export).read_text()))
+    ids = [event["event_id"] for event in events]
+    assert len(ids) == len(set(ids))
+    assert set(ids) <= live_event_ids()  # a backfill over live history stores nothing twice
+    for event in events:
+        assert not isinstance(validate_event(json.dumps(event), now=RECEIVED), EventError)
+
+
+def test_an_export_holds_creations_and_last_edits_and_reads_completed_by_as_an_object_too() -> None:
+    # Exported by the `label-studio export` command at the end: completed_by objects, annotation 1 edited twice.
+    events = map_export(json.loads((EXPORTS / "project1-cli-export-completed_by-object.json").read_text()))
+    types = [e["event_type"] for e in events]
+    assert (types.count("task_created"), types.count("annotation_submitted"), types.count("annotation_updated")) == (
+        4 + 2,  # four tasks, and the gold labels of two
+        6,
+        3,  # the last edits of annotations 1 (edited twice), 3, and 4 (made ground truth)
+    )
+    assert {e["annotator_id"] for e in events if "annotator_id" in e} == {"2", "3", "4"}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"tasks": []}, "JSON array of tasks"),
+        ([{"id": 1, "annotations": []}], "'project' must be an integer id"),
+        ([{"id": 1, "project": 1, "created_at": "2026-11-30T14:25:13Z"}], "'annotations' must be a list"),
+    ],
+)
+def test_a_file_that_is_not_a_json_export_is_refused_saying_why(document: Any, message: str) -> None:
+    with pytest.raises(MalformedWebhook, match=message):
+        map_export(document)
