@@ -116,7 +116,7 @@ def create_app(
         results: list[dict[str, Any]] = []
         messages: list[Outgoing] = []
         for index, raw in enumerate(documents):
-            result = validate_event(raw, now=now)
+            result = validate_event(raw, now=now, limits=settings.limits)
             if isinstance(result, EventError):
                 results.append(
                     {"index": index, "event_id": result.event_id, "outcome": "refused", "rule": result.rule}

@@ -10,6 +10,7 @@ from pathlib import Path
 from config.env import ConfigError, env_bool, env_int, env_port, env_str
 from config.hosts import is_loopback
 from kafka_admin.settings import KafkaSettings
+from schema.events import ContractLimits
 
 # Label Studio sends the secret verbatim in a header its webhook is configured with (it signs nothing).
 SECRET_HEADER = "X-LabelPulse-Secret"
@@ -35,6 +36,7 @@ class IngestSettings:
     # as a repeated event_id.
     idempotence: bool = True
     label_studio_secret: str = field(default="", repr=False)
+    limits: ContractLimits = field(default_factory=ContractLimits)  # the workers' own (same variables)
 
     def __post_init__(self) -> None:
         if not self.allow_remote and not is_loopback(self.host):
@@ -61,6 +63,7 @@ class IngestSettings:
             retry_after_s=env_int(env, "INGEST_RETRY_AFTER_S", cls.retry_after_s, minimum=1, maximum=3600),
             idempotence=env_bool(env, "INGEST_IDEMPOTENCE", kafka.external),
             label_studio_secret=_secret(env, "LABEL_STUDIO_SECRET"),
+            limits=ContractLimits.from_env(env),
         )
 
 

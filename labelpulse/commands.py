@@ -83,14 +83,13 @@ def run_import(args: argparse.Namespace) -> int:
     from ingest.label_studio import MalformedWebhook
     from ingest.publisher import KafkaUnavailable
     from ingest.settings import IngestSettings
-    from streams.settings import WorkerSettings
 
     settings = IngestSettings.from_env()
     try:
         report = import_label_studio(
             args.file,
             settings.kafka,
-            limits=WorkerSettings.from_env().limits,  # what the workers will accept
+            limits=settings.limits,  # what the workers will accept
             timeout_s=max(settings.publish_timeout_s, 30.0),
             idempotence=settings.idempotence,
             dry_run=args.dry_run,

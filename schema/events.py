@@ -234,6 +234,17 @@ class ContractLimits:
     # decoding, so a huge message costs the worker nothing.
     max_event_bytes: int = 1 << 20
 
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ContractLimits:
+        """The limits every receiver applies alike (workers, ingest, import), from LABELPULSE_* variables."""
+        from config.env import env_int
+
+        return cls(
+            max_future=timedelta(seconds=env_int(env, "MAX_FUTURE_SECONDS", 900, maximum=86_400 * 365)),
+            max_age=timedelta(days=env_int(env, "MAX_AGE_DAYS", 366, minimum=1, maximum=36_500)),
+            max_event_bytes=env_int(env, "MAX_EVENT_BYTES", 1 << 20, minimum=1024, maximum=64 << 20),
+        )
+
 
 # How deep a value inside an event (a structured label, an unknown field) may nest. Real labels nest a few
 # levels; thousands exhaust any decoder's recursion, and would stop the worker instead of one message.

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from config.env import ConfigError
 from ingest.app import create_app
 from ingest.label_studio import map_delivery
 from ingest.publisher import KafkaPublisher
@@ -412,3 +413,39 @@ def test_labelpulse_import_checks_an_export_without_sending_and_refuses_what_is_
     refused = run_cli("import", "label-studio", str(minimal), env=nowhere)
     assert refused.returncode == 2
     assert "a Label Studio export is a JSON array of tasks (export type JSON" in refused.stderr
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_settings_take_the_secret_from_a_file_and_the_contract_limits_the_workers_use(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    settings = IngestSettings.from_env(
+        {"LABELPULSE_LABEL_STUDIO_SECRET_FILE": str(secret_file), "LABELPULSE_MAX_AGE_DAYS": "3000"}
+    )
+    assert (settings.label_studio_secret, settings.limits.max_age) == (SECRET, timedelta(days=3000))
+    assert SECRET not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LABELPULSE_INGEST_HOST": "0.0.0.0"}, "LABELPULSE_INGEST_ALLOW_REMOTE=true"),
+        ({"LABELPULSE_LABEL_STUDIO_SECRET": "short"}, "at least 16 characters"),
+        ({"LABELPULSE_LABEL_STUDIO_SECRET_FILE": "/nonexistent/secret"}, "cannot read /nonexistent/secret"),
+        (
+            {"LABELPULSE_LABEL_STUDIO_SECRET": SECRET, "LABELPULSE_LABEL_STUDIO_SECRET_FILE": "/x"},
+            "not both",
+        ),
+        ({"LABELPULSE_INGEST_PUBLISH_TIMEOUT_MS": "10"}, "LABELPULSE_INGEST_PUBLISH_TIMEOUT_MS must be ≥ 100"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        IngestSettings.from_env(env)
+
+
+def test_remote_addresses_are_served_when_allowed() -> None:
+    settings = IngestSettings.from_env({"LABELPULSE_INGEST_HOST": "0.0.0.0", "LABELPULSE_INGEST_ALLOW_REMOTE": "true"})
+    assert settings.host == "0.0.0.0"
