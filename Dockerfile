@@ -19,6 +19,7 @@ COPY streams/__init__.py streams/
 COPY dashboard/__init__.py dashboard/
 COPY alerts/__init__.py alerts/
 COPY embedded_clickhouse/__init__.py embedded_clickhouse/
+COPY ingest/__init__.py ingest/
 RUN pip install . && pip uninstall -y labelpulse
 COPY labelpulse labelpulse
 COPY config config
@@ -29,6 +30,7 @@ COPY streams streams
 COPY dashboard dashboard
 COPY alerts alerts
 COPY embedded_clickhouse embedded_clickhouse
+COPY ingest ingest
 RUN pip install --no-deps . && python -c "import labelpulse, config, kafka_admin, access, schema, streams, dashboard, alerts, embedded_clickhouse"
 
 # Never root; state (Faust's table directory) lives in a volume mounted at /data.

@@ -197,6 +197,35 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", choices=("crit", "error", "warn", "info", "debug"), default="info")
     worker.set_defaults(run=commands.run_worker)
 
+    ingest = subcommands.add_parser(
+        "ingest",
+        help="serve the HTTP ingest: contract events and Label Studio webhooks -> Kafka",
+        description="Accept contract events (POST /v1/events: one JSON object, or NDJSON lines) and Label Studio "
+        "webhooks (POST /v1/sources/label-studio, header X-LabelPulse-Secret = LABELPULSE_LABEL_STUDIO_SECRET), "
+        "and answer only once Kafka has every accepted event (503 with Retry-After while it is away). Each event "
+        "is answered accepted or refused with its rule. API docs at /openapi.json, metrics at /metrics. Listens "
+        "on loopback unless LABELPULSE_INGEST_ALLOW_REMOTE=true.",
+    )
+    ingest.add_argument("--host", help="address to listen on (default LABELPULSE_INGEST_HOST or 127.0.0.1)")
+    ingest.add_argument("--port", type=arguments.port, help="port (default LABELPULSE_INGEST_PORT or 8090)")
+    ingest.add_argument("--loglevel", choices=("critical", "error", "warning", "info", "debug"), default="info")
+    ingest.set_defaults(run=commands.run_ingest)
+
+    backfill = subcommands.add_parser(
+        "import",
+        help="backfill history from a labeling tool's export",
+        description="Map a Label Studio JSON export (the Export button, type JSON, or GET "
+        "/api/projects/ID/export?exportType=JSON&download_all_tasks=true) to contract events and send them to "
+        "the events topic. Events get the same ids the webhooks give the same facts, so importing twice, or "
+        "history the webhooks already delivered, stores nothing twice. Events older than "
+        "LABELPULSE_MAX_AGE_DAYS (366) are refused: raise it on the import and the workers to backfill older "
+        "history.",
+    )
+    backfill.add_argument("tool", choices=("label-studio",), help="which tool made the export")
+    backfill.add_argument("file", type=Path, help="the export (a JSON array of tasks)")
+    backfill.add_argument("--dry-run", action="store_true", help="map and check only; send nothing")
+    backfill.set_defaults(run=commands.run_import)
+
     dashboard = subcommands.add_parser(
         "dashboard",
         help="serve the live dashboard (Streamlit)",

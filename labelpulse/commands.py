@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import re
 import sys
 from dataclasses import replace
@@ -64,6 +65,43 @@ def run_dashboard(args: argparse.Namespace) -> int:
 
     settings = DashboardSettings.from_env()
     service.run_dashboard(replace(settings, host=args.host or settings.host, port=args.port or settings.port))
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from ingest import service
+    from ingest.settings import IngestSettings
+
+    env = dict(os.environ)
+    env |= {"LABELPULSE_INGEST_HOST": args.host} if args.host else {}
+    env |= {"LABELPULSE_INGEST_PORT": str(args.port)} if args.port else {}
+    return service.run_ingest(IngestSettings.from_env(env), args.loglevel)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from ingest.backfill import import_label_studio
+    from ingest.label_studio import MalformedWebhook
+    from ingest.publisher import KafkaUnavailable
+    from ingest.settings import IngestSettings
+
+    settings = IngestSettings.from_env()
+    try:
+        report = import_label_studio(
+            args.file,
+            settings.kafka,
+            limits=settings.limits,  # what the workers will accept
+            timeout_s=max(settings.publish_timeout_s, 30.0),
+            idempotence=settings.idempotence,
+            dry_run=args.dry_run,
+        )
+    except (MalformedWebhook, OSError) as exc:
+        raise CliError(f"cannot import {args.file}: {exc}") from exc
+    except KafkaUnavailable as exc:
+        raise CliError(f"{exc}; run the import again (what was sent is stored once)") from exc
+    for error in report.refused[:20]:
+        say(f"refused {error.event_id or '(no id)'}: {error.reason}")
+    sent = f"{report.accepted} events to send (dry run)" if args.dry_run else f"{report.sent} events sent"
+    say(f"{report.tasks} tasks: {sent} to {settings.kafka.events_topic}, {len(report.refused)} refused")
+    return 1 if report.refused else 0
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 First the backing services every other part needs (ClickHouse; the embedded broker, unless
 LABELPULSE_KAFKA_BOOTSTRAP_SERVERS names a Kafka), then the schema, then the app services that
-work through them (worker, alert evaluator, dashboard, simulator). Each is a runtime.Service:
+work through them (worker, alert evaluator, dashboard, ingest, simulator). Each is a runtime.Service:
 how it starts, when it serves, which part it must not outlive; the supervisor restarts any that
 dies with the back-off of its RestartPolicy, until Ctrl-C or SIGTERM stops them all.
 """
@@ -24,6 +24,7 @@ from alerts.rules import load_rules
 from alerts.settings import EvaluatorSettings
 from dashboard.service import dashboard_command
 from dashboard.settings import DashboardSettings
+from ingest.settings import IngestSettings
 from kafka_admin.settings import KafkaSettings
 from kafka_admin.topics import create_topics
 from labelpulse.broker import IN_MEMORY_WARNING, BrokerSettings, EmbeddedBroker, kafka_reachable
@@ -54,6 +55,7 @@ class UpSettings:
     worker: WorkerSettings
     dashboard: DashboardSettings
     evaluator: EvaluatorSettings
+    ingest: IngestSettings
     demo_rate: float | None = 20.0  # the simulator's events per second; None: no simulator (--no-demo)
 
     @classmethod
@@ -69,6 +71,7 @@ class UpSettings:
             worker=WorkerSettings.from_env(env),
             dashboard=DashboardSettings.from_env(env),
             evaluator=EvaluatorSettings.from_env(env),
+            ingest=IngestSettings.from_env(env),
             demo_rate=demo_rate,
         )
 
@@ -119,6 +122,11 @@ def app_services(settings: UpSettings, env: Mapping[str, str]) -> list[Service]:
             "dashboard", lambda: dashboard_command(settings.dashboard), logs / "dashboard.log", env,
             starting=f"starting the dashboard on {settings.dashboard.url} …",
         ),
+        command_service(
+            "ingest", lambda: cli_command("ingest", "--loglevel", "warning"), logs / "ingest.log",
+            ingest_env(settings, env), restart_after=("broker",),
+            starting=f"starting ingest on {settings.ingest.url} …",
+        ),
     ]  # fmt: skip
     if settings.demo_rate is not None:
         rate = settings.demo_rate
@@ -133,6 +141,14 @@ def app_services(settings: UpSettings, env: Mapping[str, str]) -> list[Service]:
             )
         )
     return services
+
+
+def ingest_env(settings: UpSettings, env: Mapping[str, str]) -> dict[str, str]:
+    """The embedded broker cannot serve Kafka's idempotent producer: ingest goes without it there (a message
+    its retries write twice is dropped by the workers as a repeated event_id)."""
+    if settings.kafka.external or "LABELPULSE_INGEST_IDEMPOTENCE" in env:
+        return dict(env)
+    return {**env, "LABELPULSE_INGEST_IDEMPOTENCE": "false"}
 
 
 def simulator_command(rate: float) -> list[str]:
@@ -155,6 +171,10 @@ def run(settings: UpSettings, say: Callable[[str], None]) -> int:
     if port_in_use(dashboard.host, dashboard.port):
         raise ServiceError(
             f"port {dashboard.port} is taken (another dashboard?); stop it or set LABELPULSE_DASHBOARD_PORT"
+        )
+    if port_in_use(settings.ingest.host, settings.ingest.port):
+        raise ServiceError(
+            f"port {settings.ingest.port} is taken (another ingest?); stop it or set LABELPULSE_INGEST_PORT"
         )
     runtime.log_dir.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(_reporter(say, runtime.log_dir / "up.log"), status_path=runtime.status_path)
@@ -222,6 +242,7 @@ def summary(settings: UpSettings) -> str:
         f"  (topic {kafka.events_topic}{'' if kafka.external else '; embedded, in memory'})\n"
         f"  worker      consumer group {worker.consumer_group}{worker_metrics}\n"
         f"  simulator   {simulator}\n"
+        f"  ingest      {settings.ingest.url}  (POST /v1/events, /v1/sources/label-studio; API /openapi.json)\n"
         f"  dashboard   {settings.dashboard.url}\n"
         f"  alerts      {len(load_rules(evaluator.rules_dir).rules)} rules, to {alerts_to}{alerts_metrics}\n"
         f"  logs        {settings.runtime.log_dir}  (status of every part: {settings.runtime.status_path})\n"

@@ -1,4 +1,9 @@
-"""Event contract v1: what a labeling tool may send, and the one function that judges it.
+"""Event contract v1.1: what a labeling tool may send, and the one function that judges it.
+
+v1.1 adds to v1 without changing it (every v1 event is a valid v1.1 event, and `schema_version`
+stays 1): the types `annotation_updated` and `annotation_deleted`, and the optional fields
+`source_system` (which tool or producer sent the event) and `annotation_id` (the tool's id of
+the annotation an edit or a deletion is about).
 
 Every event is one JSON object. `validate_event` returns either a typed event or an
 `EventError` that names the field, the offending value and the rule it broke — never raises
@@ -25,7 +30,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 import msgspec
 from msgspec import Meta, Struct
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the major version: what `schema_version` says; minor versions only add
+CONTRACT_VERSION = "1.1"
 JSON_SCHEMA_PATH = Path(__file__).parent / "contract" / f"events.v{SCHEMA_VERSION}.schema.json"
 
 
@@ -37,6 +43,8 @@ class EventType(StrEnum):
     ANNOTATION_SKIPPED = "annotation_skipped"
     REVIEW_COMPLETED = "review_completed"
     TASK_COMPLETED = "task_completed"
+    ANNOTATION_UPDATED = "annotation_updated"
+    ANNOTATION_DELETED = "annotation_deleted"
 
 
 class Stage(StrEnum):
@@ -63,6 +71,15 @@ Label = Annotated[str, Meta(min_length=1, max_length=1024)] | dict[str, Any]
 DurationMs = Annotated[int, Meta(ge=0, le=86_400_000, description="Active time the tool measured.")]
 Confidence = Annotated[float, Meta(ge=0.0, le=1.0)]
 PersonId = Annotated[Identifier, Meta(description="Pseudonymous person id.")]
+# Few distinct values (it labels metrics): lower-case names such as label-studio, cvat, labelbox, api.
+SOURCE_SYSTEM_PATTERN = "^[a-z0-9][a-z0-9._-]{0,63}$"
+SourceSystem = Annotated[
+    str,
+    Meta(
+        pattern=SOURCE_SYSTEM_PATTERN,
+        description="Which tool or producer sent the event: label-studio, cvat, labelbox, api, simulator, ...",
+    ),
+]
 
 
 class RequiredWhen(Exception):
@@ -111,6 +128,8 @@ class _Event(Struct, frozen=True, kw_only=True, dict=True, forbid_unknown_fields
     reason: Annotated[str, Meta(max_length=1024)] | None = None
     model_label: Label | None = None
     model_confidence: Confidence | None = None
+    source_system: SourceSystem | None = None  # v1.1
+    annotation_id: Annotated[Identifier, Meta(description="The tool's id of the annotation.")] | None = None  # v1.1
 
 
 class TaskCreated(_Event, tag="task_created", frozen=True, kw_only=True):
@@ -165,6 +184,17 @@ class TaskCompleted(_Event, tag="task_completed", frozen=True, kw_only=True):
     """The task needs no more work."""
 
 
+class AnnotationUpdated(_Event, tag="annotation_updated", frozen=True, kw_only=True):
+    """An annotation submitted before was edited (v1.1). Rework: the submission it edits stays
+    counted; `label` is the new answer when the edit changed it, `duration_ms` the time the edit took."""
+
+    annotator_id: Annotated[Identifier, Meta(description="Whose annotation was edited.")]
+
+
+class AnnotationDeleted(_Event, tag="annotation_deleted", frozen=True, kw_only=True):
+    """An annotation was deleted in the tool (v1.1). The work it took stays counted."""
+
+
 Event = (
     TaskCreated
     | TaskAssigned
@@ -173,6 +203,8 @@ Event = (
     | AnnotationSkipped
     | ReviewCompleted
     | TaskCompleted
+    | AnnotationUpdated
+    | AnnotationDeleted
 )
 EVENT_TYPES: tuple[type[_Event], ...] = get_args(Event)
 for _type in EVENT_TYPES:
@@ -202,13 +234,24 @@ class ContractLimits:
     # decoding, so a huge message costs the worker nothing.
     max_event_bytes: int = 1 << 20
 
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ContractLimits:
+        """The limits every receiver applies alike (workers, ingest, import), from LABELPULSE_* variables."""
+        from config.env import env_int
+
+        return cls(
+            max_future=timedelta(seconds=env_int(env, "MAX_FUTURE_SECONDS", 900, maximum=86_400 * 365)),
+            max_age=timedelta(days=env_int(env, "MAX_AGE_DAYS", 366, minimum=1, maximum=36_500)),
+            max_event_bytes=env_int(env, "MAX_EVENT_BYTES", 1 << 20, minimum=1024, maximum=64 << 20),
+        )
+
 
 # How deep a value inside an event (a structured label, an unknown field) may nest. Real labels nest a few
 # levels; thousands exhaust any decoder's recursion, and would stop the worker instead of one message.
 MAX_DEPTH = 32
 # Identifiers are printable text: control characters (NUL, escapes, newlines), separators and invisible
 # format characters in ids break logs, CSV exports and dashboards, and make look-alike ids.
-IDENTIFIERS = ("event_id", "project_id", "task_id", "annotator_id", "reviewer_id", "session_id")
+IDENTIFIERS = ("event_id", "project_id", "task_id", "annotator_id", "reviewer_id", "session_id", "annotation_id")
 
 
 @dataclass(frozen=True)
@@ -282,7 +325,8 @@ def _check_values(event: Event, printable: bool = False) -> EventError | None:
     """What the typed decoding cannot judge: printable identifiers, values not nested too deep."""
     if not printable:
         ids = event.event_id + event.project_id + event.task_id  # one check for all, in the usual case
-        if not (ids + (event.annotator_id or "") + (event.reviewer_id or "") + (event.session_id or "")).isprintable():
+        people = (event.annotator_id or "") + (event.reviewer_id or "") + (event.session_id or "")
+        if not (ids + people + (event.annotation_id or "")).isprintable():
             return _unprintable(event)
     label = event.label
     if (
@@ -447,6 +491,12 @@ def _explain(problem: Exception, payload: bytes | str) -> EventError:
         return refuse("invalid_value", f"{field} must be {count} long, got {value!r}")
     if bound := _BOUND.fullmatch(text):
         return refuse("out_of_range", f"{field} must be {_SYMBOLS[bound['op']]} {bound['bound']}, got {value!r}")
+    if text.startswith("Expected `str` matching regex") and field == "source_system":
+        return refuse(
+            "invalid_value",
+            f"source_system must be a lower-case name of letters, digits, '.', '_' or '-' (at most 64 characters, "
+            f"e.g. label-studio), got {value!r}",
+        )
     if text.startswith("Invalid enum value") and field in _CHOICES:
         return refuse("invalid_value", f"{field} must be {_CHOICES[field]}, got {value!r}")
     if text == "Expected `datetime` with a timezone component":
@@ -467,13 +517,13 @@ def _preview(payload: bytes | str, limit: int = 200) -> str:
 
 
 def json_schema() -> dict[str, Any]:
-    """The published JSON Schema of contract v1, generated from the structs above."""
+    """The published JSON Schema of contract v1.1, generated from the structs above."""
     document = msgspec.json.schema(Event)
     for definition in document["$defs"].values():
         definition["additionalProperties"] = True  # unknown fields are kept, not refused
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["$id"] = f"https://labelpulse.dev/schema/events.v{SCHEMA_VERSION}.schema.json"
-    document["title"] = f"LabelPulse event, contract v{SCHEMA_VERSION}"
+    document["title"] = f"LabelPulse event, contract v{CONTRACT_VERSION}"
     document["description"] = (
         "One labeling event, sent as one JSON object per Kafka message keyed by task_id. "
         "Unknown fields are kept. Receivers also refuse occurred_at more than 15 minutes in "

@@ -273,6 +273,8 @@ def dead_letter(message: Record, error: EventError, max_request_bytes: int) -> t
 def record_batch_metrics(batch: ProcessedBatch, messages: int, insert_seconds: float) -> None:
     for event_type, count in batch.events_by_type.items():
         metrics.EVENTS.labels(event_type).inc(count)
+    for source_system, count in batch.events_by_source.items():
+        metrics.EVENTS_BY_SOURCE.labels(metrics.source_label(source_system)).inc(count)
     for rule, count in batch.dead_letters_by_rule.items():
         metrics.DEAD_LETTERS.labels(rule).inc(count)
     metrics.DUPLICATES.inc(batch.duplicates)

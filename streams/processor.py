@@ -78,6 +78,7 @@ class ProcessedBatch:
     # Rows per table in message order; each row holds the Kafka position it came from (schema.rows.positions).
     tables: defaultdict[str, list[list[Any]]] = field(default_factory=lambda: defaultdict(list))
     events_by_type: dict[str, int] = field(default_factory=dict)
+    events_by_source: dict[str, int] = field(default_factory=dict)  # by source_system; "" when not given
     dead_letters_by_rule: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     refused: list[tuple[Record, EventError]] = field(default_factory=list)
@@ -270,6 +271,8 @@ class Processor:
         row = event_row(event, received_ms=received_ms, too_late=too_late, position=position, occurred_ms=occurred_ms)
         batch.tables["events"].append(row)
         batch.events_by_type[event.event_type] = batch.events_by_type.get(event.event_type, 0) + 1
+        source_system = event.source_system or ""
+        batch.events_by_source[source_system] = batch.events_by_source.get(source_system, 0) + 1
         if occurred_ms > batch.newest_occurred_ms:
             batch.newest_occurred_ms = occurred_ms
 

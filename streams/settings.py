@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +64,7 @@ class WorkerSettings:
             open_task_retention_s=env_int(
                 env, "OPEN_TASK_RETENTION_S", cls.open_task_retention_s, minimum=3600, maximum=366 * 86_400
             ),
-            limits=ContractLimits(
-                max_future=timedelta(seconds=env_int(env, "MAX_FUTURE_SECONDS", 900, maximum=86_400 * 365)),
-                max_age=timedelta(days=env_int(env, "MAX_AGE_DAYS", 366, minimum=1, maximum=36_500)),
-                max_event_bytes=env_int(env, "MAX_EVENT_BYTES", 1 << 20, minimum=1024, maximum=64 << 20),
-            ),
+            limits=ContractLimits.from_env(env),
             pseudonymize_key=_pseudonymize_key(env),
             state_dir=Path(env_str(env, "DATA_DIR", ".labelpulse")) / "worker",
             metrics_host=env_str(env, "WORKER_METRICS_HOST", cls.metrics_host),

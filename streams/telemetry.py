@@ -2,7 +2,7 @@
 `labelpulse worker`.
 
 Names follow Prometheus conventions: `labelpulse_` prefix, base units, `_total` on counters,
-and no unbounded label values (event types and refusal rules are fixed sets; partitions are few).
+and no unbounded label values (event types, refusal rules and source systems are fixed sets; partitions are few).
 """
 
 from __future__ import annotations
@@ -10,6 +10,21 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter("labelpulse_worker_events", "Valid events stored, by type", ["event_type"])
+EVENTS_BY_SOURCE = Counter(
+    "labelpulse_worker_events_by_source",
+    "Valid events stored, by the source_system they name (other: a name not listed here; unspecified: none)",
+    ["source_system"],
+)
+# source_system is free text to the contract; as a label it is one of these, so producers cannot grow the series.
+SOURCE_SYSTEMS = frozenset({"label-studio", "cvat", "labelbox", "api", "simulator", "import"})
+
+
+def source_label(source_system: str) -> str:
+    if not source_system:
+        return "unspecified"
+    return source_system if source_system in SOURCE_SYSTEMS else "other"
+
+
 DEAD_LETTERS = Counter("labelpulse_worker_dead_letters", "Messages refused, by the rule they broke", ["rule"])
 DUPLICATES = Counter("labelpulse_worker_duplicates_dropped", "Repeated event_ids dropped (producer retries)")
 REPLAYED_ROWS = Counter(

@@ -22,7 +22,7 @@ from tests.support.services import system_tool
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
-OURS = ("init", "worker", "dashboard", "evaluator")  # the Python services, one image
+OURS = ("init", "worker", "ingest", "dashboard", "evaluator")  # the Python services, one image
 LONG_RUNNING = [name for name in SERVICES if name != "init"]
 VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
 
@@ -39,7 +39,7 @@ def default_of(value: str) -> str:
 
 def test_the_production_shape_is_all_there() -> None:
     assert set(SERVICES) == {
-        "kafka", "clickhouse", "init", "worker", "dashboard", "evaluator", "prometheus", "alertmanager",
+        "kafka", "clickhouse", "init", "worker", "ingest", "dashboard", "evaluator", "prometheus", "alertmanager",
         "grafana",
     }  # fmt: skip
     assert "KAFKA_PROCESS_ROLES" in env("kafka") and "controller" in env("kafka")["KAFKA_PROCESS_ROLES"], "KRaft"
@@ -77,7 +77,7 @@ def test_start_order_waits_for_health_and_for_the_init_job() -> None:
         "kafka": {"condition": "service_healthy"},
         "clickhouse": {"condition": "service_healthy"},
     }
-    for name in ("worker", "dashboard", "evaluator", "prometheus"):
+    for name in ("worker", "ingest", "dashboard", "evaluator", "prometheus"):
         assert SERVICES[name]["depends_on"]["init"] == {"condition": "service_completed_successfully"}
     assert SERVICES["init"]["restart"] == "no"
 
@@ -132,6 +132,7 @@ def test_topics_and_ports_agree_with_the_code() -> None:
     assert jobs["labelpulse-evaluator"]["static_configs"][0]["targets"] == [
         f"evaluator:{env('evaluator')['LABELPULSE_ALERTS_METRICS_PORT']}"
     ]
+    assert jobs["labelpulse-ingest"]["static_configs"][0]["targets"] == [f"ingest:{SERVICES['ingest']['command'][-1]}"]
     assert env("evaluator")["LABELPULSE_ALERTMANAGER_URL"] == "http://alertmanager:9093"
     rules_out = SERVICES["init"]["entrypoint"][-1].rsplit("-o ", 1)[1]
     assert rules_out.startswith("/prometheus-rules/") and "/etc/prometheus/rules/*.yml" in prometheus["rule_files"]
@@ -140,7 +141,7 @@ def test_topics_and_ports_agree_with_the_code() -> None:
 
 SOURCES = "\n".join(
     path.read_text()
-    for package in ("labelpulse", "schema", "streams", "dashboard", "alerts")
+    for package in ("labelpulse", "schema", "streams", "dashboard", "alerts", "ingest")
     for path in (ROOT / package).rglob("*.py")
 )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support.services import REPO_ROOT
 
 SHELL_TOOLS = ("bash", "dirname", "sort", "tr")  # what ./dev runs before it installs anything
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from schema.events import EventError, EventType, validate_event
-from tests.conftest import REPO_ROOT
+from tests.support.services import REPO_ROOT
 
 DOCUMENTS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")  # [text](target), ![alt](target)

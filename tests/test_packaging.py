@@ -16,6 +16,7 @@ PACKAGES = [
     "dashboard",
     "alerts",
     "embedded_clickhouse",
+    "ingest",
 ]
 
 
@@ -90,6 +91,7 @@ MAY_IMPORT = {
     "alerts": {"config", "schema"},
     "dashboard": {"config", "schema", "kafka_admin", "access"},
     "embedded_clickhouse": {"config", "schema", "access"},
+    "ingest": {"config", "schema", "kafka_admin"},
     "labelpulse": set(PACKAGES) - {"labelpulse"},
 }
 

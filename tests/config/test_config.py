@@ -103,6 +103,7 @@ def test_up_with_an_external_kafka_that_does_not_answer_fails_clearly(tmp_path: 
         env={
             "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
             "LABELPULSE_CLICKHOUSE_PORT": str(free_port()),
+            "LABELPULSE_INGEST_PORT": str(free_port()),
             "LABELPULSE_DATA_DIR": str(tmp_path),
         },
     )

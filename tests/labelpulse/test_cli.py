@@ -45,7 +45,7 @@ def test_version_comes_from_the_installed_package() -> None:
     "command",
     [
         "up", "clickhouse", "broker", "migrate", "access", "hash-password", "topics", "sql", "worker", "dashboard",
-        "generate", "contract", "alerts",
+        "generate", "contract", "alerts", "ingest", "import",
     ],
 )  # fmt: skip
 def test_every_command_has_help(command: str) -> None:
@@ -278,7 +278,7 @@ def test_generate_from_a_past_start_backfills_to_now_then_goes_on_in_real_time(
 def test_contract_prints_the_published_schema() -> None:
     result = run_cli("contract")
     assert result.returncode == 0
-    assert json.loads(result.stdout)["title"] == "LabelPulse event, contract v1"
+    assert json.loads(result.stdout)["title"] == "LabelPulse event, contract v1.1"
 
 
 def test_render_table_aligns_numbers_right_and_shows_null() -> None:
@@ -471,6 +471,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
         "LABELPULSE_BROKER_PORT": str(free_port()),
         "LABELPULSE_DATA_DIR": str(tmp_path / "state"),
         "LABELPULSE_DASHBOARD_PORT": str(free_port()),
+        "LABELPULSE_INGEST_PORT": str(free_port()),
         "LABELPULSE_WORKER_METRICS_PORT": str(free_port()),
         "LABELPULSE_ALERTS_METRICS_PORT": str(free_port()),
     }
@@ -492,6 +493,11 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
     second = run_cli("up", env=env)
     assert second.returncode == 2
     assert f"LabelPulse is already running (pid {up.pid}, data dir {tmp_path / 'state'})" in second.stderr
+    ingest = f"http://127.0.0.1:{env['LABELPULSE_INGEST_PORT']}"
+    assert f"ingest      {ingest}" in output
+    while not http_ok(f"{ingest}/healthz") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert http_ok(f"{ingest}/healthz"), "ingest answers"
     inserted = run_cli(
         "sql", "INSERT INTO events (event_id, project_id, occurred_at) VALUES ('e1', 'p', now64(3))", env=env
     )
@@ -505,6 +511,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
     assert not port_in_use("127.0.0.1", int(env["LABELPULSE_CLICKHOUSE_PORT"]))
     assert not kafka_answers("127.0.0.1", int(env["LABELPULSE_BROKER_PORT"]))
     assert not port_in_use("127.0.0.1", int(env["LABELPULSE_DASHBOARD_PORT"]))
+    assert not port_in_use("127.0.0.1", int(env["LABELPULSE_INGEST_PORT"]))
 
     again = start_cli(["up"], env)
     output = read_until(again, "Ctrl-C stops everything")

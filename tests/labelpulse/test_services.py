@@ -23,10 +23,11 @@ def names(services: list[Any]) -> list[str]:
     return [service.name for service in services]
 
 
-def test_up_starts_clickhouse_and_the_broker_then_worker_evaluator_dashboard_and_simulator() -> None:
+def test_up_starts_clickhouse_and_the_broker_then_worker_evaluator_dashboard_ingest_and_simulator() -> None:
     settings = UpSettings.from_env({})
     assert names(backing_services(settings)) == ["ClickHouse", "broker"]
-    assert names(app_services(settings, {})) == ["worker", "alert evaluator", "dashboard", "simulator"]
+    assert names(app_services(settings, {})) == ["worker", "alert evaluator", "dashboard", "ingest", "simulator"]
+    assert "  ingest      http://127.0.0.1:8090  (POST /v1/events" in up.summary(settings)
 
 
 def test_with_an_external_kafka_up_starts_no_broker() -> None:
@@ -47,12 +48,13 @@ def test_clickhouse_and_the_broker_are_ready_once_they_answer_the_rest_once_star
     assert all(service.ready is None for service in app_services(settings, {}))
 
 
-def test_only_the_worker_and_the_simulator_must_not_outlive_the_broker() -> None:
+def test_only_the_worker_ingest_and_the_simulator_must_not_outlive_the_broker() -> None:
     restart_after = {service.name: service.restart_after for service in app_services(UpSettings.from_env({}), {})}
     assert restart_after == {
         "worker": ("broker",),
         "alert evaluator": (),
         "dashboard": (),
+        "ingest": ("broker",),
         "simulator": ("broker",),
     }
 
@@ -76,6 +78,10 @@ def test_every_app_service_runs_its_command_with_its_own_log_and_the_child_envir
     assert started["alerts.log"][0] == [*labelpulse, "alerts", "run"]
     assert started["dashboard.log"][0][1:4] == ["-m", "streamlit", "run"]
     assert started["simulator.log"][0][:8] == [*labelpulse, "generate", "--quiet", "--rate", "5", "--seed"]
+    assert started["ingest.log"][0] == [*labelpulse, "ingest", "--loglevel", "warning"]
+    # The embedded broker has no idempotent producer; an external Kafka keeps ingest's default (on).
+    assert started["ingest.log"][2]["LABELPULSE_INGEST_IDEMPOTENCE"] == "false"
+    assert "LABELPULSE_INGEST_IDEMPOTENCE" not in up.ingest_env(UpSettings.from_env(EXTERNAL), EXTERNAL)
     for _, log_path, child_env in started.values():
         assert log_path.parent == tmp_path / "logs"
         assert child_env["LABELPULSE_CLICKHOUSE_PORT"] == "18123"

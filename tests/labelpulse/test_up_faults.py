@@ -90,6 +90,7 @@ def up_env(data_dir: Path) -> dict[str, str]:
         "LABELPULSE_BROKER_PORT": str(free_port()),
         "LABELPULSE_DATA_DIR": str(data_dir),
         "LABELPULSE_DASHBOARD_PORT": str(free_port()),
+        "LABELPULSE_INGEST_PORT": str(free_port()),
         "LABELPULSE_WORKER_METRICS_PORT": str(free_port()),
         "LABELPULSE_ALERTS_METRICS_PORT": str(free_port()),
         "LABELPULSE_SESSION_TIMEOUT_MS": "6000",

@@ -32,6 +32,8 @@ VALID: dict[str, dict[str, Any]] = {
     "annotation_skipped": {"annotator_id": "ann-1"},
     "review_completed": {"annotator_id": "ann-1", "reviewer_id": "rev-1", "verdict": "accepted"},
     "task_completed": {},
+    "annotation_updated": {"annotator_id": "ann-1"},  # v1.1
+    "annotation_deleted": {},  # v1.1
 }
 
 
@@ -112,6 +114,23 @@ def test_structured_labels_are_accepted() -> None:
     assert not isinstance(result, EventError)
 
 
+def test_a_v1_0_event_is_a_valid_v1_1_event_without_the_new_fields() -> None:
+    result = validate_event(event(), now=NOW)
+    assert not isinstance(result, EventError)
+    assert (result.schema_version, result.source_system, result.annotation_id) == (1, None, None)
+
+
+def test_edits_and_deletions_name_the_annotation_and_the_sending_system() -> None:
+    document = event("annotation_updated", annotation_id="ls-17", source_system="label-studio", label="dog")
+    result = validate_event(document, now=NOW)
+    assert not isinstance(result, EventError), result
+    assert (result.event_type, result.annotation_id, result.source_system) == (
+        "annotation_updated",
+        "ls-17",
+        "label-studio",
+    )
+
+
 def test_submission_source_defaults_to_manual() -> None:
     result = validate_event(event(), now=NOW)
     assert not isinstance(result, EventError)
@@ -130,7 +149,11 @@ def test_submission_source_defaults_to_manual() -> None:
         (b'"task_created"', "not_an_object", None, "JSON object"),
         (b"null", "not_an_object", None, "JSON object"),
         (event(event_type=...), "missing_field", "event_type", "event_type is required"),
-        (event(event_type="annotation_deleted"), "unknown_event_type", "event_type", "'annotation_deleted'"),
+        (event(event_type="annotation_erased"), "unknown_event_type", "event_type", "'annotation_erased'"),
+        (event("annotation_updated", annotator_id=...), "missing_field", "annotator_id", "annotator_id is required"),
+        (event(source_system="Label Studio"), "invalid_value", "source_system", "lower-case name"),
+        (event(source_system="x" * 65), "invalid_value", "source_system", "at most 64 characters"),
+        (event(annotation_id=""), "invalid_value", "annotation_id", "at least 1 character"),
         (event(event_type=7), "unknown_event_type", "event_type", "unknown event_type"),
         (event(event_id=...), "missing_field", "event_id", "event_id is required for annotation_submitted"),
         (event(project_id=...), "missing_field", "project_id", "project_id is required"),

@@ -66,6 +66,11 @@ def labeling_day(seed: int = 7, tasks: int = 400) -> list[dict[str, Any]]:
         if assisted:
             fields |= {"source": "model_assisted", "model_label": rng.choice(LABELS), "model_confidence": 0.9}
         emit("annotation_submitted", at, project, task, **fields)
+        if rng.random() < 0.1:  # edited later (rework), sometimes by someone else: changes no metric of the work
+            edit = {"annotator_id": annotator, "label": rng.choice(LABELS), "annotation_id": f"{task}-a"}
+            emit("annotation_updated", at + timedelta(seconds=rng.randint(1, 300)), project, task, **edit)
+        if rng.random() < 0.05:  # deleted in the tool: the work stays counted
+            emit("annotation_deleted", at + timedelta(seconds=400), project, task, annotation_id=f"{task}-a")
         if rng.random() < 0.7:
             at += timedelta(seconds=rng.randint(5, 600))
             verdict = rng.choices(["accepted", "fixed", "rejected"], weights=[6, 2, 2])[0]

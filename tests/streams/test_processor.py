@@ -466,3 +466,32 @@ def test_a_submission_arriving_before_its_gold_task_is_judged_once_the_task_arri
     assert [(r["label"], r["gold_label"], r["correct"]) for r, _ in derived(batch, "gold_answer_changes")] == [
         ("dog", "cat", False)
     ]
+
+
+def test_edits_and_deletions_are_stored_and_leave_the_derived_metrics_as_they_were(processor: Processor) -> None:
+    submitted = processor.process([message(event("e1", duration_ms=5000, source_system="label-studio"))], now=NOW)
+    later = [
+        message(event("e2", "annotation_updated", label="dog", annotation_id="17", source_system="label-studio"), 0, 1),
+        message(event("e3", "annotation_deleted", annotator_id=None, label=None, annotation_id="17"), 0, 2),
+    ]
+    batch = processor.process(later, now=NOW)
+    assert batch.events_by_type == {"annotation_updated": 1, "annotation_deleted": 1}
+    assert batch.events_by_source == {"label-studio": 1, "": 1}
+    assert not batch.rows("dead_letters")
+    stored = [row(EVENT_COLUMNS, values) for values in batch.rows("events")]
+    assert [(r["annotation_id"], r["source_system"]) for r in stored] == [("17", "label-studio"), ("17", "")]
+    # Work done is not un-counted: no derived row (handle time, gold, agreement, ...) is taken back or added.
+    assert {table for table, rows in batch.tables.items() if rows} == {"events"}
+    assert row(EVENT_COLUMNS, submitted.rows("events")[0])["source_system"] == "label-studio"
+    assert submitted.rows("handle_time_changes")
+
+
+def test_events_are_counted_by_source_system_under_a_bounded_set_of_labels() -> None:
+    from streams.telemetry import source_label
+
+    assert [source_label(name) for name in ("label-studio", "cvat", "", "my-own-tool")] == [
+        "label-studio",
+        "cvat",
+        "unspecified",
+        "other",
+    ]

@@ -20,6 +20,8 @@ THROUGHPUT_COLUMNS = {
     "annotations_skipped": "annotation_skipped",
     "reviews_completed": "review_completed",
     "tasks_completed": "task_completed",
+    "annotations_updated": "annotation_updated",
+    "annotations_deleted": "annotation_deleted",
 }
 
 

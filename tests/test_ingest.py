@@ -1,0 +1,451 @@
+"""`labelpulse ingest` over real HTTP against the real embedded broker: what it answers, what Kafka then holds,
+and (through a real worker) what ClickHouse stores."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaConsumer
+from clickhouse_connect.driver.client import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from config.env import ConfigError
+from ingest.app import create_app
+from ingest.label_studio import map_delivery
+from ingest.publisher import KafkaPublisher
+from ingest.settings import IngestSettings
+from kafka_admin.settings import KafkaSettings
+from kafka_admin.topics import create_topics
+from labelpulse.broker import BrokerSettings
+from labelpulse.child_processes import spawn, terminate
+from labelpulse.net import free_port
+from tests.support.services import WorkerHarness, run_cli, wait_for
+
+CAPTURES = Path(__file__).parent / "fixtures" / "label_studio"
+SECRET = "ingest-test-secret-0123456789"
+# The embedded broker (Tansu) has no idempotent producer: ingest runs against it without, as `up` runs it.
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> Answer:
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return Answer(response.status, _lower(response.headers), json.loads(response.read()))
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, _lower(error.headers), json.loads(error.read() or b"null"))
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
+class Served:
+    """The ingest app on a free loopback port, served by uvicorn in a thread of the test."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self.settings = settings
+        publisher = KafkaPublisher(settings.kafka, settings.publish_timeout_s, idempotence=settings.idempotence)
+        app = create_app(settings, publisher)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, 30, "ingest serving")
+        self.url = f"http://127.0.0.1:{settings.port}"
+
+    def events(self, body: bytes, content_type: str = "application/json") -> Answer:
+        return post(f"{self.url}/v1/events", body, {"Content-Type": content_type})
+
+    def label_studio(self, body: bytes, secret: str | None = SECRET) -> Answer:
+        headers = {"Content-Type": "application/json"} | ({"X-LabelPulse-Secret": secret} if secret else {})
+        return post(f"{self.url}/v1/sources/label-studio", body, headers)
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(get(f"{self.url}/metrics"))
+            for sample in family.samples
+        }
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def topics_for_test(kafka: BrokerSettings) -> KafkaSettings:
+    topic = f"ingest-{uuid.uuid4().hex[:8]}"
+    return replace(
+        KafkaSettings(),
+        bootstrap_servers=kafka.bootstrap_servers,
+        events_topic=topic,
+        dead_letter_topic=f"{topic}.dead-letter",
+        activity_topic=f"{topic}.by-annotator",
+    )
+
+
+@pytest.fixture
+def served(kafka: BrokerSettings) -> Iterator[Served]:
+    topics = topics_for_test(kafka)
+    asyncio.run(create_topics(topics))
+    ingest = Served(
+        IngestSettings(
+            kafka=topics, port=free_port(), label_studio_secret=SECRET, max_body_bytes=64 << 10, idempotence=False
+        )
+    )
+    yield ingest
+    ingest.stop()
+
+
+def read_topic(kafka: KafkaSettings, topic: str, count: int) -> list[Any]:
+    """The first `count` messages of `topic` (all partitions); fails when fewer arrive."""
+
+    async def read() -> list[Any]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers, auto_offset_reset="earliest")
+        await consumer.start()
+        got: list[Any] = []
+        try:
+            async with asyncio.timeout(30):
+                while len(got) < count:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():
+                        got.extend(records)
+        finally:
+            await consumer.stop()
+        return got
+
+    return asyncio.run(read())
+
+
+def contract_event(event_id: str = "e-1", **changes: Any) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "event_type": "annotation_submitted",
+        "schema_version": 1,
+        "occurred_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+        "project_id": "p",
+        "task_id": "task-7",
+        "annotator_id": "a",
+        "label": "cat",
+        "source_system": "api",
+        **changes,
+    }
+
+
+def recent(body: bytes) -> bytes:
+    """A capture as if made yesterday: its times stay within the contract's 366 days whenever the tests run."""
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    return body.replace(b'"2026-11-30T', f'"{yesterday}T'.encode())
+
+
+def capture(name: str) -> bytes:
+    (path,) = CAPTURES.glob(f"{name}-*.body")
+    return recent(path.read_bytes())
+
+
+def captures() -> list[bytes]:
+    return [recent(path.read_bytes()) for path in sorted(CAPTURES.glob("*.body"))]
+
+
+# ---------------------------------------------------------------- the contract endpoint
+
+
+@pytest.mark.broker
+def test_an_accepted_event_is_in_kafka_keyed_by_its_task_when_the_answer_comes(served: Served) -> None:
+    body = json.dumps(contract_event()).encode()
+    answer = served.events(body)
+    assert (answer.status, answer.body["accepted"], answer.body["results"][0]["outcome"]) == (200, 1, "accepted")
+    (message,) = read_topic(served.settings.kafka, served.settings.kafka.events_topic, 1)
+    assert (message.key, message.value) == (b"task-7", body)  # as sent: unknown fields and all
+
+
+@pytest.mark.broker
+def test_a_batch_is_answered_event_by_event_and_refusals_go_to_the_dead_letter_topic(served: Served) -> None:
+    lines = [
+        json.dumps(contract_event("e-1")),
+        json.dumps(contract_event("e-2", duration_ms=-5)),
+        "{not json",
+        json.dumps(contract_event("e-3", event_type="annotation_updated", label="dog")),
+    ]
+    answer = served.events("\n".join(lines).encode() + b"\n", "application/x-ndjson")
+    assert answer.status == 207
+    assert [(r["outcome"], r.get("rule")) for r in answer.body["results"]] == [
+        ("accepted", None),
+        ("refused", "out_of_range"),
+        ("refused", "malformed_json"),
+        ("accepted", None),
+    ]
+    assert "duration_ms must be ≥ 0, got -5" in answer.body["results"][1]["reason"]
+    kafka = served.settings.kafka
+    assert sorted(json.loads(m.value)["event_id"] for m in read_topic(kafka, kafka.events_topic, 2)) == ["e-1", "e-3"]
+    letters = read_topic(kafka, kafka.dead_letter_topic, 2)
+    assert sorted(dict(m.headers)["labelpulse-rule"] for m in letters) == [b"malformed_json", b"out_of_range"]
+    assert {dict(m.headers)["labelpulse-source"] for m in letters} == {b"ingest:api"}
+
+
+@pytest.mark.broker
+def test_a_request_with_only_refused_events_is_answered_422(served: Served) -> None:
+    answer = served.events(json.dumps(contract_event(event_type="annotation_exploded")).encode())
+    assert (answer.status, answer.body["refused"], answer.body["results"][0]["rule"]) == (
+        422,
+        1,
+        "unknown_event_type",
+    )
+
+
+@pytest.mark.broker
+def test_an_oversized_body_is_refused_413_and_nothing_is_published(served: Served) -> None:
+    lines = [json.dumps(contract_event(f"e-{n}")) for n in range(400)]  # ~100 KiB > the 64 KiB set
+    answer = served.events("\n".join(lines).encode(), "application/x-ndjson")
+    assert (answer.status, answer.body["error"]) == (413, "too_large")
+    assert "LABELPULSE_INGEST_MAX_BODY_BYTES" in answer.body["message"]
+    assert served.metrics()[("labelpulse_ingest_requests_total", (("outcome", "too_large"), ("source", "api")))] == 1
+
+
+def test_while_kafka_is_away_the_answer_is_503_with_retry_after() -> None:
+    nowhere = replace(KafkaSettings(), bootstrap_servers=f"127.0.0.1:{free_port()}")
+    ingest = Served(IngestSettings(kafka=nowhere, port=free_port(), publish_timeout_s=1.0, retry_after_s=7))
+    try:
+        answer = ingest.events(json.dumps(contract_event()).encode())
+        assert (answer.status, answer.headers["retry-after"], answer.body["error"]) == (503, "7", "kafka_unavailable")
+        assert "send it again later" in answer.body["message"]
+        key = ("labelpulse_ingest_requests_total", (("outcome", "unavailable"), ("source", "api")))
+        assert ingest.metrics()[key] == 1
+    finally:
+        ingest.stop()
+
+
+# ---------------------------------------------------------------- Label Studio
+
+
+@pytest.mark.broker
+def test_every_real_label_studio_delivery_is_accepted_and_its_events_reach_kafka(served: Served) -> None:
+    expected = []
+    for body in captures():
+        answer = served.label_studio(body)
+        assert answer.status == 200, answer.body
+        delivery = map_delivery(body, received_at=datetime.now(UTC))
+        assert answer.body["accepted"] == len(delivery.events)
+        expected += [event["event_id"] for event in delivery.events]
+    kafka = served.settings.kafka
+    stored = read_topic(kafka, kafka.events_topic, len(expected))
+    assert sorted(json.loads(m.value)["event_id"] for m in stored) == sorted(expected)
+    ignored = served.metrics()
+    assert (
+        ignored[
+            ("labelpulse_ingest_webhooks_ignored_total", (("action", "PROJECT_UPDATED"), ("source", "label-studio")))
+        ]
+        == 3
+    )
+    assert ignored[("labelpulse_ingest_requests_total", (("outcome", "accepted"), ("source", "label-studio")))] == 22
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("secret", [None, "wrong-secret-0123456789", SECRET[:-1]])
+def test_a_webhook_without_the_right_secret_is_refused_401_and_counted(served: Served, secret: str | None) -> None:
+    answer = served.label_studio(capture("004"), secret=secret)
+    assert (answer.status, answer.body["error"]) == (401, "unauthorized")
+    assert "X-LabelPulse-Secret" in answer.body["message"]
+    key = ("labelpulse_ingest_requests_total", (("outcome", "unauthorized"), ("source", "label-studio")))
+    assert served.metrics()[key] == 1
+
+
+@pytest.mark.broker
+def test_a_malformed_webhook_is_refused_400_with_the_reason_and_kept_in_the_dead_letter_topic(served: Served) -> None:
+    document = json.loads(capture("004"))
+    document["annotation"]["completed_by"] = "alice"
+    body = json.dumps(document).encode()
+    answer = served.label_studio(body)
+    assert (answer.status, answer.body["error"]) == (400, "malformed_webhook")
+    assert "completed_by must be a user id, got 'alice'" in answer.body["message"]
+    kafka = served.settings.kafka
+    (letter,) = read_topic(kafka, kafka.dead_letter_topic, 1)
+    assert dict(letter.headers)["labelpulse-rule"] == b"malformed_webhook"
+    kept = json.loads(letter.value)
+    assert kept["annotation"] == document["annotation"]
+    assert kept["project"]["token"] == "(redacted)"
+
+
+@pytest.mark.broker
+def test_an_unknown_action_is_accepted_counted_and_ignored(served: Served) -> None:
+    answer = served.label_studio(b'{"action": "SOMETHING_NEW", "project": {"id": 1}}')
+    assert (answer.status, answer.body["accepted"], answer.body["ignored"]) == (
+        200,
+        0,
+        "unknown action 'SOMETHING_NEW'",
+    )
+    key = ("labelpulse_ingest_webhooks_ignored_total", (("action", "unknown"), ("source", "label-studio")))
+    assert served.metrics()[key] == 1
+
+
+def test_label_studio_webhooks_are_refused_until_a_secret_is_configured() -> None:
+    ingest = Served(IngestSettings(port=free_port()))
+    try:
+        answer = ingest.label_studio(capture("004"), secret="anything-at-all-here")
+        assert answer.status == 401
+        assert "set LABELPULSE_LABEL_STUDIO_SECRET" in answer.body["message"]
+        openapi = json.loads(get(f"{ingest.url}/openapi.json"))
+        assert {"/v1/events", "/v1/sources/label-studio", "/v1/contract"} <= set(openapi["paths"])
+    finally:
+        ingest.stop()
+
+
+# ---------------------------------------------------------------- through the worker into ClickHouse
+
+
+@pytest.mark.broker
+@pytest.mark.clickhouse
+def test_label_studio_deliveries_sent_twice_and_the_export_imported_twice_are_stored_once(
+    harness: WorkerHarness, migrated: Client, kafka: BrokerSettings, tmp_path: Path
+) -> None:
+    harness.start()
+    ingest = Served(
+        IngestSettings(kafka=harness.kafka, port=free_port(), label_studio_secret=SECRET, idempotence=False)
+    )
+    try:
+        for _ in range(2):  # a redelivery, or the same history sent again
+            for body in captures():
+                assert ingest.label_studio(body).status == 200
+        unique = {
+            e["event_id"] for body in captures() for e in map_delivery(body, received_at=datetime.now(UTC)).events
+        }
+        # The export, taken at the end, holds the same facts as the webhooks: a backfill over live history.
+        export = tmp_path / "export.json"
+        export.write_bytes(recent((CAPTURES / "exports" / "project1-cli-export-completed_by-object.json").read_bytes()))
+        env = {**harness.env, "LABELPULSE_INGEST_IDEMPOTENCE": "false"}
+        for _ in range(2):
+            imported = run_cli("import", "label-studio", str(export), env=env)
+            assert imported.returncode == 0, imported.stderr
+            assert "4 tasks: 16 events sent to " in imported.stdout and ", 0 refused" in imported.stdout
+        # The deletions take their time from their arrival, but their ids from what they delete: one each.
+        duplicates = len(unique) + 2 * 16
+        wait_for(lambda: worker_duplicates(harness) == duplicates, 120, "repeats dropped as duplicates")
+        wait_for(lambda: int(migrated.command("SELECT count() FROM events")) >= len(unique), 60, "every event stored")
+        assert migrated.command("SELECT count(), uniqExact(event_id) FROM events") == [str(len(unique))] * 2
+        by_type = dict(migrated.query("SELECT event_type, count() FROM events GROUP BY event_type").result_rows)
+        assert by_type == {
+            "task_created": 10,  # 8 tasks, and the gold labels of 2 (ground-truth annotations)
+            "annotation_submitted": 12,
+            "annotation_skipped": 1,
+            "annotation_updated": 4,
+            "annotation_deleted": 3,
+        }
+        assert migrated.command("SELECT uniqExact(source_system) FROM events") == 1
+        assert migrated.command("SELECT count() FROM dead_letters") == 0
+        edits = migrated.command("SELECT sum(annotations_updated) FROM project_throughput_minute")
+        assert int(edits) == 4
+    finally:
+        ingest.stop()
+
+
+def worker_duplicates(harness: WorkerHarness) -> float:
+    text = get(f"http://127.0.0.1:{harness.metrics_ports[0]}/metrics")
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    return sum(s.value for s in samples if s.name == "labelpulse_worker_duplicates_dropped_total")
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_labelpulse_ingest_serves_on_loopback_and_refuses_other_addresses(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LABELPULSE_")},
+        "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",  # nobody there: 503s, still serving
+        "LABELPULSE_INGEST_PUBLISH_TIMEOUT_MS": "500",
+    }
+    log = tmp_path / "ingest.log"
+    process = spawn([sys.executable, "-m", "labelpulse", "ingest", "--port", str(port)], log, env)
+    try:
+
+        def healthy() -> bool:
+            try:
+                return json.loads(get(f"http://127.0.0.1:{port}/healthz"))["status"] == "ok"
+            except OSError:
+                assert process.poll() is None, log.read_text()
+                return False
+
+        wait_for(healthy, 60, "labelpulse ingest serving")
+        answer = post(f"http://127.0.0.1:{port}/v1/events", json.dumps(contract_event()).encode())
+        assert answer.status == 503
+    finally:
+        terminate(process, timeout_s=20)
+    refused = spawn([sys.executable, "-m", "labelpulse", "ingest", "--host", "0.0.0.0"], tmp_path / "r.log", env)
+    assert refused.wait(timeout=60) == 2
+    assert "LABELPULSE_INGEST_ALLOW_REMOTE=true" in (tmp_path / "r.log").read_text()
+
+
+def test_labelpulse_import_checks_an_export_without_sending_and_refuses_what_is_not_one(tmp_path: Path) -> None:
+    export = tmp_path / "export.json"
+    export.write_bytes(recent((CAPTURES / "exports" / "project1-api-export-JSON-completed_by-int.json").read_bytes()))
+    nowhere = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    checked = run_cli("import", "label-studio", str(export), "--dry-run", env=nowhere)
+    assert (checked.returncode, checked.stdout.strip()) == (
+        0,
+        "5 tasks: 16 events to send (dry run) to labelpulse.events, 0 refused",
+    )
+    minimal = tmp_path / "min.json"
+    minimal.write_text('{"annotator": 2, "sentiment": "Positive"}')
+    refused = run_cli("import", "label-studio", str(minimal), env=nowhere)
+    assert refused.returncode == 2
+    assert "a Label Studio export is a JSON array of tasks (export type JSON" in refused.stderr
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_settings_take_the_secret_from_a_file_and_the_contract_limits_the_workers_use(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    settings = IngestSettings.from_env(
+        {"LABELPULSE_LABEL_STUDIO_SECRET_FILE": str(secret_file), "LABELPULSE_MAX_AGE_DAYS": "3000"}
+    )
+    assert (settings.label_studio_secret, settings.limits.max_age) == (SECRET, timedelta(days=3000))
+    assert SECRET not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LABELPULSE_INGEST_HOST": "0.0.0.0"}, "LABELPULSE_INGEST_ALLOW_REMOTE=true"),
+        ({"LABELPULSE_LABEL_STUDIO_SECRET": "short"}, "at least 16 characters"),
+        ({"LABELPULSE_LABEL_STUDIO_SECRET_FILE": "/nonexistent/secret"}, "cannot read /nonexistent/secret"),
+        (
+            {"LABELPULSE_LABEL_STUDIO_SECRET": SECRET, "LABELPULSE_LABEL_STUDIO_SECRET_FILE": "/x"},
+            "not both",
+        ),
+        ({"LABELPULSE_INGEST_PUBLISH_TIMEOUT_MS": "10"}, "LABELPULSE_INGEST_PUBLISH_TIMEOUT_MS must be ≥ 100"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        IngestSettings.from_env(env)
+
+
+def test_remote_addresses_are_served_when_allowed() -> None:
+    settings = IngestSettings.from_env({"LABELPULSE_INGEST_HOST": "0.0.0.0", "LABELPULSE_INGEST_ALLOW_REMOTE": "true"})
+    assert settings.host == "0.0.0.0"
