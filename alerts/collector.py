@@ -31,6 +31,12 @@ NOW = "{now:DateTime64(3, 'UTC')}"
 LAST_HOUR = metric.in_minutes("{hour_ago:DateTime64(3, 'UTC')}", NOW)
 LAST_DAY = metric.in_hours("{day_ago:DateTime64(3, 'UTC')}", NOW)
 
+
+def windows(now: datetime) -> dict[str, datetime]:
+    """PROJECT_SQL's bound parameters for a scrape at `now`."""
+    return {"now": now, "hour_ago": now - timedelta(hours=1), "day_ago": now - timedelta(days=1)}
+
+
 # One row per project; every column after project_id is the gauge of that name (schema.metric_definitions.GAUGES).
 PROJECT_SQL = f"""
 SELECT
@@ -91,8 +97,7 @@ class BusinessCollector(Collector):
             if self._client is None:
                 self._client = self._client_factory()
             now = self._clock()
-            windows = {"now": now, "hour_ago": now - timedelta(hours=1), "day_ago": now - timedelta(days=1)}
-            result = self._client.query(PROJECT_SQL, parameters=windows)
+            result = self._client.query(PROJECT_SQL, parameters=windows(now))
         except (ClickHouseError, ClickHouseUnavailable) as exc:
             log.warning("business gauges unavailable: %s", str(exc).splitlines()[0][:200])
             self._client = None
