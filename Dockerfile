@@ -19,6 +19,7 @@ COPY streams/__init__.py streams/
 COPY dashboard/__init__.py dashboard/
 COPY alerts/__init__.py alerts/
 COPY embedded_clickhouse/__init__.py embedded_clickhouse/
+COPY api/__init__.py api/
 RUN pip install . && pip uninstall -y labelpulse
 COPY labelpulse labelpulse
 COPY config config
@@ -29,7 +30,8 @@ COPY streams streams
 COPY dashboard dashboard
 COPY alerts alerts
 COPY embedded_clickhouse embedded_clickhouse
-RUN pip install --no-deps . && python -c "import labelpulse, config, kafka_admin, access, schema, streams, dashboard, alerts, embedded_clickhouse"
+COPY api api
+RUN pip install --no-deps . && python -c "import labelpulse, config, kafka_admin, access, schema, streams, dashboard, alerts, embedded_clickhouse, api"
 
 # Never root; state (Faust's table directory) lives in a volume mounted at /data.
 # /prometheus-rules: where the init job renders Prometheus rules (a named volume takes this owner).

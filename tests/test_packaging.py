@@ -16,6 +16,7 @@ PACKAGES = [
     "dashboard",
     "alerts",
     "embedded_clickhouse",
+    "api",
 ]
 
 
@@ -87,6 +88,7 @@ MAY_IMPORT = {
     "alerts": {"config", "schema"},
     "dashboard": {"config", "schema", "kafka_admin", "access"},
     "embedded_clickhouse": {"config", "schema", "access"},
+    "api": {"config", "schema", "access"},
     "labelpulse": set(PACKAGES) - {"labelpulse"},
 }
 
