@@ -1,6 +1,6 @@
 """The command handlers: each turns its arguments into settings and calls the service or tool that
 does the work (the long-running ones live with their components: streams.service, alerts.service,
-dashboard.service, embedded_clickhouse.service, labelpulse.broker, labelpulse.simulator, labelpulse.up)."""
+dashboard.service, api.service, embedded_clickhouse.service, labelpulse.broker, labelpulse.simulator, labelpulse.up)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,16 @@ def run_dashboard(args: argparse.Namespace) -> int:
 
     settings = DashboardSettings.from_env()
     service.run_dashboard(replace(settings, host=args.host or settings.host, port=args.port or settings.port))
+
+
+def run_api(args: argparse.Namespace) -> int:
+    import os
+
+    from api import service
+    from api.settings import ApiSettings
+
+    overrides = {"LABELPULSE_API_HOST": args.host, "LABELPULSE_API_PORT": args.port and str(args.port)}
+    return service.run_api(ApiSettings.from_env({**os.environ, **{k: v for k, v in overrides.items() if v}}))
 
 
 def run_generate(args: argparse.Namespace) -> int:

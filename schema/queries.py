@@ -165,10 +165,11 @@ ORDER BY project_id""",
     )
 
 
-def throughput(filters: Filters) -> Query:
-    """Per project and bucket: annotations, completed tasks, reviews."""
+def throughput(filters: Filters, bucket: int | None = None) -> Query:
+    """Per project and bucket (seconds, whole minutes; by default as bucket_seconds picks it): annotations,
+    completed tasks, reviews."""
     where, parameters = _where(filters, IN_MINUTES)
-    parameters["bucket"] = bucket_seconds(filters.span)
+    parameters["bucket"] = bucket or bucket_seconds(filters.span)
     return Query(
         f"""
 SELECT
@@ -178,6 +179,38 @@ SELECT
     {metric.TASKS_COMPLETED.sql()} AS tasks_completed,
     sum(reviews_completed) AS reviews
 FROM rollup_project_minute
+WHERE {where}
+GROUP BY bucket, project_id
+ORDER BY bucket, project_id""",
+        parameters,
+    )
+
+
+def throughput_by_annotator(filters: Filters, bucket: int) -> Query:
+    """Per project and bucket (whole hours): annotations submitted by the chosen annotators."""
+    where, parameters = _where(filters, IN_HOURS, annotator=True)
+    parameters["bucket"] = bucket
+    return Query(
+        f"""
+SELECT toStartOfInterval(hour, toIntervalSecond({{bucket:UInt32}})) AS bucket, project_id,
+       sum(annotations_submitted) AS annotations
+FROM rollup_annotator_hour
+WHERE {where}
+GROUP BY bucket, project_id
+ORDER BY bucket, project_id""",
+        parameters,
+    )
+
+
+def throughput_by_label(filters: Filters, bucket: int) -> Query:
+    """Per project and bucket (whole hours): annotations of the chosen label classes and sources."""
+    where, parameters = _where(filters, IN_HOURS, label=True)
+    parameters["bucket"] = bucket
+    return Query(
+        f"""
+SELECT toStartOfInterval(hour, toIntervalSecond({{bucket:UInt32}})) AS bucket, project_id,
+       sum(annotations) AS annotations
+FROM rollup_label_hour
 WHERE {where}
 GROUP BY bucket, project_id
 ORDER BY bucket, project_id""",
