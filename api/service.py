@@ -30,7 +30,7 @@ def run_api(settings: ApiSettings) -> int:
 
 async def _serve(settings: ApiSettings) -> None:
     import grpc
-    from grpc_health.v1 import health, health_pb2_grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
 
     from api.data import Reader
@@ -54,7 +54,7 @@ async def _serve(settings: ApiSettings) -> None:
             f"cannot serve the API on {settings.address} ({exc}); set LABELPULSE_API_PORT to a free port"
         ) from exc
     for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health.health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await server.start()
     scheme = "TLS" if settings.tls_cert_file else "plaintext"
     who = f"{len(settings.clients)} client tokens" if settings.clients else "no tokens: every caller sees every project"
