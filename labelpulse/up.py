@@ -2,7 +2,7 @@
 
 First the backing services every other part needs (ClickHouse; the embedded broker, unless
 LABELPULSE_KAFKA_BOOTSTRAP_SERVERS names a Kafka), then the schema, then the app services that
-work through them (worker, alert evaluator, dashboard, simulator). Each is a runtime.Service:
+work through them (worker, alert evaluator, dashboard, gRPC API, simulator). Each is a runtime.Service:
 how it starts, when it serves, which part it must not outlive; the supervisor restarts any that
 dies with the back-off of its RestartPolicy, until Ctrl-C or SIGTERM stops them all.
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from alerts.rules import load_rules
 from alerts.settings import EvaluatorSettings
+from api.settings import ApiSettings
 from dashboard.service import dashboard_command
 from dashboard.settings import DashboardSettings
 from kafka_admin.settings import KafkaSettings
@@ -53,6 +54,7 @@ class UpSettings:
     worker: WorkerSettings
     dashboard: DashboardSettings
     evaluator: EvaluatorSettings
+    api: ApiSettings
     demo_rate: float | None = 20.0  # the simulator's events per second; None: no simulator (--no-demo)
 
     @classmethod
@@ -68,6 +70,7 @@ class UpSettings:
             worker=WorkerSettings.from_env(env),
             dashboard=DashboardSettings.from_env(env),
             evaluator=EvaluatorSettings.from_env(env),
+            api=ApiSettings.from_env(env),
             demo_rate=demo_rate,
         )
 
@@ -117,6 +120,10 @@ def app_services(settings: UpSettings, env: Mapping[str, str]) -> list[Service]:
         command_service(
             "dashboard", lambda: dashboard_command(settings.dashboard), logs / "dashboard.log", env,
             starting=f"starting the dashboard on {settings.dashboard.url} …",
+        ),
+        command_service(
+            "api", lambda: cli_command("api"), logs / "api.log", env,
+            starting=f"starting the gRPC API on {settings.api.address} …",
         ),
     ]  # fmt: skip
     if settings.demo_rate is not None:
@@ -217,6 +224,7 @@ def summary(settings: UpSettings) -> str:
         f"  worker      consumer group {worker.consumer_group}{worker_metrics}\n"
         f"  simulator   {simulator}\n"
         f"  dashboard   {settings.dashboard.url}\n"
+        f"  gRPC API    {settings.api.address}  (labelpulse.v1.Metrics; reflection on)\n"
         f"  alerts      {len(load_rules(evaluator.rules_dir).rules)} rules, to {alerts_to}{alerts_metrics}\n"
         f"  logs        {settings.runtime.log_dir}  (status of every part: {settings.runtime.status_path})\n"
         f'  try         {own_command()} sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'
