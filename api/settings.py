@@ -62,8 +62,9 @@ class ApiSettings:
         clients = _clients(env)
         if not clients and not is_loopback(host):
             raise ConfigError(
-                f"LABELPULSE_API_HOST={host} would let anyone on the network read every project: "
-                "give clients tokens (LABELPULSE_API_TOKENS_FILE) or keep the API on 127.0.0.1"
+                f"LABELPULSE_API_HOST={host} without client tokens would let anyone on the network read every "
+                "project: list clients in LABELPULSE_API_TOKENS_FILE (see deploy/api-tokens.yml) or keep the API "
+                "on 127.0.0.1"
             )
         cert, key = env_str(env, "API_TLS_CERT_FILE", "").strip(), env_str(env, "API_TLS_KEY_FILE", "").strip()
         if bool(cert) != bool(key):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -471,3 +472,15 @@ def test_requests_are_counted_per_method_and_code_on_metrics(api: Api) -> None:
     assert values['labelpulse_api_requests_total{code="OK",method="ListProjects"}'] >= 1
     assert values['labelpulse_api_requests_total{code="UNAUTHENTICATED",method="ListProjects"}'] >= 1
     assert values['labelpulse_api_request_duration_seconds_count{method="ListProjects"}'] >= 2
+
+
+def test_the_readmes_client_example_runs(api: Api) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Read LabelPulse from elsewhere: gRPC", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    example = example.replace("127.0.0.1:50051", api.address).replace("Bearer my-token", f"Bearer {ALL}")
+    result = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, timeout=120, env=os.environ
+    )
+    assert result.returncode == 0, result.stderr
+    assert "annotations/h" in result.stdout and "now:" in result.stdout
