@@ -34,7 +34,7 @@ from schema import migrations, queries, summaries
 from schema.client import ClickHouseSettings, connect
 from schema.tables import ALERT_HISTORY
 from streams.offline import load
-from tests.support.services import ClickHouseService, wait_for
+from tests.support.services import ClickHouseService, system_tool, wait_for
 
 pytestmark = pytest.mark.clickhouse
 
@@ -54,17 +54,27 @@ class Api:
         return grpc.insecure_channel(self.address)
 
 
-def start_api(clickhouse: ClickHouseSettings, log_path: Path, tokens: str | None) -> tuple[subprocess.Popen, str, str]:
+def start_api(
+    clickhouse: ClickHouseSettings,
+    log_path: Path,
+    tokens: str | None,
+    tls: tuple[Path, Path] | None = None,  # certificate, key
+) -> tuple[subprocess.Popen, str, str]:
     port, metrics_port = free_port(), free_port()
     env = {
         **clickhouse.to_env(),
         "LABELPULSE_API_PORT": str(port),
         "LABELPULSE_API_METRICS_PORT": str(metrics_port),
         **({"LABELPULSE_API_TOKENS": tokens} if tokens else {}),
+        **({"LABELPULSE_API_TLS_CERT_FILE": str(tls[0]), "LABELPULSE_API_TLS_KEY_FILE": str(tls[1])} if tls else {}),
     }
     process = spawn(cli_command("api"), log_path, {**os.environ, **env})
     address = f"127.0.0.1:{port}"
-    with grpc.insecure_channel(address) as channel:
+    with (
+        grpc.secure_channel(address, grpc.ssl_channel_credentials(tls[0].read_bytes()))
+        if tls
+        else grpc.insecure_channel(address)
+    ) as channel:
         ready = grpc.channel_ready_future(channel)
 
         def listening() -> bool:
@@ -394,6 +404,25 @@ def test_while_clickhouse_is_down_calls_are_unavailable_and_health_says_not_serv
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "ClickHouse" in error.details()
     assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_with_a_certificate_and_key_the_api_speaks_tls(api: Api, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    self_signed = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+    names = ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run([system_tool("openssl", "openssl"), *self_signed, *names], check=True, capture_output=True)
+    process, address, _ = start_api(api.settings, tmp_path / "api.log", None, tls=(cert, key))
+    try:
+        with grpc.secure_channel(address, grpc.ssl_channel_credentials(cert.read_bytes())) as channel:
+            projects = metrics_pb2_grpc.MetricsStub(channel).ListProjects(pb.ListProjectsRequest(), timeout=30)
+        with grpc.insecure_channel(address) as channel:
+            plaintext = code_of(
+                lambda: metrics_pb2_grpc.MetricsStub(channel).ListProjects(pb.ListProjectsRequest(), timeout=10)
+            )
+    finally:
+        terminate(process, timeout_s=30)
+    assert list(projects.project_ids) == list(dashboard_fetch(api.settings)(queries.project_names())["project_id"])
+    assert plaintext.code() == grpc.StatusCode.UNAVAILABLE
 
 
 # ------------------------------------------------------------------ live, health, reflection, metrics

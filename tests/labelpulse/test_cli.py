@@ -37,7 +37,7 @@ def test_help_teaches_the_quick_start() -> None:
     "command",
     [
         "up", "clickhouse", "broker", "migrate", "access", "hash-password", "topics", "sql", "worker", "dashboard",
-        "generate", "contract", "alerts",
+        "generate", "contract", "alerts", "api",
     ],
 )  # fmt: skip
 def test_every_command_has_help(command: str) -> None:
@@ -69,6 +69,7 @@ def test_every_command_has_help(command: str) -> None:
         (["up", "--demo-rate", "-1"], "expected a positive number"),
         (["dashboard", "--port", "0"], "a port is a number from 1 to 65535, got 0"),
         (["dashboard", "--refresh", "5"], "unrecognized arguments: --refresh"),
+        (["api", "--host", "0.0.0.0"], "LABELPULSE_API_HOST=0.0.0.0 without client tokens would let anyone"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_reason(args: list[str], message: str) -> None:
