@@ -9,6 +9,7 @@ service says NOT_SERVING until it answers again), DEADLINE_EXCEEDED when the cal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -240,8 +241,9 @@ class MetricsService(metrics_pb2_grpc.MetricsServicer):
                 raise invalid("window_seconds", f"at most {int(MAX_SPAN.total_seconds())}, got {window}")
             if interval > 3600:
                 raise invalid("interval_seconds", f"at most 3600, got {interval}")
-            async for summary in self.watches.watch(project, interval, window):
-                yield summary
+            async with contextlib.aclosing(self.watches.watch(project, interval, window)) as summaries_:
+                async for summary in summaries_:  # closed with the call: the shared poll knows at once
+                    yield summary
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise

@@ -4,7 +4,7 @@ summary per change and window, whoever asks for it first computing it for all.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -43,7 +43,7 @@ class WatchHub(Generic[Summary]):
         self.summary, self.signal, self.on_poll = summary, signal, on_poll
         self.polls: dict[tuple[str, int], _Poll[Summary]] = {}
 
-    async def watch(self, project: str, interval_s: int, window_s: int) -> AsyncIterator[Summary]:
+    async def watch(self, project: str, interval_s: int, window_s: int) -> AsyncGenerator[Summary, None]:
         """The summary now, then each time the project's data changes; raises the poll's error when a
         check fails (the stream ends: the client watches again)."""
         key = (project, interval_s)
