@@ -186,7 +186,7 @@ ORDER BY bucket, project_id""",
     )
 
 
-def throughput_by_annotator(filters: Filters, bucket: int) -> Query:
+def throughput_by_annotator(filters: Filters, bucket: int = 3600) -> Query:
     """Per project and bucket (whole hours): annotations submitted by the chosen annotators."""
     where, parameters = _where(filters, IN_HOURS, annotator=True)
     parameters["bucket"] = bucket
@@ -202,7 +202,7 @@ ORDER BY bucket, project_id""",
     )
 
 
-def throughput_by_label(filters: Filters, bucket: int) -> Query:
+def throughput_by_label(filters: Filters, bucket: int = 3600) -> Query:
     """Per project and bucket (whole hours): annotations of the chosen label classes and sources."""
     where, parameters = _where(filters, IN_HOURS, label=True)
     parameters["bucket"] = bucket
