@@ -17,7 +17,7 @@ def run_api(settings: ApiSettings) -> int:
     SIGINT or SIGTERM, and request metrics on /metrics; ConfigError when a port is taken."""
     from prometheus_client import start_http_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("labelpulse").setLevel(logging.INFO)
     if settings.metrics_port:
         try:
             start_http_server(settings.metrics_port, addr=settings.metrics_host)
@@ -37,7 +37,7 @@ async def _serve(settings: ApiSettings) -> None:
     from api.proto.labelpulse.v1 import metrics_pb2_grpc
     from api.server import SERVICE_NAME, MetricsService
 
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])  # a taken port is an error, not shared
     health_servicer = health.aio.HealthServicer()
     service = MetricsService(Reader(settings.clickhouse), settings.clients, health_servicer)
     metrics_pb2_grpc.add_MetricsServicer_to_server(service, server)

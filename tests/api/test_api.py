@@ -34,7 +34,7 @@ from schema import migrations, queries, summaries
 from schema.client import ClickHouseSettings, connect
 from schema.tables import ALERT_HISTORY
 from streams.offline import load
-from tests.support.services import ClickHouseService, system_tool, wait_for
+from tests.support.services import ClickHouseService, run_cli, system_tool, wait_for
 
 pytestmark = pytest.mark.clickhouse
 
@@ -404,6 +404,13 @@ def test_while_clickhouse_is_down_calls_are_unavailable_and_health_says_not_serv
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "ClickHouse" in error.details()
     assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_a_port_another_api_holds_is_refused_naming_the_setting(api: Api) -> None:
+    port = api.address.rsplit(":", 1)[1]
+    result = run_cli("api", env={"LABELPULSE_API_PORT": port, "LABELPULSE_API_METRICS_PORT": "0"})
+    assert result.returncode == 2
+    assert f"cannot serve the API on 127.0.0.1:{port}" in result.stderr and "LABELPULSE_API_PORT" in result.stderr
 
 
 def test_with_a_certificate_and_key_the_api_speaks_tls(api: Api, tmp_path: Path) -> None:
