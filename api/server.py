@@ -107,14 +107,18 @@ def _fields(**values: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Reads:
-    """A summaries.Fetch over the caller's projects, stopped at the caller's deadline."""
+    """A summaries.Fetch over the caller's projects. Each query may run only until the caller's deadline
+    (time.monotonic(); None: no deadline): ClickHouse stops it there, and none starts after it."""
 
     reader: Reader
     scope: tuple[str, ...] | None
-    timeout_s: float | None
+    deadline: float | None
 
     def __call__(self, query: queries.Query) -> pd.DataFrame:
-        return self.reader.frame(query, self.scope, self.timeout_s)
+        remaining = None if self.deadline is None else self.deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before its reads were done")
+        return self.reader.frame(query, self.scope, remaining)
 
     def only(self, project: str) -> Reads:
         """Reads of one project the caller may see (checked before): queries without a project filter of
@@ -271,17 +275,11 @@ class MetricsService(metrics_pb2_grpc.MetricsServicer):
         self.permit(caller, [project], "project_id")
         return project
 
-    @staticmethod
-    def _remaining(context: Any) -> float | None:
-        remaining: float | None = context.time_remaining()
-        if remaining is not None and remaining <= 0:
-            raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the query ran")
-        return remaining
-
     async def _run(self, context: Any, work: Callable[[ApiClient, Reads], Response]) -> Response:
         caller = self.caller(context)
-        fetch = Reads(self.reader, caller.projects, self._remaining(context))
-        answer = await asyncio.to_thread(work, caller, fetch)
+        remaining: float | None = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        answer = await asyncio.to_thread(work, caller, Reads(self.reader, caller.projects, deadline))
         self._serving(True)
         return answer
 
