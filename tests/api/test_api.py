@@ -457,6 +457,8 @@ def test_watch_project_pushes_a_new_summary_when_events_land(api: Api) -> None:
 
 def test_watchers_of_one_project_share_one_poll(api: Api) -> None:
     request = pb.WatchProjectRequest(project_id=api.one_project, interval_seconds=2)
+    # Watches of earlier tests end as the server notices their cancellation.
+    wait_for(lambda: metric_values(api.metrics_url)["labelpulse_api_watchers"] == 0, 60, "earlier watches to end")
     with api.channel() as channel:
         stub = metrics_pb2_grpc.MetricsStub(channel)
         streams = [stub.WatchProject(request, metadata=bearer(ALL), timeout=120) for _ in range(5)]
