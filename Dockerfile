@@ -20,6 +20,7 @@ COPY dashboard/__init__.py dashboard/
 COPY alerts/__init__.py alerts/
 COPY embedded_clickhouse/__init__.py embedded_clickhouse/
 COPY ingest/__init__.py ingest/
+COPY api/__init__.py api/
 RUN pip install . && pip uninstall -y labelpulse
 COPY labelpulse labelpulse
 COPY config config
@@ -31,7 +32,8 @@ COPY dashboard dashboard
 COPY alerts alerts
 COPY embedded_clickhouse embedded_clickhouse
 COPY ingest ingest
-RUN pip install --no-deps . && python -c "import labelpulse, config, kafka_admin, access, schema, streams, dashboard, alerts, embedded_clickhouse"
+COPY api api
+RUN pip install --no-deps . && python -c "import labelpulse, config, kafka_admin, access, schema, streams, dashboard, alerts, embedded_clickhouse, ingest, api"
 
 # Never root; state (Faust's table directory) lives in a volume mounted at /data.
 # /prometheus-rules: where the init job renders Prometheus rules (a named volume takes this owner).

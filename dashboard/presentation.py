@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from schema.metric_definitions import MIN_GOLD_ANSWERS, eta_hours
-from schema.stats import wilson_interval
+from schema.metric_definitions import eta_hours
+from schema.summaries import flag_outliers  # noqa: F401  (shared with the gRPC API; views and tests use it here)
 
 
 def eta(backlog: int, completed_per_hour: float) -> timedelta | None:
@@ -24,50 +24,6 @@ def delta(current: float | None, previous: float | None) -> float | None:
     if current is None or not previous:
         return None
     return (current - previous) / previous
-
-
-def flag_outliers(table: pd.DataFrame, gold_floor: float = 0.7, min_annotations: int = 20) -> pd.Series:
-    """A reason text per annotator row ('' when nothing stands out).
-
-    Judged only on annotators with at least `min_annotations` in the range, against the
-    group's own median: speed far above or below peers (annotations per active hour beyond
-    3 median absolute deviations), handle time p50 under a third of the group's median (likely
-    clicking through), skip rate over twice the group's and above 20 %, and a gold accuracy
-    whose Wilson upper bound is below `gold_floor` after MIN_GOLD_ANSWERS answers.
-    """
-    reasons = pd.Series("", index=table.index, dtype=object)
-    judged = table["annotations"] >= min_annotations
-
-    def add(mask: pd.Series, text: str) -> None:
-        mask = mask.fillna(False) & judged
-        reasons[mask] = reasons[mask].map(lambda existing: f"{existing}; {text}" if existing else text)
-
-    speed = table["per_active_hour"]
-    median = speed[judged].median()
-    mad = (speed[judged] - median).abs().median()
-    if pd.notna(median) and pd.notna(mad) and mad > 0:
-        add(speed > median + 3 * mad, f"much faster than peers (median {median:.0f}/active h)")
-        add(speed < median - 3 * mad, f"much slower than peers (median {median:.0f}/active h)")
-    handle = table["handle_p50_s"]
-    handle_median = handle[judged].median()
-    if pd.notna(handle_median) and handle_median > 0:
-        add(handle < handle_median / 3, f"handle time under a third of peers' ({handle_median:.0f} s)")
-    skip_median = table["skip_rate"][judged].median()
-    if pd.notna(skip_median):
-        add(
-            (table["skip_rate"] > 2 * skip_median) & (table["skip_rate"] > 0.2),
-            f"skips often (peers {skip_median:.0%})",
-        )
-    upper = table.apply(
-        lambda row: (
-            (wilson_interval(int(row["gold_correct"]), int(row["gold_answers"])) or (None, None))[1]
-            if row["gold_answers"] >= MIN_GOLD_ANSWERS
-            else None
-        ),
-        axis=1,
-    )
-    add(pd.to_numeric(upper, errors="coerce") < gold_floor, f"gold accuracy below {gold_floor:.0%} (95 % CI)")
-    return reasons
 
 
 def format_duration(value: timedelta | None) -> str:

@@ -1,6 +1,6 @@
 """The `labelpulse` command line: the parser, and dispatch to the command handlers (labelpulse.commands).
 
-Each component owns its service entry (streams.service, alerts.service, dashboard.service,
+Each component owns its service entry (streams.service, alerts.service, dashboard.service, api.service,
 embedded_clickhouse.service, labelpulse.broker, labelpulse.up); a handler turns arguments into
 settings and calls one.
 """
@@ -236,6 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--host", help="address to listen on (default LABELPULSE_DASHBOARD_HOST or 127.0.0.1)")
     dashboard.add_argument("--port", type=arguments.port, help="port (default LABELPULSE_DASHBOARD_PORT or 8501)")
     dashboard.set_defaults(run=commands.run_dashboard)
+
+    api = subcommands.add_parser(
+        "api",
+        help="serve the gRPC API for other dashboards",
+        description="Serve LabelPulse's metrics over gRPC (labelpulse.v1.Metrics, see "
+        "api/proto/labelpulse/v1/metrics.proto): projects, summaries, throughput, the annotator scorecard, "
+        "agreement, alerts and a live WatchProject stream, plus the standard health and reflection services "
+        "and request metrics on LABELPULSE_API_METRICS_PORT (9812). Each client's token "
+        "(LABELPULSE_API_TOKENS_FILE, SHA-256 hashes) names its projects; without tokens it serves every "
+        "project, on loopback only. TLS with LABELPULSE_API_TLS_CERT_FILE and LABELPULSE_API_TLS_KEY_FILE.",
+    )
+    api.add_argument("--host", help="address to listen on (default LABELPULSE_API_HOST or 127.0.0.1)")
+    api.add_argument("--port", type=arguments.port, help="port (default LABELPULSE_API_PORT or 50051)")
+    api.set_defaults(run=commands.run_api)
 
     generate = subcommands.add_parser(
         "generate",

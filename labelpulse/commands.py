@@ -1,6 +1,6 @@
 """The command handlers: each turns its arguments into settings and calls the service or tool that
 does the work (the long-running ones live with their components: streams.service, alerts.service,
-dashboard.service, embedded_clickhouse.service, labelpulse.broker, labelpulse.simulator, labelpulse.up)."""
+dashboard.service, api.service, embedded_clickhouse.service, labelpulse.broker, labelpulse.simulator, labelpulse.up)."""
 
 from __future__ import annotations
 
@@ -102,6 +102,14 @@ def run_import(args: argparse.Namespace) -> int:
     sent = f"{report.accepted} events to send (dry run)" if args.dry_run else f"{report.sent} events sent"
     say(f"{report.tasks} tasks: {sent} to {settings.kafka.events_topic}, {len(report.refused)} refused")
     return 1 if report.refused else 0
+
+
+def run_api(args: argparse.Namespace) -> int:
+    from api import service
+    from api.settings import ApiSettings
+
+    overrides = {"LABELPULSE_API_HOST": args.host, "LABELPULSE_API_PORT": args.port and str(args.port)}
+    return service.run_api(ApiSettings.from_env({**os.environ, **{k: v for k, v in overrides.items() if v}}))
 
 
 def run_generate(args: argparse.Namespace) -> int:

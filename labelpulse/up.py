@@ -2,7 +2,7 @@
 
 First the backing services every other part needs (ClickHouse; the embedded broker, unless
 LABELPULSE_KAFKA_BOOTSTRAP_SERVERS names a Kafka), then the schema, then the app services that
-work through them (worker, alert evaluator, dashboard, ingest, simulator). Each is a runtime.Service:
+work through them (worker, alert evaluator, dashboard, ingest, gRPC API, simulator). Each is a runtime.Service:
 how it starts, when it serves, which part it must not outlive; the supervisor restarts any that
 dies with the back-off of its RestartPolicy, until Ctrl-C or SIGTERM stops them all.
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from alerts.rules import load_rules
 from alerts.settings import EvaluatorSettings
+from api.settings import ApiSettings
 from dashboard.service import dashboard_command
 from dashboard.settings import DashboardSettings
 from ingest.settings import IngestSettings
@@ -56,6 +57,7 @@ class UpSettings:
     dashboard: DashboardSettings
     evaluator: EvaluatorSettings
     ingest: IngestSettings
+    api: ApiSettings
     demo_rate: float | None = 20.0  # the simulator's events per second; None: no simulator (--no-demo)
 
     @classmethod
@@ -72,6 +74,7 @@ class UpSettings:
             dashboard=DashboardSettings.from_env(env),
             evaluator=EvaluatorSettings.from_env(env),
             ingest=IngestSettings.from_env(env),
+            api=ApiSettings.from_env(env),
             demo_rate=demo_rate,
         )
 
@@ -126,6 +129,10 @@ def app_services(settings: UpSettings, env: Mapping[str, str]) -> list[Service]:
             "ingest", lambda: cli_command("ingest", "--loglevel", "warning"), logs / "ingest.log",
             ingest_env(settings, env), restart_after=("broker",),
             starting=f"starting ingest on {settings.ingest.url} …",
+        ),
+        command_service(
+            "api", lambda: cli_command("api"), logs / "api.log", env,
+            starting=f"starting the gRPC API on {settings.api.address} …",
         ),
     ]  # fmt: skip
     if settings.demo_rate is not None:
@@ -244,6 +251,7 @@ def summary(settings: UpSettings) -> str:
         f"  simulator   {simulator}\n"
         f"  ingest      {settings.ingest.url}  (POST /v1/events, /v1/sources/label-studio; API /openapi.json)\n"
         f"  dashboard   {settings.dashboard.url}\n"
+        f"  gRPC API    {settings.api.address}  (labelpulse.v1.Metrics; reflection on)\n"
         f"  alerts      {len(load_rules(evaluator.rules_dir).rules)} rules, to {alerts_to}{alerts_metrics}\n"
         f"  logs        {settings.runtime.log_dir}  (status of every part: {settings.runtime.status_path})\n"
         f'  try         {own_command()} sql "SELECT * FROM project_throughput_minute ORDER BY minute DESC LIMIT 10"\n'

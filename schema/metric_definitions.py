@@ -2,9 +2,10 @@
 
 A metric is SQL over a rollup, summed so that any window and any grouping adds up, with its Python twin for
 sums already fetched and, where Prometheus computes it too, its PromQL twin over the business gauges beside
-it. Every way out builds on these and spells no metric itself: the dashboard's queries (dashboard.queries),
-the alert conditions (alerts.conditions), the business gauges (alerts.collector exports GAUGES), the
-Prometheus rules rendered from the alert rules (alerts.prometheus) and the analyst views (schema.tables).
+it. Every way out builds on these and spells no metric itself: the queries of the dashboard and the gRPC API
+(schema.queries, assembled in schema.summaries), the alert conditions (alerts.conditions), the business gauges
+(alerts.collector exports GAUGES), the Prometheus rules rendered from the alert rules (alerts.prometheus) and
+the analyst views (schema.tables).
 tests/test_metric_consumers.py computes each metric through all of them on the same events, against pandas.
 
 Columns are named with their rollup (`rollup_gold_hour.gold_answers`): a query may call a sum after the

@@ -22,7 +22,7 @@ from tests.support.services import system_tool
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
-OURS = ("init", "worker", "ingest", "dashboard", "evaluator")  # the Python services, one image
+OURS = ("init", "worker", "ingest", "dashboard", "evaluator", "api")  # the Python services, one image
 LONG_RUNNING = [name for name in SERVICES if name != "init"]
 VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
 
@@ -40,7 +40,7 @@ def default_of(value: str) -> str:
 def test_the_production_shape_is_all_there() -> None:
     assert set(SERVICES) == {
         "kafka", "clickhouse", "init", "worker", "ingest", "dashboard", "evaluator", "prometheus", "alertmanager",
-        "grafana",
+        "grafana", "api",
     }  # fmt: skip
     assert "KAFKA_PROCESS_ROLES" in env("kafka") and "controller" in env("kafka")["KAFKA_PROCESS_ROLES"], "KRaft"
 
@@ -141,7 +141,7 @@ def test_topics_and_ports_agree_with_the_code() -> None:
 
 SOURCES = "\n".join(
     path.read_text()
-    for package in ("labelpulse", "schema", "streams", "dashboard", "alerts", "ingest")
+    for package in ("labelpulse", "schema", "streams", "dashboard", "alerts", "ingest", "api")
     for path in (ROOT / package).rglob("*.py")
 )
 
@@ -177,7 +177,7 @@ def test_the_access_file_loads_and_its_passwords_reach_the_init_job(tmp_path: Pa
     loaded = policy.load(path, {name: "x" * 16 for name in names})
     assert {user.role for user in loaded.users} == {"writer", "reader", "evaluator", "analyst"}
     assert names <= set(env("init"))
-    for service, role in (("worker", "writer"), ("dashboard", "reader"), ("evaluator", "evaluator")):
+    for service, role in (("worker", "writer"), ("dashboard", "reader"), ("evaluator", "evaluator"), ("api", "reader")):
         user = loaded.user(env(service)["LABELPULSE_CLICKHOUSE_USER"])
         assert user is not None and user.role == role, service
 

@@ -17,6 +17,7 @@ PACKAGES = [
     "alerts",
     "embedded_clickhouse",
     "ingest",
+    "api",
 ]
 
 
@@ -92,6 +93,7 @@ MAY_IMPORT = {
     "dashboard": {"config", "schema", "kafka_admin", "access"},
     "embedded_clickhouse": {"config", "schema", "access"},
     "ingest": {"config", "schema", "kafka_admin"},
+    "api": {"config", "schema", "access"},
     "labelpulse": set(PACKAGES) - {"labelpulse"},
 }
 

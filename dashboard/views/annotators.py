@@ -9,9 +9,8 @@ from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.page import live, not_enough_data
-from dashboard.presentation import flag_outliers
 from schema.metric_definitions import MIN_GOLD_ANSWERS
-from schema.stats import wilson_interval
+from schema.summaries import SCORECARD_COLUMNS, annotator_scorecard
 
 COLUMNS = {
     "annotator_id": st.column_config.TextColumn("Annotator", width="medium"),
@@ -36,39 +35,12 @@ COLUMNS = {
     "peer_agreement": st.column_config.NumberColumn("Agreement with peers", format="percent"),
     "flags": st.column_config.TextColumn("Outlier flags", width="large"),
 }
+assert list(COLUMNS) == SCORECARD_COLUMNS, "a column of the scorecard without its presentation, or the reverse"
 
 
 def annotator_table(filters: queries.Filters) -> pd.DataFrame:
     """One row per annotator, exactly the columns shown (and exported)."""
-    output = fetch(queries.annotator_output(filters))
-    if output.empty:
-        return pd.DataFrame(columns=list(COLUMNS))
-    table = output.merge(fetch(queries.annotator_active_time(filters)), on="annotator_id", how="left")
-    reviews = fetch(queries.review_totals(filters, by="annotator_id")).rename(
-        columns={"acceptance_score": "acceptance"}
-    )
-    table = table.merge(reviews, on="annotator_id", how="left")
-    table = table.merge(fetch(queries.gold_totals(filters, by="annotator_id")), on="annotator_id", how="left")
-    table = table.merge(fetch(queries.first_pass_totals(filters, by="annotator_id")), on="annotator_id", how="left")
-    table = table.merge(fetch(queries.annotator_peer_agreement(filters)), on="annotator_id", how="left")
-    for column in ("active_hours", "reviewed", "accepted", "fixed", "gold_answers", "gold_correct"):
-        table[column] = table[column].fillna(0)
-    table["per_active_hour"] = (table["annotations"] / table["active_hours"]).where(table["active_hours"] > 0)
-    table["model_assisted_share"] = (table["model_assisted"] / table["annotations"]).where(table["annotations"] > 0)
-    table["gold_accuracy"] = table["gold_accuracy"].where(table["gold_answers"] >= MIN_GOLD_ANSWERS)
-    table["gold_ci"] = [
-        _interval(wilson_interval(int(c), int(n))) if n >= MIN_GOLD_ANSWERS else "not enough gold"
-        for c, n in zip(table["gold_correct"], table["gold_answers"], strict=True)
-    ]
-    table["gold_answers"] = table["gold_answers"].astype("int64")
-    table["flags"] = flag_outliers(table)
-    numeric = [name for name in COLUMNS if name not in ("annotator_id", "gold_ci", "flags")]
-    table[numeric] = table[numeric].apply(pd.to_numeric)  # NULLs become NaN: shown empty, not "None"
-    return table[list(COLUMNS)].sort_values("annotations", ascending=False, ignore_index=True)
-
-
-def _interval(bounds: tuple[float, float] | None) -> str:
-    return "–" if bounds is None else f"{bounds[0]:.0%} – {bounds[1]:.0%}"
+    return annotator_scorecard(filters, fetch)
 
 
 def render(state: ViewState) -> None:

@@ -12,45 +12,18 @@ from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.page import firing_episodes, live, not_enough_data
 from dashboard.presentation import delta, eta, format_age, format_count, format_duration, format_share
+from schema import summaries
 from schema.metric_definitions import MIN_GOLD_ANSWERS, per_hour, ratio
 
 
 def project_summary(filters: queries.Filters) -> pd.DataFrame:
     """One row per project: volumes, backlog and ETA, quality — the side-by-side table and the KPI inputs."""
-    totals = fetch(queries.project_totals(filters))
-    backlog = fetch(queries.backlog(filters))
-    reviews = fetch(queries.review_totals(filters)).rename(columns={"acceptance_score": "acceptance"})
-    gold = fetch(queries.gold_totals(filters))
-    first_pass = fetch(queries.first_pass_totals(filters))
-    agreement = fetch(queries.agreement(filters))[["project_id", "percent_agreement", "krippendorff_alpha", "tasks"]]
-    summary = totals.merge(backlog, on="project_id", how="outer")
-    summary = summary.merge(reviews, on="project_id", how="left").merge(gold, on="project_id", how="left")
-    summary = summary.merge(first_pass, on="project_id", how="left")
-    summary = summary.merge(agreement.rename(columns={"tasks": "overlap_tasks"}), on="project_id", how="left")
-    counts = [
-        "annotations",
-        "skips",
-        "tasks_created",
-        "tasks_completed",
-        "reviews",
-        "annotators",
-        "backlog",
-        "completed_recently",
-        "reviewed",
-        "accepted",
-        "fixed",
-        "rejected",
-        "gold_answers",
-        "gold_correct",
-    ]
-    summary[counts] = summary[counts].fillna(0).astype("int64")
-    summary["annotations_per_hour"] = summary["annotations"].map(lambda n: per_hour(n, filters.span))
-    summary["gold_accuracy"] = summary["gold_accuracy"].where(summary["gold_answers"] >= MIN_GOLD_ANSWERS)
+    summary = summaries.project_summary(filters, fetch)
     summary["eta"] = [
         format_duration(eta(int(b), float(r)))
         for b, r in zip(summary["backlog"], summary["completed_recently"], strict=True)
     ]
-    return summary.sort_values("project_id", ignore_index=True)
+    return summary
 
 
 def kpis(state: ViewState, now: pd.DataFrame) -> None:

@@ -45,7 +45,7 @@ def test_version_comes_from_the_installed_package() -> None:
     "command",
     [
         "up", "clickhouse", "broker", "migrate", "access", "hash-password", "topics", "sql", "worker", "dashboard",
-        "generate", "contract", "alerts", "ingest", "import",
+        "generate", "contract", "alerts", "ingest", "import", "api",
     ],
 )  # fmt: skip
 def test_every_command_has_help(command: str) -> None:
@@ -77,6 +77,7 @@ def test_every_command_has_help(command: str) -> None:
         (["up", "--demo-rate", "-1"], "expected a positive number"),
         (["dashboard", "--port", "0"], "a port is a number from 1 to 65535, got 0"),
         (["dashboard", "--refresh", "5"], "unrecognized arguments: --refresh"),
+        (["api", "--host", "0.0.0.0"], "LABELPULSE_API_HOST=0.0.0.0 without client tokens would let anyone"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_reason(args: list[str], message: str) -> None:

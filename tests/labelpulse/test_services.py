@@ -23,10 +23,10 @@ def names(services: list[Any]) -> list[str]:
     return [service.name for service in services]
 
 
-def test_up_starts_clickhouse_and_the_broker_then_worker_evaluator_dashboard_ingest_and_simulator() -> None:
+def test_up_starts_clickhouse_and_the_broker_then_worker_evaluator_dashboard_ingest_api_and_simulator() -> None:
     settings = UpSettings.from_env({})
     assert names(backing_services(settings)) == ["ClickHouse", "broker"]
-    assert names(app_services(settings, {})) == ["worker", "alert evaluator", "dashboard", "ingest", "simulator"]
+    assert names(app_services(settings, {})) == ["worker", "alert evaluator", "dashboard", "ingest", "api", "simulator"]
     assert "  ingest      http://127.0.0.1:8090  (POST /v1/events" in up.summary(settings)
 
 
@@ -55,6 +55,7 @@ def test_only_the_worker_ingest_and_the_simulator_must_not_outlive_the_broker() 
         "alert evaluator": (),
         "dashboard": (),
         "ingest": ("broker",),
+        "api": (),
         "simulator": ("broker",),
     }
 
@@ -76,6 +77,7 @@ def test_every_app_service_runs_its_command_with_its_own_log_and_the_child_envir
     labelpulse = [sys.executable, "-m", "labelpulse"]
     assert started["worker.log"][0] == [*labelpulse, "worker", "--loglevel", "warn"]
     assert started["alerts.log"][0] == [*labelpulse, "alerts", "run"]
+    assert started["api.log"][0] == [*labelpulse, "api"]
     assert started["dashboard.log"][0][1:4] == ["-m", "streamlit", "run"]
     assert started["simulator.log"][0][:8] == [*labelpulse, "generate", "--quiet", "--rate", "5", "--seed"]
     assert started["ingest.log"][0] == [*labelpulse, "ingest", "--loglevel", "warning"]

@@ -1,0 +1,1 @@
+"""The gRPC API (`labelpulse api`): other dashboards read LabelPulse's metrics, scoped per client token."""
