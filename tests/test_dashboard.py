@@ -165,6 +165,14 @@ def test_project_view_renders_with_agreement(seeded: Seeded, monkeypatch: pytest
     assert metric(at, "Gold accuracy") == f"{accuracy:.1%}"
 
 
+def test_a_link_to_a_project_without_data_is_warned_about(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch, project=["nope", "retail-products"])
+    (warning,) = at.sidebar.warning
+    assert "No data for project ` nope `" in warning.value and "data: ` retail-products `" in warning.value
+    assert "` retail-products ` from the link" not in warning.value
+    assert at.query_params["project"] == ["nope", "retail-products"]  # kept: it may start sending later
+
+
 def test_a_selection_without_data_says_not_enough_data(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
     for page in ("views/overview.py", "views/project.py", "views/annotators.py"):
         at = app(seeded.settings, monkeypatch, page=page, project="no-such-project")
@@ -290,7 +298,7 @@ def test_values_from_a_link_are_shown_as_text_not_markdown(seeded: Seeded, monke
     shown = [warning.value for warning in at.sidebar.warning]  # range and source make no sense
     at.switch_page("views/project.py").run()
     shown += [header.value for header in at.header]  # the project stays chosen
-    assert len(shown) == 3, shown
+    assert len(shown) == 4, shown  # range, source and the project without data; the project stays chosen
     for text in shown:
         spans = [match.group(2) for match in re.finditer(r"(`+) (.+?) \1", text)]
         assert any(HOSTILE_LINK_VALUE in span for span in spans), text  # a code span shows it as it is
