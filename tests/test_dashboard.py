@@ -18,6 +18,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard.presentation import format_count
 from labelpulse.net import free_port
 from labelpulse.simulator import Plan, generate
 from schema import migrations
@@ -92,12 +93,33 @@ def test_overview_kpis_equal_pandas_counts(seeded: Seeded, monkeypatch: pytest.M
     at = app(seeded.settings, monkeypatch)
     assert metric(at, "Tasks completed") == f"{count_of(seeded.events, 'task_completed'):,}"
     per_hour = count_of(seeded.events, "annotation_submitted") / 6
-    assert metric(at, "Annotations/h") == f"{per_hour:,.1f}"
+    assert metric(at, "Annotations/h · range average") == f"{per_hour:,.1f}"
     created, completed = count_of(seeded.events, "task_created"), count_of(seeded.events, "task_completed")
     assert metric(at, "Backlog") == f"{created - completed:,}"
     rounds = expected_review_rounds(seeded.events).sum()
     assert metric(at, "First-pass") == f"{rounds['first_pass_accepted'] / rounds['reviews']:.1%}"
     assert metric(at, "Freshness").endswith((" s", " min", " h"))
+
+
+def test_overview_shows_the_last_hours_pace_beside_the_range_average(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range that began long before the work did: the average is diluted, the pace is not."""
+    submitted = seeded.events[seeded.events["event_type"] == "annotation_submitted"]
+    end = submitted["occurred_at"].min().floor("min") + pd.Timedelta(minutes=30)
+    start = end - pd.Timedelta(hours=6)
+    at = app(
+        seeded.settings,
+        monkeypatch,
+        range="custom",
+        **{"from": f"{start:%Y-%m-%dT%H:%M}", "to": f"{end:%Y-%m-%dT%H:%M}"},
+    )
+    minutes = submitted["occurred_at"].dt.floor("min")
+    in_range = submitted[(minutes >= start) & (minutes < end)]
+    last_hour = submitted[(minutes >= end - pd.Timedelta(hours=1)) & (minutes < end)]
+    assert metric(at, "Annotations/h · last hour") == f"{len(last_hour):,}"
+    assert metric(at, "Annotations/h · range average") == format_count(len(in_range) / 6)
+    assert len(last_hour) > len(in_range) / 6
 
 
 def test_overview_compares_projects_side_by_side(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:

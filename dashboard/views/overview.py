@@ -12,7 +12,10 @@ from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.page import firing_episodes, live, not_enough_data
 from dashboard.presentation import delta, eta, format_age, format_count, format_duration, format_share
-from schema.metric_definitions import MIN_GOLD_ANSWERS, per_hour, ratio
+from schema.metric_definitions import MIN_GOLD_ANSWERS, PACE_WINDOW, per_hour, ratio
+
+
+PACE, AVERAGE = "Annotations/h · last hour", "Annotations/h · range average"
 
 
 def project_summary(filters: queries.Filters) -> pd.DataFrame:
@@ -36,6 +39,7 @@ def project_summary(filters: queries.Filters) -> pd.DataFrame:
         "annotators",
         "backlog",
         "completed_recently",
+        "annotations_recently",
         "reviewed",
         "accepted",
         "fixed",
@@ -67,19 +71,26 @@ def kpis(state: ViewState, now: pd.DataFrame) -> None:
     gold_now = ratio(total(now, "gold_correct"), total(now, "gold_answers"))
     gold_before = ratio(total(before, "gold_correct"), total(before, "gold_answers"))
     backlog = int(total(now, "backlog"))
-    columns = st.columns(7)
+    columns = [*st.columns(4), *st.columns(4)]  # two rows: eight tiles stay readable at 1440 px
     columns[0].metric(
-        "Annotations/h",
-        format_count(rate_now),
-        _delta(rate_now, rate_before),
-        help="Annotations submitted per hour over the range, against the previous range of equal length.",
+        PACE,
+        format_count(per_hour(total(now, "annotations_recently"), PACE_WINDOW)),
+        help="The current pace: annotations submitted in the last hour of the range (up to now, for a quick "
+        "range). The throughput chart shows the same per bucket.",
     )
     columns[1].metric(
+        AVERAGE,
+        format_count(rate_now),
+        _delta(rate_now, rate_before),
+        help="Annotations submitted in the whole range ÷ its hours, quiet hours included — against the "
+        "previous range of equal length. Lower than the pace when work started recently.",
+    )
+    columns[2].metric(
         "Tasks completed",
         format_count(total(now, "tasks_completed")),
         _delta(total(now, "tasks_completed"), total(before, "tasks_completed")),
     )
-    columns[2].metric(
+    columns[3].metric(
         "Backlog",
         format_count(backlog),
         f"ETA {format_duration(eta(backlog, total(now, 'completed_recently')))}",
@@ -87,25 +98,25 @@ def kpis(state: ViewState, now: pd.DataFrame) -> None:
         delta_arrow="off",
         help="Tasks created minus completed, all time; ETA at the last hour's completion rate.",
     )
-    columns[3].metric(
+    columns[4].metric(
         "First-pass",
         format_share(first_pass_now),
         _delta(first_pass_now, first_pass_before),
         help="Reviews accepting work never rejected before ÷ reviews, over the range.",
     )
-    columns[4].metric(
+    columns[5].metric(
         "Gold accuracy",
         format_share(gold_now) if total(now, "gold_answers") >= MIN_GOLD_ANSWERS else "–",
         _delta(gold_now, gold_before) if total(now, "gold_answers") >= MIN_GOLD_ANSWERS else None,
         help=f"Correct honeypot answers ÷ honeypot answers; shown from {MIN_GOLD_ANSWERS} answers on.",
     )
     alpha = now["krippendorff_alpha"].dropna()
-    columns[5].metric(
+    columns[6].metric(
         "Agreement (α)",
         f"{alpha.mean():.2f}" if len(alpha) else "–",
         help="Krippendorff's alpha (nominal) on overlapping tasks, averaged over projects.",
     )
-    columns[6].metric(
+    columns[7].metric(
         "Freshness",
         freshness_text(),
         help="How long ago the newest stored event happened: end-to-end delay plus any quiet time.",
