@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from dashboard import queries
+from dashboard import charts, queries
 from dashboard.filters import ViewState, from_params, to_params
 from dashboard.presentation import (
     alert_episodes,
@@ -184,3 +184,27 @@ def test_outside_text_goes_into_a_code_span_that_holds_it_whole(text: str, markd
     from dashboard.markdown import literal
 
     assert literal(text) == markdown
+
+
+@pytest.mark.parametrize("points", [1, 2])
+def test_time_axes_tick_at_the_buckets_of_few_points_never_between_them(points: int) -> None:
+    hours = pd.DataFrame({"hour": pd.date_range("2026-11-23 09:00", periods=points, freq="h"), "n": range(points)})
+    figure = charts.lines(
+        hours, x="hour", y="n", series=None, title="t", x_title="hour (UTC)", y_title="n", hover="", bucket_s=3600
+    )
+    axis = figure.layout.xaxis
+    assert list(pd.to_datetime(axis.tickvals)) == list(hours["hour"])
+    assert (axis.tickformat, axis.hoverformat) == ("%H:%M<br>%b %-d", "%Y-%m-%d %H:%M")
+    start, end = pd.to_datetime(axis.range[0]), pd.to_datetime(axis.range[1])
+    assert (start, end) == (
+        hours["hour"].iloc[0] - pd.Timedelta("30min"),
+        hours["hour"].iloc[-1] + pd.Timedelta("30min"),
+    )
+
+
+def test_daily_time_axes_show_dates_and_many_points_keep_plotlys_ticks() -> None:
+    days = pd.DataFrame({"day": pd.date_range("2026-11-01", periods=30, freq="D"), "n": range(30)})
+    figure = charts.lines(
+        days, x="day", y="n", series=None, title="t", x_title="day", y_title="n", hover="", bucket_s=86_400
+    )
+    assert figure.layout.xaxis.tickformat == "%b %-d" and figure.layout.xaxis.tickvals is None

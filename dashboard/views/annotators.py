@@ -104,6 +104,7 @@ def render(state: ViewState) -> None:
         charts.lines(
             hours,
             x="hour",
+            bucket_s=3600,  # hourly rows
             y="annotations",
             series=None,
             title=f"{annotator}: annotations per hour",
@@ -116,6 +117,7 @@ def render(state: ViewState) -> None:
         charts.lines(
             hours.dropna(subset=["handle_p50_s"]),
             x="hour",
+            bucket_s=3600,  # hourly rows
             y="handle_p50_s",
             series=None,
             title=f"{annotator}: median handle time",

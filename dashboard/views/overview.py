@@ -147,6 +147,7 @@ def render(state: ViewState) -> None:
     figure = charts.lines(
         series,
         x="bucket",
+        bucket_s=queries.bucket_seconds(state.filters.span),
         y="annotations",
         series="project_id",
         title="Annotations submitted",

@@ -87,6 +87,7 @@ def render(state: ViewState) -> None:
         events = charts.lines(
             ingest,
             x="bucket",
+            bucket_s=queries.bucket_seconds(state.filters.span),
             y="events_per_s",
             series=None,
             title="Events in per second",
@@ -104,6 +105,7 @@ def render(state: ViewState) -> None:
             charts.lines(
                 lag,
                 x="bucket",
+                bucket_s=queries.bucket_seconds(state.filters.span),
                 y="seconds",
                 series="quantile",
                 title="End-to-end ingest lag",

@@ -48,6 +48,7 @@ def render(state: ViewState) -> None:
             charts.lines(
                 long,
                 x="hour",
+                bucket_s=3600,  # hourly rows
                 y="seconds",
                 series="quantile",
                 title="Handle time per annotation",
@@ -69,6 +70,7 @@ def render(state: ViewState) -> None:
             charts.lines(
                 burndown,
                 x="bucket",
+                bucket_s=queries.bucket_seconds(filters.span),
                 y="backlog",
                 series=None,
                 title=f"Backlog burndown — ETA {finish}",
@@ -95,6 +97,7 @@ def render(state: ViewState) -> None:
         figure = charts.lines(
             long,
             x="hour",
+            bucket_s=3600,  # hourly rows
             y="share",
             series="measure",
             title="Review outcomes",
@@ -157,6 +160,7 @@ def gold_panel(column: st.delta_generator.DeltaGenerator, filters: queries.Filte
         charts.band(
             hourly,
             x="hour",
+            bucket_s=3600,  # hourly rows
             low="low",
             high="high",
             mid="accuracy",
