@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -66,6 +67,16 @@ def freshness_caption(newest_occurred_at: pd.Timestamp, newest_received_at: pd.T
         f"{format_age(age)} ago · page refreshed {now:%H:%M:%S} UTC",
         help="Freshness: when the newest stored event happened, and how long ago a worker last stored one.",
     )
+
+
+MISSING = "–"  # a value that cannot be computed yet; each column's help says when and why
+
+
+def table(
+    frame: pd.DataFrame, column_config: dict, *, where: st.delta_generator.DeltaGenerator | None = None, **options: Any
+) -> None:
+    """A table as every view shows it: no index, missing values as MISSING, never as "None"."""
+    (where or st).dataframe(frame, hide_index=True, column_config=column_config, placeholder=MISSING, **options)
 
 
 def not_enough_data(what: str, why: str) -> None:

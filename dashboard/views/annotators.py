@@ -8,34 +8,65 @@ import streamlit as st
 from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
-from dashboard.page import live, not_enough_data
+from dashboard.markdown import literal
+from dashboard.page import MISSING, live, not_enough_data
+from dashboard.page import table as page_table
 from dashboard.presentation import flag_outliers
 from schema.metric_definitions import MIN_GOLD_ANSWERS
 from schema.stats import wilson_interval
 
+# Every column of the table (and of its CSV export), and how the page shows it: the key columns pinned
+# on the left, narrow widths that fit 1440 px. Handle time p90, the model-assisted share and the gold N are
+# in the CSV only (the CI column says N).
 COLUMNS = {
-    "annotator_id": st.column_config.TextColumn("Annotator", width="medium"),
-    "annotations": st.column_config.NumberColumn("Annotations", format="%d"),
+    "annotator_id": st.column_config.TextColumn("Annotator", width=90, pinned=True),
+    "flags": st.column_config.TextColumn(
+        "Outlier flags", width=140, pinned=True, help="Why this annotator stands out; listed in full above"
+    ),
+    "annotations": st.column_config.NumberColumn("Annotations", format="%d", width=80),
     "active_hours": st.column_config.NumberColumn(
-        "Active h", format="%.2f", help="Gaps between events under the idle threshold"
+        "Active h", format="%.2f", width=65, help="Gaps between events under the idle threshold"
     ),
-    "per_active_hour": st.column_config.NumberColumn("Per active h", format="%.1f"),
+    "per_active_hour": st.column_config.NumberColumn(
+        "Per active h", format="%.1f", width=80, help=f"Annotations ÷ active hours. {MISSING}: no active time"
+    ),
     "model_assisted_share": st.column_config.NumberColumn("Model-assisted", format="percent"),
-    "handle_p50_s": st.column_config.NumberColumn("Handle p50 (s)", format="%.1f"),
+    "handle_p50_s": st.column_config.NumberColumn(
+        "Handle p50", format="%.1f s", width=70, help=f"Median handle time. {MISSING}: no timed submission"
+    ),
     "handle_p90_s": st.column_config.NumberColumn("Handle p90 (s)", format="%.1f"),
-    "skip_rate": st.column_config.NumberColumn("Skip rate", format="percent"),
+    "skip_rate": st.column_config.NumberColumn(
+        "Skips", format="percent", width=60, help="skipped ÷ (submitted + skipped)"
+    ),
     "first_pass_acceptance": st.column_config.NumberColumn(
-        "First-pass acceptance", format="percent", help="Reviews accepting work never rejected before ÷ reviews"
+        "First-pass",
+        format="percent",
+        width=75,
+        help=f"Reviews accepting work never rejected before ÷ reviews. {MISSING}: no review of their work yet",
     ),
-    "acceptance": st.column_config.NumberColumn("Acceptance", format="percent", help="(accepted + fixed) ÷ reviewed"),
+    "acceptance": st.column_config.NumberColumn(
+        "Accepted",
+        format="percent",
+        width=75,
+        help=f"(accepted + fixed) ÷ reviewed. {MISSING}: no review of their work yet",
+    ),
     "gold_accuracy": st.column_config.NumberColumn(
-        "Gold accuracy", format="percent", help=f"Shown from {MIN_GOLD_ANSWERS} gold answers on"
+        "Gold", format="percent", width=60, help=f"{MISSING}: fewer than {MIN_GOLD_ANSWERS} gold answers"
     ),
-    "gold_ci": st.column_config.TextColumn("Gold 95 % CI"),
+    "gold_ci": st.column_config.TextColumn(
+        "Gold CI · N",
+        width=110,
+        help=f"95 % Wilson interval of gold accuracy, and the gold answers (N); {MISSING} under {MIN_GOLD_ANSWERS}",
+    ),
     "gold_answers": st.column_config.NumberColumn("Gold N", format="%d"),
-    "peer_agreement": st.column_config.NumberColumn("Agreement with peers", format="percent"),
-    "flags": st.column_config.TextColumn("Outlier flags", width="large"),
+    "peer_agreement": st.column_config.NumberColumn(
+        "Peers",
+        format="percent",
+        width=60,
+        help=f"Agreement with peers on shared tasks. {MISSING}: no task shared with another annotator",
+    ),
 }
+CSV_ONLY = ("model_assisted_share", "handle_p90_s", "gold_answers")
 
 
 def annotator_table(filters: queries.Filters) -> pd.DataFrame:
@@ -57,7 +88,9 @@ def annotator_table(filters: queries.Filters) -> pd.DataFrame:
     table["model_assisted_share"] = (table["model_assisted"] / table["annotations"]).where(table["annotations"] > 0)
     table["gold_accuracy"] = table["gold_accuracy"].where(table["gold_answers"] >= MIN_GOLD_ANSWERS)
     table["gold_ci"] = [
-        _interval(wilson_interval(int(c), int(n))) if n >= MIN_GOLD_ANSWERS else "not enough gold"
+        f"{_interval(wilson_interval(int(c), int(n)))} · N {int(n)}"
+        if n >= MIN_GOLD_ANSWERS
+        else f"{MISSING} · N {int(n)}"
         for c, n in zip(table["gold_correct"], table["gold_answers"], strict=True)
     ]
     table["gold_answers"] = table["gold_answers"].astype("int64")
@@ -68,7 +101,7 @@ def annotator_table(filters: queries.Filters) -> pd.DataFrame:
 
 
 def _interval(bounds: tuple[float, float] | None) -> str:
-    return "–" if bounds is None else f"{bounds[0]:.0%} – {bounds[1]:.0%}"
+    return MISSING if bounds is None else f"{bounds[0]:.0%} – {bounds[1]:.0%}"
 
 
 def render(state: ViewState) -> None:
@@ -77,16 +110,25 @@ def render(state: ViewState) -> None:
     if table.empty:
         not_enough_data("Annotators", "nobody submitted annotations in this range and selection.")
         return
-    flagged = int((table["flags"] != "").sum())
+    flagged = table[table["flags"] != ""]
     st.caption(
-        f"{len(table)} annotators · {flagged} flagged. Click a column header to sort. Flags compare each annotator "
-        "with the others in this selection, from 20 annotations on."
+        f"{len(table)} annotators · {len(flagged)} flagged. Click a column header to sort. Flags compare each "
+        "annotator with the others in this selection, from 20 annotations on."
     )
+    if not flagged.empty:
+        st.warning(
+            "\n".join(
+                f"- {literal(annotator)}: {reasons}"
+                for annotator, reasons in zip(flagged["annotator_id"], flagged["flags"], strict=True)
+            ),
+            icon=":material/flag:",
+        )
     only_flagged = st.toggle("Only flagged annotators", value=False)
-    shown = table[table["flags"] != ""] if only_flagged else table
-    st.dataframe(shown, hide_index=True, column_config=COLUMNS, height=min(36 * (len(shown) + 1) + 2, 720))
+    shown = flagged if only_flagged else table
+    on_screen = [column for column in COLUMNS if column not in CSV_ONLY]
+    page_table(shown, COLUMNS, column_order=on_screen, height=min(36 * (len(shown) + 1) + 2, 720))
     st.download_button(
-        "Download CSV (exactly this table)",
+        "Download CSV (these rows, every column)",
         shown.to_csv(index=False).encode(),
         file_name=f"annotators_{state.filters.start:%Y%m%dT%H%M}_{state.filters.end:%Y%m%dT%H%M}.csv",
         mime="text/csv",

@@ -10,10 +10,9 @@ import streamlit as st
 from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
-from dashboard.page import firing_episodes, live, not_enough_data
+from dashboard.page import MISSING, firing_episodes, live, not_enough_data, table
 from dashboard.presentation import delta, eta, format_age, format_count, format_duration, format_share
 from schema.metric_definitions import MIN_GOLD_ANSWERS, PACE_WINDOW, per_hour, ratio
-
 
 PACE, AVERAGE = "Annotations/h · last hour", "Annotations/h · range average"
 
@@ -172,26 +171,52 @@ def render(state: ViewState) -> None:
             "annotators",
         ]
     ]
-    st.dataframe(
+    table(
         shown,
-        hide_index=True,
-        column_config={
-            "project_id": st.column_config.TextColumn("Project", width="medium"),
-            "annotations_per_hour": st.column_config.NumberColumn("Annotations / h", format="%.1f"),
-            "tasks_completed": st.column_config.NumberColumn("Completed", format="%d"),
-            "backlog": st.column_config.NumberColumn("Backlog", format="%d", help="created − completed, all time"),
-            "eta": st.column_config.TextColumn("ETA", help="backlog ÷ completions in the last hour"),
-            "first_pass_acceptance": st.column_config.ProgressColumn(
-                "First-pass", min_value=0, max_value=1, format="percent", help="accepted, never rejected before"
+        {
+            "project_id": st.column_config.TextColumn("Project", width=130, pinned=True),
+            "annotations_per_hour": st.column_config.NumberColumn(
+                "Avg / h", format="%.1f", width=70, help="Annotations per hour, averaged over the range"
             ),
-            "acceptance": st.column_config.ProgressColumn("Acceptance", min_value=0, max_value=1, format="percent"),
+            "tasks_completed": st.column_config.NumberColumn("Completed", format="%d", width=80),
+            "backlog": st.column_config.NumberColumn(
+                "Backlog", format="%d", width=70, help="created − completed, all time"
+            ),
+            "eta": st.column_config.TextColumn("ETA", width=150, help="backlog ÷ completions in the last hour"),
+            "first_pass_acceptance": st.column_config.ProgressColumn(
+                "First-pass",
+                min_value=0,
+                max_value=1,
+                format="percent",
+                width=95,
+                help=f"Accepted, never rejected before ÷ reviews. {MISSING}: no reviews in the range yet",
+            ),
+            "acceptance": st.column_config.ProgressColumn(
+                "Acceptance",
+                min_value=0,
+                max_value=1,
+                format="percent",
+                width=95,
+                help=f"(accepted + fixed) ÷ reviewed. {MISSING}: no reviews in the range yet",
+            ),
             "gold_accuracy": st.column_config.ProgressColumn(
-                "Gold accuracy", min_value=0, max_value=1, format="percent"
+                "Gold",
+                min_value=0,
+                max_value=1,
+                format="percent",
+                width=95,
+                help=f"Correct gold answers ÷ gold answers. {MISSING}: fewer than {MIN_GOLD_ANSWERS} gold answers",
             ),
             "percent_agreement": st.column_config.ProgressColumn(
-                "Agreement", min_value=0, max_value=1, format="percent"
+                "Agreement",
+                min_value=0,
+                max_value=1,
+                format="percent",
+                width=95,
+                help=f"Percent agreement on tasks labeled by two or more annotators. {MISSING}: no such task "
+                "completed in the range",
             ),
-            "annotators": st.column_config.NumberColumn("Annotators", format="%d"),
+            "annotators": st.column_config.NumberColumn("Annotators", format="%d", width=80),
         },
     )
 

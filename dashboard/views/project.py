@@ -9,7 +9,7 @@ from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
-from dashboard.page import live, not_enough_data
+from dashboard.page import MISSING, live, not_enough_data, table
 from dashboard.presentation import eta, format_duration
 from schema.metric_definitions import MIN_GOLD_ANSWERS
 from schema.stats import wilson_interval
@@ -181,16 +181,20 @@ def agreement_panel(filters: queries.Filters) -> None:
             "assignments.",
         )
         return
-    st.dataframe(
+    undefined = f"{MISSING}: undefined when every answer in the range used one label (chance agreement is 1)"
+    table(
         summary[["project_id", "tasks", "percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1"]],
-        hide_index=True,
-        column_config={
-            "project_id": "Project",
-            "tasks": st.column_config.NumberColumn("Overlapping tasks", format="%d"),
-            "percent_agreement": st.column_config.NumberColumn("Percent agreement", format="percent"),
-            "fleiss_kappa": st.column_config.NumberColumn("Fleiss' κ", format="%.3f"),
-            "krippendorff_alpha": st.column_config.NumberColumn("Krippendorff's α", format="%.3f"),
-            "gwet_ac1": st.column_config.NumberColumn("Gwet's AC1", format="%.3f"),
+        {
+            "project_id": st.column_config.TextColumn("Project", pinned=True),
+            "tasks": st.column_config.NumberColumn(
+                "Overlapping tasks", format="%d", help="Completed tasks labeled by two or more annotators"
+            ),
+            "percent_agreement": st.column_config.NumberColumn(
+                "Percent agreement", format="percent", help="Pairs of first answers on a task that agree"
+            ),
+            "fleiss_kappa": st.column_config.NumberColumn("Fleiss' κ", format="%.3f", help=undefined),
+            "krippendorff_alpha": st.column_config.NumberColumn("Krippendorff's α", format="%.3f", help=undefined),
+            "gwet_ac1": st.column_config.NumberColumn("Gwet's AC1", format="%.3f", help=undefined),
         },
     )
     left, right = st.columns(2)
