@@ -11,7 +11,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from dashboard.data import SchemaMissing, fetch
+from dashboard.data import SchemaMissing, fetch, settings
+from dashboard.evaluator_report import EvaluatorReport, EvaluatorUnavailable
+from dashboard.evaluator_report import read as read_evaluator_report
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
 from dashboard.presentation import alert_episodes, format_age
@@ -77,6 +79,17 @@ def table(
 ) -> None:
     """A table as every view shows it: no index, missing values as MISSING, never as "None"."""
     (where or st).dataframe(frame, hide_index=True, column_config=column_config, placeholder=MISSING, **options)
+
+
+def evaluator_report() -> EvaluatorReport | str:
+    """What the alert evaluator reports about its rules, or why there is no report (a sentence)."""
+    url = settings().alerts_metrics_url
+    if not url:
+        return "the alert evaluator serves no metrics here (LABELPULSE_ALERTS_METRICS_PORT=0)"
+    try:
+        return read_evaluator_report(url)
+    except EvaluatorUnavailable as error:
+        return str(error)
 
 
 def not_enough_data(what: str, why: str) -> None:

@@ -70,6 +70,13 @@ def flag_outliers(table: pd.DataFrame, gold_floor: float = 0.7, min_annotations:
     return reasons
 
 
+def bar_range(target: float) -> tuple[float, float]:
+    """The min and max of a progress bar for a share held to `target`: the target is the bar's middle, where
+    Streamlit's "auto" colour turns from red (below) to green (above)."""
+    target = min(max(target, 0.01), 0.99)  # a bar needs some width on each side of its middle
+    return (2 * target - 1, 1.0) if target >= 0.5 else (0.0, 2 * target)
+
+
 def format_duration(value: timedelta | None) -> str:
     if value is None:
         return "never at the current rate"

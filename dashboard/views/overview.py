@@ -6,12 +6,14 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
 
 from dashboard import charts, queries
 from dashboard.data import fetch
+from dashboard.evaluator_report import EvaluatorReport
 from dashboard.filters import ViewState
-from dashboard.page import MISSING, firing_episodes, live, not_enough_data, table
-from dashboard.presentation import delta, eta, format_age, format_count, format_duration, format_share
+from dashboard.page import MISSING, evaluator_report, firing_episodes, live, not_enough_data, table
+from dashboard.presentation import bar_range, delta, eta, format_age, format_count, format_duration, format_share
 from schema.metric_definitions import MIN_GOLD_ANSWERS, PACE_WINDOW, per_hour, ratio
 
 PACE, AVERAGE = "Annotations/h · last hour", "Annotations/h · range average"
@@ -157,6 +159,8 @@ def render(state: ViewState) -> None:
     episodes = firing_episodes(state.filters, about_projects=True)
     st.plotly_chart(charts.mark_alerts(figure, episodes, series["bucket"].max()))
     st.subheader("Projects side by side")
+    report = evaluator_report()
+    targets = report.targets if isinstance(report, EvaluatorReport) else {}
     shown = summary[
         [
             "project_id",
@@ -183,42 +187,59 @@ def render(state: ViewState) -> None:
                 "Backlog", format="%d", width=70, help="created − completed, all time"
             ),
             "eta": st.column_config.TextColumn("ETA", width=150, help="backlog ÷ completions in the last hour"),
-            "first_pass_acceptance": st.column_config.ProgressColumn(
+            "first_pass_acceptance": share_bar(
                 "First-pass",
-                min_value=0,
-                max_value=1,
-                format="percent",
-                width=95,
-                help=f"Accepted, never rejected before ÷ reviews. {MISSING}: no reviews in the range yet",
+                f"Accepted, never rejected before ÷ reviews. {MISSING}: no reviews in the range yet",
+                targets.get("first_pass_acceptance"),
             ),
-            "acceptance": st.column_config.ProgressColumn(
-                "Acceptance",
-                min_value=0,
-                max_value=1,
-                format="percent",
-                width=95,
-                help=f"(accepted + fixed) ÷ reviewed. {MISSING}: no reviews in the range yet",
+            "acceptance": share_bar(
+                "Acceptance", f"(accepted + fixed) ÷ reviewed. {MISSING}: no reviews in the range yet", None
             ),
-            "gold_accuracy": st.column_config.ProgressColumn(
+            "gold_accuracy": share_bar(
                 "Gold",
-                min_value=0,
-                max_value=1,
-                format="percent",
-                width=95,
-                help=f"Correct gold answers ÷ gold answers. {MISSING}: fewer than {MIN_GOLD_ANSWERS} gold answers",
+                f"Correct gold answers ÷ gold answers. {MISSING}: fewer than {MIN_GOLD_ANSWERS} gold answers",
+                targets.get("gold_accuracy"),
             ),
-            "percent_agreement": st.column_config.ProgressColumn(
+            "percent_agreement": share_bar(
                 "Agreement",
-                min_value=0,
-                max_value=1,
-                format="percent",
-                width=95,
-                help=f"Percent agreement on tasks labeled by two or more annotators. {MISSING}: no such task "
-                "completed in the range",
+                f"Percent agreement on tasks labeled by two or more annotators. {MISSING}: no such task completed "
+                "in the range",
+                None,
             ),
             "annotators": st.column_config.NumberColumn("Annotators", format="%d", width=80),
         },
     )
+
+    st.caption(targets_caption(targets, report if isinstance(report, str) else None))
+
+
+def share_bar(label: str, help: str, target: float | None) -> ColumnConfig:
+    """A share as a bar: green at or above its target, red below; blue when nothing sets a target."""
+    if target is None:
+        return st.column_config.ProgressColumn(
+            label, min_value=0, max_value=1, format="percent", width=95, color="blue", help=help
+        )
+    low, high = bar_range(target)
+    return st.column_config.ProgressColumn(
+        label,
+        min_value=low,
+        max_value=high,
+        format="percent",
+        width=95,
+        color="auto",
+        help=f"{help}. Green from the target {target:.0%} (the alert rules' threshold) up, red below; the bar "
+        "spans the target ± the distance to the nearest end",
+    )
+
+
+def targets_caption(targets: dict[str, float], unavailable: str | None) -> str:
+    if unavailable is not None:
+        return f"Bars are blue: their targets are the alert rules' thresholds, and {unavailable}."
+    held = {"first_pass_acceptance": "first-pass", "gold_accuracy": "gold accuracy"}
+    shown = [f"{name} {targets[metric]:.0%}" for metric, name in held.items() if metric in targets]
+    if not shown:
+        return "Bars are blue: no alert rule sets a target for these shares."
+    return f"Green meets the target, red misses it — targets from the alert rules: {', '.join(shown)}; blue: no target."
 
 
 live(render)
