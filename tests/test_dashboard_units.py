@@ -12,6 +12,7 @@ from dashboard import charts, queries
 from dashboard.filters import ViewState, from_params, to_params
 from dashboard.presentation import (
     alert_episodes,
+    bar_range,
     delta,
     eta,
     flag_outliers,
@@ -208,3 +209,13 @@ def test_daily_time_axes_show_dates_and_many_points_keep_plotlys_ticks() -> None
         days, x="day", y="n", series=None, title="t", x_title="day", y_title="n", hover="", bucket_s=86_400
     )
     assert figure.layout.xaxis.tickformat == "%b %-d" and figure.layout.xaxis.tickvals is None
+
+
+@pytest.mark.parametrize("target", [0.5, 0.7, 0.3, 0.95])
+def test_share_bars_turn_green_from_their_target_up(target: float) -> None:
+    low, high = bar_range(target)
+
+    def green(share: float) -> bool:  # Streamlit's "auto" colour: green above the bar's middle
+        return (min(max(share, low), high) - low) / (high - low) > 0.5
+
+    assert green(target) and green(1.0) and not green(target - 0.001) and not green(0.0)

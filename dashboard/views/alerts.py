@@ -58,8 +58,9 @@ def active(filters: queries.Filters) -> None:
     )
 
 
-def watched_rules() -> None:
-    """The rules the evaluator is watching with: an empty page still shows that the watch is on."""
+def watched_rules() -> bool:
+    """The rules the evaluator is watching with: an empty page still shows that the watch is on. False when
+    the evaluator does not answer."""
     st.subheader("Rules")
     report = evaluator_report()
     if isinstance(report, str):
@@ -69,7 +70,7 @@ def watched_rules() -> None:
             "serves its metrics elsewhere.",
             icon=":material/visibility_off:",
         )
-        return
+        return False
     rules = report.rules
     now = datetime.now(UTC)
     evaluated = [
@@ -102,6 +103,7 @@ def watched_rules() -> None:
             ),
         },
     )
+    return True
 
 
 def timeline(filters: queries.Filters) -> None:
@@ -128,11 +130,11 @@ def render(state: ViewState) -> None:
     st.header("Alerts")
     log = fetch(queries.alert_log(state.filters))
     active(state.filters)
-    watched_rules()
+    watching = watched_rules()
     st.subheader("History")
     timeline(state.filters)
     if log.empty:
-        st.caption(NOT_RUNNING)
+        st.caption("No alert changed state in this range." if watching else NOT_RUNNING)
         return
     log = log.assign(labels=[_labels(labels) for labels in log["labels"]])
     table(
