@@ -86,6 +86,13 @@ def evaluator_report() -> EvaluatorReport | str:
     url = settings().alerts_metrics_url
     if not url:
         return "the alert evaluator serves no metrics here (LABELPULSE_ALERTS_METRICS_PORT=0)"
+    return _evaluator_report(url)
+
+
+# Shared by every viewer and refresh for a few seconds: an evaluator that does not answer costs its timeout
+# once, not on every page run. Ages on the page are computed from the evaluation times, so they stay right.
+@st.cache_data(ttl=10, show_spinner=False)
+def _evaluator_report(url: str) -> EvaluatorReport | str:
     try:
         return read_evaluator_report(url)
     except EvaluatorUnavailable as error:
