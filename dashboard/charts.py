@@ -39,20 +39,23 @@ def _short(name: str, limit: int = 28) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
-def time_axis(figure: go.Figure, times: pd.Series, bucket_s: int) -> go.Figure:
-    """Ticks and hover times rounded to the bucket the points stand for, never `09:59:59.999`.
+def time_axis(figure: go.Figure, times: pd.Series, bucket_s: int, max_ticks: int = 6) -> go.Figure:
+    """Ticks on the buckets the points stand for, at most `max_ticks` of them, never `09:59:59.999`.
 
-    Plotly picks sub-second ticks around one or two points; then the ticks are the points themselves,
-    in a range padded by half a bucket on each side."""
+    Plotly picks sub-second ticks around one or two points; so the ticks are every k-th point, and a chart
+    of a few points gets a range padded by half a bucket on each side."""
+    points = pd.Series(pd.to_datetime(times.dropna()).drop_duplicates().sort_values(ignore_index=True))
     whole_days = bucket_s % 86_400 == 0
-    tick_format = "%b %-d" if whole_days else "%H:%M<br>%b %-d"
+    several_days = len(points) > 0 and points.iloc[-1] - points.iloc[0] >= pd.Timedelta(days=1)
+    tick_format = "%b %-d" if whole_days else "%b %-d %H:%M" if several_days else "%H:%M"
     figure.update_xaxes(type="date", tickformat=tick_format, hoverformat="%Y-%m-%d" if whole_days else "%Y-%m-%d %H:%M")
-    points = pd.to_datetime(times.dropna()).drop_duplicates().sort_values()
-    if 0 < len(points) <= 12:
+    if points.empty:
+        return figure
+    step = -(-len(points) // max_ticks)  # ceiling division
+    figure.update_xaxes(tickmode="array", tickvals=list(points.iloc[::step]))
+    if len(points) <= 12:
         half = pd.Timedelta(seconds=bucket_s / 2)
-        figure.update_xaxes(
-            tickmode="array", tickvals=list(points), range=[points.iloc[0] - half, points.iloc[-1] + half]
-        )
+        figure.update_xaxes(range=[points.iloc[0] - half, points.iloc[-1] + half])
     return figure
 
 

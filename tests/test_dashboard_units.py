@@ -195,7 +195,7 @@ def test_time_axes_tick_at_the_buckets_of_few_points_never_between_them(points: 
     )
     axis = figure.layout.xaxis
     assert list(pd.to_datetime(axis.tickvals)) == list(hours["hour"])
-    assert (axis.tickformat, axis.hoverformat) == ("%H:%M<br>%b %-d", "%Y-%m-%d %H:%M")
+    assert (axis.tickformat, axis.hoverformat) == ("%H:%M", "%Y-%m-%d %H:%M")
     start, end = pd.to_datetime(axis.range[0]), pd.to_datetime(axis.range[1])
     assert (start, end) == (
         hours["hour"].iloc[0] - pd.Timedelta("30min"),
@@ -203,12 +203,22 @@ def test_time_axes_tick_at_the_buckets_of_few_points_never_between_them(points: 
     )
 
 
-def test_daily_time_axes_show_dates_and_many_points_keep_plotlys_ticks() -> None:
+def test_many_points_get_a_few_ticks_on_their_buckets_and_daily_axes_show_dates() -> None:
     days = pd.DataFrame({"day": pd.date_range("2026-11-01", periods=30, freq="D"), "n": range(30)})
     figure = charts.lines(
         days, x="day", y="n", series=None, title="t", x_title="day", y_title="n", hover="", bucket_s=86_400
     )
-    assert figure.layout.xaxis.tickformat == "%b %-d" and figure.layout.xaxis.tickvals is None
+    axis = figure.layout.xaxis
+    assert axis.tickformat == "%b %-d" and axis.range is None  # Plotly fits the range
+    assert list(pd.to_datetime(axis.tickvals)) == list(days["day"].iloc[::5])  # 6 ticks, each a bucket
+
+
+def test_hourly_axes_over_several_days_show_the_date_with_the_time() -> None:
+    hours = pd.DataFrame({"hour": pd.date_range("2026-11-01", periods=48, freq="h"), "n": range(48)})
+    figure = charts.lines(
+        hours, x="hour", y="n", series=None, title="t", x_title="hour", y_title="n", hover="", bucket_s=3600
+    )
+    assert figure.layout.xaxis.tickformat == "%b %-d %H:%M"
 
 
 @pytest.mark.parametrize("target", [0.5, 0.7, 0.3, 0.95])
