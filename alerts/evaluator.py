@@ -13,6 +13,7 @@ write fails is counted and logged and keeps its state; the other rules are evalu
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -83,6 +84,13 @@ class Evaluator:
         self.groups = groups_of(rules)  # once per load, not on every turn of the loop
         self.instances = {name: self.instances.get(name, {}) for name in self.rules}
         telemetry.RULES.set(len(self.rules))
+        for gauge in (telemetry.RULE_INFO, telemetry.RULE_LAST_EVALUATION, telemetry.RULE_VALUE,
+                      telemetry.QUALITY_TARGET):  # fmt: skip
+            gauge.clear()  # a rule removed by a reload is no longer reported
+        for rule in rules:
+            telemetry.RULE_INFO.labels(rule.alert, rule.group, rule.kind, rule.labels.get("severity", "")).set(1)
+            if rule.kind == "quality_drop":
+                telemetry.QUALITY_TARGET.labels(rule.alert, rule.params["metric"]).set(rule.params["threshold"])
 
     def restore(self) -> int:
         """Read the latest state of every instance back from the history; returns how many resumed."""
@@ -160,6 +168,8 @@ class Evaluator:
             self._client = None  # reconnect next time: the server may have restarted
             return []
         self.instances[rule.alert] = instances  # only once the history holds the transitions
+        telemetry.RULE_LAST_EVALUATION.labels(rule.alert).set(now.timestamp())
+        telemetry.RULE_VALUE.labels(rule.alert).set(_most_urgent_value(instances.values()))
         for transition in transitions:
             telemetry.TRANSITIONS.labels(rule.alert, transition.after.value).inc()
             log.info("%s %s: %s -> %s (value %s)", rule.alert, transition.labels, transition.before.value,
@@ -258,6 +268,14 @@ class Evaluator:
                     next_due[group.name] = now + group.interval
             wait = min((next_due[g.name] for g in self.groups), default=now + timedelta(seconds=1)) - self.clock()
             stop.wait(max(0.05, min(wait.total_seconds(), 1.0)))
+
+
+def _most_urgent_value(instances: Iterable[Instance]) -> float:
+    """The value of the instance most worth a look: firing before pending, the longest active first; NaN
+    when none is pending or firing."""
+    urgency = {State.FIRING: 0, State.PENDING: 1}
+    urgent = sorted((urgency[i.state], i.active_at, i.value) for i in instances if i.state in urgency)
+    return urgent[0][2] if urgent else math.nan
 
 
 def _utc(moment: datetime) -> datetime:

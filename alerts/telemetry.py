@@ -31,3 +31,26 @@ NOTIFICATIONS = Counter("labelpulse_evaluator_notifications", "Alerts sent, by r
 NOTIFICATIONS_FAILED = Counter(
     "labelpulse_evaluator_notifications_failed", "Sends that failed (retried at the next evaluation)", ["receiver"]
 )
+
+# Per rule, for the dashboard's Alerts view ("is the watch on?") and its quality targets. Rule names are a
+# fixed set from the rule files; instances' labels never appear.
+RULE_INFO = Gauge(
+    "labelpulse_evaluator_rule_info", "A loaded rule (always 1), with its group, kind and severity",
+    ["rule", "group", "kind", "severity"],
+)  # fmt: skip
+RULE_LAST_EVALUATION = Gauge(
+    "labelpulse_evaluator_rule_last_evaluation_timestamp_seconds",
+    "When a rule was last evaluated without error (Unix time)",
+    ["rule"],
+)
+RULE_VALUE = Gauge(
+    "labelpulse_evaluator_rule_value",
+    "At the rule's last evaluation, the value of its most urgent instance (firing before pending, the longest "
+    "active first); NaN when its condition held for none",
+    ["rule"],
+)
+QUALITY_TARGET = Gauge(
+    "labelpulse_evaluator_quality_target_ratio",
+    "The threshold of a quality_drop rule: the target its metric is held to, as a share",
+    ["rule", "metric"],
+)

@@ -55,7 +55,9 @@ def sidebar() -> ViewState:
         start = end - QUICK_RANGES[range_key]
 
     window = queries.Filters(start, end)
-    projects = _multiselect("Projects", options(queries.project_names(), "project_id"), requested.filters.projects)
+    known_projects = options(queries.project_names(), "project_id")
+    unknown_projects(requested.filters.projects, known_projects)
+    projects = _multiselect("Projects", known_projects, requested.filters.projects)
     annotators = _multiselect(
         "Annotators", options(queries.annotator_names(window), "annotator_id"), requested.filters.annotators
     )
@@ -75,6 +77,20 @@ def sidebar() -> ViewState:
     if {key: st.query_params.get_all(key) for key in st.query_params} != wanted:  # the URL keeps what is shown
         st.query_params.from_dict(params)
     return state
+
+
+def unknown_projects(asked: tuple[str, ...], known: list[str]) -> None:
+    """Warn about projects a link names that have never sent an event (a typo, or one not started yet).
+    They stay chosen, so the link still works once that project's data arrives."""
+    unknown = [project for project in asked if project not in known]
+    if not unknown or not known:  # nothing known: an empty database or no ClickHouse, said on the page
+        return
+    named = ", ".join(literal(project) for project in unknown)
+    st.sidebar.warning(
+        f"No data for project {named} from the link: nothing will show for it. "
+        f"Projects with data: {', '.join(literal(project) for project in known[:20])}"
+        f"{' …' if len(known) > 20 else ''}."
+    )
 
 
 def _multiselect(label: str, choices: list[str], chosen: tuple[str, ...]) -> tuple[str, ...]:

@@ -39,6 +39,26 @@ def _short(name: str, limit: int = 28) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
+def time_axis(figure: go.Figure, times: pd.Series, bucket_s: int, max_ticks: int = 6) -> go.Figure:
+    """Ticks on the buckets the points stand for, at most `max_ticks` of them, never `09:59:59.999`.
+
+    Plotly picks sub-second ticks around one or two points; so the ticks are every k-th point, and a chart
+    of a few points gets a range padded by half a bucket on each side."""
+    points = pd.Series(pd.to_datetime(times.dropna()).drop_duplicates().sort_values(ignore_index=True))
+    whole_days = bucket_s % 86_400 == 0
+    several_days = len(points) > 0 and points.iloc[-1] - points.iloc[0] >= pd.Timedelta(days=1)
+    tick_format = "%b %-d" if whole_days else "%b %-d %H:%M" if several_days else "%H:%M"
+    figure.update_xaxes(type="date", tickformat=tick_format, hoverformat="%Y-%m-%d" if whole_days else "%Y-%m-%d %H:%M")
+    if points.empty:
+        return figure
+    step = -(-len(points) // max_ticks)  # ceiling division
+    figure.update_xaxes(tickmode="array", tickvals=list(points.iloc[::step]))
+    if len(points) <= 12:
+        half = pd.Timedelta(seconds=bucket_s / 2)
+        figure.update_xaxes(range=[points.iloc[0] - half, points.iloc[-1] + half])
+    return figure
+
+
 def lines(
     frame: pd.DataFrame,
     *,
@@ -49,8 +69,10 @@ def lines(
     x_title: str,
     y_title: str,
     hover: str,
+    bucket_s: int,
 ) -> go.Figure:
-    """One line per value of `series` (or one line). `hover` formats the value: '%{y:,.0f} annotations'."""
+    """One line per value of `series` (or one line) over time, `x` holding the start of each bucket of
+    `bucket_s` seconds. `hover` formats the value: '%{y:,.0f} annotations'."""
     figure = _figure(title, x_title, y_title)
     groups = frame.groupby(series, sort=True) if series else [("", frame)]
     for name, group in groups:
@@ -64,7 +86,7 @@ def lines(
                 hovertemplate=f"<b>{label}</b><br>%{{x}}<br>{hover}<extra></extra>",
             )
         )
-    return figure
+    return time_axis(figure, frame[x], bucket_s)
 
 
 def bars(
@@ -101,9 +123,19 @@ def bars(
 
 
 def band(
-    frame: pd.DataFrame, *, x: str, low: str, high: str, mid: str, title: str, x_title: str, y_title: str, hover: str
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    low: str,
+    high: str,
+    mid: str,
+    title: str,
+    x_title: str,
+    y_title: str,
+    hover: str,
+    bucket_s: int,
 ) -> go.Figure:
-    """A value with its interval (e.g. gold accuracy with its Wilson interval)."""
+    """A value with its interval over time (e.g. gold accuracy per hour with its Wilson interval)."""
     figure = _figure(title, x_title, y_title)
     figure.add_trace(
         go.Scatter(x=frame[x], y=frame[high], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip")
@@ -122,7 +154,7 @@ def band(
     )
     figure.add_trace(go.Scatter(x=frame[x], y=frame[mid], mode="lines+markers", name=y_title, hovertemplate=hover))
     figure.update_yaxes(tickformat=".0%", range=[0, 1.02])
-    return figure
+    return time_axis(figure, frame[x], bucket_s)
 
 
 def heatmap(

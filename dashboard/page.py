@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from dashboard.data import SchemaMissing, fetch
+from dashboard.data import SchemaMissing, fetch, settings
+from dashboard.evaluator_report import EvaluatorReport, EvaluatorUnavailable
+from dashboard.evaluator_report import read as read_evaluator_report
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
 from dashboard.presentation import alert_episodes, format_age
 from schema.client import ClickHouseUnavailable
+from schema.summaries import MISSING
 
 STATE_KEY = "labelpulse_view_state"
 FIRST_RUN = (
@@ -66,6 +70,31 @@ def freshness_caption(newest_occurred_at: pd.Timestamp, newest_received_at: pd.T
         f"{format_age(age)} ago · page refreshed {now:%H:%M:%S} UTC",
         help="Freshness: when the newest stored event happened, and how long ago a worker last stored one.",
     )
+
+
+def table(
+    frame: pd.DataFrame, column_config: dict, *, where: st.delta_generator.DeltaGenerator | None = None, **options: Any
+) -> None:
+    """A table as every view shows it: no index, missing values as MISSING, never as "None"."""
+    (where or st).dataframe(frame, hide_index=True, column_config=column_config, placeholder=MISSING, **options)
+
+
+def evaluator_report() -> EvaluatorReport | str:
+    """What the alert evaluator reports about its rules, or why there is no report (a sentence)."""
+    url = settings().alerts_metrics_url
+    if not url:
+        return "the alert evaluator serves no metrics here (LABELPULSE_ALERTS_METRICS_PORT=0)"
+    return _evaluator_report(url)
+
+
+# Shared by every viewer and refresh for a few seconds: an evaluator that does not answer costs its timeout
+# once, not on every page run. Ages on the page are computed from the evaluation times, so they stay right.
+@st.cache_data(ttl=10, show_spinner=False)
+def _evaluator_report(url: str) -> EvaluatorReport | str:
+    try:
+        return read_evaluator_report(url)
+    except EvaluatorUnavailable as error:
+        return str(error)
 
 
 def not_enough_data(what: str, why: str) -> None:

@@ -26,6 +26,14 @@ def delta(current: float | None, previous: float | None) -> float | None:
     return (current - previous) / previous
 
 
+def bar_range(target: float) -> tuple[float, float]:
+    """The min and max of a progress bar for a share held to `target`: the bar's middle, where Streamlit's
+    "auto" colour turns from red to green (green only above it), lies just under the target, so a share that
+    meets the target is green."""
+    middle = min(max(target, 0.01), 0.99) - 1e-9  # a bar needs some width on each side of its middle
+    return (2 * middle - 1, 1.0) if middle >= 0.5 else (0.0, 2 * middle)
+
+
 def format_duration(value: timedelta | None) -> str:
     if value is None:
         return "never at the current rate"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.env import ConfigError, env_int, env_port, env_str
+from config.env import ConfigError, env_int, env_port, env_str, env_url
 from dashboard.auth import AUTH_MODES, DashboardUser, load_users
 from kafka_admin.settings import KafkaSettings
 from schema.client import ClickHouseSettings
@@ -25,6 +25,9 @@ class DashboardSettings:
     cache_ttl_s: int = 5  # how long one query result is reused across viewers and reruns
     auth: str = "none"  # how people sign in: none, password, oidc (dashboard.auth)
     users: Mapping[str, DashboardUser] = field(default_factory=dict)  # who may sign in, and their projects
+    # The alert evaluator's /metrics: the rules it watches with, for the Alerts view and the quality targets.
+    # By default where `labelpulse alerts` serves it on this machine; empty when it serves none.
+    alerts_metrics_url: str = "http://127.0.0.1:9811/metrics"
 
     @property
     def url(self) -> str:
@@ -40,6 +43,7 @@ class DashboardSettings:
             port=env_port(env, "DASHBOARD_PORT", cls.port),
             refresh_s=env_int(env, "DASHBOARD_REFRESH_S", cls.refresh_s, minimum=0, maximum=3600),
             cache_ttl_s=env_int(env, "DASHBOARD_CACHE_TTL_S", cls.cache_ttl_s, minimum=0, maximum=3600),
+            alerts_metrics_url=_alerts_metrics_url(env),
             **_sign_in(env),
         )
 
@@ -59,3 +63,8 @@ def _sign_in(env: Mapping[str, str]) -> dict[str, Any]:
             "LABELPULSE_DASHBOARD_USERS_FILE is set but LABELPULSE_DASHBOARD_AUTH is none: set it to password or oidc"
         )
     return {"auth": auth, "users": load_users(Path(path), auth) if path else {}}
+
+
+def _alerts_metrics_url(env: Mapping[str, str]) -> str:
+    port = env_int(env, "ALERTS_METRICS_PORT", 9811, maximum=65535)  # the evaluator's own setting
+    return env_url(env, "ALERTS_METRICS_URL", None) or (f"http://127.0.0.1:{port}/metrics" if port else "")

@@ -157,6 +157,11 @@ BACKLOG = f"toInt64({TASKS_CREATED.sql()}) - toInt64({TASKS_COMPLETED.sql()})"
 BACKLOG_PROMQL = gauge("backlog")
 
 
+# The current pace: counts over the last hour before the moment asked about, per hour. The ETA assumes it, the
+# Overview shows it beside the range's average, and the business gauges' *_last_hour hold it.
+PACE_WINDOW = timedelta(hours=1)
+
+
 def eta_hours(backlog: float, completed_per_hour: float) -> float:
     """Hours to clear the backlog at the recent completion rate: 0 with nothing left, +inf with no pace."""
     if backlog <= 0:

@@ -145,9 +145,9 @@ ORDER BY project_id""",
     )
 
 
-def backlog(filters: Filters, rate_window: timedelta = timedelta(hours=1)) -> Query:
-    """Per project: the backlog at the end of the range, and completions in the last `rate_window`
-    before it — the rate the ETA assumes."""
+def backlog(filters: Filters, rate_window: timedelta = metric.PACE_WINDOW) -> Query:
+    """Per project: the backlog at the end of the range, and completions and annotations in the last
+    `rate_window` before it — the current pace (the ETA assumes the completions')."""
     parameters: dict[str, Any] = {"end": filters.end, "rate_from": filters.end - rate_window}
     project = _only_projects(filters, parameters, "AND")
     recently = in_minutes("{rate_from:DateTime64(3, 'UTC')}", END)
@@ -156,7 +156,8 @@ def backlog(filters: Filters, rate_window: timedelta = timedelta(hours=1)) -> Qu
 SELECT
     project_id,
     {metric.BACKLOG} AS backlog,
-    {metric.TASKS_COMPLETED.sql(recently)} AS completed_recently
+    {metric.TASKS_COMPLETED.sql(recently)} AS completed_recently,
+    {metric.ANNOTATIONS_SUBMITTED.sql(recently)} AS annotations_recently
 FROM rollup_project_minute
 WHERE minute < {END} {project}
 GROUP BY project_id

@@ -13,6 +13,7 @@ from schema.metric_definitions import MIN_GOLD_ANSWERS, eta_hours, per_hour, rat
 from schema.stats import wilson_interval
 
 Fetch = Callable[[queries.Query], pd.DataFrame]
+MISSING = "–"  # a value that cannot be computed yet; where it is shown, its column says when and why
 
 _SUMMARY_COUNTS = [
     "annotations",
@@ -23,6 +24,7 @@ _SUMMARY_COUNTS = [
     "annotators",
     "backlog",
     "completed_recently",
+    "annotations_recently",
     "reviewed",
     "accepted",
     "fixed",
@@ -122,7 +124,9 @@ def annotator_scorecard(filters: queries.Filters, fetch: Fetch) -> pd.DataFrame:
     table["model_assisted_share"] = (table["model_assisted"] / table["annotations"]).where(table["annotations"] > 0)
     table["gold_accuracy"] = table["gold_accuracy"].where(table["gold_answers"] >= MIN_GOLD_ANSWERS)
     table["gold_ci"] = [
-        _interval(wilson_interval(int(c), int(n))) if n >= MIN_GOLD_ANSWERS else "not enough gold"
+        f"{_interval(wilson_interval(int(c), int(n)))} · N {int(n)}"
+        if n >= MIN_GOLD_ANSWERS
+        else f"{MISSING} · N {int(n)}"
         for c, n in zip(table["gold_correct"], table["gold_answers"], strict=True)
     ]
     table["gold_answers"] = table["gold_answers"].astype("int64")
@@ -133,7 +137,7 @@ def annotator_scorecard(filters: queries.Filters, fetch: Fetch) -> pd.DataFrame:
 
 
 def _interval(bounds: tuple[float, float] | None) -> str:
-    return "–" if bounds is None else f"{bounds[0]:.0%} – {bounds[1]:.0%}"
+    return MISSING if bounds is None else f"{bounds[0]:.0%} – {bounds[1]:.0%}"
 
 
 def flag_outliers(table: pd.DataFrame, gold_floor: float = 0.7, min_annotations: int = 20) -> pd.Series:

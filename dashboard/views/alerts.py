@@ -10,8 +10,8 @@ import streamlit as st
 from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
-from dashboard.page import live
-from dashboard.presentation import alert_episodes, format_duration
+from dashboard.page import MISSING, evaluator_report, live, table
+from dashboard.presentation import alert_episodes, format_age, format_duration
 
 NOT_RUNNING = (
     "No alert has ever changed state here. Alerts come from the evaluator: `labelpulse alerts` "
@@ -33,7 +33,7 @@ def active(filters: queries.Filters) -> None:
         st.success("Nothing is pending or firing.", icon=":material/check_circle:")
         return
     moment = pd.Timestamp(datetime.now(UTC)).tz_localize(None)
-    table = pd.DataFrame(
+    instances = pd.DataFrame(
         {
             "state": now["state"],
             "alert": now["rule"],
@@ -44,11 +44,66 @@ def active(filters: queries.Filters) -> None:
             "runbook": now["runbook_url"],
         }
     )
-    st.dataframe(
-        table,
-        hide_index=True,
-        column_config={"runbook": st.column_config.LinkColumn("runbook", display_text="open runbook")},
+    table(
+        instances,
+        {
+            "state": st.column_config.TextColumn("state", width=70),
+            "alert": st.column_config.TextColumn("alert", width=190, pinned=True),
+            "severity": st.column_config.TextColumn("severity", width=70),
+            "labels": st.column_config.TextColumn("labels", width=180),
+            "for": st.column_config.TextColumn("for", width=70),
+            "summary": st.column_config.TextColumn("summary", width=270),
+            "runbook": st.column_config.LinkColumn("runbook", display_text="open runbook", width=110),
+        },
     )
+
+
+def watched_rules() -> bool:
+    """The rules the evaluator is watching with: an empty page still shows that the watch is on. False when
+    the evaluator does not answer."""
+    st.subheader("Rules")
+    report = evaluator_report()
+    if isinstance(report, str):
+        st.warning(
+            f"**Nothing is being watched from here:** {report}. Alerts come from the evaluator: "
+            "`labelpulse alerts` (`labelpulse up` starts it); set `LABELPULSE_ALERTS_METRICS_URL` if it "
+            "serves its metrics elsewhere.",
+            icon=":material/visibility_off:",
+        )
+        return False
+    rules = report.rules
+    now = datetime.now(UTC)
+    evaluated = [
+        "never" if pd.isna(at) else f"{format_age((pd.Timestamp(now) - at).total_seconds())} ago"
+        for at in rules["evaluated_at"]
+    ]
+    watched = int(rules["evaluated_at"].notna().sum())
+    st.caption(f"{len(rules)} rules loaded, {watched} evaluated so far.")
+    table(
+        rules.assign(evaluated=evaluated)[["rule", "group", "severity", "state", "evaluated", "value", "errors"]],
+        {
+            "rule": st.column_config.TextColumn("rule", width=220, pinned=True),
+            "group": st.column_config.TextColumn("group", width=110),
+            "severity": st.column_config.TextColumn("severity", width=80),
+            "state": st.column_config.TextColumn(
+                "state", width=130, help="firing or pending when any instance is; inactive: the condition holds nowhere"
+            ),
+            "evaluated": st.column_config.TextColumn(
+                "last evaluated", width=120, help="When its last evaluation ran without error"
+            ),
+            "value": st.column_config.NumberColumn(
+                "last value",
+                format="%.3g",
+                width=100,
+                help=f"At the last evaluation, the value of its most urgent instance. {MISSING}: the condition "
+                "held for none (all well)",
+            ),
+            "errors": st.column_config.NumberColumn(
+                "errors", format="%d", width=70, help="Failed evaluations since the evaluator started"
+            ),
+        },
+    )
+    return True
 
 
 def timeline(filters: queries.Filters) -> None:
@@ -75,20 +130,24 @@ def render(state: ViewState) -> None:
     st.header("Alerts")
     log = fetch(queries.alert_log(state.filters))
     active(state.filters)
+    watching = watched_rules()
     st.subheader("History")
     timeline(state.filters)
     if log.empty:
-        st.caption(NOT_RUNNING)
+        st.caption("No alert changed state in this range." if watching else NOT_RUNNING)
         return
     log = log.assign(labels=[_labels(labels) for labels in log["labels"]])
-    st.dataframe(
+    table(
         log,
-        hide_index=True,
-        column_config={
-            "at": st.column_config.DatetimeColumn("at (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-            "previous_state": "from",
-            "state": "to",
-            "runbook_url": st.column_config.LinkColumn("runbook", display_text="open runbook"),
+        {
+            "at": st.column_config.DatetimeColumn("at (UTC)", format="YYYY-MM-DD HH:mm:ss", width=150),
+            "rule": st.column_config.TextColumn("rule", width=170),
+            "previous_state": st.column_config.TextColumn("from", width=70),
+            "state": st.column_config.TextColumn("to", width=70),
+            "labels": st.column_config.TextColumn("labels", width=160),
+            "value": st.column_config.NumberColumn("value", format="%.3g", width=70),
+            "summary": st.column_config.TextColumn("summary", width=180),
+            "runbook_url": st.column_config.LinkColumn("runbook", display_text="open runbook", width=100),
         },
     )
 

@@ -6,14 +6,18 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
 
 from dashboard import charts, queries
 from dashboard.data import fetch
+from dashboard.evaluator_report import EvaluatorReport
 from dashboard.filters import ViewState
-from dashboard.page import firing_episodes, live, not_enough_data
-from dashboard.presentation import delta, eta, format_age, format_count, format_duration, format_share
+from dashboard.page import MISSING, evaluator_report, firing_episodes, live, not_enough_data, table
+from dashboard.presentation import bar_range, delta, eta, format_age, format_count, format_duration, format_share
 from schema import summaries
-from schema.metric_definitions import MIN_GOLD_ANSWERS, per_hour, ratio
+from schema.metric_definitions import MIN_GOLD_ANSWERS, PACE_WINDOW, per_hour, ratio
+
+PACE, AVERAGE = "Annotations/h · last hour", "Annotations/h · range average"
 
 
 def project_summary(filters: queries.Filters) -> pd.DataFrame:
@@ -40,19 +44,26 @@ def kpis(state: ViewState, now: pd.DataFrame) -> None:
     gold_now = ratio(total(now, "gold_correct"), total(now, "gold_answers"))
     gold_before = ratio(total(before, "gold_correct"), total(before, "gold_answers"))
     backlog = int(total(now, "backlog"))
-    columns = st.columns(7)
+    columns = [*st.columns(4), *st.columns(4)]  # two rows: eight tiles stay readable at 1440 px
     columns[0].metric(
-        "Annotations/h",
-        format_count(rate_now),
-        _delta(rate_now, rate_before),
-        help="Annotations submitted per hour over the range, against the previous range of equal length.",
+        PACE,
+        format_count(per_hour(total(now, "annotations_recently"), PACE_WINDOW)),
+        help="The current pace: annotations submitted in the last hour of the range (up to now, for a quick "
+        "range). The throughput chart shows the same per bucket.",
     )
     columns[1].metric(
+        AVERAGE,
+        format_count(rate_now),
+        _delta(rate_now, rate_before),
+        help="Annotations submitted in the whole range ÷ its hours, quiet hours included — against the "
+        "previous range of equal length. Lower than the pace when work started recently.",
+    )
+    columns[2].metric(
         "Tasks completed",
         format_count(total(now, "tasks_completed")),
         _delta(total(now, "tasks_completed"), total(before, "tasks_completed")),
     )
-    columns[2].metric(
+    columns[3].metric(
         "Backlog",
         format_count(backlog),
         f"ETA {format_duration(eta(backlog, total(now, 'completed_recently')))}",
@@ -60,25 +71,25 @@ def kpis(state: ViewState, now: pd.DataFrame) -> None:
         delta_arrow="off",
         help="Tasks created minus completed, all time; ETA at the last hour's completion rate.",
     )
-    columns[3].metric(
+    columns[4].metric(
         "First-pass",
         format_share(first_pass_now),
         _delta(first_pass_now, first_pass_before),
         help="Reviews accepting work never rejected before ÷ reviews, over the range.",
     )
-    columns[4].metric(
+    columns[5].metric(
         "Gold accuracy",
         format_share(gold_now) if total(now, "gold_answers") >= MIN_GOLD_ANSWERS else "–",
         _delta(gold_now, gold_before) if total(now, "gold_answers") >= MIN_GOLD_ANSWERS else None,
         help=f"Correct honeypot answers ÷ honeypot answers; shown from {MIN_GOLD_ANSWERS} answers on.",
     )
     alpha = now["krippendorff_alpha"].dropna()
-    columns[5].metric(
+    columns[6].metric(
         "Agreement (α)",
         f"{alpha.mean():.2f}" if len(alpha) else "–",
         help="Krippendorff's alpha (nominal) on overlapping tasks, averaged over projects.",
     )
-    columns[6].metric(
+    columns[7].metric(
         "Freshness",
         freshness_text(),
         help="How long ago the newest stored event happened: end-to-end delay plus any quiet time.",
@@ -109,6 +120,7 @@ def render(state: ViewState) -> None:
     figure = charts.lines(
         series,
         x="bucket",
+        bucket_s=queries.bucket_seconds(state.filters.span),
         y="annotations",
         series="project_id",
         title="Annotations submitted",
@@ -119,6 +131,8 @@ def render(state: ViewState) -> None:
     episodes = firing_episodes(state.filters, about_projects=True)
     st.plotly_chart(charts.mark_alerts(figure, episodes, series["bucket"].max()))
     st.subheader("Projects side by side")
+    report = evaluator_report()
+    targets = report.targets if isinstance(report, EvaluatorReport) else {}
     shown = summary[
         [
             "project_id",
@@ -133,28 +147,71 @@ def render(state: ViewState) -> None:
             "annotators",
         ]
     ]
-    st.dataframe(
+    table(
         shown,
-        hide_index=True,
-        column_config={
-            "project_id": st.column_config.TextColumn("Project", width="medium"),
-            "annotations_per_hour": st.column_config.NumberColumn("Annotations / h", format="%.1f"),
-            "tasks_completed": st.column_config.NumberColumn("Completed", format="%d"),
-            "backlog": st.column_config.NumberColumn("Backlog", format="%d", help="created − completed, all time"),
-            "eta": st.column_config.TextColumn("ETA", help="backlog ÷ completions in the last hour"),
-            "first_pass_acceptance": st.column_config.ProgressColumn(
-                "First-pass", min_value=0, max_value=1, format="percent", help="accepted, never rejected before"
+        {
+            "project_id": st.column_config.TextColumn("Project", width=130, pinned=True),
+            "annotations_per_hour": st.column_config.NumberColumn(
+                "Avg / h", format="%.1f", width=70, help="Annotations per hour, averaged over the range"
             ),
-            "acceptance": st.column_config.ProgressColumn("Acceptance", min_value=0, max_value=1, format="percent"),
-            "gold_accuracy": st.column_config.ProgressColumn(
-                "Gold accuracy", min_value=0, max_value=1, format="percent"
+            "tasks_completed": st.column_config.NumberColumn("Completed", format="%d", width=80),
+            "backlog": st.column_config.NumberColumn(
+                "Backlog", format="%d", width=70, help="created − completed, all time"
             ),
-            "percent_agreement": st.column_config.ProgressColumn(
-                "Agreement", min_value=0, max_value=1, format="percent"
+            "eta": st.column_config.TextColumn("ETA", width=150, help="backlog ÷ completions in the last hour"),
+            "first_pass_acceptance": share_bar(
+                "First-pass",
+                f"Accepted, never rejected before ÷ reviews. {MISSING}: no reviews in the range yet",
+                targets.get("first_pass_acceptance"),
             ),
-            "annotators": st.column_config.NumberColumn("Annotators", format="%d"),
+            "acceptance": share_bar(
+                "Acceptance", f"(accepted + fixed) ÷ reviewed. {MISSING}: no reviews in the range yet", None
+            ),
+            "gold_accuracy": share_bar(
+                "Gold",
+                f"Correct gold answers ÷ gold answers. {MISSING}: fewer than {MIN_GOLD_ANSWERS} gold answers",
+                targets.get("gold_accuracy"),
+            ),
+            "percent_agreement": share_bar(
+                "Agreement",
+                f"Percent agreement on tasks labeled by two or more annotators. {MISSING}: no such task completed "
+                "in the range",
+                None,
+            ),
+            "annotators": st.column_config.NumberColumn("Annotators", format="%d", width=80),
         },
     )
+
+    st.caption(targets_caption(targets, report if isinstance(report, str) else None))
+
+
+def share_bar(label: str, help: str, target: float | None) -> ColumnConfig:
+    """A share as a bar: green at or above its target, red below; blue when nothing sets a target."""
+    if target is None:
+        return st.column_config.ProgressColumn(
+            label, min_value=0, max_value=1, format="percent", width=95, color="blue", help=help
+        )
+    low, high = bar_range(target)
+    return st.column_config.ProgressColumn(
+        label,
+        min_value=low,
+        max_value=high,
+        format="percent",
+        width=95,
+        color="auto",
+        help=f"{help}. Green from the target {target:.0%} (the alert rules' threshold) up, red below; the bar "
+        "spans the target ± the distance to the nearest end",
+    )
+
+
+def targets_caption(targets: dict[str, float], unavailable: str | None) -> str:
+    if unavailable is not None:
+        return f"Bars are blue: their targets are the alert rules' thresholds, and {unavailable}."
+    held = {"first_pass_acceptance": "first-pass", "gold_accuracy": "gold accuracy"}
+    shown = [f"{name} {targets[metric]:.0%}" for metric, name in held.items() if metric in targets]
+    if not shown:
+        return "Bars are blue: no alert rule sets a target for these shares."
+    return f"Green meets the target, red misses it — targets from the alert rules: {', '.join(shown)}; blue: no target."
 
 
 live(render)

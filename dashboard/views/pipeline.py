@@ -11,7 +11,7 @@ from dashboard import charts, queries, runtime_status
 from dashboard.data import fetch, settings
 from dashboard.filters import ViewState
 from dashboard.lag import LagUnavailable, consumer_lag
-from dashboard.page import firing_episodes, live, view_state
+from dashboard.page import firing_episodes, live, table, view_state
 from schema.metric_definitions import dead_letter_ratio
 
 
@@ -87,6 +87,7 @@ def render(state: ViewState) -> None:
         events = charts.lines(
             ingest,
             x="bucket",
+            bucket_s=queries.bucket_seconds(state.filters.span),
             y="events_per_s",
             series=None,
             title="Events in per second",
@@ -104,6 +105,7 @@ def render(state: ViewState) -> None:
             charts.lines(
                 lag,
                 x="bucket",
+                bucket_s=queries.bucket_seconds(state.filters.span),
                 y="seconds",
                 series="quantile",
                 title="End-to-end ingest lag",
@@ -129,7 +131,18 @@ def render(state: ViewState) -> None:
         )
     )
     st.caption("Latest refused messages (the first 200 characters of each):")
-    st.dataframe(fetch(queries.latest_dead_letters(state.filters)), hide_index=True)
+    table(
+        fetch(queries.latest_dead_letters(state.filters)),
+        {
+            "received_at": st.column_config.DatetimeColumn("received (UTC)", format="YYYY-MM-DD HH:mm:ss", width=150),
+            "rule": st.column_config.TextColumn("rule", width=130),
+            "field": st.column_config.TextColumn("field", width=90),
+            "reason": st.column_config.TextColumn("reason", width=220),
+            "partition": st.column_config.NumberColumn("partition", format="%d", width=65),
+            "offset": st.column_config.NumberColumn("offset", format="%d", width=70),
+            "raw_start": st.column_config.TextColumn("message starts with", width=240),
+        },
+    )
 
 
 runtime_banners()

@@ -9,7 +9,7 @@ from dashboard import charts, queries
 from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
-from dashboard.page import live, not_enough_data
+from dashboard.page import MISSING, live, not_enough_data, table
 from dashboard.presentation import eta, format_duration
 from schema.metric_definitions import MIN_GOLD_ANSWERS
 from schema.stats import wilson_interval
@@ -48,6 +48,7 @@ def render(state: ViewState) -> None:
             charts.lines(
                 long,
                 x="hour",
+                bucket_s=3600,  # hourly rows
                 y="seconds",
                 series="quantile",
                 title="Handle time per annotation",
@@ -69,6 +70,7 @@ def render(state: ViewState) -> None:
             charts.lines(
                 burndown,
                 x="bucket",
+                bucket_s=queries.bucket_seconds(filters.span),
                 y="backlog",
                 series=None,
                 title=f"Backlog burndown — ETA {finish}",
@@ -95,6 +97,7 @@ def render(state: ViewState) -> None:
         figure = charts.lines(
             long,
             x="hour",
+            bucket_s=3600,  # hourly rows
             y="share",
             series="measure",
             title="Review outcomes",
@@ -157,6 +160,7 @@ def gold_panel(column: st.delta_generator.DeltaGenerator, filters: queries.Filte
         charts.band(
             hourly,
             x="hour",
+            bucket_s=3600,  # hourly rows
             low="low",
             high="high",
             mid="accuracy",
@@ -177,16 +181,20 @@ def agreement_panel(filters: queries.Filters) -> None:
             "assignments.",
         )
         return
-    st.dataframe(
+    undefined = f"{MISSING}: undefined when every answer in the range used one label (chance agreement is 1)"
+    table(
         summary[["project_id", "tasks", "percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1"]],
-        hide_index=True,
-        column_config={
-            "project_id": "Project",
-            "tasks": st.column_config.NumberColumn("Overlapping tasks", format="%d"),
-            "percent_agreement": st.column_config.NumberColumn("Percent agreement", format="percent"),
-            "fleiss_kappa": st.column_config.NumberColumn("Fleiss' κ", format="%.3f"),
-            "krippendorff_alpha": st.column_config.NumberColumn("Krippendorff's α", format="%.3f"),
-            "gwet_ac1": st.column_config.NumberColumn("Gwet's AC1", format="%.3f"),
+        {
+            "project_id": st.column_config.TextColumn("Project", pinned=True),
+            "tasks": st.column_config.NumberColumn(
+                "Overlapping tasks", format="%d", help="Completed tasks labeled by two or more annotators"
+            ),
+            "percent_agreement": st.column_config.NumberColumn(
+                "Percent agreement", format="percent", help="Pairs of first answers on a task that agree"
+            ),
+            "fleiss_kappa": st.column_config.NumberColumn("Fleiss' κ", format="%.3f", help=undefined),
+            "krippendorff_alpha": st.column_config.NumberColumn("Krippendorff's α", format="%.3f", help=undefined),
+            "gwet_ac1": st.column_config.NumberColumn("Gwet's AC1", format="%.3f", help=undefined),
         },
     )
     left, right = st.columns(2)

@@ -8,6 +8,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -16,8 +17,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import streamlit as st
+from prometheus_client import start_http_server
 from streamlit.testing.v1 import AppTest
 
+from alerts.evaluator import Evaluator
+from alerts.rules import DEFAULT_RULES_DIR, load_rules
+from dashboard.page import MISSING
+from dashboard.presentation import bar_range, format_count
 from labelpulse.net import free_port
 from labelpulse.simulator import Plan, generate
 from schema import migrations
@@ -61,11 +67,38 @@ def seeded(request: pytest.FixtureRequest, clickhouse_service: ClickHouseService
     connect(clickhouse_service.settings, database="default").command(f"DROP DATABASE {settings.database} SYNC")
 
 
+@contextmanager
+def evaluator_metrics(settings: ClickHouseSettings, skip_groups: tuple[str, ...] = ()) -> Iterator[str]:
+    """The default rules evaluated once over `settings`' data (but for `skip_groups`) by a real Evaluator,
+    its /metrics served as `labelpulse alerts` serves them; yields the URL."""
+    evaluator = Evaluator(load_rules(DEFAULT_RULES_DIR).rules, lambda: connect(settings))
+    for group in evaluator.groups:
+        if group.name not in skip_groups:
+            evaluator.evaluate_group(group)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1")
+    try:
+        yield f"http://127.0.0.1:{port}/metrics"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        connect(settings).command(
+            "TRUNCATE TABLE alert_history"
+        )  # the transitions it wrote: other tests share the data
+
+
 def app(
-    settings: ClickHouseSettings, monkeypatch: pytest.MonkeyPatch, page: str | None = None, **params: object
+    settings: ClickHouseSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    page: str | None = None,
+    alerts_metrics_url: str | None = None,
+    **params: object,
 ) -> AppTest:
     for key, value in settings.to_env().items():
         monkeypatch.setenv(key, value)
+    # Without an evaluator of its own, a test must not find one that happens to run on this machine.
+    monkeypatch.setenv("LABELPULSE_ALERTS_METRICS_URL", alerts_metrics_url or f"http://127.0.0.1:{free_port()}/metrics")
     monkeypatch.setenv("LABELPULSE_DASHBOARD_CACHE_TTL_S", "0")
     st.cache_resource.clear()  # settings and the client are cached per process: start from this test's
     st.cache_data.clear()
@@ -92,12 +125,33 @@ def test_overview_kpis_equal_pandas_counts(seeded: Seeded, monkeypatch: pytest.M
     at = app(seeded.settings, monkeypatch)
     assert metric(at, "Tasks completed") == f"{count_of(seeded.events, 'task_completed'):,}"
     per_hour = count_of(seeded.events, "annotation_submitted") / 6
-    assert metric(at, "Annotations/h") == f"{per_hour:,.1f}"
+    assert metric(at, "Annotations/h · range average") == f"{per_hour:,.1f}"
     created, completed = count_of(seeded.events, "task_created"), count_of(seeded.events, "task_completed")
     assert metric(at, "Backlog") == f"{created - completed:,}"
     rounds = expected_review_rounds(seeded.events).sum()
     assert metric(at, "First-pass") == f"{rounds['first_pass_accepted'] / rounds['reviews']:.1%}"
     assert metric(at, "Freshness").endswith((" s", " min", " h"))
+
+
+def test_overview_shows_the_last_hours_pace_beside_the_range_average(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range that began long before the work did: the average is diluted, the pace is not."""
+    submitted = seeded.events[seeded.events["event_type"] == "annotation_submitted"]
+    end = submitted["occurred_at"].min().floor("min") + pd.Timedelta(minutes=30)
+    start = end - pd.Timedelta(hours=6)
+    at = app(
+        seeded.settings,
+        monkeypatch,
+        range="custom",
+        **{"from": f"{start:%Y-%m-%dT%H:%M}", "to": f"{end:%Y-%m-%dT%H:%M}"},
+    )
+    minutes = submitted["occurred_at"].dt.floor("min")
+    in_range = submitted[(minutes >= start) & (minutes < end)]
+    last_hour = submitted[(minutes >= end - pd.Timedelta(hours=1)) & (minutes < end)]
+    assert metric(at, "Annotations/h · last hour") == f"{len(last_hour):,}"
+    assert metric(at, "Annotations/h · range average") == format_count(len(in_range) / 6)
+    assert len(last_hour) > len(in_range) / 6
 
 
 def test_overview_compares_projects_side_by_side(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,6 +164,68 @@ def test_overview_compares_projects_side_by_side(seeded: Seeded, monkeypatch: py
         assert table.loc[project, "tasks_completed"] == count_of(seeded.events, "task_completed", project)
         backlog = count_of(seeded.events, "task_created", project) - count_of(seeded.events, "task_completed", project)
         assert table.loc[project, "backlog"] == backlog
+
+
+def column_configs(frame: object) -> dict[str, dict]:
+    return {name: config for name, config in json.loads(frame.proto.columns).items()}  # type: ignore[attr-defined]
+
+
+def test_missing_values_show_a_dash_and_each_column_says_why(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """First-pass acceptance of a project without reviews, kappas of a single-label window: "–", not "None"."""
+    for page, column, why in (
+        ("views/overview.py", "first_pass_acceptance", "no reviews in the range yet"),
+        ("views/overview.py", "gold_accuracy", "fewer than 10 gold answers"),
+        ("views/annotators.py", "first_pass_acceptance", "no review of their work yet"),
+        ("views/project.py", "krippendorff_alpha", "one label"),
+        ("views/project.py", "gwet_ac1", "one label"),
+    ):
+        at = app(seeded.settings, monkeypatch, page=page)
+        (frame,) = [frame for frame in at.dataframe if column in frame.value.columns]
+        assert frame.proto.placeholder == MISSING, page
+        assert f"{MISSING}: " in column_configs(frame)[column]["help"] and why in column_configs(frame)[column]["help"]
+    for frame in at.dataframe:
+        assert frame.proto.placeholder == MISSING
+
+
+def test_the_annotators_table_shows_its_key_columns_first_and_explains_every_flag(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/annotators.py")
+    frame = at.dataframe[0]
+    configs = column_configs(frame)
+    assert list(frame.proto.column_order)[:2] == ["annotator_id", "flags"]
+    assert configs["annotator_id"]["pinned"] and configs["flags"]["pinned"]
+    flagged = frame.value[frame.value["flags"] != ""]
+    assert len(flagged) > 0
+    (listed,) = [warning.value for warning in at.warning]
+    for annotator, reasons in zip(flagged["annotator_id"], flagged["flags"], strict=True):
+        assert f"` {annotator} `: {reasons}" in listed
+
+
+def test_share_bars_are_coloured_against_the_alert_rules_targets(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with evaluator_metrics(seeded.settings) as url:
+        at = app(seeded.settings, monkeypatch, alerts_metrics_url=url)
+    bars = column_configs(at.dataframe[0])
+    targets = {"first_pass_acceptance": 0.5, "gold_accuracy": 0.7}  # FirstPassAcceptanceLow, GoldAccuracyLow
+    for column, target in targets.items():
+        low, high = bar_range(target)
+        assert (
+            bars[column]["type_config"] | {"min_value": low, "max_value": high, "color": "auto"}
+            == bars[column]["type_config"]
+        )
+        assert (low + high) / 2 == pytest.approx(target)  # "auto" turns green above the middle
+    for column in ("acceptance", "percent_agreement"):  # no rule sets a target for them
+        assert bars[column]["type_config"]["color"] == "blue"
+    assert any("targets from the alert rules: first-pass 50%, gold accuracy 70%" in c.value for c in at.caption)
+
+
+def test_share_bars_are_blue_and_say_why_without_an_evaluator(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch)
+    bars = column_configs(at.dataframe[0])
+    assert {bars[column]["type_config"]["color"] for column in ("first_pass_acceptance", "gold_accuracy")} == {"blue"}
+    assert any("Bars are blue" in c.value and "no answer from" in c.value for c in at.caption)
 
 
 def test_a_project_filter_from_the_url_narrows_every_number(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,6 +279,14 @@ def test_project_view_renders_with_agreement(seeded: Seeded, monkeypatch: pytest
     answers = submissions.merge(gold[["task_id", "gold_label"]], on="task_id", suffixes=("", "_task"))
     accuracy = (answers["label"] == answers["gold_label_task"]).mean()
     assert metric(at, "Gold accuracy") == f"{accuracy:.1%}"
+
+
+def test_a_link_to_a_project_without_data_is_warned_about(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app(seeded.settings, monkeypatch, project=["nope", "retail-products"])
+    (warning,) = at.sidebar.warning
+    assert "No data for project ` nope `" in warning.value and "data: ` retail-products `" in warning.value
+    assert "` retail-products ` from the link" not in warning.value
+    assert at.query_params["project"] == ["nope", "retail-products"]  # kept: it may start sending later
 
 
 def test_a_selection_without_data_says_not_enough_data(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -276,6 +400,37 @@ def test_alerts_view_without_any_alert_says_where_alerts_come_from(
     assert any("labelpulse alerts" in caption.value for caption in at.caption)
 
 
+def test_alerts_view_lists_the_rules_being_watched_with_state_last_evaluation_and_value(
+    clickhouse_service: ClickHouseService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every loaded rule, evaluated or not yet, with its state, when it last ran and its value."""
+    settings, values = create_database(clickhouse_service, seed_events=300)  # just stored: nothing is stale
+    with evaluator_metrics(settings, skip_groups=("annotators",)) as url:
+        at = app(settings, monkeypatch, page="views/alerts.py", alerts_metrics_url=url)
+    (rules,) = [frame.value.set_index("rule") for frame in at.dataframe if "evaluated" in frame.value.columns]
+    loaded = load_rules(DEFAULT_RULES_DIR).rules
+    assert sorted(rules.index) == sorted(rule.alert for rule in loaded)
+    skipped = [rule.alert for rule in loaded if rule.group == "annotators"]
+    assert set(rules.loc[skipped, "state"]) == {"not evaluated yet"} and set(rules.loc[skipped, "evaluated"]) == {
+        "never"
+    }
+    evaluated = rules.drop(index=skipped)
+    assert evaluated["evaluated"].str.fullmatch(r"\d+ s ago").all()
+    assert set(evaluated["state"]) <= {"inactive", "pending", "firing"}
+    assert rules.loc["DataStale", "state"] == "inactive" and pd.isna(rules.loc["DataStale", "value"])
+    refused = sum(expected_from(values)[1].values()) / len(values)  # the seed's garbage: over the 5 % allowed
+    assert rules.loc["DeadLetterRateHigh", "state"] == "pending"  # for its `for` (5 min)
+    assert rules.loc["DeadLetterRateHigh", "value"] == pytest.approx(refused, rel=0.1)
+    assert any(f"{len(loaded)} rules loaded" in caption.value for caption in at.caption)
+
+
+def test_alerts_view_says_nothing_is_watched_when_the_evaluator_does_not_answer(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = app(seeded.settings, monkeypatch, page="views/alerts.py")
+    assert any("Nothing is being watched from here" in w.value and "labelpulse alerts" in w.value for w in at.warning)
+
+
 # What a link may carry to someone who clicks it: Markdown and HTML that would render as a link, an
 # image (fetched on load), formatting, LaTeX, Streamlit's :color[…] directives, and a bare URL.
 HOSTILE_LINK_VALUE = (
@@ -290,7 +445,7 @@ def test_values_from_a_link_are_shown_as_text_not_markdown(seeded: Seeded, monke
     shown = [warning.value for warning in at.sidebar.warning]  # range and source make no sense
     at.switch_page("views/project.py").run()
     shown += [header.value for header in at.header]  # the project stays chosen
-    assert len(shown) == 3, shown
+    assert len(shown) == 4, shown  # range, source and the project without data; the project stays chosen
     for text in shown:
         spans = [match.group(2) for match in re.finditer(r"(`+) (.+?) \1", text)]
         assert any(HOSTILE_LINK_VALUE in span for span in spans), text  # a code span shows it as it is

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from dashboard import queries
+from dashboard import charts, queries
 from dashboard.filters import ViewState, from_params, to_params
 from dashboard.presentation import (
     alert_episodes,
+    bar_range,
     delta,
     eta,
     flag_outliers,
@@ -184,3 +185,47 @@ def test_outside_text_goes_into_a_code_span_that_holds_it_whole(text: str, markd
     from dashboard.markdown import literal
 
     assert literal(text) == markdown
+
+
+@pytest.mark.parametrize("points", [1, 2])
+def test_time_axes_tick_at_the_buckets_of_few_points_never_between_them(points: int) -> None:
+    hours = pd.DataFrame({"hour": pd.date_range("2026-11-23 09:00", periods=points, freq="h"), "n": range(points)})
+    figure = charts.lines(
+        hours, x="hour", y="n", series=None, title="t", x_title="hour (UTC)", y_title="n", hover="", bucket_s=3600
+    )
+    axis = figure.layout.xaxis
+    assert list(pd.to_datetime(axis.tickvals)) == list(hours["hour"])
+    assert (axis.tickformat, axis.hoverformat) == ("%H:%M", "%Y-%m-%d %H:%M")
+    start, end = pd.to_datetime(axis.range[0]), pd.to_datetime(axis.range[1])
+    assert (start, end) == (
+        hours["hour"].iloc[0] - pd.Timedelta("30min"),
+        hours["hour"].iloc[-1] + pd.Timedelta("30min"),
+    )
+
+
+def test_many_points_get_a_few_ticks_on_their_buckets_and_daily_axes_show_dates() -> None:
+    days = pd.DataFrame({"day": pd.date_range("2026-11-01", periods=30, freq="D"), "n": range(30)})
+    figure = charts.lines(
+        days, x="day", y="n", series=None, title="t", x_title="day", y_title="n", hover="", bucket_s=86_400
+    )
+    axis = figure.layout.xaxis
+    assert axis.tickformat == "%b %-d" and axis.range is None  # Plotly fits the range
+    assert list(pd.to_datetime(axis.tickvals)) == list(days["day"].iloc[::5])  # 6 ticks, each a bucket
+
+
+def test_hourly_axes_over_several_days_show_the_date_with_the_time() -> None:
+    hours = pd.DataFrame({"hour": pd.date_range("2026-11-01", periods=48, freq="h"), "n": range(48)})
+    figure = charts.lines(
+        hours, x="hour", y="n", series=None, title="t", x_title="hour", y_title="n", hover="", bucket_s=3600
+    )
+    assert figure.layout.xaxis.tickformat == "%b %-d %H:%M"
+
+
+@pytest.mark.parametrize("target", [0.5, 0.7, 0.3, 0.95])
+def test_share_bars_turn_green_from_their_target_up(target: float) -> None:
+    low, high = bar_range(target)
+
+    def green(share: float) -> bool:  # Streamlit's "auto" colour: green above the bar's middle
+        return (min(max(share, low), high) - low) / (high - low) > 0.5
+
+    assert green(target) and green(1.0) and not green(target - 0.001) and not green(0.0)
