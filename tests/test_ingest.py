@@ -449,3 +449,31 @@ def test_bad_settings_are_refused_naming_the_variable(env: dict[str, str], messa
 def test_remote_addresses_are_served_when_allowed() -> None:
     settings = IngestSettings.from_env({"LABELPULSE_INGEST_HOST": "0.0.0.0", "LABELPULSE_INGEST_ALLOW_REMOTE": "true"})
     assert settings.host == "0.0.0.0"
+
+
+@pytest.mark.faults
+def test_ingest_answers_503_while_kafka_is_down_and_accepts_again_once_it_is_back(tmp_path: Path) -> None:
+    from labelpulse.broker import EmbeddedBroker
+
+    broker_settings = BrokerSettings(port=free_port())
+    kafka = replace(KafkaSettings(), bootstrap_servers=broker_settings.bootstrap_servers)
+    broker = EmbeddedBroker(broker_settings, log_path=tmp_path / "broker.log")
+    broker.start()
+    asyncio.run(create_topics(kafka))
+    ingest = Served(IngestSettings(kafka=kafka, port=free_port(), publish_timeout_s=2.0, idempotence=False))
+    try:
+        assert ingest.events(json.dumps(contract_event("before")).encode()).status == 200
+        broker.stop()
+        down = ingest.events(json.dumps(contract_event("during")).encode())
+        assert (down.status, down.headers["retry-after"]) == (503, "5")
+        broker.start()  # the embedded broker comes back empty: its topics are made again, as `up` does
+        asyncio.run(create_topics(kafka))
+
+        def accepted_again() -> bool:
+            return ingest.events(json.dumps(contract_event("after")).encode()).status == 200
+
+        wait_for(accepted_again, 60, "ingest accepting again")
+        assert "after" in {json.loads(m.value)["event_id"] for m in read_topic(kafka, kafka.events_topic, 1)}
+    finally:
+        ingest.stop()
+        broker.stop()
