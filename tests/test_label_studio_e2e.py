@@ -62,7 +62,10 @@ class LabelStudio:
 def label_studio(tmp_path: Path) -> Iterator[LabelStudio]:
     executable = os.environ.get("LABELPULSE_TEST_LABEL_STUDIO") or shutil.which("label-studio")
     if not executable:
-        pytest.skip("Label Studio is not installed (set LABELPULSE_TEST_LABEL_STUDIO; see this file's docstring)")
+        message = "Label Studio is not installed (set LABELPULSE_TEST_LABEL_STUDIO; see this file's docstring)"
+        if os.environ.get("CI"):  # .ci/run installs it
+            pytest.fail(message)
+        pytest.skip(message)
     port = free_port()
     env = {
         **os.environ,
