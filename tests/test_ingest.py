@@ -338,20 +338,27 @@ def test_label_studio_deliveries_sent_twice_and_the_export_imported_twice_are_st
             imported = run_cli("import", "label-studio", str(export), env=env)
             assert imported.returncode == 0, imported.stderr
             assert "4 tasks: 16 events sent to " in imported.stdout and ", 0 refused" in imported.stdout
+        history = tmp_path / "history.ndjson"  # contract events of another producer, imported twice too
+        history.write_text("".join(json.dumps(contract_event(f"h-{n}")) + "\n" for n in range(3)))
+        for _ in range(2):
+            imported = run_cli("import", "ndjson", str(history), env=env)
+            assert imported.stdout.endswith("3 lines: 3 events sent to " + harness.topic + ", 0 refused\n")
+        unique.update(f"h-{n}" for n in range(3))
         # The deletions take their time from their arrival, but their ids from what they delete: one each.
-        duplicates = len(unique) + 2 * 16
+        duplicates = len(unique) - 3 + 2 * 16 + 3
         wait_for(lambda: worker_duplicates(harness) == duplicates, 120, "repeats dropped as duplicates")
         wait_for(lambda: int(migrated.command("SELECT count() FROM events")) >= len(unique), 60, "every event stored")
         assert migrated.command("SELECT count(), uniqExact(event_id) FROM events") == [str(len(unique))] * 2
         by_type = dict(migrated.query("SELECT event_type, count() FROM events GROUP BY event_type").result_rows)
         assert by_type == {
             "task_created": 10,  # 8 tasks, and the gold labels of 2 (ground-truth annotations)
-            "annotation_submitted": 12,
+            "annotation_submitted": 12 + 3,
             "annotation_skipped": 1,
             "annotation_updated": 4,
             "annotation_deleted": 3,
         }
-        assert migrated.command("SELECT uniqExact(source_system) FROM events") == 1
+        sources = migrated.query("SELECT DISTINCT source_system FROM events ORDER BY 1").result_rows
+        assert sources == [("api",), ("label-studio",)]
         assert migrated.command("SELECT count() FROM dead_letters") == 0
         edits = migrated.command("SELECT sum(annotations_updated) FROM project_throughput_minute")
         assert int(edits) == 4
@@ -397,6 +404,19 @@ def test_labelpulse_ingest_serves_on_loopback_and_refuses_other_addresses(tmp_pa
     refused = spawn([sys.executable, "-m", "labelpulse", "ingest", "--host", "0.0.0.0"], tmp_path / "r.log", env)
     assert refused.wait(timeout=60) == 2
     assert "LABELPULSE_INGEST_ALLOW_REMOTE=true" in (tmp_path / "r.log").read_text()
+
+
+def test_labelpulse_import_ndjson_judges_every_line_and_names_the_refused_ones(tmp_path: Path) -> None:
+    history = tmp_path / "history.ndjson"
+    lines = [contract_event("a"), contract_event("b"), contract_event("c", duration_ms=-5), None, contract_event("d")]
+    history.write_text("".join((json.dumps(line) if line else "") + "\n" for line in lines))
+    nowhere = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    checked = run_cli("import", "ndjson", str(history), "--dry-run", env=nowhere)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines() == [
+        "refused (line 3): out_of_range: duration_ms must be ≥ 0, got -5",
+        "5 lines: 3 events to send (dry run) to labelpulse.events, 1 refused",
+    ]
 
 
 def test_labelpulse_import_checks_an_export_without_sending_and_refuses_what_is_not_one(tmp_path: Path) -> None:
