@@ -311,6 +311,87 @@ def test_label_studio_webhooks_are_refused_until_a_secret_is_configured() -> Non
         ingest.stop()
 
 
+# ---------------------------------------------------------------- Labelbox
+
+LABELBOX_FIXTURES = Path(__file__).parent / "fixtures" / "labelbox"
+
+
+def labelbox_delivery(name: str) -> tuple[bytes, dict[str, str]]:
+    (path,) = LABELBOX_FIXTURES.glob(f"{name}-*.body")
+    headers = json.loads(path.with_suffix(".json").read_text())["headers"]
+    return recent(path.read_bytes()), headers
+
+
+@pytest.fixture
+def labelbox_served(kafka: BrokerSettings) -> Iterator[Served]:
+    topics = topics_for_test(kafka)
+    asyncio.run(create_topics(topics))
+    ingest = Served(
+        IngestSettings(kafka=topics, port=free_port(), labelbox_secret="labelbox-test-secret", idempotence=False)
+    )
+    yield ingest
+    ingest.stop()
+
+
+def sign(body: bytes, headers: dict[str, str], secret: str = "labelbox-test-secret") -> dict[str, str]:
+    """The fixture's headers, signed again: `recent` changed the body's dates."""
+    import hashlib
+    import hmac
+
+    return headers | {"X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+@pytest.mark.broker
+def test_signed_labelbox_deliveries_are_accepted_and_their_events_reach_kafka(labelbox_served: Served) -> None:
+    sent = []
+    for name in ("01", "02", "03", "04", "05"):
+        body, headers = labelbox_delivery(name)
+        answer = post(f"{labelbox_served.url}/v1/sources/labelbox", body, sign(body, headers))
+        assert (answer.status, answer.body["accepted"]) == (200, 1), answer.body
+        sent.append(answer.body["results"][0]["event_id"])
+    kafka = labelbox_served.settings.kafka
+    stored = read_topic(kafka, kafka.events_topic, len(sent))
+    assert sorted(json.loads(m.value)["event_id"] for m in stored) == sorted(sent)
+    assert {m.key for m in stored} == {b"clp0datarow0000000000000001"}
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("signature", ["missing", "wrong secret", "other body"])
+def test_a_labelbox_delivery_without_a_good_signature_is_refused_401(labelbox_served: Served, signature: str) -> None:
+    body, headers = labelbox_delivery("01")
+    headers = {name: value for name, value in headers.items() if not name.startswith("X-Hub")}
+    if signature == "wrong secret":
+        headers = sign(body, headers, "not-the-labelbox-secret")
+    elif signature == "other body":
+        headers = sign(body + b"\n", headers)
+    answer = post(f"{labelbox_served.url}/v1/sources/labelbox", body, headers)
+    assert (answer.status, answer.body["error"]) == (401, "unauthorized")
+    key = ("labelpulse_ingest_requests_total", (("outcome", "unauthorized"), ("source", "labelbox")))
+    assert labelbox_served.metrics()[key] == 1
+
+
+@pytest.mark.broker
+def test_a_malformed_labelbox_delivery_is_refused_400_and_kept(labelbox_served: Served) -> None:
+    body = b'{"id": "clp0label1", "label": "{}"}'
+    answer = post(f"{labelbox_served.url}/v1/sources/labelbox", body, sign(body, {"X-Labelbox-Event": "LABEL_CREATED"}))
+    assert (answer.status, answer.body["error"]) == (400, "malformed_webhook")
+    assert "label clp0label1: 'createdAt' must be an ISO 8601 time" in answer.body["message"]
+    kafka = labelbox_served.settings.kafka
+    (letter,) = read_topic(kafka, kafka.dead_letter_topic, 1)
+    assert (letter.value, dict(letter.headers)["labelpulse-source"]) == (body, b"ingest:labelbox")
+
+
+@pytest.mark.broker
+def test_a_labelbox_topic_with_no_contract_event_is_accepted_counted_and_ignored(labelbox_served: Served) -> None:
+    body = b'{"workflow": {}}'
+    answer = post(
+        f"{labelbox_served.url}/v1/sources/labelbox", body, sign(body, {"X-Labelbox-Event": "WORKFLOW_ACTION"})
+    )
+    assert (answer.status, answer.body["accepted"]) == (200, 0)
+    key = ("labelpulse_ingest_webhooks_ignored_total", (("action", "WORKFLOW_ACTION"), ("source", "labelbox")))
+    assert labelbox_served.metrics()[key] == 1
+
+
 # ---------------------------------------------------------------- through the worker into ClickHouse
 
 
