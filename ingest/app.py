@@ -175,7 +175,7 @@ def create_app(
         description: >
           Point a Label Studio project webhook here (send payload on, all actions), with the header
           X-LabelPulse-Secret set to LABELPULSE_LABEL_STUDIO_SECRET. Deliveries are mapped to contract
-          events (README, Label Studio); a delivery sent again maps to the same event ids.
+          events (README, "Connect your labeling tool"); a delivery sent again maps to the same event ids.
         responses:
           200: {description: "Mapped events accepted and in Kafka, or an action with nothing to map (ignored)."}
           400: {description: "Not a Label Studio webhook we can read; kept in the dead-letter topic."}

@@ -1,6 +1,6 @@
 """Label Studio (1.23) webhooks as contract events. Pure: a delivery's body in, contract documents out.
 
-What each action becomes (README, "Label Studio"):
+What each action becomes (README, "Connect your labeling tool"):
 - TASKS_CREATED: one `task_created` per task.
 - ANNOTATION_CREATED / each annotation of ANNOTATIONS_CREATED: `annotation_skipped` when it was cancelled,
   a gold declaration (`task_created` with `is_gold` and `gold_label`) when it is ground truth, else

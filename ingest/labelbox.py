@@ -2,7 +2,7 @@
 
 Built from Labelbox's documentation and SDK (topics, signature headers) and from a real consumer's handler (the
 label fields); no live Labelbox was available, so fields beyond `id`, `label`, `dataRow.id`, `project.id` are as
-documented, not observed (README, "Labelbox").
+documented, not observed (README, "Connect your labeling tool").
 
 - LABEL_CREATED: `annotation_submitted` (annotator `createdBy.id`, `secondsToLabel` as duration);
   LABEL_UPDATED: `annotation_updated`; LABEL_DELETED: `annotation_deleted`.
