@@ -578,3 +578,18 @@ def test_ingest_answers_503_while_kafka_is_down_and_accepts_again_once_it_is_bac
     finally:
         ingest.stop()
         broker.stop()
+
+
+@pytest.mark.broker
+def test_an_export_is_sent_in_time_order(kafka: BrokerSettings, tmp_path: Path) -> None:
+    """The workers judge lateness against the newest event of each partition: history sent out of time order
+    would leave events out of derived metrics."""
+    from ingest.backfill import Importer
+
+    topics = topics_for_test(kafka)
+    asyncio.run(create_topics(replace(topics, partitions=1)))
+    export = tmp_path / "export.json"
+    export.write_bytes(recent((CAPTURES / "exports" / "project1-cli-export-completed_by-object.json").read_bytes()))
+    report = Importer(topics, idempotence=False).label_studio(export)
+    times = [json.loads(m.value)["occurred_at"] for m in read_topic(topics, topics.events_topic, report.sent)]
+    assert len(times) == 16 and times == sorted(times, key=datetime.fromisoformat)
