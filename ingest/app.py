@@ -25,7 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
-from ingest import label_studio
+from ingest import label_studio, labelbox
+from ingest.mapping import Delivery, MalformedWebhook
 from ingest.publisher import DEAD_LETTER_BYTES, KafkaUnavailable, Outgoing, Publisher
 from ingest.settings import SECRET_HEADER, IngestSettings
 from schema.events import CONTRACT_VERSION, EventError, validate_event
@@ -33,6 +34,7 @@ from schema.events import CONTRACT_VERSION, EventError, validate_event
 log = logging.getLogger("labelpulse.ingest")
 API = "api"
 LABEL_STUDIO = "label-studio"
+LABELBOX = "labelbox"
 NDJSON = ("application/x-ndjson", "application/jsonl", "application/ndjson")
 
 
@@ -43,8 +45,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "labelpulse_ingest_requests",
-            "Requests by source (api, label-studio) and outcome (accepted, partly_refused, refused, malformed, "
-            "ignored, unauthorized, too_large, unavailable)",
+            "Requests by source (api, label-studio, labelbox) and outcome (accepted, partly_refused, refused, "
+            "malformed, ignored, unauthorized, too_large, unavailable)",
             ["source", "outcome"],
             registry=self.registry,
         )
@@ -173,7 +175,7 @@ def create_app(
         description: >
           Point a Label Studio project webhook here (send payload on, all actions), with the header
           X-LabelPulse-Secret set to LABELPULSE_LABEL_STUDIO_SECRET. Deliveries are mapped to contract
-          events (README, Label Studio); a delivery sent again maps to the same event ids.
+          events (README, "Connect your labeling tool"); a delivery sent again maps to the same event ids.
         responses:
           200: {description: "Mapped events accepted and in Kafka, or an action with nothing to map (ignored)."}
           400: {description: "Not a Label Studio webhook we can read; kept in the dead-letter topic."}
@@ -187,22 +189,67 @@ def create_app(
             body = await _body(request, settings.max_webhook_bytes, "LABELPULSE_INGEST_MAX_WEBHOOK_BYTES")
         except Refusal as refusal:
             return _refused(metrics, LABEL_STUDIO, refusal)
+        return await webhook(
+            LABEL_STUDIO,
+            body,
+            lambda: label_studio.map_delivery(body, received_at=clock()),
+            label_studio.redacted,
+            known=label_studio.IGNORED | label_studio.MAPPED,
+        )
+
+    async def post_labelbox(request: Request) -> Response:
+        """
+        summary: Receive Labelbox webhooks
+        description: >
+          Create a Labelbox webhook (topics LABEL_CREATED, LABEL_UPDATED, LABEL_DELETED, and the legacy
+          REVIEW_CREATED, REVIEW_UPDATED) with this URL and LABELPULSE_LABELBOX_SECRET as its secret: every
+          delivery must carry X-Hub-Signature-256 (or X-Hub-Signature) of the body. Mapped as the README says.
+        responses:
+          200: {description: "Mapped events accepted and in Kafka, or a topic with nothing to map (ignored)."}
+          400: {description: "Not a Labelbox webhook we can read; kept in the dead-letter topic."}
+          401: {description: "Missing or wrong signature, or no LABELPULSE_LABELBOX_SECRET configured."}
+          413: {description: "Body larger than LABELPULSE_INGEST_MAX_WEBHOOK_BYTES."}
+          422: {description: "Mapped events the contract refuses; dead-lettered."}
+          503: {description: "Kafka is unavailable; nothing accepted."}
+        """
         try:
-            delivery = label_studio.map_delivery(body, received_at=clock())
-        except label_studio.MalformedWebhook as exc:
-            kept = dead_letter(label_studio.redacted(body), None, "malformed_webhook", str(exc), LABEL_STUDIO)
-            if unavailable := await publish(LABEL_STUDIO, [kept]):
+            body = await _body(request, settings.max_webhook_bytes, "LABELPULSE_INGEST_MAX_WEBHOOK_BYTES")
+            _verify_signature(request, body, settings.labelbox_secret)
+        except Refusal as refusal:
+            return _refused(metrics, LABELBOX, refusal)
+        return await webhook(
+            LABELBOX,
+            body,
+            lambda: labelbox.map_delivery(body, request.headers, received_at=clock()),
+            lambda raw: raw,
+            known=labelbox.MAPPED | {"WORKFLOW_ACTION"},
+        )
+
+    async def webhook(
+        source: str,
+        body: bytes,
+        mapped: Callable[[], Delivery],
+        kept: Callable[[bytes], bytes],
+        *,
+        known: frozenset[str],
+    ) -> Response:
+        """An authenticated delivery: its events judged and published, or why it maps to nothing, or (malformed)
+        its body kept in the dead-letter topic."""
+        try:
+            delivery = mapped()
+        except MalformedWebhook as exc:
+            if unavailable := await publish(
+                source, [dead_letter(kept(body), None, "malformed_webhook", str(exc), source)]
+            ):
                 return unavailable
-            log.warning("malformed Label Studio webhook, kept in %s: %s", kafka.dead_letter_topic, exc)
-            return _refused(metrics, LABEL_STUDIO, Refusal(400, "malformed", str(exc)), rule="malformed_webhook")
+            log.warning("malformed %s webhook, kept in %s: %s", source, kafka.dead_letter_topic, exc)
+            return _refused(metrics, source, Refusal(400, "malformed", str(exc)), rule="malformed_webhook")
         if delivery.ignored:
-            known = delivery.action in label_studio.IGNORED
-            log.info("Label Studio %s ignored: %s", delivery.action, delivery.ignored)
-            metrics.ignored.labels(LABEL_STUDIO, delivery.action if known else "unknown").inc()
-            metrics.requests.labels(LABEL_STUDIO, "ignored").inc()
+            log.info("%s %s ignored: %s", source, delivery.action, delivery.ignored)
+            metrics.ignored.labels(source, delivery.action if delivery.action in known else "unknown").inc()
+            metrics.requests.labels(source, "ignored").inc()
             return JSONResponse({"action": delivery.action, "ignored": delivery.ignored, "accepted": 0})
-        documents = [json.dumps(event, ensure_ascii=False).encode() for event in delivery.events]
-        return await judged(LABEL_STUDIO, documents)
+        return await judged(source, [json.dumps(event, ensure_ascii=False).encode() for event in delivery.events])
 
     async def get_contract(request: Request) -> Response:
         """
@@ -241,6 +288,7 @@ def create_app(
         routes=[
             Route("/v1/events", post_events, methods=["POST"]),
             Route("/v1/sources/label-studio", post_label_studio, methods=["POST"]),
+            Route("/v1/sources/labelbox", post_labelbox, methods=["POST"]),
             Route("/v1/contract", get_contract, methods=["GET"]),
             Route("/healthz", get_health, methods=["GET"]),
             Route("/metrics", get_metrics, methods=["GET"], include_in_schema=False),
@@ -265,6 +313,22 @@ def _authenticate(request: Request, secret: str) -> None:
         raise Refusal(401, "unauthorized", f"missing {SECRET_HEADER} header: add it to the webhook in Label Studio")
     if not hmac.compare_digest(sent.encode(), secret.encode()):
         raise Refusal(401, "unauthorized", f"wrong {SECRET_HEADER}: it must equal LABELPULSE_LABEL_STUDIO_SECRET")
+
+
+def _verify_signature(request: Request, body: bytes, secret: str) -> None:
+    if not secret:
+        raise Refusal(
+            401,
+            "unauthorized",
+            "Labelbox webhooks are off: set LABELPULSE_LABELBOX_SECRET (or _FILE) on ingest to the webhook's secret",
+        )
+    verdict = labelbox.signed(secret, body, request.headers)
+    if verdict is None:
+        raise Refusal(401, "unauthorized", "missing X-Hub-Signature-256 / X-Hub-Signature: give the webhook a secret")
+    if not verdict:
+        raise Refusal(
+            401, "unauthorized", "wrong signature: the webhook's secret must equal LABELPULSE_LABELBOX_SECRET"
+        )
 
 
 async def _body(request: Request, limit: int, variable: str) -> bytes:

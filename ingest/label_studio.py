@@ -1,6 +1,6 @@
 """Label Studio (1.23) webhooks as contract events. Pure: a delivery's body in, contract documents out.
 
-What each action becomes (README, "Label Studio"):
+What each action becomes (README, "Connect your labeling tool"):
 - TASKS_CREATED: one `task_created` per task.
 - ANNOTATION_CREATED / each annotation of ANNOTATIONS_CREATED: `annotation_skipped` when it was cancelled,
   a gold declaration (`task_created` with `is_gold` and `gold_label`) when it is ground truth, else
@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from ingest.mapping import MAX_DURATION_MS, Delivery, MalformedWebhook, iso_time
+
+__all__ = ["Delivery", "MalformedWebhook", "label", "map_delivery", "map_export", "redacted"]
 
 SOURCE_SYSTEM = "label-studio"
 UNKNOWN_TASK = "unknown"
@@ -34,25 +37,10 @@ IGNORED = frozenset({"TASKS_DELETED", "PROJECT_CREATED", "PROJECT_UPDATED", "PRO
 GEOMETRY = frozenset(
     {"x", "y", "width", "height", "rotation", "points", "closed", "start", "end", "startOffset", "endOffset"}
 )
-# The contract's limit on duration_ms: more than a day of work on one item is a broken clock.
-MAX_DURATION_MS = 86_400_000
 # An annotation's updated_at trails its created_at by microseconds when it is made; an edit comes seconds later.
 EDITED_AFTER = timedelta(seconds=1)
 # Project fields that are secrets (invite token, storage credentials): never kept, not even in dead letters.
 PROJECT_SECRETS = ("token", "task_data_login", "task_data_password")
-
-
-class MalformedWebhook(ValueError):
-    """The body is not a Label Studio webhook we can read; the message says what and where."""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What one webhook delivery maps to: contract documents, or why it maps to nothing."""
-
-    action: str
-    events: list[dict[str, Any]] = field(default_factory=list)
-    ignored: str = ""  # why nothing was mapped; empty when events were
 
 
 def map_delivery(body: bytes, *, received_at: datetime) -> Delivery:
@@ -115,8 +103,8 @@ def _task_annotations(task: dict[str, Any], project_id: str) -> list[dict[str, A
     for annotation in _list(task, "annotations"):
         annotation = _as_dict(annotation, "annotations[]")
         mapped.append(_created(annotation, project_id))
-        created = datetime.fromisoformat(_time(annotation, "created_at", "annotation"))
-        if datetime.fromisoformat(_time(annotation, "updated_at", "annotation")) - created > EDITED_AFTER:
+        created = datetime.fromisoformat(iso_time(annotation, "created_at", "annotation"))
+        if datetime.fromisoformat(iso_time(annotation, "updated_at", "annotation")) - created > EDITED_AFTER:
             mapped.extend(_updated(annotation, project_id))
     return mapped
 
@@ -144,7 +132,7 @@ def _task_created(task: Any, project_id: str | None) -> dict[str, Any]:
     task_id = _id(task, "id", "task")
     project = project_id or _id(task, "project", f"task {task_id}")
     return _event("task_created", _event_id(project, "task", task_id, "created"), project, task_id) | {
-        "occurred_at": _time(task, "created_at", f"task {task_id}")
+        "occurred_at": iso_time(task, "created_at", f"task {task_id}")
     }
 
 
@@ -152,7 +140,7 @@ def _created(annotation: Any, project_id: str | None) -> dict[str, Any]:
     annotation = _as_dict(annotation, "annotation")
     common, where = _annotation_common(annotation, project_id)
     project, annotation_id = common["project_id"], common["annotation_id"]
-    occurred_at = _time(annotation, "created_at", where)
+    occurred_at = iso_time(annotation, "created_at", where)
     if annotation.get("was_cancelled"):
         return common | {
             "event_type": "annotation_skipped",
@@ -184,7 +172,7 @@ def _updated(annotation: Any, project_id: str | None) -> list[dict[str, Any]]:
     annotation = _as_dict(annotation, "annotation")
     common, where = _annotation_common(annotation, project_id)
     project, annotation_id = common["project_id"], common["annotation_id"]
-    occurred_at = _time(annotation, "updated_at", where)
+    occurred_at = iso_time(annotation, "updated_at", where)
     updated = common | {
         "event_type": "annotation_updated",
         "event_id": _event_id(project, "annotation", annotation_id, f"updated {occurred_at}"),
@@ -297,17 +285,6 @@ def _id(container: Any, key: str, where: str) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise MalformedWebhook(f"{where}: '{key}' must be an integer id, got {value!r:.80}")
-
-
-def _time(container: dict[str, Any], key: str, where: str) -> str:
-    value = container.get(key)
-    try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise MalformedWebhook(f"{where}: '{key}' must be an ISO 8601 time with a zone, got {value!r:.80}")
-    return moment.isoformat()
 
 
 def _dict(document: dict[str, Any], key: str) -> dict[str, Any]:

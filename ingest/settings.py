@@ -36,6 +36,7 @@ class IngestSettings:
     # as a repeated event_id.
     idempotence: bool = True
     label_studio_secret: str = field(default="", repr=False)
+    labelbox_secret: str = field(default="", repr=False)  # the webhook's secret: Labelbox signs with it
     limits: ContractLimits = field(default_factory=ContractLimits)  # the workers' own (same variables)
 
     def __post_init__(self) -> None:
@@ -63,6 +64,7 @@ class IngestSettings:
             retry_after_s=env_int(env, "INGEST_RETRY_AFTER_S", cls.retry_after_s, minimum=1, maximum=3600),
             idempotence=env_bool(env, "INGEST_IDEMPOTENCE", kafka.external),
             label_studio_secret=_secret(env, "LABEL_STUDIO_SECRET"),
+            labelbox_secret=_secret(env, "LABELBOX_SECRET"),
             limits=ContractLimits.from_env(env),
         )
 

@@ -199,10 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = subcommands.add_parser(
         "ingest",
-        help="serve the HTTP ingest: contract events and Label Studio webhooks -> Kafka",
-        description="Accept contract events (POST /v1/events: one JSON object, or NDJSON lines) and Label Studio "
-        "webhooks (POST /v1/sources/label-studio, header X-LabelPulse-Secret = LABELPULSE_LABEL_STUDIO_SECRET), "
-        "and answer only once Kafka has every accepted event (503 with Retry-After while it is away). Each event "
+        help="serve the HTTP ingest: contract events, Label Studio and Labelbox webhooks -> Kafka",
+        description="Accept contract events (POST /v1/events: one JSON object, or NDJSON lines), Label Studio "
+        "webhooks (POST /v1/sources/label-studio, header X-LabelPulse-Secret = LABELPULSE_LABEL_STUDIO_SECRET) "
+        "and Labelbox webhooks (POST /v1/sources/labelbox, signed with LABELPULSE_LABELBOX_SECRET), and answer "
+        "only once Kafka has every accepted event (503 with Retry-After while it is away). Each event "
         "is answered accepted or refused with its rule. API docs at /openapi.json, metrics at /metrics. Listens "
         "on loopback unless LABELPULSE_INGEST_ALLOW_REMOTE=true.",
     )
@@ -213,17 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     backfill = subcommands.add_parser(
         "import",
-        help="backfill history from a labeling tool's export",
-        description="Map a Label Studio JSON export (the Export button, type JSON, or GET "
-        "/api/projects/ID/export?exportType=JSON&download_all_tasks=true) to contract events and send them to "
-        "the events topic. Events get the same ids the webhooks give the same facts, so importing twice, or "
-        "history the webhooks already delivered, stores nothing twice. Events older than "
-        "LABELPULSE_MAX_AGE_DAYS (366) are refused: raise it on the import and the workers to backfill older "
-        "history.",
+        help="backfill history: a labeling tool's export, or contract events as NDJSON",
+        description="Send history to the events topic: a Label Studio JSON export (label-studio: the Export "
+        "button, type JSON, or GET /api/projects/ID/export?exportType=JSON&download_all_tasks=true), mapped as its "
+        "webhooks are, or contract events one per line (ndjson). Every event is checked against the contract "
+        "first; a summary says what was sent and what was refused (exit status 1 when anything was). Label "
+        "Studio events get the ids its webhooks give the same facts, so importing twice, or history the webhooks "
+        "already delivered, stores nothing twice. Events older than LABELPULSE_MAX_AGE_DAYS (366) are refused: "
+        "raise it on the import and the workers to backfill older history.",
     )
-    backfill.add_argument("tool", choices=("label-studio",), help="which tool made the export")
-    backfill.add_argument("file", type=Path, help="the export (a JSON array of tasks)")
-    backfill.add_argument("--dry-run", action="store_true", help="map and check only; send nothing")
+    backfill.add_argument("tool", choices=("label-studio", "ndjson"), help="what made the file")
+    backfill.add_argument("file", type=Path, help="the export (a JSON array of tasks), or the NDJSON file")
+    backfill.add_argument("--dry-run", action="store_true", help="read and check only; send nothing")
     backfill.set_defaults(run=commands.run_import)
 
     dashboard = subcommands.add_parser(

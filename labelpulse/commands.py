@@ -78,29 +78,45 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ingest.backfill import import_label_studio
+    from ingest.backfill import Importer, ImportReport
     from ingest.label_studio import MalformedWebhook
     from ingest.publisher import KafkaUnavailable
     from ingest.settings import IngestSettings
 
     settings = IngestSettings.from_env()
+    unit = "lines" if args.tool == "ndjson" else "tasks"
+    live = sys.stderr.isatty()
+
+    def progress(report: ImportReport) -> None:
+        if live:  # one line, rewritten: a progress bar without a library
+            counts = (
+                f"{report.records:,} {unit} read, {report.accepted:,} events accepted, {len(report.refused):,} refused"
+            )
+            print(f"\r  {counts}", end="", file=sys.stderr, flush=True)
+
+    importer = Importer(
+        settings.kafka,
+        limits=settings.limits,  # what the workers will accept
+        timeout_s=max(settings.publish_timeout_s, 30.0),
+        idempotence=settings.idempotence,
+        dry_run=args.dry_run,
+        progress=progress,
+    )
     try:
-        report = import_label_studio(
-            args.file,
-            settings.kafka,
-            limits=settings.limits,  # what the workers will accept
-            timeout_s=max(settings.publish_timeout_s, 30.0),
-            idempotence=settings.idempotence,
-            dry_run=args.dry_run,
-        )
+        report = importer.ndjson(args.file) if args.tool == "ndjson" else importer.label_studio(args.file)
     except (MalformedWebhook, OSError) as exc:
         raise CliError(f"cannot import {args.file}: {exc}") from exc
     except KafkaUnavailable as exc:
         raise CliError(f"{exc}; run the import again (what was sent is stored once)") from exc
-    for error in report.refused[:20]:
-        say(f"refused {error.event_id or '(no id)'}: {error.reason}")
+    finally:
+        if live:
+            print(file=sys.stderr)
+    for where, error in report.refused[:20]:
+        say(f"refused ({where}): {error.reason}")
+    if len(report.refused) > 20:
+        say(f"… and {len(report.refused) - 20} more refused")
     sent = f"{report.accepted} events to send (dry run)" if args.dry_run else f"{report.sent} events sent"
-    say(f"{report.tasks} tasks: {sent} to {settings.kafka.events_topic}, {len(report.refused)} refused")
+    say(f"{report.records} {unit}: {sent} to {settings.kafka.events_topic}, {len(report.refused)} refused")
     return 1 if report.refused else 0
 
 

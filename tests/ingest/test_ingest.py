@@ -311,6 +311,87 @@ def test_label_studio_webhooks_are_refused_until_a_secret_is_configured() -> Non
         ingest.stop()
 
 
+# ---------------------------------------------------------------- Labelbox
+
+LABELBOX_FIXTURES = Path(__file__).parent / "fixtures" / "labelbox"
+
+
+def labelbox_delivery(name: str) -> tuple[bytes, dict[str, str]]:
+    (path,) = LABELBOX_FIXTURES.glob(f"{name}-*.body")
+    headers = json.loads(path.with_suffix(".json").read_text())["headers"]
+    return recent(path.read_bytes()), headers
+
+
+@pytest.fixture
+def labelbox_served(kafka: BrokerSettings) -> Iterator[Served]:
+    topics = topics_for_test(kafka)
+    asyncio.run(create_topics(topics))
+    ingest = Served(
+        IngestSettings(kafka=topics, port=free_port(), labelbox_secret="labelbox-test-secret", idempotence=False)
+    )
+    yield ingest
+    ingest.stop()
+
+
+def sign(body: bytes, headers: dict[str, str], secret: str = "labelbox-test-secret") -> dict[str, str]:
+    """The fixture's headers, signed again: `recent` changed the body's dates."""
+    import hashlib
+    import hmac
+
+    return headers | {"X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+@pytest.mark.broker
+def test_signed_labelbox_deliveries_are_accepted_and_their_events_reach_kafka(labelbox_served: Served) -> None:
+    sent = []
+    for name in ("01", "02", "03", "04", "05"):
+        body, headers = labelbox_delivery(name)
+        answer = post(f"{labelbox_served.url}/v1/sources/labelbox", body, sign(body, headers))
+        assert (answer.status, answer.body["accepted"]) == (200, 1), answer.body
+        sent.append(answer.body["results"][0]["event_id"])
+    kafka = labelbox_served.settings.kafka
+    stored = read_topic(kafka, kafka.events_topic, len(sent))
+    assert sorted(json.loads(m.value)["event_id"] for m in stored) == sorted(sent)
+    assert {m.key for m in stored} == {b"clp0datarow0000000000000001"}
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("signature", ["missing", "wrong secret", "other body"])
+def test_a_labelbox_delivery_without_a_good_signature_is_refused_401(labelbox_served: Served, signature: str) -> None:
+    body, headers = labelbox_delivery("01")
+    headers = {name: value for name, value in headers.items() if not name.startswith("X-Hub")}
+    if signature == "wrong secret":
+        headers = sign(body, headers, "not-the-labelbox-secret")
+    elif signature == "other body":
+        headers = sign(body + b"\n", headers)
+    answer = post(f"{labelbox_served.url}/v1/sources/labelbox", body, headers)
+    assert (answer.status, answer.body["error"]) == (401, "unauthorized")
+    key = ("labelpulse_ingest_requests_total", (("outcome", "unauthorized"), ("source", "labelbox")))
+    assert labelbox_served.metrics()[key] == 1
+
+
+@pytest.mark.broker
+def test_a_malformed_labelbox_delivery_is_refused_400_and_kept(labelbox_served: Served) -> None:
+    body = b'{"id": "clp0label1", "label": "{}"}'
+    answer = post(f"{labelbox_served.url}/v1/sources/labelbox", body, sign(body, {"X-Labelbox-Event": "LABEL_CREATED"}))
+    assert (answer.status, answer.body["error"]) == (400, "malformed_webhook")
+    assert "label clp0label1: 'createdAt' must be an ISO 8601 time" in answer.body["message"]
+    kafka = labelbox_served.settings.kafka
+    (letter,) = read_topic(kafka, kafka.dead_letter_topic, 1)
+    assert (letter.value, dict(letter.headers)["labelpulse-source"]) == (body, b"ingest:labelbox")
+
+
+@pytest.mark.broker
+def test_a_labelbox_topic_with_no_contract_event_is_accepted_counted_and_ignored(labelbox_served: Served) -> None:
+    body = b'{"workflow": {}}'
+    answer = post(
+        f"{labelbox_served.url}/v1/sources/labelbox", body, sign(body, {"X-Labelbox-Event": "WORKFLOW_ACTION"})
+    )
+    assert (answer.status, answer.body["accepted"]) == (200, 0)
+    key = ("labelpulse_ingest_webhooks_ignored_total", (("action", "WORKFLOW_ACTION"), ("source", "labelbox")))
+    assert labelbox_served.metrics()[key] == 1
+
+
 # ---------------------------------------------------------------- through the worker into ClickHouse
 
 
@@ -338,20 +419,27 @@ def test_label_studio_deliveries_sent_twice_and_the_export_imported_twice_are_st
             imported = run_cli("import", "label-studio", str(export), env=env)
             assert imported.returncode == 0, imported.stderr
             assert "4 tasks: 16 events sent to " in imported.stdout and ", 0 refused" in imported.stdout
+        history = tmp_path / "history.ndjson"  # contract events of another producer, imported twice too
+        history.write_text("".join(json.dumps(contract_event(f"h-{n}")) + "\n" for n in range(3)))
+        for _ in range(2):
+            imported = run_cli("import", "ndjson", str(history), env=env)
+            assert imported.stdout.endswith("3 lines: 3 events sent to " + harness.topic + ", 0 refused\n")
+        unique.update(f"h-{n}" for n in range(3))
         # The deletions take their time from their arrival, but their ids from what they delete: one each.
-        duplicates = len(unique) + 2 * 16
+        duplicates = len(unique) - 3 + 2 * 16 + 3
         wait_for(lambda: worker_duplicates(harness) == duplicates, 120, "repeats dropped as duplicates")
         wait_for(lambda: int(migrated.command("SELECT count() FROM events")) >= len(unique), 60, "every event stored")
         assert migrated.command("SELECT count(), uniqExact(event_id) FROM events") == [str(len(unique))] * 2
         by_type = dict(migrated.query("SELECT event_type, count() FROM events GROUP BY event_type").result_rows)
         assert by_type == {
             "task_created": 10,  # 8 tasks, and the gold labels of 2 (ground-truth annotations)
-            "annotation_submitted": 12,
+            "annotation_submitted": 12 + 3,
             "annotation_skipped": 1,
             "annotation_updated": 4,
             "annotation_deleted": 3,
         }
-        assert migrated.command("SELECT uniqExact(source_system) FROM events") == 1
+        sources = migrated.query("SELECT DISTINCT source_system FROM events ORDER BY 1").result_rows
+        assert sources == [("api",), ("label-studio",)]
         assert migrated.command("SELECT count() FROM dead_letters") == 0
         edits = migrated.command("SELECT sum(annotations_updated) FROM project_throughput_minute")
         assert int(edits) == 4
@@ -397,6 +485,19 @@ def test_labelpulse_ingest_serves_on_loopback_and_refuses_other_addresses(tmp_pa
     refused = spawn([sys.executable, "-m", "labelpulse", "ingest", "--host", "0.0.0.0"], tmp_path / "r.log", env)
     assert refused.wait(timeout=60) == 2
     assert "LABELPULSE_INGEST_ALLOW_REMOTE=true" in (tmp_path / "r.log").read_text()
+
+
+def test_labelpulse_import_ndjson_judges_every_line_and_names_the_refused_ones(tmp_path: Path) -> None:
+    history = tmp_path / "history.ndjson"
+    lines = [contract_event("a"), contract_event("b"), contract_event("c", duration_ms=-5), None, contract_event("d")]
+    history.write_text("".join((json.dumps(line) if line else "") + "\n" for line in lines))
+    nowhere = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    checked = run_cli("import", "ndjson", str(history), "--dry-run", env=nowhere)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines() == [
+        "refused (line 3): out_of_range: duration_ms must be ≥ 0, got -5",
+        "5 lines: 3 events to send (dry run) to labelpulse.events, 1 refused",
+    ]
 
 
 def test_labelpulse_import_checks_an_export_without_sending_and_refuses_what_is_not_one(tmp_path: Path) -> None:
@@ -449,3 +550,46 @@ def test_bad_settings_are_refused_naming_the_variable(env: dict[str, str], messa
 def test_remote_addresses_are_served_when_allowed() -> None:
     settings = IngestSettings.from_env({"LABELPULSE_INGEST_HOST": "0.0.0.0", "LABELPULSE_INGEST_ALLOW_REMOTE": "true"})
     assert settings.host == "0.0.0.0"
+
+
+@pytest.mark.faults
+def test_ingest_answers_503_while_kafka_is_down_and_accepts_again_once_it_is_back(tmp_path: Path) -> None:
+    from labelpulse.broker import EmbeddedBroker
+
+    broker_settings = BrokerSettings(port=free_port())
+    kafka = replace(KafkaSettings(), bootstrap_servers=broker_settings.bootstrap_servers)
+    broker = EmbeddedBroker(broker_settings, log_path=tmp_path / "broker.log")
+    broker.start()
+    asyncio.run(create_topics(kafka))
+    ingest = Served(IngestSettings(kafka=kafka, port=free_port(), publish_timeout_s=2.0, idempotence=False))
+    try:
+        assert ingest.events(json.dumps(contract_event("before")).encode()).status == 200
+        broker.stop()
+        down = ingest.events(json.dumps(contract_event("during")).encode())
+        assert (down.status, down.headers["retry-after"]) == (503, "5")
+        broker.start()  # the embedded broker comes back empty: its topics are made again, as `up` does
+        asyncio.run(create_topics(kafka))
+
+        def accepted_again() -> bool:
+            return ingest.events(json.dumps(contract_event("after")).encode()).status == 200
+
+        wait_for(accepted_again, 60, "ingest accepting again")
+        assert "after" in {json.loads(m.value)["event_id"] for m in read_topic(kafka, kafka.events_topic, 1)}
+    finally:
+        ingest.stop()
+        broker.stop()
+
+
+@pytest.mark.broker
+def test_an_export_is_sent_in_time_order(kafka: BrokerSettings, tmp_path: Path) -> None:
+    """The workers judge lateness against the newest event of each partition: history sent out of time order
+    would leave events out of derived metrics."""
+    from ingest.backfill import Importer
+
+    topics = topics_for_test(kafka)
+    asyncio.run(create_topics(replace(topics, partitions=1)))
+    export = tmp_path / "export.json"
+    export.write_bytes(recent((CAPTURES / "exports" / "project1-cli-export-completed_by-object.json").read_bytes()))
+    report = Importer(topics, idempotence=False).label_studio(export)
+    times = [json.loads(m.value)["occurred_at"] for m in read_topic(topics, topics.events_topic, report.sent)]
+    assert len(times) == 16 and times == sorted(times, key=datetime.fromisoformat)
