@@ -43,7 +43,7 @@ from schema.client import ClickHouseSettings, connect
 from schema.tables import ALERT_HISTORY, ANALYST_VIEWS
 from streams import telemetry as worker_telemetry
 from streams.offline import load
-from tests.alerts.test_alerts_e2e import get_json, prometheus
+from tests.support.http import get_json, prometheus
 from tests.support.services import REPO_ROOT, WorkerHarness, system_tool, wait_for
 
 GRAFANA = REPO_ROOT / "deploy" / "grafana"

@@ -37,7 +37,7 @@ from labelpulse.simulator import Plan, generate
 from schema import metric_definitions as metric
 from schema.stats import wilson_interval
 from streams.offline import load
-from tests.alerts.test_alerts_e2e import get_json, serving
+from tests.support.http import get_json, serving
 from tests.support.references import expected_from, expected_gold_answers, expected_handle_times, expected_review_rows
 from tests.support.services import system_tool, wait_for
 

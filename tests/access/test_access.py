@@ -32,9 +32,9 @@ from schema.ddl import Target
 from schema.rows import WORKER_TABLES
 from schema.tables import ANALYST_VIEWS, RAW_TABLES, ROLLUPS
 from streams.offline import load
-from tests.streams.test_worker import simulate
 from tests.support.references import expected_from
 from tests.support.services import REPO_ROOT, WorkerHarness, run_cli, wait_for
+from tests.support.worker import simulate
 
 ACCESS_FILE = """\
 users:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import math
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,25 +12,9 @@ from clickhouse_connect.driver.client import Client
 
 from alerts.conditions import CONDITIONS, evaluate
 from alerts.rules import KINDS, params_for
-from streams.offline import load
+from tests.support.stored_events import NOW, event, store
 
 pytestmark = pytest.mark.clickhouse
-
-NOW = datetime(2026, 11, 23, 12, 0, 30, tzinfo=UTC)  # a Monday, mid-day, mid-minute
-
-
-def event(event_type: str, at: datetime, project: str = "p", task: str | None = None, **fields: Any) -> bytes:
-    return json.dumps(
-        {
-            "event_id": str(uuid.uuid4()),
-            "event_type": event_type,
-            "schema_version": 1,
-            "occurred_at": at.isoformat(),
-            "project_id": project,
-            "task_id": task or f"t-{uuid.uuid4().hex[:8]}",
-            **fields,
-        }
-    ).encode()
 
 
 def submitted(at: datetime, project: str = "p", annotator: str = "a1", label: str = "cat", **fields: Any) -> bytes:
@@ -43,11 +25,6 @@ def every(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]
     while start < end:
         yield start
         start += step
-
-
-def store(client: Client, values: list[bytes], received_at: datetime = NOW) -> None:
-    # A topic of its own per call: the sink drops offsets it has stored before as replays.
-    load(values, lambda: client, now=received_at, topic=f"crafted-{uuid.uuid4().hex[:8]}")
 
 
 def found(client: Client, kind: str, now: datetime = NOW, **given: Any) -> dict[tuple[str, ...], float]:

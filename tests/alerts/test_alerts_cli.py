@@ -11,8 +11,8 @@ from clickhouse_connect.driver.client import Client
 from alerts.settings import EvaluatorSettings
 from config.env import ConfigError
 from schema.client import ClickHouseSettings
-from tests.alerts.test_alert_conditions import event, store
 from tests.support.services import run_cli
+from tests.support.stored_events import event, store
 
 
 @pytest.mark.parametrize("action", ["run", "check", "backtest", "render-prometheus"])

@@ -12,20 +12,18 @@ Alertmanager, and resolve after the anomaly stops — and no other alert may fir
 
 from __future__ import annotations
 
-import json
 import sys
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from labelpulse.child_processes import spawn, terminate, wait_ready
-from labelpulse.net import free_port, http_ok
+from labelpulse.child_processes import spawn, terminate
+from labelpulse.net import free_port
+from tests.support.http import get_json, prometheus, serving
 from tests.support.recorder import HttpRecorder
 from tests.support.services import WorkerHarness, system_tool, wait_for
 
@@ -98,19 +96,6 @@ HISTORY_MIN, CALM_S, ANOMALY_S = 35, 30, 120
 
 
 @contextmanager
-def serving(binary: str, flags: list[str], log: Path) -> Iterator[str]:
-    """A Prometheus-family server (same flags, same /-/ready) on a free loopback port; yields its URL."""
-    port = free_port()
-    process = spawn([binary, *flags, f"--web.listen-address=127.0.0.1:{port}"], log, {})
-    try:
-        url = f"http://127.0.0.1:{port}"
-        assert wait_ready(process, lambda: http_ok(f"{url}/-/ready"), 60), log.read_text()[-2000:]
-        yield url
-    finally:
-        terminate(process, timeout_s=15)
-
-
-@contextmanager
 def alertmanager(tmp_path: Path, webhook: str) -> Iterator[str]:
     binary = system_tool("prometheus-alertmanager", "prometheus-alertmanager")
     config = tmp_path / "alertmanager.yml"
@@ -121,31 +106,6 @@ def alertmanager(tmp_path: Path, webhook: str) -> Iterator[str]:
     flags = [f"--config.file={config}", f"--storage.path={tmp_path / 'alertmanager'}", "--cluster.listen-address="]
     with serving(binary, flags, tmp_path / "alertmanager.log") as url:
         yield url
-
-
-@contextmanager
-def prometheus(tmp_path: Path, targets: dict[str, str]) -> Iterator[str]:
-    """A real Prometheus scraping `targets` (job -> host:port) every second, with the rendered rules."""
-    binary = system_tool("prometheus", "prometheus")
-    rules = tmp_path / "rendered.yml"
-    rendered = spawn([sys.executable, "-m", "labelpulse", "alerts", "render-prometheus", "-o", str(rules)],
-                     tmp_path / "render.log", {})  # fmt: skip
-    assert rendered.wait(60) == 0
-    scrape = "".join(
-        f"  - job_name: {job}\n    static_configs: [{{targets: ['{target}']}}]\n" for job, target in targets.items()
-    )
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: ['{rules}']\nscrape_configs:\n{scrape}"
-    )
-    flags = [f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'prometheus'}"]
-    with serving(binary, flags, tmp_path / "prometheus.log") as url:
-        yield url
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.load(response)
 
 
 def notifications(recorder: HttpRecorder) -> list[tuple[str, dict[str, str]]]:

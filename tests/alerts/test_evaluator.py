@@ -16,8 +16,8 @@ from alerts.notify import Alertmanager, Notice, SendError, Webhook
 from alerts.rules import Rule, load_rule_file
 from alerts.state import State
 from labelpulse.net import free_port
-from tests.alerts.test_alert_conditions import event, store
 from tests.support.recorder import HttpRecorder
+from tests.support.stored_events import event, store
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

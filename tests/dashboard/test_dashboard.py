@@ -8,33 +8,25 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from itertools import islice
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import streamlit as st
-from prometheus_client import start_http_server
 from streamlit.testing.v1 import AppTest
 
-from alerts.evaluator import Evaluator
 from alerts.rules import DEFAULT_RULES_DIR, load_rules
 from dashboard.page import MISSING
 from dashboard.presentation import bar_range, format_count
 from labelpulse.net import free_port
-from labelpulse.simulator import Plan, generate
-from schema import migrations
 from schema.client import ClickHouseSettings, connect
-from streams.offline import load
+from tests.support.dashboard import APP, HOSTILE_LINK_VALUE, count_of, create_database, evaluator_metrics, metric
 from tests.support.references import expected_active_time, expected_from, expected_review_rounds
 from tests.support.services import ClickHouseService
 
 pytestmark = pytest.mark.clickhouse
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 EVENTS = 3000
 
 
@@ -45,47 +37,12 @@ class Seeded:
     refused: Counter[str]
 
 
-def create_database(service: ClickHouseService, *, seed_events: int) -> tuple[ClickHouseSettings, list[bytes]]:
-    settings = replace(service.settings, database=f"dash_{uuid.uuid4().hex[:10]}")
-    admin = connect(service.settings, database="default")
-    admin.command(f"CREATE DATABASE {settings.database}")
-    admin.close()
-    client = connect(settings)
-    migrations.migrate(client)
-    # One simulated event per second, from two hours ago: all inside the default 6-hour range.
-    plan = Plan(seed=5, start=datetime.now(UTC) - timedelta(hours=2), rate=1, anomalies=("garbage",))
-    values = [message.value for message in islice(generate(plan), seed_events)]
-    load(values, lambda: client)
-    return settings, values
-
-
 @pytest.fixture(scope="module")
 def seeded(request: pytest.FixtureRequest, clickhouse_service: ClickHouseService) -> Iterator[Seeded]:
     settings, values = create_database(clickhouse_service, seed_events=EVENTS)
     events, refused = expected_from(values)
     yield Seeded(settings, events, refused)
     connect(clickhouse_service.settings, database="default").command(f"DROP DATABASE {settings.database} SYNC")
-
-
-@contextmanager
-def evaluator_metrics(settings: ClickHouseSettings, skip_groups: tuple[str, ...] = ()) -> Iterator[str]:
-    """The default rules evaluated once over `settings`' data (but for `skip_groups`) by a real Evaluator,
-    its /metrics served as `labelpulse alerts` serves them; yields the URL."""
-    evaluator = Evaluator(load_rules(DEFAULT_RULES_DIR).rules, lambda: connect(settings))
-    for group in evaluator.groups:
-        if group.name not in skip_groups:
-            evaluator.evaluate_group(group)
-    port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1")
-    try:
-        yield f"http://127.0.0.1:{port}/metrics"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        connect(settings).command(
-            "TRUNCATE TABLE alert_history"
-        )  # the transitions it wrote: other tests share the data
 
 
 def app(
@@ -110,15 +67,6 @@ def app(
         at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
-
-
-def count_of(events: pd.DataFrame, event_type: str, project: str | None = None) -> int:
-    selected = events[events["event_type"] == event_type]
-    return len(selected if project is None else selected[selected["project_id"] == project])
 
 
 def test_overview_kpis_equal_pandas_counts(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -429,14 +377,6 @@ def test_alerts_view_says_nothing_is_watched_when_the_evaluator_does_not_answer(
 ) -> None:
     at = app(seeded.settings, monkeypatch, page="views/alerts.py")
     assert any("Nothing is being watched from here" in w.value and "labelpulse alerts" in w.value for w in at.warning)
-
-
-# What a link may carry to someone who clicks it: Markdown and HTML that would render as a link, an
-# image (fetched on load), formatting, LaTeX, Streamlit's :color[…] directives, and a bare URL.
-HOSTILE_LINK_VALUE = (
-    "[click me](http://evil.example/x) ![pixel](http://evil.example/p.png) <b>bold</b> $x^2$ :red[red] "
-    "**strong** www.evil.example"
-)
 
 
 def test_values_from_a_link_are_shown_as_text_not_markdown(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ from config.env import ConfigError
 from dashboard.auth import hash_password, password_matches
 from dashboard.settings import DashboardSettings
 from schema.client import ClickHouseSettings, connect
-from tests.dashboard.test_dashboard import APP, count_of, create_database, metric
+from tests.support.dashboard import APP, count_of, create_database, metric
 from tests.support.references import expected_from
 from tests.support.services import ClickHouseService
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.dashboard.test_dashboard import create_database, evaluator_metrics
 from tests.support.browser import capture_views, chromium, served_dashboard
+from tests.support.dashboard import create_database, evaluator_metrics
 from tests.support.services import ClickHouseService
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def test_values_from_a_link_render_as_text_in_chromium(clickhouse_service: Click
 
     from playwright.sync_api import sync_playwright
 
-    from tests.dashboard.test_dashboard import HOSTILE_LINK_VALUE
+    from tests.support.dashboard import HOSTILE_LINK_VALUE
 
     settings, _ = create_database(clickhouse_service, seed_events=300)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("LABELPULSE_")}, **settings.to_env()}

@@ -25,25 +25,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from labelpulse.net import free_port, port_in_use
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect
+from tests.support.http import http_request
 from tests.support.services import ClickHouseService
 
 pytestmark = pytest.mark.clickhouse
-
-
-def http_request(
-    settings: ClickHouseSettings,
-    method: str = "GET",
-    params: dict[str, str] | None = None,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection(settings.host, settings.port, timeout=30)
-    path = "/?" + urllib.parse.urlencode({"database": settings.database, **(params or {})})
-    connection.request(method, path, body=body, headers=headers or {})
-    response = connection.getresponse()
-    data = response.read()
-    connection.close()
-    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
 
 
 @pytest.fixture

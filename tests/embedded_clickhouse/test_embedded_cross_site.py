@@ -16,8 +16,8 @@ import pytest
 from labelpulse.net import free_port
 from labelpulse.runtime import EmbeddedClickHouseProcess
 from schema.client import ClickHouseSettings, connect
-from tests.embedded_clickhouse.test_embedded_clickhouse import http_request
 from tests.support.browser import chromium
+from tests.support.http import http_request
 
 pytestmark = pytest.mark.clickhouse
 ALLOWED = "http://localhost:7777"

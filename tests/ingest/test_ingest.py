@@ -5,94 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.env import ConfigError
-from ingest.app import create_app
 from ingest.label_studio import map_delivery
-from ingest.publisher import KafkaPublisher
 from ingest.settings import IngestSettings
 from kafka_admin.settings import KafkaSettings
 from kafka_admin.topics import create_topics
 from labelpulse.broker import BrokerSettings
 from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
+from tests.support.ingest import SECRET, Served, get, post
 from tests.support.services import WorkerHarness, run_cli, wait_for
 
 CAPTURES = Path(__file__).parent / "fixtures" / "label_studio"
-SECRET = "ingest-test-secret-0123456789"
 # The embedded broker (Tansu) has no idempotent producer: ingest runs against it without, as `up` runs it.
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-
-def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> Answer:
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return Answer(response.status, _lower(response.headers), json.loads(response.read()))
-    except urllib.error.HTTPError as error:
-        return Answer(error.code, _lower(error.headers), json.loads(error.read() or b"null"))
-
-
-def _lower(headers: Any) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
-
-
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return str(response.read().decode())
-
-
-class Served:
-    """The ingest app on a free loopback port, served by uvicorn in a thread of the test."""
-
-    def __init__(self, settings: IngestSettings) -> None:
-        self.settings = settings
-        publisher = KafkaPublisher(settings.kafka, settings.publish_timeout_s, idempotence=settings.idempotence)
-        app = create_app(settings, publisher)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.server.started, 30, "ingest serving")
-        self.url = f"http://127.0.0.1:{settings.port}"
-
-    def events(self, body: bytes, content_type: str = "application/json") -> Answer:
-        return post(f"{self.url}/v1/events", body, {"Content-Type": content_type})
-
-    def label_studio(self, body: bytes, secret: str | None = SECRET) -> Answer:
-        headers = {"Content-Type": "application/json"} | ({"X-LabelPulse-Secret": secret} if secret else {})
-        return post(f"{self.url}/v1/sources/label-studio", body, headers)
-
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(get(f"{self.url}/metrics"))
-            for sample in family.samples
-        }
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 def topics_for_test(kafka: BrokerSettings) -> KafkaSettings:

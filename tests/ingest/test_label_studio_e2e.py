@@ -26,7 +26,7 @@ from ingest.settings import IngestSettings
 from labelpulse.broker import BrokerSettings
 from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
-from tests.ingest.test_ingest import SECRET, Served
+from tests.support.ingest import SECRET, Served
 from tests.support.services import WorkerHarness, wait_for
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.broker, pytest.mark.clickhouse]

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.runtime_status import Banner, banners, read_status
 from labelpulse.net import free_port
 from schema.client import ClickHouseSettings
-from tests.labelpulse.test_supervise import Fleet
+from tests.support.fleet import Fleet
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 WALL = 1_800_000_000

@@ -22,9 +22,9 @@ import pytest
 from labelpulse.net import free_port, http_ok
 from labelpulse.simulator import read_recording
 from schema.client import ClickHouseSettings, connect
-from tests.streams.test_worker import assert_active_time_matches
 from tests.support.references import assert_derived_views_match, assert_throughput_per_minute_matches, expected_from
 from tests.support.services import REPO_ROOT, wait_for
+from tests.support.worker import assert_active_time_matches
 
 pytestmark = [pytest.mark.broker, pytest.mark.clickhouse, pytest.mark.faults]
 KILL_AT = random.Random(16)  # when under the load each part dies: random, repeatable

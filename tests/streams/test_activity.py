@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from streams.activity import ActivityTracker, decode_activity, encode_activity
 from streams.processor import ActivityEntry, DictStateStore, Message, Processor
-from tests.streams.test_processor import event, message
+from tests.support.messages import event, message
 from tests.support.references import expected_active_time
 
 IDLE_MS = 100_000

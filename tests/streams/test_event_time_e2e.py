@@ -15,9 +15,9 @@ from clickhouse_connect.driver.client import Client
 
 from labelpulse.broker import BrokerSettings
 from labelpulse.simulator import Delivery, Plan, generate
-from tests.streams.test_worker import assert_active_time_matches, resend, stored
 from tests.support.references import assert_derived_views_match, assert_throughput_per_minute_matches, expected_from
 from tests.support.services import WorkerHarness, wait_for
+from tests.support.worker import assert_active_time_matches, resend, stored
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.broker, pytest.mark.faults]
 

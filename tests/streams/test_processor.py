@@ -11,27 +11,9 @@ import pytest
 from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, WORKER_TABLES, epoch_ms, positions
 from streams.privacy import Pseudonymizer
 from streams.processor import DictStateStore, Message, Processor, RecentIds
+from tests.support.messages import event, message
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-def event(event_id: str = "e1", event_type: str = "annotation_submitted", **fields: Any) -> bytes:
-    document = {
-        "event_id": event_id,
-        "event_type": event_type,
-        "schema_version": 1,
-        "occurred_at": "2026-11-23T11:00:00Z",
-        "project_id": "p",
-        "task_id": "t1",
-        "annotator_id": "a1",
-        "label": "cat",
-        **fields,
-    }
-    return json.dumps(document).encode()
-
-
-def message(value: bytes | None, partition: int = 0, offset: int = 0, key: bytes | None = b"t1") -> Message:
-    return Message("events", partition, offset, key, value)
 
 
 def row(columns: tuple[str, ...], values: list[Any]) -> dict[str, Any]:

@@ -1,1 +1,2 @@
-"""What the tests share: services, references computed independently of the code, recorders, a browser."""
+"""What the tests share: services, workers, seeded databases, hand-built events, HTTP helpers, references
+computed independently of the code (pandas), recorders and a browser."""
