@@ -1,4 +1,4 @@
-"""The ingest HTTP API (Starlette): contract events and Label Studio webhooks in, Kafka out.
+"""The ingest HTTP API (Starlette): contract events and labeling tools' webhooks in, Kafka out.
 
 Nothing is acknowledged before Kafka has it: a 2xx answer means every accepted event is durable in the
 events topic (acks=all); while Kafka is away the answer is 503 with Retry-After. Whatever is refused is
