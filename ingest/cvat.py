@@ -63,7 +63,7 @@ def map_delivery(body: bytes) -> Delivery:
     if not isinstance(action, str) or not action:
         raise MalformedWebhook(f"'event' must be a CVAT event name such as 'update:job', got {action!r:.80}")
     if action not in MAPPED:
-        ignored = f"{action} has no event in the contract" if _known(action) else f"unknown event {action!r:.80}"
+        ignored = f"{action} has no event in the contract" if action in KNOWN else f"unknown event {action!r:.80}"
         return Delivery(action, ignored=ignored)
     job = _object(document, "job", action)
     events = _job_facts(job, _sender(document))
@@ -72,10 +72,6 @@ def map_delivery(body: bytes) -> Delivery:
     if not events:
         return Delivery(action, ignored=_why_nothing(job))
     return Delivery(action, events)
-
-
-def _known(action: str) -> bool:
-    return action in KNOWN or action.startswith("completed:")
 
 
 def _why_nothing(job: dict[str, Any]) -> str:
@@ -118,11 +114,8 @@ def _job_facts(job: dict[str, Any], sender: str | None) -> list[dict[str, Any]]:
             )
     elif stage == "validation" and state in VERDICTS and assignee and sender and sender != assignee:
         verdict = VERDICTS[str(state)]
-        facts.append(
-            _event(job, "review_completed", verdict, assignee)
-            | _work(changed_at, assignee)
-            | {"reviewer_id": sender, "verdict": verdict, "stage": "review", "cvat_issues": _issue_count(job)}
-        )
+        review = _event(job, "review_completed", verdict, assignee) | _work(changed_at, assignee)
+        facts.append(review | {"reviewer_id": sender, "verdict": verdict, "stage": "review"} | _issue_count(job))
     elif stage == "acceptance" and state == "completed":
         facts.append(_event(job, "task_completed", "completed") | {"occurred_at": changed_at})
     return facts
@@ -153,14 +146,18 @@ def _work(occurred_at: str, annotator: str) -> dict[str, Any]:
     return {"occurred_at": occurred_at, "annotator_id": annotator}
 
 
-def _issue_count(job: dict[str, Any]) -> int | None:
+def _issue_count(job: dict[str, Any]) -> dict[str, int]:
+    """The job's issues (its rejection reasons are their comments) as `cvat_issues`, where the payload counts them."""
     issues = job.get("issues")
     count = issues.get("count") if isinstance(issues, dict) else None
-    return count if isinstance(count, int) and not isinstance(count, bool) else None
+    return {"cvat_issues": count} if isinstance(count, int) and not isinstance(count, bool) else {}
 
 
 def _sender(document: dict[str, Any]) -> str | None:
-    return _person(document.get("sender"), "sender")
+    """Who made the change: a user's id; None for CVAT itself (a background job sends null, or no user id)."""
+    sender = document.get("sender")
+    user_id = sender.get("id") if isinstance(sender, dict) else None
+    return str(user_id) if isinstance(user_id, int) and not isinstance(user_id, bool) else None
 
 
 def _person(value: Any, where: str) -> str | None:

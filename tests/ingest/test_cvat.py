@@ -104,6 +104,9 @@ def test_a_rejection_keeps_the_jobs_issue_count_as_its_reason_is_not_in_the_payl
     (rejected,) = mapped("09")
     assert rejected["cvat_issues"] == 1
     assert "reason" not in rejected
+    uncounted = document("09")
+    del uncounted["job"]["issues"]
+    assert "cvat_issues" not in map_delivery(body(uncounted)).events[0]
 
 
 def test_a_redelivery_and_a_later_delivery_stating_the_same_fact_are_the_same_event() -> None:
@@ -149,6 +152,7 @@ def test_an_unknown_event_is_ignored_as_unknown() -> None:
 def test_a_verdict_set_by_nobody_or_on_an_unassigned_job_is_left_out() -> None:
     rejected = document("09")
     assert map_delivery(body(rejected | {"sender": None})).events == []
+    assert map_delivery(body(rejected | {"sender": {"username": "system"}})).events == []  # not refused
     rejected["job"]["assignee"] = None
     assert map_delivery(body(rejected)).events == []
 
