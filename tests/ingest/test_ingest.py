@@ -505,6 +505,29 @@ def test_an_unknown_cvat_event_is_accepted_counted_and_ignored(cvat_served: Serv
     assert cvat_served.metrics()[key] == 1
 
 
+@pytest.mark.broker
+def test_a_cvat_event_the_contract_refuses_is_answered_422_and_dead_lettered(cvat_served: Served) -> None:
+    body = (CVAT_FIXTURES / "02-create-job.body").read_bytes().replace(b'"2026-11-30T', b'"2024-11-30T')
+    answer = to_cvat(cvat_served, body)
+    assert (answer.status, answer.body["results"][0]["rule"]) == (422, "ancient_timestamp")
+    kafka = cvat_served.settings.kafka
+    (letter,) = read_topic(kafka, kafka.dead_letter_topic, 1)
+    assert json.loads(letter.value)["event_type"] == "task_created"
+
+
+def test_an_oversized_cvat_delivery_is_refused_413_before_its_signature_is_checked() -> None:
+    ingest = Served(IngestSettings(port=free_port(), cvat_secret=CVAT_SECRET, max_webhook_bytes=1024))
+    try:
+        body = cvat_deliveries()[4]  # ~1.4 KiB
+        answer = to_cvat(ingest, body)
+        assert (answer.status, answer.body["error"]) == (413, "too_large")
+        assert "LABELPULSE_INGEST_MAX_WEBHOOK_BYTES" in answer.body["message"]
+        key = ("labelpulse_ingest_requests_total", (("outcome", "too_large"), ("source", "cvat")))
+        assert ingest.metrics()[key] == 1
+    finally:
+        ingest.stop()
+
+
 def test_cvat_webhooks_are_refused_until_a_secret_is_configured() -> None:
     ingest = Served(IngestSettings(port=free_port()))
     try:
@@ -693,6 +716,8 @@ def test_settings_take_the_secret_from_a_file_and_the_contract_limits_the_worker
     )
     assert (settings.label_studio_secret, settings.limits.max_age) == (SECRET, timedelta(days=3000))
     assert SECRET not in repr(settings)
+    cvat = IngestSettings.from_env({"LABELPULSE_CVAT_SECRET_FILE": str(secret_file)})
+    assert cvat.cvat_secret == SECRET and SECRET not in repr(cvat)
 
 
 @pytest.mark.parametrize(
@@ -700,6 +725,7 @@ def test_settings_take_the_secret_from_a_file_and_the_contract_limits_the_worker
     [
         ({"LABELPULSE_INGEST_HOST": "0.0.0.0"}, "LABELPULSE_INGEST_ALLOW_REMOTE=true"),
         ({"LABELPULSE_LABEL_STUDIO_SECRET": "short"}, "at least 16 characters"),
+        ({"LABELPULSE_CVAT_SECRET": "short"}, "LABELPULSE_CVAT_SECRET must be at least 16 characters"),
         ({"LABELPULSE_LABEL_STUDIO_SECRET_FILE": "/nonexistent/secret"}, "cannot read /nonexistent/secret"),
         (
             {"LABELPULSE_LABEL_STUDIO_SECRET": SECRET, "LABELPULSE_LABEL_STUDIO_SECRET_FILE": "/x"},
