@@ -80,6 +80,8 @@ def _why_nothing(job: dict[str, Any]) -> str:
             "a verdict on a job assigned to its reviewer (or to nobody), or set by nobody: whose work it judges is "
             "not in the payload"
         )
+    if job.get("stage") == "annotation" and job.get("state") != "new" and job.get("assignee") is None:
+        return "work on a job without an assignee: whose work it is is not in the payload (assign jobs in CVAT)"
     return f"stage {job.get('stage')}, state {job.get('state')}: no contract event"
 
 
