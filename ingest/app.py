@@ -1,4 +1,4 @@
-"""The ingest HTTP API (Starlette): contract events and Label Studio webhooks in, Kafka out.
+"""The ingest HTTP API (Starlette): contract events and labeling tools' webhooks in, Kafka out.
 
 Nothing is acknowledged before Kafka has it: a 2xx answer means every accepted event is durable in the
 events topic (acks=all); while Kafka is away the answer is 503 with Retry-After. Whatever is refused is
@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
-from ingest import label_studio, labelbox
+from ingest import cvat, label_studio, labelbox
 from ingest.mapping import Delivery, MalformedWebhook
 from ingest.publisher import DEAD_LETTER_BYTES, KafkaUnavailable, Outgoing, Publisher
 from ingest.settings import SECRET_HEADER, IngestSettings
@@ -35,6 +35,7 @@ log = logging.getLogger("labelpulse.ingest")
 API = "api"
 LABEL_STUDIO = "label-studio"
 LABELBOX = "labelbox"
+CVAT = "cvat"
 NDJSON = ("application/x-ndjson", "application/jsonl", "application/ndjson")
 
 
@@ -45,7 +46,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "labelpulse_ingest_requests",
-            "Requests by source (api, label-studio, labelbox) and outcome (accepted, partly_refused, refused, "
+            "Requests by source (api, label-studio, labelbox, cvat) and outcome (accepted, partly_refused, refused, "
             "malformed, ignored, unauthorized, too_large, unavailable)",
             ["source", "outcome"],
             registry=self.registry,
@@ -225,6 +226,28 @@ def create_app(
             known=labelbox.MAPPED | {"WORKFLOW_ACTION"},
         )
 
+    async def post_cvat(request: Request) -> Response:
+        """
+        summary: Receive CVAT webhooks
+        description: >
+          Create a CVAT webhook (project or organization; events create:job and update:job at least, or
+          everything) with this URL and LABELPULSE_CVAT_SECRET as its secret: every delivery must carry
+          X-Signature-256 (sha256= HMAC of the body). Mapped as the README says; other events are ignored.
+        responses:
+          200: {description: "Mapped events accepted and in Kafka, or an event with nothing to map (ignored)."}
+          400: {description: "Not a CVAT webhook we can read; kept in the dead-letter topic."}
+          401: {description: "Missing or wrong X-Signature-256, or no LABELPULSE_CVAT_SECRET configured."}
+          413: {description: "Body larger than LABELPULSE_INGEST_MAX_WEBHOOK_BYTES."}
+          422: {description: "Mapped events the contract refuses; dead-lettered."}
+          503: {description: "Kafka is unavailable; nothing accepted (CVAT sends it again later)."}
+        """
+        try:
+            body = await _body(request, settings.max_webhook_bytes, "LABELPULSE_INGEST_MAX_WEBHOOK_BYTES")
+            _verify_cvat_signature(request, body, settings.cvat_secret)
+        except Refusal as refusal:
+            return _refused(metrics, CVAT, refusal)
+        return await webhook(CVAT, body, lambda: cvat.map_delivery(body), lambda raw: raw, known=cvat.KNOWN)
+
     async def webhook(
         source: str,
         body: bytes,
@@ -245,7 +268,7 @@ def create_app(
             log.warning("malformed %s webhook, kept in %s: %s", source, kafka.dead_letter_topic, exc)
             return _refused(metrics, source, Refusal(400, "malformed", str(exc)), rule="malformed_webhook")
         if delivery.ignored:
-            log.info("%s %s ignored: %s", source, delivery.action, delivery.ignored)
+            log.info("%s %.80s ignored: %s", source, delivery.action, delivery.ignored)
             metrics.ignored.labels(source, delivery.action if delivery.action in known else "unknown").inc()
             metrics.requests.labels(source, "ignored").inc()
             return JSONResponse({"action": delivery.action, "ignored": delivery.ignored, "accepted": 0})
@@ -289,6 +312,7 @@ def create_app(
             Route("/v1/events", post_events, methods=["POST"]),
             Route("/v1/sources/label-studio", post_label_studio, methods=["POST"]),
             Route("/v1/sources/labelbox", post_labelbox, methods=["POST"]),
+            Route("/v1/sources/cvat", post_cvat, methods=["POST"]),
             Route("/v1/contract", get_contract, methods=["GET"]),
             Route("/healthz", get_health, methods=["GET"]),
             Route("/metrics", get_metrics, methods=["GET"], include_in_schema=False),
@@ -329,6 +353,20 @@ def _verify_signature(request: Request, body: bytes, secret: str) -> None:
         raise Refusal(
             401, "unauthorized", "wrong signature: the webhook's secret must equal LABELPULSE_LABELBOX_SECRET"
         )
+
+
+def _verify_cvat_signature(request: Request, body: bytes, secret: str) -> None:
+    if not secret:
+        raise Refusal(
+            401,
+            "unauthorized",
+            "CVAT webhooks are off: set LABELPULSE_CVAT_SECRET (or _FILE) on ingest to the webhook's secret",
+        )
+    verdict = cvat.signed(secret, body, request.headers.get(cvat.SIGNATURE_HEADER))
+    if verdict is None:
+        raise Refusal(401, "unauthorized", "missing X-Signature-256: give the CVAT webhook a secret")
+    if not verdict:
+        raise Refusal(401, "unauthorized", "wrong signature: the webhook's secret must equal LABELPULSE_CVAT_SECRET")
 
 
 async def _body(request: Request, limit: int, variable: str) -> bytes:

@@ -37,6 +37,7 @@ class IngestSettings:
     idempotence: bool = True
     label_studio_secret: str = field(default="", repr=False)
     labelbox_secret: str = field(default="", repr=False)  # the webhook's secret: Labelbox signs with it
+    cvat_secret: str = field(default="", repr=False)  # the webhook's secret: CVAT signs with it
     limits: ContractLimits = field(default_factory=ContractLimits)  # the workers' own (same variables)
 
     def __post_init__(self) -> None:
@@ -65,6 +66,7 @@ class IngestSettings:
             idempotence=env_bool(env, "INGEST_IDEMPOTENCE", kafka.external),
             label_studio_secret=_secret(env, "LABEL_STUDIO_SECRET"),
             labelbox_secret=_secret(env, "LABELBOX_SECRET"),
+            cvat_secret=_secret(env, "CVAT_SECRET"),
             limits=ContractLimits.from_env(env),
         )
 

@@ -199,10 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = subcommands.add_parser(
         "ingest",
-        help="serve the HTTP ingest: contract events, Label Studio and Labelbox webhooks -> Kafka",
+        help="serve the HTTP ingest: contract events, Label Studio, Labelbox and CVAT webhooks -> Kafka",
         description="Accept contract events (POST /v1/events: one JSON object, or NDJSON lines), Label Studio "
         "webhooks (POST /v1/sources/label-studio, header X-LabelPulse-Secret = LABELPULSE_LABEL_STUDIO_SECRET) "
-        "and Labelbox webhooks (POST /v1/sources/labelbox, signed with LABELPULSE_LABELBOX_SECRET), and answer "
+        "Labelbox webhooks (POST /v1/sources/labelbox, signed with LABELPULSE_LABELBOX_SECRET) and CVAT webhooks "
+        "(POST /v1/sources/cvat, signed with LABELPULSE_CVAT_SECRET), and answer "
         "only once Kafka has every accepted event (503 with Retry-After while it is away). Each event "
         "is answered accepted or refused with its rule. API docs at /openapi.json, metrics at /metrics. Listens "
         "on loopback unless LABELPULSE_INGEST_ALLOW_REMOTE=true.",

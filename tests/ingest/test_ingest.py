@@ -329,6 +329,154 @@ def test_a_labelbox_topic_with_no_contract_event_is_accepted_counted_and_ignored
     assert labelbox_served.metrics()[key] == 1
 
 
+# ---------------------------------------------------------------- CVAT
+
+CVAT_FIXTURES = Path(__file__).parent / "fixtures" / "cvat"
+CVAT_SECRET = "cvat-test-secret-0123456789"
+
+
+def cvat_signed(body: bytes, secret: str = CVAT_SECRET) -> dict[str, str]:
+    import hashlib
+    import hmac
+
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Signature-256": signature}
+
+
+def cvat_deliveries() -> list[bytes]:
+    """Every CVAT delivery of the fixtures, dated yesterday (signed again where they are sent: `recent` changed
+    the bytes)."""
+    return [recent(path.read_bytes()) for path in sorted(CVAT_FIXTURES.glob("[0-8]*.body"))]
+
+
+def cvat_served_with(kafka: KafkaSettings) -> Served:
+    return Served(IngestSettings(kafka=kafka, port=free_port(), cvat_secret=CVAT_SECRET, idempotence=False))
+
+
+@pytest.fixture
+def cvat_served(kafka: BrokerSettings) -> Iterator[Served]:
+    topics = topics_for_test(kafka)
+    asyncio.run(create_topics(topics))
+    ingest = cvat_served_with(topics)
+    yield ingest
+    ingest.stop()
+
+
+def to_cvat(served: Served, body: bytes, headers: dict[str, str] | None = None) -> Answer:
+    return post(f"{served.url}/v1/sources/cvat", body, cvat_signed(body) if headers is None else headers)
+
+
+@pytest.mark.broker
+def test_signed_cvat_deliveries_are_accepted_and_their_events_reach_kafka(cvat_served: Served) -> None:
+    from ingest.cvat import map_delivery as map_cvat
+
+    sent = []
+    for body in cvat_deliveries():
+        answer = to_cvat(cvat_served, body)
+        mapped = map_cvat(body).events
+        assert (answer.status, answer.body["accepted"]) == (200, len(mapped)), answer.body
+        sent += [result["event_id"] for result in answer.body.get("results", [])]
+    assert len(sent) == 10
+    kafka = cvat_served.settings.kafka
+    stored = read_topic(kafka, kafka.events_topic, len(sent))
+    assert sorted(json.loads(m.value)["event_id"] for m in stored) == sorted(sent)
+    assert {m.key for m in stored} == {b"19", b"31"}
+    metrics = cvat_served.metrics()
+    assert metrics[("labelpulse_ingest_requests_total", (("outcome", "accepted"), ("source", "cvat")))] == 8
+    assert metrics[("labelpulse_ingest_requests_total", (("outcome", "ignored"), ("source", "cvat")))] == 10
+    ignored = ("labelpulse_ingest_webhooks_ignored_total", (("action", "update:job"), ("source", "cvat")))
+    assert metrics[ignored] == 2  # stage validation without a verdict; a verdict of the job's own assignee
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("signature", ["missing", "wrong secret", "other body", "without sha256="])
+def test_a_cvat_delivery_without_a_good_signature_is_refused_401_and_counted(
+    cvat_served: Served, signature: str
+) -> None:
+    body = recent((CVAT_FIXTURES / "05-update-job-completed.body").read_bytes())
+    headers = {
+        "missing": {"Content-Type": "application/json"},
+        "wrong secret": cvat_signed(body, "not-the-cvat-webhook-secret"),
+        "other body": cvat_signed(body + b"\n"),
+        "without sha256=": {"X-Signature-256": cvat_signed(body)["X-Signature-256"].removeprefix("sha256=")},
+    }[signature]
+    answer = to_cvat(cvat_served, body, headers)
+    assert (answer.status, answer.body["error"]) == (401, "unauthorized")
+    assert "X-Signature-256" in answer.body["message"] or "LABELPULSE_CVAT_SECRET" in answer.body["message"]
+    key = ("labelpulse_ingest_requests_total", (("outcome", "unauthorized"), ("source", "cvat")))
+    assert cvat_served.metrics()[key] == 1
+
+
+@pytest.mark.broker
+def test_the_fixture_signed_with_another_secret_is_refused_401(cvat_served: Served) -> None:
+    path = CVAT_FIXTURES / "91-bad-signature.body"
+    headers = json.loads(path.with_suffix(".json").read_text())["headers"]
+    answer = to_cvat(cvat_served, path.read_bytes(), headers)
+    assert (answer.status, answer.body["message"]) == (
+        401,
+        "wrong signature: the webhook's secret must equal LABELPULSE_CVAT_SECRET",
+    )
+
+
+@pytest.mark.broker
+def test_a_malformed_cvat_delivery_is_refused_400_with_the_reason_and_kept(cvat_served: Served) -> None:
+    document = json.loads(cvat_deliveries()[4])
+    document["job"]["state"] = "finished"
+    body = json.dumps(document).encode()
+    answer = to_cvat(cvat_served, body)
+    assert (answer.status, answer.body["error"]) == (400, "malformed_webhook")
+    assert "job 19: 'state' must be new, in progress, rejected or completed, got 'finished'" in answer.body["message"]
+    kafka = cvat_served.settings.kafka
+    (letter,) = read_topic(kafka, kafka.dead_letter_topic, 1)
+    assert (letter.value, dict(letter.headers)["labelpulse-source"]) == (body, b"ingest:cvat")
+    assert dict(letter.headers)["labelpulse-rule"] == b"malformed_webhook"
+    key = ("labelpulse_ingest_requests_total", (("outcome", "malformed"), ("source", "cvat")))
+    assert cvat_served.metrics()[key] == 1
+
+
+@pytest.mark.broker
+def test_an_unknown_cvat_event_is_accepted_counted_and_ignored(cvat_served: Served) -> None:
+    answer = to_cvat(cvat_served, b'{"event": "archive:job", "job": {"id": 19}, "webhook_id": 3}')
+    assert (answer.status, answer.body["accepted"], answer.body["ignored"]) == (200, 0, "unknown event 'archive:job'")
+    key = ("labelpulse_ingest_webhooks_ignored_total", (("action", "unknown"), ("source", "cvat")))
+    assert cvat_served.metrics()[key] == 1
+
+
+@pytest.mark.broker
+def test_a_cvat_event_the_contract_refuses_is_answered_422_and_dead_lettered(cvat_served: Served) -> None:
+    body = (CVAT_FIXTURES / "02-create-job.body").read_bytes().replace(b'"2026-11-30T', b'"2024-11-30T')
+    answer = to_cvat(cvat_served, body)
+    assert (answer.status, answer.body["results"][0]["rule"]) == (422, "ancient_timestamp")
+    kafka = cvat_served.settings.kafka
+    (letter,) = read_topic(kafka, kafka.dead_letter_topic, 1)
+    assert json.loads(letter.value)["event_type"] == "task_created"
+
+
+def test_an_oversized_cvat_delivery_is_refused_413_before_its_signature_is_checked() -> None:
+    ingest = Served(IngestSettings(port=free_port(), cvat_secret=CVAT_SECRET, max_webhook_bytes=1024))
+    try:
+        body = cvat_deliveries()[4]  # ~1.4 KiB
+        answer = to_cvat(ingest, body)
+        assert (answer.status, answer.body["error"]) == (413, "too_large")
+        assert "LABELPULSE_INGEST_MAX_WEBHOOK_BYTES" in answer.body["message"]
+        key = ("labelpulse_ingest_requests_total", (("outcome", "too_large"), ("source", "cvat")))
+        assert ingest.metrics()[key] == 1
+    finally:
+        ingest.stop()
+
+
+def test_cvat_webhooks_are_refused_until_a_secret_is_configured() -> None:
+    ingest = Served(IngestSettings(port=free_port()))
+    try:
+        body = cvat_deliveries()[1]
+        answer = to_cvat(ingest, body)
+        assert answer.status == 401
+        assert "set LABELPULSE_CVAT_SECRET" in answer.body["message"]
+        assert "/v1/sources/cvat" in json.loads(get(f"{ingest.url}/openapi.json"))["paths"]
+    finally:
+        ingest.stop()
+
+
 # ---------------------------------------------------------------- through the worker into ClickHouse
 
 
@@ -380,6 +528,47 @@ def test_label_studio_deliveries_sent_twice_and_the_export_imported_twice_are_st
         assert migrated.command("SELECT count() FROM dead_letters") == 0
         edits = migrated.command("SELECT sum(annotations_updated) FROM project_throughput_minute")
         assert int(edits) == 4
+    finally:
+        ingest.stop()
+
+
+@pytest.mark.broker
+@pytest.mark.clickhouse
+def test_cvat_deliveries_sent_twice_are_stored_once_with_their_handle_time_and_review_rounds(
+    harness: WorkerHarness, migrated: Client
+) -> None:
+    harness.start()
+    ingest = cvat_served_with(harness.kafka)
+    try:
+        for _ in range(2):  # CVAT sends a delivery again after a 5xx or a timeout, or on "redeliver"
+            for body in cvat_deliveries():
+                assert to_cvat(ingest, body).status == 200
+        # 20 events sent: 8 facts, each restated assignment and every second copy a duplicate
+        wait_for(lambda: worker_duplicates(harness) == 12, 120, "restated facts dropped as duplicates")
+        wait_for(lambda: int(migrated.command("SELECT count() FROM events")) >= 8, 60, "every fact stored")
+        by_type = dict(migrated.query("SELECT event_type, count() FROM events GROUP BY event_type").result_rows)
+        assert by_type == {
+            "task_created": 2,
+            "task_assigned": 1,
+            "annotation_started": 1,
+            "annotation_submitted": 1,
+            "review_completed": 2,
+            "task_completed": 1,
+        }
+        assert migrated.query("SELECT DISTINCT source_system FROM events").result_rows == [("cvat",)]
+        # Handle time: from the job going in progress (10:02) to completed (10:40), the contract's rule
+        # without a duration: elapsed time, which CVAT's webhooks cannot narrow to working time.
+        wait_for(lambda: int(migrated.command("SELECT count() FROM handle_times")) == 1, 60, "the handle time")
+        assert migrated.query("SELECT annotator_id, handle_time_ms FROM handle_times").result_rows == [
+            ("6", 38 * 60_000)
+        ]
+        wait_for(lambda: int(migrated.command("SELECT count() FROM review_rounds")) == 2, 60, "both reviews")
+        rounds = migrated.query(
+            "SELECT annotator_id, reviewer_id, round, verdict, first_pass_accepted, rework "
+            "FROM review_rounds ORDER BY reviewed_at"
+        ).result_rows
+        assert rounds == [("6", "7", 1, "rejected", False, False), ("6", "7", 2, "accepted", False, True)]
+        assert migrated.command("SELECT count() FROM dead_letters") == 0
     finally:
         ingest.stop()
 
@@ -464,6 +653,8 @@ def test_settings_take_the_secret_from_a_file_and_the_contract_limits_the_worker
     )
     assert (settings.label_studio_secret, settings.limits.max_age) == (SECRET, timedelta(days=3000))
     assert SECRET not in repr(settings)
+    cvat = IngestSettings.from_env({"LABELPULSE_CVAT_SECRET_FILE": str(secret_file)})
+    assert cvat.cvat_secret == SECRET and SECRET not in repr(cvat)
 
 
 @pytest.mark.parametrize(
@@ -471,6 +662,7 @@ def test_settings_take_the_secret_from_a_file_and_the_contract_limits_the_worker
     [
         ({"LABELPULSE_INGEST_HOST": "0.0.0.0"}, "LABELPULSE_INGEST_ALLOW_REMOTE=true"),
         ({"LABELPULSE_LABEL_STUDIO_SECRET": "short"}, "at least 16 characters"),
+        ({"LABELPULSE_CVAT_SECRET": "short"}, "LABELPULSE_CVAT_SECRET must be at least 16 characters"),
         ({"LABELPULSE_LABEL_STUDIO_SECRET_FILE": "/nonexistent/secret"}, "cannot read /nonexistent/secret"),
         (
             {"LABELPULSE_LABEL_STUDIO_SECRET": SECRET, "LABELPULSE_LABEL_STUDIO_SECRET_FILE": "/x"},

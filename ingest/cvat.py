@@ -1,0 +1,185 @@
+"""CVAT webhooks as contract events. Pure: a delivery's body in, contract documents out.
+
+Built from CVAT's source and documentation (cvat/apps/webhooks, docs.cvat.ai "Webhooks", cvat-sdk's models);
+no live CVAT was available. A CVAT *job* is the contract's task (its unit of work, with one assignee).
+
+CVAT sends the job as it is now, not what changed: `before_update` was dropped from `update:*` payloads (CVAT
+PR #11104). So each delivery maps to the facts the job's current stage, state and assignee state, and each
+fact's event_id comes from the job, the fact and the person, never from the delivery: a later delivery that
+states the same fact again, or a delivery sent again, is a duplicate the workers drop. The cost: a fact repeated
+for the same person on the same job (a second rejection, a resubmission after a rejection) counts once.
+
+- `create:job`: `task_created` at its `created_date` (and the facts below).
+- stage annotation with an assignee: `task_assigned` (annotate); state `in progress`: `annotation_started`;
+  state `completed`: `annotation_submitted` with the placeholder label PLACEHOLDER_LABEL (webhooks carry no
+  labels). At validation the assignee may be the annotator or the reviewer (teams do both): no assignment.
+- stage validation, state `completed` / `rejected`: `review_completed` accepted / rejected by the user who made
+  the change (`sender`) of the work of the job's assignee — only when both are known and differ (a job reassigned
+  to its reviewer no longer names whose work it was: left out).
+- stage acceptance, state `completed`: `task_completed`.
+- Issues are the reasons of a rejection, but an issue's payload names its job only by id (no project) and a
+  comment's only its issue: the rejection carries the job's issue count as `cvat_issues`; the issues themselves
+  map to nothing. Neither does anything else (tasks, projects, comments, deletions, ping, …).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from ingest.mapping import Delivery, MalformedWebhook, iso_time
+
+SOURCE_SYSTEM = "cvat"
+SIGNATURE_HEADER = "X-Signature-256"
+# What a submission's label is when the tool does not say: one value, so CVAT work shows as one entry.
+PLACEHOLDER_LABEL = {"cvat": "labels not in webhooks"}
+MAPPED = frozenset({"create:job", "update:job"})
+# CVAT's own event names (cvat/apps/webhooks/event_type.py): known, with nothing to map.
+RESOURCES = ("project", "task", "job", "issue", "comment", "organization", "membership", "invitation", "user")
+KNOWN = MAPPED | {f"{verb}:{resource}" for verb in ("create", "update", "delete") for resource in RESOURCES} | {"ping"}
+VERDICTS = {"completed": "accepted", "rejected": "rejected"}
+
+
+def signed(secret: str, body: bytes, sent: str | None) -> bool | None:
+    """Whether `sent` (X-Signature-256) is `sha256=` + the HMAC-SHA256 of the exact body with the webhook's secret,
+    compared in constant time. None when the header is missing (a webhook without a secret signs nothing)."""
+    if sent is None:
+        return None
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(sent.strip().encode(), expected.encode())
+
+
+def map_delivery(body: bytes) -> Delivery:
+    """The contract documents one delivery stands for. Raises MalformedWebhook."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedWebhook(f"body is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise MalformedWebhook(f"body must be a JSON object, got {type(document).__name__}")
+    action = document.get("event")
+    if not isinstance(action, str) or not action:
+        raise MalformedWebhook(f"'event' must be a CVAT event name such as 'update:job', got {action!r:.80}")
+    if action not in MAPPED:
+        ignored = f"{action} has no event in the contract" if action in KNOWN else f"unknown event {action!r:.80}"
+        return Delivery(action, ignored=ignored)
+    job = _object(document, "job", action)
+    events = _job_facts(job, _sender(document))
+    if action == "create:job":
+        events.insert(0, _task_created(job))
+    if not events:
+        return Delivery(action, ignored=_why_nothing(job))
+    return Delivery(action, events)
+
+
+def _why_nothing(job: dict[str, Any]) -> str:
+    if job.get("stage") == "validation" and job.get("state") in VERDICTS:
+        return (
+            "a verdict on a job assigned to its reviewer (or to nobody), or set by nobody: whose work it judges is "
+            "not in the payload"
+        )
+    if job.get("stage") == "annotation" and job.get("state") != "new" and job.get("assignee") is None:
+        return "work on a job without an assignee: whose work it is is not in the payload (assign jobs in CVAT)"
+    return f"stage {job.get('stage')}, state {job.get('state')}: no contract event"
+
+
+def _task_created(job: dict[str, Any]) -> dict[str, Any]:
+    where = f"job {_id(job, 'id', 'job')}"
+    return _event(job, "task_created", "created") | {"occurred_at": iso_time(job, "created_date", where)}
+
+
+def _job_facts(job: dict[str, Any], sender: str | None) -> list[dict[str, Any]]:
+    where = f"job {_id(job, 'id', 'job')}"
+    stage, state = job.get("stage"), job.get("state")
+    if stage not in ("annotation", "validation", "acceptance"):
+        raise MalformedWebhook(f"{where}: 'stage' must be annotation, validation or acceptance, got {stage!r:.40}")
+    if state not in ("new", "in progress", "rejected", "completed"):
+        raise MalformedWebhook(f"{where}: 'state' must be new, in progress, rejected or completed, got {state!r:.40}")
+    assignee = _person(job.get("assignee"), f"{where}, assignee")
+    changed_at = iso_time(job, "updated_date", where)
+    facts: list[dict[str, Any]] = []
+    if stage == "annotation" and assignee:
+        assigned_at = iso_time(job, "assignee_updated_date", where) if job.get("assignee_updated_date") else changed_at
+        facts.append(
+            _event(job, "task_assigned", "assigned", assignee)
+            | {"occurred_at": assigned_at, "stage": "annotate", "annotator_id": assignee}
+        )
+        if state == "in progress":
+            facts.append(_event(job, "annotation_started", "started", assignee) | _work(changed_at, assignee))
+        elif state == "completed":
+            facts.append(
+                _event(job, "annotation_submitted", "submitted", assignee)
+                | _work(changed_at, assignee)
+                | {"label": PLACEHOLDER_LABEL, "annotation_id": str(job["id"])}
+            )
+    elif stage == "validation" and state in VERDICTS and assignee and sender and sender != assignee:
+        verdict = VERDICTS[str(state)]
+        review = _event(job, "review_completed", verdict, assignee) | _work(changed_at, assignee)
+        facts.append(review | {"reviewer_id": sender, "verdict": verdict, "stage": "review"} | _issue_count(job))
+    elif stage == "acceptance" and state == "completed":
+        facts.append(_event(job, "task_completed", "completed") | {"occurred_at": changed_at})
+    return facts
+
+
+def _event(job: dict[str, Any], event_type: str, fact: str, person: str = "") -> dict[str, Any]:
+    """The fields every event of a job has; its id from the job, the fact and the person it is about."""
+    job_id = str(job["id"])
+    digest = hashlib.sha256(f"job|{job_id}|{fact}|{person}".encode()).hexdigest()
+    return {
+        "event_id": f"cvat-{digest[:32]}",
+        "event_type": event_type,
+        "schema_version": 1,
+        "project_id": _project(job),
+        "task_id": job_id,
+        "source_system": SOURCE_SYSTEM,
+    }
+
+
+def _project(job: dict[str, Any]) -> str:
+    """The job's project id; a CVAT task outside any project stands for its own project (`task-<id>`)."""
+    if isinstance(job.get("project_id"), int) and not isinstance(job["project_id"], bool):
+        return str(job["project_id"])
+    return "task-" + _id(job, "task_id", f"job {job['id']}")
+
+
+def _work(occurred_at: str, annotator: str) -> dict[str, Any]:
+    return {"occurred_at": occurred_at, "annotator_id": annotator}
+
+
+def _issue_count(job: dict[str, Any]) -> dict[str, int]:
+    """The job's issues (its rejection reasons are their comments) as `cvat_issues`, where the payload counts them."""
+    issues = job.get("issues")
+    count = issues.get("count") if isinstance(issues, dict) else None
+    return {"cvat_issues": count} if isinstance(count, int) and not isinstance(count, bool) else {}
+
+
+def _sender(document: dict[str, Any]) -> str | None:
+    """Who made the change: a user's id; None for CVAT itself (a background job sends null, or no user id)."""
+    sender = document.get("sender")
+    user_id = sender.get("id") if isinstance(sender, dict) else None
+    return str(user_id) if isinstance(user_id, int) and not isinstance(user_id, bool) else None
+
+
+def _person(value: Any, where: str) -> str | None:
+    """A CVAT user (BasicUser) as its id; None for nobody."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MalformedWebhook(f"{where} must be a user object or null, got {value!r:.80}")
+    return _id(value, "id", where)
+
+
+def _id(container: dict[str, Any], key: str, where: str) -> str:
+    value = container.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MalformedWebhook(f"{where}: '{key}' must be an integer id, got {value!r:.80}")
+    return str(value)
+
+
+def _object(document: dict[str, Any], key: str, action: str) -> dict[str, Any]:
+    value = document.get(key)
+    if not isinstance(value, dict):
+        raise MalformedWebhook(f"{action}: '{key}' must be an object, got {value!r:.80}")
+    return value
