@@ -25,7 +25,7 @@ from kafka_admin.topics import create_topics
 from labelpulse.broker import BrokerSettings
 from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
-from tests.support.ingest import SECRET, Served, get, post
+from tests.support.ingest import SECRET, Answer, Served, get, post
 from tests.support.services import WorkerHarness, run_cli, wait_for
 
 CAPTURES = Path(__file__).parent / "fixtures" / "label_studio"
