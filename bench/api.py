@@ -196,7 +196,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000, help="raw events to hold (default 10M)")
     parser.add_argument("--base", type=int, default=200_000, help="simulated events loaded before copying")
     parser.add_argument("--clients", default="1,50", help="concurrency levels, comma-separated (default 1,50)")
-    parser.add_argument("--calls", type=int, default=100, help="calls per method and level, at least one per client (default 100)")
+    parser.add_argument(
+        "--calls", type=int, default=100, help="calls per method and level, at least one per client (default 100)"
+    )
     parser.add_argument("--days", type=int, default=7, help="the range of the ranged calls (default 7 days)")
     parser.add_argument("--watchers", type=int, default=100, help="concurrent WatchProject watchers (default 100)")
     parser.add_argument("--watch-seconds", type=float, default=20.0, help="counting window (default 20 s)")

@@ -153,7 +153,9 @@ def main() -> None:
                 raise SystemExit(f"ingest did not start; see {log}")
             time.sleep(0.2)
 
-        span_s = args.events / 20 + 60  # 20 simulated events a second, all in the past (the contract refuses the future)
+        span_s = (
+            args.events / 20 + 60
+        )  # 20 simulated events a second, all in the past (the contract refuses the future)
         plan = Plan(seed=21, start=datetime.now(UTC) - timedelta(seconds=span_s), rate=20, annotators=50)
         messages = [(m.key, m.value) for m in islice(generate(plan), args.events)]
         values = [value for _, value in messages]
