@@ -112,6 +112,16 @@ async def through_http(url: str, values: Sequence[bytes], args: argparse.Namespa
     return batch_rate, single_rate, latencies
 
 
+def simulated(count: int) -> list[tuple[bytes, bytes]]:
+    """`count` simulated events (key, value), all in the past: the contract refuses events from the future."""
+    start = datetime.now(UTC) - timedelta(seconds=count / 20)
+    messages = list(islice(generate(Plan(seed=21, start=start, rate=20, annotators=50)), count))
+    overshoot = max(m.occurred_at for m in messages) - datetime.now(UTC) + timedelta(minutes=1)
+    if overshoot > timedelta(0):  # a task's later events (reviews, edits) come after the plan's rate
+        messages = list(islice(generate(Plan(seed=21, start=start - overshoot, rate=20, annotators=50)), count))
+    return [(m.key, m.value) for m in messages]
+
+
 def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -153,11 +163,7 @@ def main() -> None:
                 raise SystemExit(f"ingest did not start; see {log}")
             time.sleep(0.2)
 
-        span_s = (
-            args.events / 20 + 60
-        )  # 20 simulated events a second, all in the past (the contract refuses the future)
-        plan = Plan(seed=21, start=datetime.now(UTC) - timedelta(seconds=span_s), rate=20, annotators=50)
-        messages = [(m.key, m.value) for m in islice(generate(plan), args.events)]
+        messages = simulated(args.events)
         values = [value for _, value in messages]
         print(f"{len(messages):,} simulated events, topic {topic} ({args.partitions} partitions)", flush=True)
 
