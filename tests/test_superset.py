@@ -292,6 +292,8 @@ def test_every_chart_shows_what_the_dashboards_queries_answer(seeded: Seeded) ->
     data = chart_data(seeded.superset)
     assert set(data) == {chart["slice_name"] for chart in CHARTS.values()}, "every chart imported"
     assert all(data.values()), f"charts without rows: {[title for title, rows in data.items() if not rows]}"
+    on_dashboard = seeded.superset.get("/api/v1/dashboard/labelpulse/charts")["result"]
+    assert {chart["slice_name"] for chart in on_dashboard} == set(data), "the dashboard shows every chart"
     every, fetch = seeded.filters, seeded.fetch
 
     def epoch_ms(moment: Any) -> float:
