@@ -1,11 +1,8 @@
-"""Superset's settings for docker-compose.yml (SUPERSET_CONFIG_PATH): everything from the environment."""
+"""Superset's settings for docker-compose.yml (SUPERSET_CONFIG_PATH): the secret from the environment."""
 
 import os
 
 SECRET_KEY = os.environ["SUPERSET_SECRET_KEY"]  # signs sessions and encrypts the stored ClickHouse password
-# Its own metadata (users, charts, the imported export) in the superset-data volume; a single-host setup.
+# Superset's own metadata (users, charts, the imported export) in the superset-data volume: one host, one
+# Superset; point this at PostgreSQL to run several.
 SQLALCHEMY_DATABASE_URI = "sqlite:////app/superset_home/superset.db"
-# Analysts explore; nobody writes through Superset (the ClickHouse user could not anyway).
-FEATURE_FLAGS = {"DASHBOARD_RBAC": True}
-WTF_CSRF_ENABLED = True
-TALISMAN_ENABLED = False  # behind your proxy, which sets the security headers
