@@ -41,6 +41,7 @@ def test_the_production_shape_is_all_there() -> None:
     assert set(SERVICES) == {
         "kafka", "clickhouse", "init", "worker", "ingest", "dashboard", "evaluator", "prometheus", "alertmanager",
         "grafana", "api",
+        "superset",
     }  # fmt: skip
     assert "KAFKA_PROCESS_ROLES" in env("kafka") and "controller" in env("kafka")["KAFKA_PROCESS_ROLES"], "KRaft"
 
