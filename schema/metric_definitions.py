@@ -20,6 +20,7 @@ from datetime import timedelta
 
 # The rollups the metrics are read from (schema.tables; tests/test_metric_definitions.py checks the names).
 PROJECT_MINUTE = "rollup_project_minute"
+SOURCE_MINUTE = "rollup_source_minute"
 ANNOTATOR_HOUR = "rollup_annotator_hour"
 LABEL_HOUR = "rollup_label_hour"
 REVIEW_HOUR = "rollup_review_hour"
@@ -203,10 +204,20 @@ def dead_letter_ratio_promql(window: str) -> str:
     return f"{dead} / ({dead} + {stored})"
 
 
-def seconds_since_newest_event(now: str) -> str:
-    """SQL: seconds from the newest occurred_at of the rows to `now`, never negative (producers' clocks run
-    ahead). Its PromQL twin is the gauge seconds_since_last_event."""
-    return f"greatest(0, dateDiff('millisecond', max({PROJECT_MINUTE}.last_occurred_at), {now})) / 1000"
+def seconds_since_newest_event(now: str, rollup: str = PROJECT_MINUTE) -> str:
+    """SQL: seconds from the newest occurred_at of the rows (of a minute rollup with last_occurred_at) to `now`,
+    never negative (producers' clocks run ahead). Per project its PromQL twin is the gauge seconds_since_last_event;
+    over SOURCE_MINUTE it is the age of a source's last event."""
+    return f"greatest(0, dateDiff('millisecond', max({rollup}.last_occurred_at), {now})) / 1000"
+
+
+# ---------------------------------------------------------------- sources
+# Every source system (a labeling tool's adapter, the HTTP API, an import, a producer of its own) is its own stream.
+
+# What the events that name no source_system count as, in rollup_source_minute and everywhere it is shown (the
+# workers' labelpulse_worker_events_by_source says the same).
+UNSPECIFIED_SOURCE = "unspecified"
+SOURCE_EVENTS = Count(SOURCE_MINUTE, "events")  # events of every type, per source
 
 
 # ---------------------------------------------------------------- productivity
