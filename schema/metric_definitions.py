@@ -177,6 +177,24 @@ def eta_hours_promql(selector: str = "") -> str:
 
 # ---------------------------------------------------------------- pipeline
 
+# Events stored, of every type: what "events in" counts (per source: SOURCE_EVENTS, which must agree).
+EVENTS_STORED = Total(
+    tuple(
+        Count(PROJECT_MINUTE, column)
+        for column in (
+            "tasks_created",
+            "tasks_assigned",
+            "annotations_started",
+            "annotations_submitted",
+            "annotations_skipped",
+            "reviews_completed",
+            "tasks_completed",
+            "annotations_updated",
+            "annotations_deleted",
+        )
+    )
+)
+
 
 def ingest_lag_ms(level: float) -> str:
     """SQL: the `level` quantile of received_at - occurred_at over the rows, ms (t-digest, approximate)."""

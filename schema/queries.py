@@ -494,9 +494,7 @@ def ingest_over_time(filters: Filters) -> Query:
         f"""
 SELECT
     toStartOfInterval(minute, toIntervalSecond({{bucket:UInt32}})) AS bucket,
-    (sum(tasks_created) + sum(tasks_assigned) + sum(annotations_started) + sum(annotations_submitted)
-     + sum(annotations_skipped) + sum(reviews_completed) + sum(tasks_completed)) / {{bucket:UInt32}}
-        AS events_per_s,
+    {metric.EVENTS_STORED.sql()} / {{bucket:UInt32}} AS events_per_s,
     {metric.ingest_lag_ms(0.5)} / 1000 AS lag_p50_s,
     {metric.ingest_lag_ms(0.95)} / 1000 AS lag_p95_s,
     sum(late_events) AS late_events

@@ -12,7 +12,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from schema import metric_definitions as metric
-from schema import migrations
+from schema import migrations, queries
 from schema.client import ClickHouseSettings, connect
 from schema.events import EventError, validate_event
 from schema.rows import EVENT_COLUMNS, epoch_ms, event_row
@@ -169,6 +169,23 @@ def test_events_per_source_and_minute_equal_pandas(loaded: Client, events: pd.Da
     want = expected_per_source_minute(events)
     assert set(want.index.get_level_values("source_system")) == {"label-studio", "cvat", "api", "unspecified"}
     pd.testing.assert_frame_equal(per_source_minute(loaded), want, check_dtype=False, check_index_type=False)
+
+
+def test_events_in_per_second_count_every_event_type_as_the_source_rollup_does(
+    loaded: Client, events: pd.DataFrame
+) -> None:
+    filters = queries.Filters(START, START + timedelta(hours=8))
+    bucket = queries.bucket_seconds(filters.span)
+
+    def events_per_bucket(query: queries.Query) -> dict[Any, int]:
+        frame = loaded.query_df(query.sql, parameters=query.parameters)
+        per_bucket = (frame["events_per_s"] * bucket).round().astype("int64").groupby(frame["bucket"]).sum()
+        return per_bucket.to_dict()
+
+    want = events.groupby(events["occurred_at"].dt.floor(f"{bucket}s").dt.tz_localize(None)).size().to_dict()
+    assert sum(want.values()) == len(events)
+    assert events_per_bucket(queries.ingest_over_time(filters)) == want
+    assert events_per_bucket(queries.events_by_source_system(filters)) == want
 
 
 def test_migration_0009_fills_the_source_rollup_from_the_events_stored_before_it(
