@@ -35,7 +35,7 @@ rate is never diluted by the minute still filling):
     source_quiet           a source system (events.source_system; 'unspecified' for none) that sent
                            events in the last 7 days, one of `sources` if listed, has sent none for
                            `window` (in any project), during `working_hours` on `weekdays` (UTC).
-                           Value: seconds since its newest event.
+                           Label: source_system. Value: seconds since its newest event.
     pipeline_freshness     nothing has become queryable for `max_age` (newest received_at), during
                            `working_hours` on `weekdays`. Value: seconds since.
     pipeline_dead_letter_rate  dead letters / all messages received in `window` is over
@@ -177,19 +177,19 @@ def source_quiet(client: Client, params: dict[str, Any], now: datetime) -> list[
     rows = _rows(
         client,
         f"""
-        SELECT source_system AS source, {metric.seconds_since_newest_event(NOW, metric.SOURCE_MINUTE)} AS age
+        SELECT source_system, {metric.seconds_since_newest_event(NOW, metric.SOURCE_MINUTE)} AS age
         FROM {metric.SOURCE_MINUTE}
         WHERE {in_minutes("{since:DateTime('UTC')}", NOW)}
           AND (empty({{sources:Array(String)}}) OR has({{sources:Array(String)}}, source_system))
         GROUP BY source_system
-        ORDER BY source
+        ORDER BY source_system
         """,
         since=_minute(now - LOOKBACK_FOR_SILENCE),
         now=now,
         sources=list(params["sources"]),
     )
     window_s = params["window"].total_seconds()
-    return [Found({"source": r["source"]}, r["age"]) for r in rows if r["age"] >= window_s]
+    return [Found({"source_system": r["source_system"]}, r["age"]) for r in rows if r["age"] >= window_s]
 
 
 def quality_drop(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:

@@ -318,7 +318,7 @@ def test_events_and_last_event_per_source_system_through_every_consumer(stored: 
     series = dashboard(client, queries.events_by_source_system(queries.Filters(NOW - HOUR, NOW)))
     charted = (series["events_per_s"] * queries.bucket_seconds(HOUR)).groupby(series["source_system"]).sum()
     alert = {
-        f.labels["source"]: f.value
+        f.labels["source_system"]: f.value
         for f in conditions.evaluate(client, "source_quiet", params_for("source_quiet", {"window": "1s"}), NOW)
     }
     assert by_project(listed, "events", key="source_system") == want_events.astype(float).to_dict()
