@@ -32,6 +32,10 @@ rate is never diluted by the minute still filling):
                            has its Wilson 95 % upper bound under `floor`. Value: that bound.
     backlog_eta            at the completion pace of `window`, a project listed in `deadlines`
                            clears its backlog after its deadline. Value: hours late (+Inf: no pace).
+    source_quiet           a source system (events.source_system; 'unspecified' for none) that sent
+                           events in the last 7 days, one of `sources` if listed, has sent none for
+                           `window` (in any project), during `working_hours` on `weekdays` (UTC).
+                           Label: source_system. Value: seconds since its newest event.
     pipeline_freshness     nothing has become queryable for `max_age` (newest received_at), during
                            `working_hours` on `weekdays`. Value: seconds since.
     pipeline_dead_letter_rate  dead letters / all messages received in `window` is over
@@ -54,7 +58,8 @@ from schema import metric_definitions as metric
 from schema.metric_definitions import in_hours, in_minutes
 from schema.stats import wilson_interval
 
-LOOKBACK_FOR_SILENCE = timedelta(days=7)  # no_events / pipeline_freshness: who counts as expected to speak
+# no_events / source_quiet / pipeline_freshness: who counts as expected to speak
+LOOKBACK_FOR_SILENCE = timedelta(days=7)
 # Bound parameters the queries share.
 NOW, SINCE, UNTIL = "{now:DateTime64(3, 'UTC')}", "{since:DateTime64(3, 'UTC')}", "{until:DateTime('UTC')}"
 WINDOW_FROM, WINDOW_TO = "{window_from:DateTime('UTC')}", "{window_to:DateTime('UTC')}"
@@ -164,6 +169,27 @@ def no_events(client: Client, params: dict[str, Any], now: datetime) -> list[Fou
         return []
     window_s = params["window"].total_seconds()
     return [Found({"project": r["project"]}, r["age"]) for r in rows if r["age"] >= window_s]
+
+
+def source_quiet(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:
+    if not Schedule.of(params).contains(now):
+        return []
+    rows = _rows(
+        client,
+        f"""
+        SELECT source_system, {metric.seconds_since_newest_event(NOW, metric.SOURCE_MINUTE)} AS age
+        FROM {metric.SOURCE_MINUTE}
+        WHERE {in_minutes("{since:DateTime('UTC')}", NOW)}
+          AND (empty({{sources:Array(String)}}) OR has({{sources:Array(String)}}, source_system))
+        GROUP BY source_system
+        ORDER BY source_system
+        """,
+        since=_minute(now - LOOKBACK_FOR_SILENCE),
+        now=now,
+        sources=list(params["sources"]),
+    )
+    window_s = params["window"].total_seconds()
+    return [Found({"source_system": r["source_system"]}, r["age"]) for r in rows if r["age"] >= window_s]
 
 
 def quality_drop(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:
@@ -337,6 +363,7 @@ CONDITIONS: dict[str, Condition] = {
     "annotator_same_answer": annotator_same_answer,
     "annotator_gold_floor": annotator_gold_floor,
     "backlog_eta": backlog_eta,
+    "source_quiet": source_quiet,
     "pipeline_freshness": pipeline_freshness,
     "pipeline_dead_letter_rate": pipeline_dead_letter_rate,
 }

@@ -88,7 +88,9 @@ def render(rules: Sequence[Rule]) -> tuple[str, dict[str, str]]:
         expression = EXPRESSIONS.get(rule.kind)
         expr = expression(rule.params) if expression else None
         if expr is None:
-            skipped[rule.alert] = "nothing to check (no deadlines)" if expression else "per annotator: no metric"
+            skipped[rule.alert] = (
+                "nothing to check (no deadlines)" if expression else _NO_TWIN.get(rule.kind, "per annotator: no metric")
+            )
             continue
         rendered: dict[str, Any] = {"alert": rule.alert, "expr": expr, "for": format_duration(rule.for_)}
         if rule.keep_firing_for:
@@ -189,6 +191,11 @@ def _pipeline_dead_letter_rate(params: dict[str, Any]) -> str:
         f"{metric.dead_letter_ratio_promql(window)} > {params['max_ratio']}\nand {dead} >= {params['min_dead_letters']}"
     )
 
+
+# Kinds without a PromQL twin that are not per annotator, and why.
+_NO_TWIN = {
+    "source_quiet": "per source: no gauge holds a source's newest event time (the workers count arrivals)",
+}
 
 EXPRESSIONS: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "throughput_drop": _throughput_drop,

@@ -33,6 +33,7 @@ import yaml
 
 from alerts.schedule import parse_hours, parse_weekdays
 from alerts.state import Timing
+from schema.events import SOURCE_SYSTEM_PATTERN
 
 DEFAULT_RULES_DIR = Path(__file__).parent / "rules"
 SEVERITIES = ("page", "ticket", "info")
@@ -59,6 +60,19 @@ def _deadlines(value: dict[Any, Any]) -> dict[str, datetime]:
             raise ValueError(f"deadline of {project!r} needs a UTC offset, like 2026-12-01T18:00:00Z")
         deadlines[str(project)] = moment
     return deadlines
+
+
+_SOURCE_SYSTEM = re.compile(SOURCE_SYSTEM_PATTERN)  # as the contract allows it
+
+
+def _source_systems(value: Any) -> tuple[str, ...]:
+    """A list of source_system names → a tuple of them; the empty list means every source."""
+    for name in value:
+        if not isinstance(name, str) or not _SOURCE_SYSTEM.match(name):
+            raise ValueError(
+                f"{name!r} is not a source_system: lower-case letters, digits, '.', '_' or '-' (like label-studio)"
+            )
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,12 @@ KINDS: dict[str, dict[str, Param]] = {
     "backlog_eta": {
         "deadlines": Param(dict, parse=_deadlines),
         "window": Param(timedelta, timedelta(hours=6)),
+    },
+    "source_quiet": {
+        "window": Param(timedelta, timedelta(minutes=30)),
+        "sources": Param(list, (), parse=_source_systems),  # only these source systems; empty: every one
+        "working_hours": Param(str, "00:00-24:00", parse=parse_hours),
+        "weekdays": Param(str, "mon-sun", parse=parse_weekdays),
     },
     "pipeline_freshness": {
         "max_age": Param(timedelta, timedelta(minutes=2)),

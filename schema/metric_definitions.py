@@ -20,6 +20,7 @@ from datetime import timedelta
 
 # The rollups the metrics are read from (schema.tables; tests/test_metric_definitions.py checks the names).
 PROJECT_MINUTE = "rollup_project_minute"
+SOURCE_MINUTE = "rollup_source_minute"
 ANNOTATOR_HOUR = "rollup_annotator_hour"
 LABEL_HOUR = "rollup_label_hour"
 REVIEW_HOUR = "rollup_review_hour"
@@ -176,6 +177,24 @@ def eta_hours_promql(selector: str = "") -> str:
 
 # ---------------------------------------------------------------- pipeline
 
+# Events stored, of every type: what "events in" counts (per source: SOURCE_EVENTS, which must agree).
+EVENTS_STORED = Total(
+    tuple(
+        Count(PROJECT_MINUTE, column)
+        for column in (
+            "tasks_created",
+            "tasks_assigned",
+            "annotations_started",
+            "annotations_submitted",
+            "annotations_skipped",
+            "reviews_completed",
+            "tasks_completed",
+            "annotations_updated",
+            "annotations_deleted",
+        )
+    )
+)
+
 
 def ingest_lag_ms(level: float) -> str:
     """SQL: the `level` quantile of received_at - occurred_at over the rows, ms (t-digest, approximate)."""
@@ -203,10 +222,20 @@ def dead_letter_ratio_promql(window: str) -> str:
     return f"{dead} / ({dead} + {stored})"
 
 
-def seconds_since_newest_event(now: str) -> str:
-    """SQL: seconds from the newest occurred_at of the rows to `now`, never negative (producers' clocks run
-    ahead). Its PromQL twin is the gauge seconds_since_last_event."""
-    return f"greatest(0, dateDiff('millisecond', max({PROJECT_MINUTE}.last_occurred_at), {now})) / 1000"
+def seconds_since_newest_event(now: str, rollup: str = PROJECT_MINUTE) -> str:
+    """SQL: seconds from the newest occurred_at of the rows (of a minute rollup with last_occurred_at) to `now`,
+    never negative (producers' clocks run ahead). Per project its PromQL twin is the gauge seconds_since_last_event;
+    over SOURCE_MINUTE it is the age of a source's last event."""
+    return f"greatest(0, dateDiff('millisecond', max({rollup}.last_occurred_at), {now})) / 1000"
+
+
+# ---------------------------------------------------------------- sources
+# Every source system (a labeling tool's adapter, the HTTP API, an import, a producer of its own) is its own stream.
+
+# What the events that name no source_system count as, in rollup_source_minute and everywhere it is shown (the
+# workers' labelpulse_worker_events_by_source says the same).
+UNSPECIFIED_SOURCE = "unspecified"
+SOURCE_EVENTS = Count(SOURCE_MINUTE, "events")  # events of every type, per source
 
 
 # ---------------------------------------------------------------- productivity

@@ -494,9 +494,7 @@ def ingest_over_time(filters: Filters) -> Query:
         f"""
 SELECT
     toStartOfInterval(minute, toIntervalSecond({{bucket:UInt32}})) AS bucket,
-    (sum(tasks_created) + sum(tasks_assigned) + sum(annotations_started) + sum(annotations_submitted)
-     + sum(annotations_skipped) + sum(reviews_completed) + sum(tasks_completed)) / {{bucket:UInt32}}
-        AS events_per_s,
+    {metric.EVENTS_STORED.sql()} / {{bucket:UInt32}} AS events_per_s,
     {metric.ingest_lag_ms(0.5)} / 1000 AS lag_p50_s,
     {metric.ingest_lag_ms(0.95)} / 1000 AS lag_p95_s,
     sum(late_events) AS late_events
@@ -504,6 +502,46 @@ FROM rollup_project_minute
 WHERE {where}
 GROUP BY bucket
 ORDER BY bucket""",
+        parameters,
+    )
+
+
+def events_by_source_system(filters: Filters) -> Query:
+    """Events per bucket (by occurred_at) and source system ('unspecified': events that name none)."""
+    where, parameters = _where(filters, IN_MINUTES)
+    parameters["bucket"] = bucket_seconds(filters.span)
+    return Query(
+        f"""
+SELECT
+    toStartOfInterval(minute, toIntervalSecond({{bucket:UInt32}})) AS bucket,
+    source_system,
+    {metric.SOURCE_EVENTS.sql()} AS events,
+    events / {{bucket:UInt32}} AS events_per_s
+FROM {metric.SOURCE_MINUTE}
+WHERE {where}
+GROUP BY bucket, source_system
+ORDER BY bucket, source_system""",
+        parameters,
+    )
+
+
+def source_systems(filters: Filters) -> Query:
+    """Every source system that ever sent events before the range's end: its events in the range, its newest
+    event, and that event's age as of the range's end (of now, while the range runs on). A source quiet all
+    range long is listed too, with 0 events: that is when it matters."""
+    where, parameters = _where(filters, f"minute < {END}")
+    age_at = f"least(now64(3), {END})"
+    return Query(
+        f"""
+SELECT
+    source_system,
+    {metric.SOURCE_EVENTS.sql(IN_MINUTES)} AS events,
+    max({metric.SOURCE_MINUTE}.last_occurred_at) AS last_event_at,
+    {metric.seconds_since_newest_event(age_at, metric.SOURCE_MINUTE)} AS last_event_age_s
+FROM {metric.SOURCE_MINUTE}
+WHERE {where}
+GROUP BY source_system
+ORDER BY last_event_at DESC, source_system""",
         parameters,
     )
 

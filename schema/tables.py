@@ -249,6 +249,48 @@ GROUP BY project_id, minute
 """,
 )
 
+SOURCE_MINUTE = Table(
+    name="rollup_source_minute",
+    engine="AggregatingMergeTree",
+    comment=(
+        "Per project, source system and minute: events and the newest of them, so every source is visible as its "
+        f"own stream. Events that name no source_system count as '{metric.UNSPECIFIED_SOURCE}'."
+    ),
+    columns=(
+        Column("project_id", "LowCardinality(String)", "Project"),
+        Column(
+            "source_system",
+            "LowCardinality(String)",
+            f"Tool or producer that sent the events (events.source_system); '{metric.UNSPECIFIED_SOURCE}' when none",
+        ),
+        Column("minute", "DateTime('UTC')", "Start of the minute of occurred_at"),
+        *_counts(("events", "Valid events of every type")),
+        Column("last_occurred_at", f"SimpleAggregateFunction(max, {UTC_MS})", "Latest occurred_at"),
+        Column("last_received_at", f"SimpleAggregateFunction(max, {UTC_MS})", "Latest received_at"),
+    ),
+    partition_by="toYYYYMM(minute)",
+    order_by="project_id, source_system, minute",
+    shard_by="cityHash64(project_id)",
+    settings=DEDUP_SETTINGS,
+)
+
+SOURCE_MINUTE_MV = MaterializedView(
+    name="mv_rollup_source_minute",
+    source=EVENTS,
+    target=SOURCE_MINUTE,
+    select=f"""
+SELECT
+    project_id,
+    toLowCardinality(if(e.source_system = '', '{metric.UNSPECIFIED_SOURCE}', e.source_system)) AS source_system,
+    toStartOfMinute(occurred_at) AS minute,
+    count() AS events,
+    max(occurred_at) AS last_occurred_at,
+    max(received_at) AS last_received_at
+FROM {{source}} AS e
+GROUP BY project_id, source_system, minute
+""",
+)
+
 ANNOTATOR_HOUR = Table(
     name="rollup_annotator_hour",
     engine="AggregatingMergeTree",
@@ -1055,6 +1097,7 @@ RAW_TABLES: tuple[Table, ...] = (
 )
 ROLLUPS: tuple[tuple[Table, MaterializedView], ...] = (
     (PROJECT_MINUTE, PROJECT_MINUTE_MV),
+    (SOURCE_MINUTE, SOURCE_MINUTE_MV),
     (ANNOTATOR_HOUR, ANNOTATOR_HOUR_MV),
     (ANNOTATOR_HOUR, HANDLE_TIME_MV),
     (LABEL_HOUR, LABEL_HOUR_MV),

@@ -12,7 +12,8 @@ from dashboard.data import fetch, settings
 from dashboard.filters import ViewState
 from dashboard.lag import LagUnavailable, consumer_lag
 from dashboard.page import firing_episodes, live, table, view_state
-from schema.metric_definitions import dead_letter_ratio
+from dashboard.presentation import format_age
+from schema.metric_definitions import UNSPECIFIED_SOURCE, dead_letter_ratio
 
 
 @st.cache_resource
@@ -46,6 +47,54 @@ def lag_panel(column: st.delta_generator.DeltaGenerator) -> None:
         help=f"Events in {config.kafka.events_topic} not yet committed by consumer group {config.consumer_group}, "
         "summed over partitions: "
         + ", ".join(f"p{p}: {n:,}" for p, n in zip(lag["partition"], lag["lag"], strict=True)),
+    )
+
+
+def sources_panel(state: ViewState) -> None:
+    """Every source system as its own stream: its events over time, and how long ago it last sent one."""
+    st.subheader("Sources")
+    systems = fetch(queries.source_systems(state.filters))
+    if systems.empty:
+        st.info("No source has sent events yet.")
+        return
+    by_source = fetch(queries.events_by_source_system(state.filters))
+    left, right = st.columns(2)
+    if not by_source.empty:
+        left.plotly_chart(
+            charts.lines(
+                by_source,
+                x="bucket",
+                bucket_s=queries.bucket_seconds(state.filters.span),
+                y="events_per_s",
+                series="source_system",
+                title="Events in per second, by source",
+                x_title="time (UTC)",
+                y_title="events / s",
+                hover="%{y:,.2f} events/s",
+            )
+        )
+    systems["last_event_age"] = systems["last_event_age_s"].map(format_age)
+    table(
+        systems[["source_system", "events", "last_event_at", "last_event_age"]],
+        {
+            "source_system": st.column_config.TextColumn(
+                "source",
+                help=f"The source_system the events name (label-studio, cvat, labelbox, api, …); "
+                f"{UNSPECIFIED_SOURCE}: events that name none",
+                width=130,
+            ),
+            "events": st.column_config.NumberColumn("events in range", format="%d", width=110),
+            "last_event_at": st.column_config.DatetimeColumn(
+                "last event (UTC)", format="YYYY-MM-DD HH:mm:ss", help="When its newest event happened", width=160
+            ),
+            "last_event_age": st.column_config.TextColumn(
+                "ago",
+                help="How long before the range's end (now, for a range up to now) its newest event happened; "
+                "the source_quiet alert rules fire on it",
+                width=80,
+            ),
+        },
+        where=right,
     )
 
 
@@ -114,6 +163,7 @@ def render(state: ViewState) -> None:
                 hover="%{y:,.2f} s from occurred to stored",
             )
         )
+    sources_panel(state)
     st.subheader("Dead letters")
     if dead.empty:
         st.success("No message was refused in this range.")

@@ -176,6 +176,38 @@ def test_backlog_eta_against_deadlines(migrated: Client) -> None:
     assert result == {("late",): pytest.approx(30.0), ("stalled",): math.inf}
 
 
+def test_source_quiet_fires_for_a_source_that_stopped_while_others_flow(migrated: Client) -> None:
+    store(
+        migrated,
+        [
+            event("task_created", NOW - timedelta(minutes=45), "p1", source_system="cvat"),
+            event("task_created", NOW - timedelta(minutes=50), "p2", source_system="cvat"),
+            event("task_created", NOW - timedelta(minutes=2), "p1", source_system="label-studio"),
+            event("task_created", NOW - timedelta(hours=2), "p1"),  # names no source: 'unspecified'
+            event("task_created", NOW - timedelta(days=8), "p1", source_system="labelbox"),  # retired
+        ],
+    )
+    assert found(migrated, "source_quiet", window="30m") == {
+        ("cvat",): pytest.approx(45 * 60),  # its newest event, in any project
+        ("unspecified",): pytest.approx(2 * 3600),
+    }
+    assert found(migrated, "source_quiet", window="1h") == {("unspecified",): pytest.approx(2 * 3600)}
+    assert found(migrated, "source_quiet", window="30m", sources=["cvat", "label-studio"]) == {
+        ("cvat",): pytest.approx(45 * 60)
+    }
+    assert found(migrated, "source_quiet", window="30m", sources=["labelbox"]) == {}  # silent for over 7 days
+    assert found(migrated, "source_quiet", window="30m", working_hours="13:00-17:00") == {}
+    assert found(migrated, "source_quiet", window="30m", weekdays="sat-sun") == {}
+
+
+def test_source_quiet_sees_nothing_after_now(migrated: Client) -> None:
+    store(migrated, [event("task_created", NOW - timedelta(minutes=40), "p", source_system="api")])
+    store(migrated, [event("task_created", NOW, "p", source_system="api")])
+    assert found(migrated, "source_quiet", window="30m") == {}
+    earlier = NOW - timedelta(minutes=1)
+    assert found(migrated, "source_quiet", now=earlier, window="30m") == {("api",): pytest.approx(39 * 60)}
+
+
 def test_pipeline_freshness_looks_at_what_became_queryable(migrated: Client) -> None:
     assert found(migrated, "pipeline_freshness", max_age="2m") == {}  # a new install is not stale
     store(migrated, [event("task_created", NOW - timedelta(minutes=10))], received_at=NOW - timedelta(minutes=5))

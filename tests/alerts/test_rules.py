@@ -157,6 +157,10 @@ def test_durations(text: str, seconds: int) -> None:
         ("backlog_eta", "{deadlines: {a: '2026-12-01T18:00:00'}}", "deadlines", "needs a UTC offset"),
         ("backlog_eta", "{deadlines: [a]}", "deadlines", "expected dict"),
         ("backlog_eta", "{}", "deadlines", "needs params.deadlines"),
+        ("source_quiet", "{sources: cvat}", "sources", "expected list"),
+        ("source_quiet", "{sources: [Label Studio]}", "sources", "'Label Studio' is not a source_system"),
+        ("source_quiet", "{sources: [cvat, 7]}", "sources", "7 is not a source_system"),
+        ("source_quiet", "{window: soon}", "window", "expected a duration"),
     ],
 )
 def test_schedules_and_deadlines_are_parsed_or_refused(
@@ -179,6 +183,17 @@ def test_schedules_and_deadlines_parse_to_what_the_evaluator_uses(tmp_path: Path
     )
     (rule,) = load_rule_file(write(tmp_path, text)).rules
     assert rule.params["deadlines"] == {"retail": datetime(2026, 12, 1, 18, tzinfo=UTC)}
+
+
+def test_source_quiet_watches_every_source_unless_some_are_listed(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace("kind: pipeline_freshness", "kind: source_quiet").replace("{max_age: 5m}", "{}")
+    (rule,) = load_rule_file(write(tmp_path, text)).rules
+    assert (rule.params["sources"], rule.params["window"]) == ((), timedelta(minutes=30))
+    text = GOOD_RULE.replace("kind: pipeline_freshness", "kind: source_quiet").replace(
+        "{max_age: 5m}", "{sources: [label-studio, unspecified], window: 1h}"
+    )
+    (rule,) = load_rule_file(write(tmp_path, text)).rules
+    assert (rule.params["sources"], rule.params["window"]) == (("label-studio", "unspecified"), timedelta(hours=1))
 
 
 def test_templates_outside_the_shared_subset_are_refused(tmp_path: Path) -> None:

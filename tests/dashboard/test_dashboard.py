@@ -211,9 +211,46 @@ def test_annotator_filter_narrows_the_table(seeded: Seeded, monkeypatch: pytest.
 def test_pipeline_shows_dead_letters_by_reason(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
     at = app(seeded.settings, monkeypatch, page="views/pipeline.py")
     assert metric(at, "Dead letters") == f"{sum(seeded.refused.values()):,}"
-    latest = at.dataframe[0].value
+    (latest,) = [frame.value for frame in at.dataframe if "rule" in frame.value.columns]
     assert 0 < len(latest) <= 20
     assert set(latest["rule"]) <= set(seeded.refused)
+
+
+def test_pipeline_shows_each_source_system_and_how_long_ago_it_last_sent(
+    clickhouse_service: ClickHouseService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Label Studio sends every minute, CVAT stopped 50 minutes ago, some events name no source; all in range."""
+    settings, _ = create_database(clickhouse_service, seed_events=0)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    sent = [("label-studio", now - timedelta(minutes=m)) for m in range(1, 91)]
+    sent += [("cvat", now - timedelta(minutes=m)) for m in range(50, 120, 5)]
+    sent += [(None, now - timedelta(minutes=m)) for m in (100, 200)]
+    documents = [
+        {
+            "event_id": f"e{n}",
+            "event_type": "task_created",
+            "schema_version": 1,
+            "occurred_at": at.isoformat(),
+            "project_id": "retail",
+            "task_id": f"t{n}",
+            **({"source_system": source} if source else {}),
+        }
+        for n, (source, at) in enumerate(sent)
+    ]
+    try:
+        load([json.dumps(document).encode() for document in documents], lambda: connect(settings))
+        at = app(settings, monkeypatch, page="views/pipeline.py")
+        (sources,) = [frame.value for frame in at.dataframe if "source_system" in frame.value.columns]
+        sources = sources.set_index("source_system")
+        assert sources["events"].to_dict() == {"label-studio": 90, "cvat": 14, "unspecified": 2}
+        assert list(sources.index) == ["label-studio", "cvat", "unspecified"]  # the newest first
+        assert sources.loc["cvat", "last_event_at"] == pd.Timestamp(now - timedelta(minutes=50)).tz_localize(None)
+        assert sources.loc["cvat", "last_event_age"].endswith(" min")
+        assert int(sources.loc["cvat", "last_event_age"].removesuffix(" min")) in (50, 51)  # as of the page's now
+        (chart,) = [c for c in at.get("plotly_chart") if "by source" in c.proto.spec]
+        assert {trace["name"] for trace in json.loads(chart.proto.spec)["data"]} == set(sources.index)
+    finally:
+        connect(clickhouse_service.settings, database="default").command(f"DROP DATABASE {settings.database} SYNC")
 
 
 def test_project_view_renders_with_agreement(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -124,7 +124,7 @@ def test_tiles_tables_bars_link_warnings_and_rules_in_chromium_at_1440_px(
                         assert "None" not in tables.first.locator("td").all_inner_texts()
                     if path == "alerts":
                         page.get_by_role("heading", name="Rules").wait_for()
-                        assert page.get_by_text("10 rules loaded, 10 evaluated so far.").is_visible()
+                        assert page.get_by_text("11 rules loaded, 11 evaluated so far.").is_visible()
 
                 page.goto(f"{url}/?project=nope&project=retail-products", wait_until="networkidle")
                 warning = page.locator('[data-testid="stSidebar"] [data-testid="stAlert"]').filter(has_text="nope")

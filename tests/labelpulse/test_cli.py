@@ -487,7 +487,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
         time.sleep(0.5)
     assert http_ok(f"{dashboard}/_stcore/health"), "the dashboard answers"
     evaluator_metrics = f"http://127.0.0.1:{env['LABELPULSE_ALERTS_METRICS_PORT']}/metrics"
-    assert "alerts      10 rules, to the Alerts view only" in output
+    assert "alerts      11 rules, to the Alerts view only" in output
     while not http_ok(evaluator_metrics) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert http_ok(evaluator_metrics), "the alert evaluator serves its metrics"

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from schema import metric_definitions as metric
+from schema import migrations, queries
 from schema.client import ClickHouseSettings, connect
 from schema.events import EventError, validate_event
 from schema.rows import EVENT_COLUMNS, epoch_ms, event_row
@@ -23,6 +25,8 @@ pytestmark = pytest.mark.clickhouse
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LABELS = ["cat", "dog", "bird"]
+# Which tool sent a task's events, by task number; None: the events name no source_system.
+SOURCE_SYSTEMS = ["label-studio", "cvat", None, "api"]
 
 
 def labeling_day(seed: int = 7, tasks: int = 400) -> list[dict[str, Any]]:
@@ -31,6 +35,7 @@ def labeling_day(seed: int = 7, tasks: int = 400) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
 
     def emit(event_type: str, at: datetime, project: str, task: str, **fields: Any) -> None:
+        source_system = SOURCE_SYSTEMS[int(task.rsplit("-t", 1)[1]) % len(SOURCE_SYSTEMS)]
         events.append(
             {
                 "event_id": f"e{len(events)}",
@@ -39,6 +44,7 @@ def labeling_day(seed: int = 7, tasks: int = 400) -> list[dict[str, Any]]:
                 "occurred_at": at.isoformat(),
                 "project_id": project,
                 "task_id": task,
+                **({"source_system": source_system} if source_system else {}),
                 **fields,
             }
         )
@@ -131,6 +137,72 @@ def test_active_annotators_per_minute(loaded: Client, events: pd.DataFrame) -> N
     got_map = {(r.project_id, pd.Timestamp(r.minute, tz="UTC")): r.active_annotators for r in got.itertuples()}
     for (project, minute), count in expected.items():
         assert got_map[(project, minute)] == count
+
+
+def expected_per_source_minute(events: pd.DataFrame) -> pd.DataFrame:
+    """Events and the newest occurred_at per project, source system and minute; no source_system: 'unspecified'."""
+    frame = events.assign(
+        source_system=events["source_system"].fillna(metric.UNSPECIFIED_SOURCE),
+        minute=events["occurred_at"].dt.floor("min"),
+    )
+    grouped = frame.groupby(["project_id", "source_system", "minute"])["occurred_at"]
+    return pd.DataFrame({"events": grouped.size(), "last_occurred_at": grouped.max()}).sort_index()
+
+
+SOURCE_MINUTE_SQL = f"""
+SELECT project_id, source_system, minute, {metric.SOURCE_EVENTS.sql()} AS events,
+    max(rollup_source_minute.last_occurred_at) AS last_occurred_at
+FROM rollup_source_minute
+GROUP BY project_id, source_system, minute
+"""
+
+
+def per_source_minute(client: Client) -> pd.DataFrame:
+    got = client.query_df(SOURCE_MINUTE_SQL)
+    got["minute"] = pd.to_datetime(got["minute"], utc=True)
+    got["last_occurred_at"] = pd.to_datetime(got["last_occurred_at"], utc=True)
+    got["events"] = got["events"].astype("int64")
+    return got.set_index(["project_id", "source_system", "minute"]).sort_index()
+
+
+def test_events_per_source_and_minute_equal_pandas(loaded: Client, events: pd.DataFrame) -> None:
+    want = expected_per_source_minute(events)
+    assert set(want.index.get_level_values("source_system")) == {"label-studio", "cvat", "api", "unspecified"}
+    pd.testing.assert_frame_equal(per_source_minute(loaded), want, check_dtype=False, check_index_type=False)
+
+
+def test_events_in_per_second_count_every_event_type_as_the_source_rollup_does(
+    loaded: Client, events: pd.DataFrame
+) -> None:
+    filters = queries.Filters(START, START + timedelta(hours=8))
+    bucket = queries.bucket_seconds(filters.span)
+
+    def events_per_bucket(query: queries.Query) -> dict[Any, int]:
+        frame = loaded.query_df(query.sql, parameters=query.parameters)
+        per_bucket = (frame["events_per_s"] * bucket).round().astype("int64").groupby(frame["bucket"]).sum()
+        return per_bucket.to_dict()
+
+    want = events.groupby(events["occurred_at"].dt.floor(f"{bucket}s").dt.tz_localize(None)).size().to_dict()
+    assert sum(want.values()) == len(events)
+    assert events_per_bucket(queries.ingest_over_time(filters)) == want
+    assert events_per_bucket(queries.events_by_source_system(filters)) == want
+
+
+def test_migration_0009_fills_the_source_rollup_from_the_events_stored_before_it(
+    clickhouse: ClickHouseSettings, ch_client: Client, events: pd.DataFrame
+) -> None:
+    migrations.migrate(ch_client, to=8)
+    sink = ClickHouseSink(lambda: connect(clickhouse), "events")
+    processor = Processor(tasks=DictStateStore(), dedup_window=10_000)
+    messages = [
+        Message("events", 0, offset, document["task_id"].encode(), json.dumps(document).encode())
+        for offset, document in enumerate(sorted(labeling_day(), key=lambda document: document["occurred_at"]))
+    ]
+    sink.write(processor.process(messages, now=NOW))
+    migrations.migrate(ch_client)
+    pd.testing.assert_frame_equal(
+        per_source_minute(ch_client), expected_per_source_minute(events), check_dtype=False, check_index_type=False
+    )
 
 
 def test_annotator_productivity_per_hour(loaded: Client, events: pd.DataFrame) -> None:

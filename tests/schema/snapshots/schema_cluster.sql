@@ -1623,3 +1623,44 @@ AS SELECT
 FROM rollup_project_minute
 GROUP BY project_id, minute
 COMMENT 'Throughput per project and minute, for analysts (no code reads it). For other buckets, sum these columns.';
+
+CREATE TABLE IF NOT EXISTS rollup_source_minute_local ON CLUSTER 'labelpulse_cluster'
+(
+    `project_id` LowCardinality(String) COMMENT 'Project',
+    `source_system` LowCardinality(String) COMMENT 'Tool or producer that sent the events (events.source_system); \'unspecified\' when none',
+    `minute` DateTime('UTC') COMMENT 'Start of the minute of occurred_at',
+    `events` SimpleAggregateFunction(sum, UInt64) COMMENT 'Valid events of every type',
+    `last_occurred_at` SimpleAggregateFunction(max, DateTime64(3, 'UTC')) COMMENT 'Latest occurred_at',
+    `last_received_at` SimpleAggregateFunction(max, DateTime64(3, 'UTC')) COMMENT 'Latest received_at'
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/rollup_source_minute_local', '{replica}')
+PARTITION BY toYYYYMM(minute)
+ORDER BY (project_id, source_system, minute)
+COMMENT 'Per project, source system and minute: events and the newest of them, so every source is visible as its own stream. Events that name no source_system count as \'unspecified\'.';
+
+CREATE TABLE IF NOT EXISTS rollup_source_minute ON CLUSTER 'labelpulse_cluster' AS rollup_source_minute_local
+ENGINE = Distributed('labelpulse_cluster', currentDatabase(), 'rollup_source_minute_local', cityHash64(project_id))
+COMMENT 'Per project, source system and minute: events and the newest of them, so every source is visible as its own stream. Events that name no source_system count as \'unspecified\'.';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS mv_rollup_source_minute ON CLUSTER 'labelpulse_cluster'
+TO rollup_source_minute_local
+AS SELECT
+    project_id,
+    toLowCardinality(if(e.source_system = '', 'unspecified', e.source_system)) AS source_system,
+    toStartOfMinute(occurred_at) AS minute,
+    count() AS events,
+    max(occurred_at) AS last_occurred_at,
+    max(received_at) AS last_received_at
+FROM events_local AS e
+GROUP BY project_id, source_system, minute;
+
+INSERT INTO rollup_source_minute
+SELECT
+    project_id,
+    toLowCardinality(if(e.source_system = '', 'unspecified', e.source_system)) AS source_system,
+    toStartOfMinute(occurred_at) AS minute,
+    count() AS events,
+    max(occurred_at) AS last_occurred_at,
+    max(received_at) AS last_received_at
+FROM events AS e
+GROUP BY project_id, source_system, minute;
