@@ -21,6 +21,7 @@ from dashboard.page import MISSING
 from dashboard.presentation import bar_range, format_count
 from labelpulse.net import free_port
 from schema.client import ClickHouseSettings, connect
+from streams.offline import load
 from tests.support.dashboard import APP, HOSTILE_LINK_VALUE, count_of, create_database, evaluator_metrics, metric
 from tests.support.references import expected_active_time, expected_from, expected_review_rounds
 from tests.support.services import ClickHouseService
