@@ -197,7 +197,7 @@ def test_after_the_broker_is_killed_every_event_sent_to_the_new_one_is_stored(up
     all_stored(up, up.stored(), Load(up, count=3000, rate=1000, seed=105), within_s=60)
     up.kill("broker")
     up.broker_restarted = True
-    wait_for(lambda: up.said("broker is up again; starting worker again"), 60, "the broker and worker back")
+    wait_for(lambda: up.said("broker is up again; starting worker"), 60, "the broker and worker back")
     all_stored(up, up.stored(), Load(up, count=600, rate=300, seed=106), within_s=60)
 
 
