@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="send simulated labeling activity to Kafka",
         description="Simulate projects, annotators (each with their own speed and accuracy), overlapping "
         "assignments, honeypots, model pre-labels, reviews and skips, and send the events to the events topic. "
-        "The same --seed and --start give the same events.",
+        "The same --seed and --start give the same events; without --seed a run gets a random one (printed), so "
+        "it never shares an event or task with another run.",
         epilog="anomalies: throughput-collapse (one project nearly stops), click-through (one annotator answers "
         "in 1 s with random labels), garbage (a producer sends broken messages)",
     )
@@ -204,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     limit = generate.add_mutually_exclusive_group()
     limit.add_argument("--count", type=arguments.positive_int, help="stop after this many events")
     limit.add_argument("--duration", type=arguments.positive_float, metavar="SECONDS", help="stop after this long")
-    generate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    generate.add_argument(
+        "--seed", type=int, help="random seed (default: a random one, printed so that the run can be repeated)"
+    )
     generate.add_argument(
         "--annotators", type=arguments.positive_int, default=12,
         help="crew size (default 12; a real annotator sends well under 1 event/s, so scale it with --rate)",

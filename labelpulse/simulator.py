@@ -1,8 +1,11 @@
 """Realistic labeling activity, reproducible from a seed: the demo load and the tests' input.
 
 `generate(plan)` is pure: the same plan (seed, start, rate, anomalies) yields the same
-messages, byte for byte. `send(...)` paces them into Kafka and optionally records exactly
-what was sent, so tests can compute expected answers independently.
+messages, byte for byte. Every id a run makes holds its seed (task and session ids as text, event
+ids as the name of a name-based UUID), so runs with different seeds never share one, however they
+interleave; `random_seed()` gives a run without `--seed` its own. `send(...)` paces the messages
+into Kafka and optionally records exactly what was sent, so tests can compute expected answers
+independently.
 
 The world: a few projects, each with its label set; annotators with their own speed and
 accuracy; some tasks labeled by three annotators (for agreement), some honeypots with a
@@ -16,6 +19,7 @@ import base64
 import heapq
 import json
 import random
+import secrets
 import sys
 import time
 import uuid
@@ -36,6 +40,13 @@ PROJECTS: dict[str, tuple[str, ...]] = {
     "support-tickets": ("billing", "bug", "feature", "account", "other"),
 }
 ANOMALIES = ("throughput-collapse", "click-through", "garbage")
+# Event ids are name-based UUIDs (RFC 4122 version 5) of "seed/number" in this namespace.
+EVENT_IDS = uuid.UUID("6f1c2a4e-0b7d-4c1e-9a53-3d2f8e5b7a10")
+
+
+def random_seed() -> int:
+    """A seed for a run that was given none: one of 2^31, so two such runs practically never share it."""
+    return secrets.randbelow(2**31)
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ def generate(plan: Plan) -> Iterator[Message]:
 
     queue: list[tuple[datetime, int, dict[str, Any] | bytes, str]] = []
     sequence = 0
+    events_made = 0
     next_task_at = plan.start
     task_number = 0
 
@@ -110,8 +122,10 @@ def generate(plan: Plan) -> Iterator[Message]:
         heapq.heappush(queue, (at, sequence, payload, key))
 
     def event(event_type: str, at: datetime, project: str, task: str, **fields: Any) -> dict[str, Any]:
+        nonlocal events_made
+        events_made += 1
         return {
-            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "event_id": str(uuid.uuid5(EVENT_IDS, f"{plan.seed}/{events_made}")),
             "event_type": event_type,
             "schema_version": 1,
             "occurred_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -171,7 +185,7 @@ def _task(
         start = at + timedelta(seconds=rng.uniform(1, 30))
         yield start, event("task_assigned", start, project, task, annotator_id=annotator.annotator_id), task
         begin = start + timedelta(seconds=rng.uniform(0.5, 5))
-        session = f"s-{annotator.annotator_id}-{begin:%Y%m%d%H}"
+        session = f"s-{plan.seed}-{annotator.annotator_id}-{begin:%Y%m%d%H}"
         yield begin, event("annotation_started", begin, project, task, annotator_id=annotator.annotator_id,
                            session_id=session), task  # fmt: skip
         clicking = "click-through" in plan.anomalies and annotator.annotator_id == click_through

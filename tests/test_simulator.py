@@ -1,4 +1,5 @@
-"""The simulator's anomalies happen when asked, and only then; what it records is what Kafka has."""
+"""The simulator: the same seed gives the same bytes and different seeds share no id; anomalies happen
+when asked, and only then; what it records is what Kafka has."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 
 from kafka_admin.settings import KafkaSettings
+from labelpulse.broker import BrokerSettings
 from labelpulse.simulator import PROJECTS, Delivery, Message, Plan, generate, read_recording, send
+from tests.conftest import run_cli
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 AFTER, LASTING = 600.0, 600.0  # anomalies from 10 to 20 minutes in
@@ -37,6 +40,45 @@ def decoded(message: Message) -> dict | None:
     except ValueError:
         return None
     return event if isinstance(event, dict) and "project_id" in event and event.get("schema_version") == 1 else None
+
+
+def ids(seed: int) -> set[str]:
+    """Every event, task and session id of the first 3000 messages of `seed`."""
+    found = set()
+    for message in islice(generate(Plan(seed=seed, start=START, rate=20)), 3000):
+        event = json.loads(message.value)
+        found |= {event["event_id"], event["task_id"]} | ({event["session_id"]} if "session_id" in event else set())
+    return found
+
+
+def test_the_same_seed_gives_the_same_bytes() -> None:
+    plan = Plan(seed=7, start=START, rate=20, anomalies=("garbage",))
+    assert list(islice(generate(plan), 3000)) == list(islice(generate(plan), 3000))
+
+
+@pytest.mark.parametrize("seeds", [(1, 2), (1, 11), (12, 112)])
+def test_runs_with_different_seeds_share_no_id(seeds: tuple[int, int]) -> None:
+    first, second = map(ids, seeds)
+    assert first & second == set()
+
+
+@pytest.mark.broker
+def test_a_run_without_a_seed_gets_its_own_says_it_and_it_repeats_the_run(
+    kafka: BrokerSettings, tmp_path: Path
+) -> None:
+    env = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "LABELPULSE_EVENTS_TOPIC": "sim-seeds"}
+    args = ["generate", "--count", "200", "--fast", "--start", START.isoformat(), "--quiet"]
+    runs = [run_cli(*args, "--record", str(tmp_path / f"{n}.jsonl"), env=env) for n in range(2)]
+    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    seeds = [run.stderr.split("seed ", 1)[1].split(":", 1)[0] for run in runs]
+    assert seeds[0] != seeds[1] and f"seed {seeds[0]}: repeat with --seed {seeds[0]}" in runs[0].stderr
+    first, second = (read_recording(tmp_path / f"{n}.jsonl") for n in range(2))
+    assert {json.loads(value)["event_id"] for _, value in first}.isdisjoint(
+        json.loads(value)["event_id"] for _, value in second
+    ), "two runs without --seed share no event"
+    again = run_cli(*args, "--seed", seeds[0], "--record", str(tmp_path / "again.jsonl"), env=env)
+    assert again.returncode == 0, again.stderr
+    assert read_recording(tmp_path / "again.jsonl") == first, "--seed repeats the run byte for byte"
 
 
 def test_garbage_only_while_the_anomaly_lasts() -> None:
