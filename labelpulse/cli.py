@@ -235,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="send this share of events twice, as producer retries do (0 to 1, default 0)",
     )  # fmt: skip
     generate.add_argument("--record", type=Path, metavar="FILE", help="write every sent message to FILE (JSON lines)")
-    generate.add_argument("--quiet", action="store_true", help="no progress line")
+    generate.add_argument(
+        "--quiet", action="store_true", help="no progress lines, only the last: the real rate against the target"
+    )
     generate.set_defaults(run=commands.run_generate)
 
     contract = subcommands.add_parser(

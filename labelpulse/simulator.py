@@ -299,32 +299,65 @@ def read_recording(path: Path) -> list[tuple[bytes, bytes]]:
 
 @dataclass
 class Progress:
-    """A one-line progress display on stderr with the live rate."""
+    """What `generate` says on stderr while it sends. On a terminal one line redrawn in place (`\\r`)
+    twice a second; elsewhere (a log file, a pipe) one line every `every_s` seconds, so lines never pile
+    up; with `quiet` none. The last line, always, says the real rate against the target: a run from a
+    past start counts apart what it backfilled at once."""
 
     total: int | None
+    target_rate: float | None  # events per second; None: as fast as possible
+    quiet: bool = False
     stream: IO[str] = field(default_factory=lambda: sys.stderr)
+    every_s: float = 10.0
+    clock: Callable[[], float] = time.monotonic
     sent: int = 0
-    started: float = field(default_factory=time.monotonic)
-    _last_draw: float = 0.0
+    backfilled: int | None = None  # sent before the first message that had to wait for its time
+    started: float = field(init=False)
+    live_since: float = field(init=False)
+    _last_line: float = field(init=False)
 
-    def update(self, sent: int, force: bool = False) -> None:
+    def __post_init__(self) -> None:
+        self.started = self.live_since = self._last_line = self.clock()
+        self.terminal = self.stream.isatty()
+
+    def update(self, sent: int) -> None:
         self.sent = sent
-        now = time.monotonic()
-        if not force and now - self._last_draw < 0.5:
+        now = self.clock()
+        if self.quiet or now - self._last_line < (0.5 if self.terminal else self.every_s):
             return
-        self._last_draw = now
-        rate = sent / max(now - self.started, 1e-9)
+        self._last_line = now
         of = f"/{self.total:,}" if self.total else ""
         bar = ""
-        if self.total:
+        if self.total and self.terminal:
             filled = int(30 * sent / self.total)
             bar = "[" + "#" * filled + "." * (30 - filled) + "] "
-        self.stream.write(f"\r{bar}{sent:,}{of} events sent, {rate:,.0f}/s ")
+        line = f"{bar}{sent:,}{of} events sent, {self._rate(now):,.0f}/s{self._target()}"
+        self.stream.write(f"\r{line} " if self.terminal else f"{line}\n")
         self.stream.flush()
 
+    def caught_up(self, sent: int) -> None:
+        """Everything due by now is sent (`sent` of it): from here on messages wait for their time."""
+        if self.backfilled is None:
+            self.backfilled, self.live_since = sent, self.clock()
+
     def done(self) -> None:
-        self.update(self.sent, force=True)
-        self.stream.write("\n")
+        now = self.clock()
+        if self.terminal and not self.quiet and self.sent:
+            self.stream.write("\r")
+        live = self.sent - (self.backfilled or 0)
+        took = f"{now - self.live_since:,.1f} s"
+        if self.backfilled:
+            line = f"{self.backfilled:,} events backfilled at once, then {live:,} in {took}"
+        else:
+            line = f"{self.sent:,} events sent in {took}"
+        self.stream.write(f"{line}: {self._rate(now):,.1f}/s{self._target()}\n")
+        self.stream.flush()
+
+    def _rate(self, now: float) -> float:
+        return (self.sent - (self.backfilled or 0)) / max(now - self.live_since, 1e-9)
+
+    def _target(self) -> str:
+        return f" (target {self.target_rate:g}/s)" if self.target_rate else " (as fast as possible)"
 
 
 async def send(
@@ -373,6 +406,8 @@ async def send(
                 break
             if realtime:
                 due_at = wall_start + (sent_at - now_at_start).total_seconds()
+                if progress and due_at > time.monotonic():
+                    progress.caught_up(sent)
                 while (wait := due_at - time.monotonic()) > 0:
                     if deadline is not None and time.monotonic() >= deadline:
                         break
@@ -407,8 +442,9 @@ def run_simulator(
     record: Path | None = None,
     quiet: bool = False,
 ) -> int:
-    """`labelpulse generate`: send `plan` as send() does, saying what goes where on stderr (and a
-    progress line unless `quiet`). KafkaUnavailable when no Kafka answers or it refuses us."""
+    """`labelpulse generate`: send `plan` as send() does, saying what goes where on stderr, progress
+    (see Progress) and at the end the real rate against the target. KafkaUnavailable when no Kafka
+    answers or it refuses us."""
     if not kafka_reachable(kafka, timeout_s=3):
         raise KafkaUnavailable(
             f"no Kafka answers at {kafka.bootstrap_servers}; start the embedded broker with `labelpulse broker` "
@@ -432,7 +468,7 @@ def run_simulator(
             duration_s=duration_s,
             realtime=realtime,
             record=record,
-            progress=None if quiet else Progress(total=count),
+            progress=Progress(total=count, target_rate=plan.rate if realtime else None, quiet=quiet),
             delivery=delivery,
         )
     )

@@ -4,6 +4,7 @@ when asked, and only then; what it records is what Kafka has."""
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 from collections import Counter
@@ -16,7 +17,7 @@ from aiokafka.errors import KafkaTimeoutError
 
 from kafka_admin.settings import KafkaSettings
 from labelpulse.broker import BrokerSettings
-from labelpulse.simulator import PROJECTS, Delivery, Message, Plan, generate, read_recording, send
+from labelpulse.simulator import PROJECTS, Delivery, Message, Plan, Progress, generate, read_recording, send
 from tests.conftest import run_cli
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -161,3 +162,59 @@ def test_delivery_with_disorder_and_duplicates_reorders_and_repeats_only_within_
 def test_delivery_without_disorder_is_the_simulated_order() -> None:
     generated = list(islice(generate(Plan(seed=3, start=START, rate=20)), 200))
     assert [message for _, message in Delivery().order(iter(generated))] == generated
+
+
+class Output(io.StringIO):
+    def __init__(self, terminal: bool) -> None:
+        super().__init__()
+        self.terminal = terminal
+
+    def isatty(self) -> bool:
+        return self.terminal
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def progress_over(seconds: int, terminal: bool, quiet: bool = False, backfill: int = 0) -> str:
+    """What Progress writes while 200 events a second go out for `seconds` (after `backfill` at once)."""
+    clock, output = Clock(), Output(terminal)
+    progress = Progress(total=None, target_rate=200, quiet=quiet, stream=output, every_s=10, clock=clock)
+    progress.update(backfill)
+    progress.caught_up(backfill)
+    for tick in range(1, seconds * 10 + 1):
+        clock.now = tick / 10
+        progress.update(backfill + 20 * tick)
+    progress.done()
+    return output.getvalue()
+
+
+def test_progress_in_a_log_is_a_line_every_ten_seconds_with_no_carriage_returns() -> None:
+    lines = progress_over(35, terminal=False).splitlines()
+    assert "\r" not in "".join(lines)
+    assert lines == [
+        "2,000 events sent, 200/s (target 200/s)",
+        "4,000 events sent, 200/s (target 200/s)",
+        "6,000 events sent, 200/s (target 200/s)",
+        "7,000 events sent in 35.0 s: 200.0/s (target 200/s)",
+    ]
+
+
+def test_progress_on_a_terminal_redraws_one_line() -> None:
+    written = progress_over(35, terminal=True)
+    assert written.count("\n") == 1 and written.count("\r") > 60
+    assert written.endswith("\r7,000 events sent in 35.0 s: 200.0/s (target 200/s)\n")
+
+
+def test_quiet_progress_says_only_the_real_rate_against_the_target_at_the_end() -> None:
+    assert progress_over(35, terminal=False, quiet=True) == "7,000 events sent in 35.0 s: 200.0/s (target 200/s)\n"
+
+
+def test_what_was_backfilled_at_once_is_counted_apart_from_the_rate() -> None:
+    last = progress_over(20, terminal=False, quiet=True, backfill=12_000)
+    assert last == "12,000 events backfilled at once, then 4,000 in 20.0 s: 200.0/s (target 200/s)\n"
