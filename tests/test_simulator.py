@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice, takewhile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
@@ -218,3 +219,94 @@ def test_quiet_progress_says_only_the_real_rate_against_the_target_at_the_end() 
 def test_what_was_backfilled_at_once_is_counted_apart_from_the_rate() -> None:
     last = progress_over(20, terminal=False, quiet=True, backfill=12_000)
     assert last == "12,000 events backfilled at once, then 4,000 in 20.0 s: 200.0/s (target 200/s)\n"
+
+
+# -- a crew that behaves like one -----------------------------------------------------------------
+
+IDLE_THRESHOLD_S = 100  # the worker's default: a longer gap between an annotator's events is idle
+DEMO_HOURS = 2
+
+
+@pytest.fixture(scope="module")
+def demo() -> pd.DataFrame:
+    """Two hours of the demo's activity (as `up` runs it, at a lower rate: the crew scales with it),
+    valid events only, as pandas reads them."""
+    end = START + timedelta(hours=DEMO_HOURS)
+    plan = Plan(seed=8, start=START, rate=5)
+    events = [json.loads(m.value) for m in takewhile(lambda m: m.occurred_at < end, generate(plan))]
+    frame = pd.DataFrame(events)
+    frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], format="ISO8601")
+    return frame
+
+
+def per_annotator(events: pd.DataFrame) -> pd.DataFrame:
+    """Active time and sessions as the product defines them (gaps between an annotator's started,
+    submitted and skipped events under the idle threshold are active; a longer gap starts a session),
+    answers and median handle time, per annotator."""
+    work = events[events["event_type"].isin(["annotation_started", "annotation_submitted", "annotation_skipped"])]
+    work = work.sort_values(["annotator_id", "occurred_at", "event_id"])
+    gap_s = work.groupby("annotator_id")["occurred_at"].diff().dt.total_seconds()
+    work = work.assign(
+        active_s=gap_s.where(gap_s < IDLE_THRESHOLD_S, 0), session=gap_s.isna() | (gap_s >= IDLE_THRESHOLD_S)
+    )
+    answers = work[work["event_type"] != "annotation_started"].groupby("annotator_id")
+    by_annotator = work.groupby("annotator_id")
+    return pd.DataFrame(
+        {
+            "active_h": by_annotator["active_s"].sum() / 3600,
+            "sessions": by_annotator["session"].sum(),
+            "answers": answers.size(),
+            "median_handle_s": answers["duration_ms"].median() / 1000,
+            "first": by_annotator["occurred_at"].min(),
+            "last": by_annotator["occurred_at"].max(),
+        }
+    )
+
+
+def test_the_rate_is_events_per_second_from_the_first_minute_on(demo: pd.DataFrame) -> None:
+    per_second = len(demo) / (DEMO_HOURS * 3600)
+    first_minute = (demo["occurred_at"] < START + timedelta(minutes=1)).sum() / 60
+    assert 4.75 <= per_second <= 5.5 and 4 <= first_minute <= 6, (per_second, first_minute)
+
+
+def test_handle_times_have_a_median_of_half_a_minute_to_two_and_a_long_tail(demo: pd.DataFrame) -> None:
+    handle_s = demo.loc[demo["event_type"] == "annotation_submitted", "duration_ms"] / 1000
+    assert 30 <= handle_s.median() <= 120
+    assert handle_s.quantile(0.9) >= 1.6 * handle_s.median() and handle_s.max() >= 3 * handle_s.median()
+
+
+def test_an_annotator_answers_about_once_per_handle_time_while_active(demo: pd.DataFrame) -> None:
+    """Active seconds per answer are the handle time plus opening the item and moving on (1-2.5x the
+    median); tasks longer than the idle threshold count as idle, so a slow annotator can come under 1x."""
+    crew = per_annotator(demo)
+    crew = crew[crew["active_h"] >= 0.5]
+    seconds_per_answer = crew["active_h"] * 3600 / crew["answers"]
+    ratio = seconds_per_answer / crew["median_handle_s"]
+    assert len(crew) >= 50
+    assert 1.1 <= ratio.median() <= 1.8 and ratio.between(0.5, 2.5).all(), ratio.describe()
+    assert (crew["answers"] / crew["active_h"]).between(30, 120).all(), "answers per active hour"
+
+
+def test_annotators_take_breaks_and_shifts_begin_and_end(demo: pd.DataFrame) -> None:
+    crew = per_annotator(demo)
+    end = START + timedelta(hours=DEMO_HOURS)
+    worked_long = crew[crew["last"] - crew["first"] > timedelta(minutes=100)]
+    assert len(worked_long) >= 20 and (worked_long["sessions"] >= 2).all(), "work stretches last 30-90 min"
+    assert crew["sessions"].sum() >= 3 * len(crew)
+    joined = crew["first"] > START + timedelta(minutes=15)
+    left = crew["last"] < end - timedelta(minutes=15)
+    assert joined.mean() >= 0.1 and left.mean() >= 0.1, "annotators join and leave"
+
+
+def test_the_backlog_is_worked_down_and_its_eta_fits_the_pace(demo: pd.DataFrame) -> None:
+    tasks = demo[demo["event_type"].isin(["task_created", "task_completed"])]
+    change = tasks["event_type"].map({"task_created": 1, "task_completed": -1})
+    tens = tasks["occurred_at"].dt.floor("10min")
+    backlog = change.groupby([tasks["project_id"], tens]).sum().groupby(level=0).cumsum().unstack(0)
+    assert (backlog >= 0).all().all()
+    assert (backlog.diff() < -0.3 * backlog.shift()).any().all(), "every project works a backlog down"
+    assert (backlog.iloc[-1] <= 3 * backlog.median()).all(), "it does not only grow"
+    last_hour = tasks[tasks["occurred_at"] >= START + timedelta(hours=DEMO_HOURS - 1)]
+    completed = (last_hour["event_type"] == "task_completed").groupby(last_hour["project_id"]).sum()
+    eta_h = backlog.iloc[-1] / completed
+    assert (eta_h < 0.5).all(), eta_h
