@@ -695,9 +695,11 @@ def run_simulator(
             f"no Kafka answers at {kafka.bootstrap_servers}; start the embedded broker with `labelpulse broker` "
             "(or everything with `labelpulse up`), or set LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"
         )
+    members, pace = crew(plan)
+    team = f"{len(members):,} annotators" + (f" working {pace:,.0f}x as fast as people" if pace > 1 else "")
     print(
         f"sending simulated events to {kafka.events_topic} at {kafka.bootstrap_servers} "
-        f"({f'{plan.rate:g}/s' if realtime else 'as fast as possible'}; seed {plan.seed}"
+        f"({f'{plan.rate:g} events/s' if realtime else 'as fast as possible'} from {team}; seed {plan.seed}"
         + (f"; anomalies: {', '.join(plan.anomalies)}" if plan.anomalies else "")
         + (f"; up to {delivery.disorder_s:g}s out of order" if delivery.disorder_s else "")
         + (f"; {delivery.duplicates:.0%} sent twice" if delivery.duplicates else "")

@@ -269,6 +269,16 @@ def test_the_rate_is_events_per_second_from_the_first_minute_on(demo: pd.DataFra
     assert 4.75 <= per_second <= 5.5 and 4 <= first_minute <= 6, (per_second, first_minute)
 
 
+@pytest.mark.parametrize(
+    ("rate", "annotators"), [(200, None), (200, 12)], ids=["a crew sized for it", "a small crew, compressed"]
+)
+def test_twenty_seconds_at_a_rate_are_twenty_seconds_of_events_at_it(rate: float, annotators: int | None) -> None:
+    end = START + timedelta(seconds=20)
+    plan = Plan(seed=2, start=START, rate=rate, annotators=annotators)
+    sent = sum(1 for _ in takewhile(lambda message: message.occurred_at < end, generate(plan)))
+    assert 0.9 * 20 * rate <= sent <= 1.1 * 20 * rate
+
+
 def test_handle_times_have_a_median_of_half_a_minute_to_two_and_a_long_tail(demo: pd.DataFrame) -> None:
     handle_s = demo.loc[demo["event_type"] == "annotation_submitted", "duration_ms"] / 1000
     assert 30 <= handle_s.median() <= 120
