@@ -644,6 +644,7 @@ async def send(
     deadline = time.monotonic() + duration_s if duration_s else None
     wall_start = time.monotonic()
     now_at_start = max(plan.start, datetime.now(UTC))  # occurred_at due at wall_start: the past is due at once
+    backfill = now_at_start - plan.start > timedelta(seconds=1)  # not the moments a producer takes to start
     recording = record.open("wb") if record else None
     try:
         for sent_at, message in delivery.order(generate(plan)):
@@ -651,7 +652,7 @@ async def send(
                 break
             if realtime:
                 due_at = wall_start + (sent_at - now_at_start).total_seconds()
-                if progress and due_at > time.monotonic():
+                if progress and backfill and due_at > time.monotonic():
                     progress.caught_up(sent)
                 while (wait := due_at - time.monotonic()) > 0:
                     if deadline is not None and time.monotonic() >= deadline:

@@ -320,3 +320,26 @@ def test_the_backlog_is_worked_down_and_its_eta_fits_the_pace(demo: pd.DataFrame
     completed = (last_hour["event_type"] == "task_completed").groupby(last_hour["project_id"]).sum()
     eta_h = backlog.iloc[-1] / completed
     assert (eta_h < 0.5).all(), eta_h
+
+
+class InstantKafka:
+    """A producer that acknowledges every message at once."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def test_a_live_run_reports_no_backfill_for_the_moment_its_producer_took_to_start() -> None:
+    output = Output(terminal=False)
+    progress = Progress(total=400, target_rate=400, quiet=True, stream=output)
+    plan = Plan(seed=3, start=datetime.now(UTC) - timedelta(milliseconds=200), rate=400)
+    asyncio.run(send(plan, kafka=KafkaSettings(), count=400, progress=progress, producer=InstantKafka()))
+    assert output.getvalue().startswith("400 events sent in "), output.getvalue()
