@@ -294,11 +294,11 @@ class _World:
         return 1 + int(self.rng.expovariate(1 / mean))
 
     def tick(self, now: float) -> None:
-        """Every second: import tasks for the events the stream still owes the rate, unless the crew is
-        already ten minutes behind. Owed events are banked for at most 30 s, over-paid ones (a bulk import
-        sent) forgiven after 10 s."""
+        """Every second: import tasks for the events the stream still owes the rate (paying their
+        task_created at once, the rest as it is sent), unless the crew is already ten minutes behind.
+        Owed events are banked for at most 30 s, over-paid ones forgiven past 60 s."""
         for project, rate in self.rate.items():
-            self.owed[project] = max(-10 * rate, min(30 * rate, self.owed[project] + rate))
+            self.owed[project] = max(-60 * rate, min(30 * rate, self.owed[project] + rate))
             while self.owed[project] >= self.batch[project] and len(self.queue[project]) < self.backlog_cap(project):
                 for _ in range(self.batch[project]):
                     self.at(now + self.rng.random(), partial(self.new_task, project=project))
@@ -311,14 +311,14 @@ class _World:
 
     def bulk_import(self, now: float, project: str) -> None:
         """Now and then a lead uploads a big batch (minutes of the crew's work), over half a minute: the
-        backlog jumps, then is worked down."""
+        backlog jumps, then is worked down. Its task_created events come on top of the rate."""
         if len(self.queue[project]) < self.backlog_cap(project):
             size = max(1, round(self.capacity[project] * self.rng.uniform(*BULK_SIZE_S)))
             for number in range(size):
-                self.at(now + BULK_OVER_S * number / size, partial(self.new_task, project=project, prepaid=False))
+                self.at(now + BULK_OVER_S * number / size, partial(self.new_task, project=project))
         self.at(now + self.rng.uniform(*BULK_EVERY_S), partial(self.bulk_import, project=project))
 
-    def new_task(self, now: float, project: str, prepaid: bool = True) -> None:
+    def new_task(self, now: float, project: str) -> None:
         rng = self.rng
         self.tasks_made += 1
         labels = PROJECTS[project]
@@ -336,7 +336,7 @@ class _World:
             last_activity=now,
         )
         gold = {"is_gold": True, "gold_label": task.truth} if rng.random() < self.plan.gold_share else {}
-        self.post(now, self.event("task_created", now, task, **gold), task, counted=not prepaid)
+        self.post(now, self.event("task_created", now, task, **gold), task, counted=False)
         if self.during_anomaly("garbage", now) and rng.random() < 0.5:
             broken = self.event(rng.choice(["annotation_submitted", "task_created"]), now, task, task_id="x")
             self.post(now, _garbage(rng, broken), task, counted=False)
