@@ -14,7 +14,7 @@ model pre-labels on some, reviews that accept, fix or reject (then a second roun
 
 The crew works as people do. Each annotator takes one task at a time from their project's queue,
 opens it, answers after their handle time and moves on; works 30-90 min between breaks of 3-15 min
-and shifts of 2-4 h; idles when the queue is empty. Tasks arrive in small batches as the stream
+and shifts of 2-4 h (0.5-1.5 h off between); idles when the queue is empty. Tasks arrive in small batches as the stream
 needs them for its rate, and now and then a bulk import of 5-10 minutes of work arrives, which the
 crew works down. The crew is sized for the rate at 85 % utilization, so it keeps up. What the
 events then show, and tests/test_simulator.py checks with pandas (idle threshold 100 s):
@@ -22,9 +22,11 @@ events then show, and tests/test_simulator.py checks with pandas (idle threshold
 - handle time: median 30-60 s overall (each annotator 0.75-1.35x a project's typical 30, 40 or 55 s),
   a long tail (p90 about 2x the median);
 - an annotator does about one answer per handle time while active: active seconds per answer are
-  1.1-1.8x their median handle time (opening an item and moving on; a task longer than the idle
-  threshold counts as idle), 30-120 answers per active hour;
-- sessions: a new one after every break, shift start or idle spell over 100 s: several a shift;
+  1.1-1.8x the median handle time across the crew, 0.5-2.5x for each annotator (opening an item
+  and moving on add to it; a task longer than the idle threshold counts as idle), 30-120 answers
+  per active hour;
+- sessions: a new one after every break, shift start or idle spell over 100 s (and, as the metric
+  is defined, after a task longer than that): several a shift;
 - backlog (created - completed): a few minutes of work in progress and review, a jump at each bulk
   import worked down within minutes; ETA = backlog / last hour's completions well under an hour.
 """
