@@ -346,7 +346,8 @@ class _World:
         for _ in range(min(task.open_answers, len(self.idle[project]))):
             person = self.idle[project].popleft()
             person.status = WAKING
-            self.wake_at(person, now + rng.uniform(*WAKE_S) / self.pace)
+            notices = rng.uniform(0.3, 1.0) if self.clicking(person, now) else rng.uniform(*WAKE_S) / self.pace
+            self.wake_at(person, now + notices)
 
     # -- people work
 
@@ -396,7 +397,10 @@ class _World:
         )
         if found is None:
             person.status = IDLE
-            self.idle[person.who.project_id].append(person)
+            if self.clicking(person, now):  # first in line for new work: clicking through, they race for it
+                self.idle[person.who.project_id].appendleft(person)
+            else:
+                self.idle[person.who.project_id].append(person)
             return
         task = queue[found]
         task.open_answers -= 1

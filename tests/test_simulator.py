@@ -97,6 +97,20 @@ def test_click_through_answers_in_one_second_only_while_it_lasts() -> None:
     assert clicks and set(clicks) == {"during"}
 
 
+@pytest.mark.parametrize("seed", [21, 22])
+def test_the_clicking_annotator_races_through_work_even_when_the_queue_is_short(seed: int) -> None:
+    """Two minutes of clicking, 35 minutes in (as tests/test_alerts_e2e.py has it), when the crew keeps
+    the queue near empty: the clicking annotator is first in line for new work."""
+    after = 35 * 60 + 30
+    plan = Plan(seed=seed, start=START, rate=20, anomalies=("click-through",), anomaly_after_s=after, anomaly_for_s=120)
+    end = START + timedelta(seconds=after + 120)
+    clicks = sum(
+        (event := json.loads(m.value))["event_type"] == "annotation_submitted" and event["duration_ms"] == 1000
+        for m in takewhile(lambda message: message.occurred_at < end, generate(plan))
+    )
+    assert clicks >= 8, "enough for a two-minute window's median handle time"
+
+
 def test_throughput_collapse_then_recovery() -> None:
     collapsed = next(iter(PROJECTS))
     created = [
