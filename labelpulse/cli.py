@@ -257,20 +257,28 @@ def build_parser() -> argparse.ArgumentParser:
     generate = subcommands.add_parser(
         "generate",
         help="send simulated labeling activity to Kafka",
-        description="Simulate projects, annotators (each with their own speed and accuracy), overlapping "
-        "assignments, honeypots, model pre-labels, reviews and skips, and send the events to the events topic. "
-        "The same --seed and --start give the same events.",
+        description="Simulate a labeling team on three projects — annotators with their own speed and accuracy, "
+        "working in shifts with breaks, overlapping assignments, honeypots, model pre-labels, reviews and skips — "
+        "and send the events to the events topic. "
+        "The same --seed and --start give the same events; without --seed a run gets a random one (printed), so "
+        "it never shares an event or task with another run.",
         epilog="anomalies: throughput-collapse (one project nearly stops), click-through (one annotator answers "
         "in 1 s with random labels), garbage (a producer sends broken messages)",
     )
-    generate.add_argument("--rate", type=arguments.positive_float, default=20.0, help="events per second (default 20)")
+    generate.add_argument(
+        "--rate", type=arguments.positive_float, default=20.0,
+        help="events per second, reached from the first second (default 20); the crew is sized for it, about one "
+        "annotator per 0.05 events/s, as people work",
+    )  # fmt: skip
     limit = generate.add_mutually_exclusive_group()
     limit.add_argument("--count", type=arguments.positive_int, help="stop after this many events")
     limit.add_argument("--duration", type=arguments.positive_float, metavar="SECONDS", help="stop after this long")
-    generate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     generate.add_argument(
-        "--annotators", type=arguments.positive_int, default=12,
-        help="crew size (default 12; a real annotator sends well under 1 event/s, so scale it with --rate)",
+        "--seed", type=int, help="random seed (default: a random one, printed so that the run can be repeated)"
+    )
+    generate.add_argument(
+        "--annotators", type=arguments.positive_int,
+        help="crew size (default: as many as --rate needs); fewer work faster than people do (compressed time)",
     )  # fmt: skip
     generate.add_argument(
         "--start",
@@ -295,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="send this share of events twice, as producer retries do (0 to 1, default 0)",
     )  # fmt: skip
     generate.add_argument("--record", type=Path, metavar="FILE", help="write every sent message to FILE (JSON lines)")
-    generate.add_argument("--quiet", action="store_true", help="no progress line")
+    generate.add_argument(
+        "--quiet", action="store_true", help="no progress lines, only the last: the real rate against the target"
+    )
     generate.set_defaults(run=commands.run_generate)
 
     contract = subcommands.add_parser(

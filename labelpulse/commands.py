@@ -130,10 +130,14 @@ def run_api(args: argparse.Namespace) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     from kafka_admin.settings import KafkaSettings
-    from labelpulse.simulator import Delivery, Plan, run_simulator
+    from labelpulse.simulator import Delivery, Plan, random_seed, run_simulator
 
+    seed = args.seed
+    if seed is None:  # a fixed default would make two runs send the same ids, dropped as duplicates
+        seed = random_seed()
+        print(f"seed {seed}: repeat with --seed {seed}", file=sys.stderr, flush=True)
     plan = Plan(
-        seed=args.seed,
+        seed=seed,
         start=args.start or dt.datetime.now(dt.UTC),
         rate=args.rate,
         annotators=args.annotators,
@@ -144,7 +148,7 @@ def run_generate(args: argparse.Namespace) -> int:
     return run_simulator(
         plan,
         KafkaSettings.from_env(),
-        Delivery(args.disorder, args.duplicates, args.seed),
+        Delivery(args.disorder, args.duplicates, seed),
         count=args.count,
         duration_s=args.duration,
         realtime=not args.fast,

@@ -107,7 +107,9 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
 
 
 class Load:
-    """`labelpulse generate` sending `count` events at `rate`/s with a seed of its own, recorded."""
+    """`labelpulse generate` sending `count` events at `rate`/s with a seed of its own, recorded. Twelve
+    annotators work far faster than people (compressed time), so a few seconds hold every kind of event:
+    answers, reviews, agreement."""
 
     def __init__(self, up: Up, count: int, rate: float, seed: int) -> None:
         self.record = up.data_dir.parent / f"sent-{seed}.jsonl"
@@ -115,7 +117,7 @@ class Load:
         full_env["LABELPULSE_KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{up.env['LABELPULSE_BROKER_PORT']}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "labelpulse", "generate", "--quiet", "--count", str(count), "--rate", str(rate),
-             "--seed", str(seed), "--record", str(self.record)],
+             "--annotators", "12", "--seed", str(seed), "--record", str(self.record)],
             env=full_env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
 
