@@ -250,6 +250,7 @@ class _World:
             "occurred_at": occurred.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "project_id": task.project_id,
             "task_id": task.task_id,
+            "source_system": "simulator",
             **fields,
         }
 

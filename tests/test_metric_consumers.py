@@ -81,14 +81,15 @@ def stored(clickhouse_service: Any) -> Iterator[tuple[Client, pd.DataFrame, Coun
 
 
 def with_source_system(value: bytes, source_system: str | None) -> bytes:
-    """An event naming the source system that sent it; garbage stays as it was."""
+    """An event naming the source system that sent it (None: naming none); garbage stays as it was."""
     try:
         document = json.loads(value)
     except ValueError:
         return value
-    if source_system is None or not isinstance(document, dict) or "event_id" not in document:
+    if not isinstance(document, dict) or "event_id" not in document:
         return value
-    return json.dumps({**document, "source_system": source_system}).encode()
+    document.pop("source_system", None)
+    return json.dumps(document if source_system is None else {**document, "source_system": source_system}).encode()
 
 
 def by_project(frame: pd.DataFrame, column: str, key: str = "project_id") -> dict[str, float]:
