@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any
 
-from ingest.mapping import Delivery, MalformedWebhook, iso_time
+from ingest.mapping import Delivery, MalformedWebhook, iso_time, json_object
 
 SOURCE_SYSTEM = "cvat"
 SIGNATURE_HEADER = "X-Signature-256"
@@ -53,12 +52,7 @@ def signed(secret: str, body: bytes, sent: str | None) -> bool | None:
 
 def map_delivery(body: bytes) -> Delivery:
     """The contract documents one delivery stands for. Raises MalformedWebhook."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedWebhook(f"body is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise MalformedWebhook(f"body must be a JSON object, got {type(document).__name__}")
+    document = json_object(body)
     action = document.get("event")
     if not isinstance(action, str) or not action:
         raise MalformedWebhook(f"'event' must be a CVAT event name such as 'update:job', got {action!r:.80}")

@@ -21,7 +21,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from ingest.mapping import MAX_DURATION_MS, Delivery, MalformedWebhook, iso_time
+from ingest.mapping import MAX_DURATION_MS, Delivery, MalformedWebhook, iso_time, json_object
 
 __all__ = ["Delivery", "MalformedWebhook", "label", "map_delivery", "map_export", "redacted"]
 
@@ -45,12 +45,7 @@ PROJECT_SECRETS = ("token", "task_data_login", "task_data_password")
 
 def map_delivery(body: bytes, *, received_at: datetime) -> Delivery:
     """The contract documents one delivery stands for. Raises MalformedWebhook."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedWebhook(f"body is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise MalformedWebhook(f"body must be a JSON object, got {type(document).__name__}")
+    document = json_object(body)
     action = document.get("action")
     if not isinstance(action, str) or not action:
         raise MalformedWebhook("no 'action': not a Label Studio webhook")

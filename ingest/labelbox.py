@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ingest.mapping import MAX_DURATION_MS, Delivery, MalformedWebhook, iso_time
+from ingest.mapping import MAX_DURATION_MS, Delivery, MalformedWebhook, iso_time, json_object
 
 SOURCE_SYSTEM = "labelbox"
 MAPPED = frozenset({"LABEL_CREATED", "LABEL_UPDATED", "LABEL_DELETED", "REVIEW_CREATED", "REVIEW_UPDATED"})
@@ -52,12 +52,7 @@ def map_delivery(body: bytes, headers: Mapping[str, str], *, received_at: dateti
     if topic not in MAPPED:
         known = topic == "WORKFLOW_ACTION"  # its payload is not documented
         return Delivery(topic, ignored=f"{topic} has no event in the contract" if known else f"unknown topic {topic!r}")
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedWebhook(f"body is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise MalformedWebhook(f"body must be a JSON object, got {type(document).__name__}")
+    document = json_object(body)
     delivery_id = headers.get(DELIVERY_HEADER.lower())
     events = _review(document, topic) if topic.startswith("REVIEW_") else [_label(document, topic, received_at)]
     for event in events:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,3 +34,14 @@ def iso_time(container: dict[str, Any], key: str, where: str) -> str:
     if moment is None or moment.tzinfo is None:
         raise MalformedWebhook(f"{where}: '{key}' must be an ISO 8601 time with a zone, got {value!r:.80}")
     return moment.isoformat()
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A webhook's body as the JSON object every tool sends. Raises MalformedWebhook."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedWebhook(f"body is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise MalformedWebhook(f"body must be a JSON object, got {type(document).__name__}")
+    return document

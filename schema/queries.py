@@ -189,29 +189,22 @@ ORDER BY bucket, project_id""",
 
 def throughput_by_annotator(filters: Filters, bucket: int = 3600) -> Query:
     """Per project and bucket (whole hours): annotations submitted by the chosen annotators."""
-    where, parameters = _where(filters, IN_HOURS, annotator=True)
-    parameters["bucket"] = bucket
-    return Query(
-        f"""
-SELECT toStartOfInterval(hour, toIntervalSecond({{bucket:UInt32}})) AS bucket, project_id,
-       sum(annotations_submitted) AS annotations
-FROM rollup_annotator_hour
-WHERE {where}
-GROUP BY bucket, project_id
-ORDER BY bucket, project_id""",
-        parameters,
-    )
+    return _hourly_annotations("rollup_annotator_hour", "annotations_submitted", filters, bucket, annotator=True)
 
 
 def throughput_by_label(filters: Filters, bucket: int = 3600) -> Query:
     """Per project and bucket (whole hours): annotations of the chosen label classes and sources."""
-    where, parameters = _where(filters, IN_HOURS, label=True)
+    return _hourly_annotations("rollup_label_hour", "annotations", filters, bucket, label=True)
+
+
+def _hourly_annotations(rollup: str, column: str, filters: Filters, bucket: int, **narrowed_by: bool) -> Query:
+    where, parameters = _where(filters, IN_HOURS, **narrowed_by)
     parameters["bucket"] = bucket
     return Query(
         f"""
 SELECT toStartOfInterval(hour, toIntervalSecond({{bucket:UInt32}})) AS bucket, project_id,
-       sum(annotations) AS annotations
-FROM rollup_label_hour
+       sum({column}) AS annotations
+FROM {rollup}
 WHERE {where}
 GROUP BY bucket, project_id
 ORDER BY bucket, project_id""",
