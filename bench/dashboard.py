@@ -43,11 +43,17 @@ from streams.offline import load  # noqa: E402
 PAGES = ("views/overview.py", "views/project.py", "views/annotators.py", "views/pipeline.py")
 
 
-def seed(client: Any, total: int, base: int) -> None:
+def seed(client: Any, total: int, base: int, annotators: int | None = None) -> None:
     rate = 50.0  # simulated events per second: `base` events span base / rate seconds
     span_s = int(base / rate) + 600
     started = time.perf_counter()
-    plan = Plan(seed=3, start=datetime.now(UTC) - timedelta(seconds=span_s), rate=rate, anomalies=("garbage",))
+    plan = Plan(
+        seed=3,
+        start=datetime.now(UTC) - timedelta(seconds=span_s),
+        rate=rate,
+        anomalies=("garbage",),
+        annotators=annotators,
+    )
     values = [m.value for m in islice(generate(plan), base)]
     load(values, lambda: client, on_batch=lambda n: print(f"\r  loaded {n:,}/{base:,} base events", end=""))
     print(f"\n  base loaded in {time.perf_counter() - started:.0f}s")
@@ -154,6 +160,11 @@ def main() -> None:
     parser.add_argument("--base", type=int, default=200_000, help="simulated events loaded before copying")
     parser.add_argument("--repeat", type=int, default=5, help="renders per page (default 5)")
     parser.add_argument("--range", dest="range_key", default="7d", help="the dashboard time range (default 7d)")
+    parser.add_argument(
+        "--annotators",
+        type=int,
+        help="a crew of this size instead of one sized for the rate (13 matches the simulator before 2026-11-30)",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="labelpulse-bench-dashboard-"))
@@ -164,7 +175,7 @@ def main() -> None:
         client = migrations.open_database(settings)
         migrations.migrate(client)
         print(f"seeding {args.events:,} events …")
-        seed(client, args.events, min(args.base, args.events))
+        seed(client, args.events, min(args.base, args.events), args.annotators)
         events = int(client.command("SELECT count() FROM events"))
         raw_s, rollup_s = baseline(client, 24 * 7)
         print(f"\nbaseline, 7 days of throughput by project: raw events {raw_s * 1000:.0f} ms, "
