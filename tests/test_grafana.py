@@ -309,8 +309,10 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             for at, state, previous in transitions
         ]  # fmt: skip
         connect(as_user("evaluator")).insert(ALERT_HISTORY.name, rows, column_names=list(ALERT_HISTORY.column_names))
-        # A range like "last 3 hours" with a one-minute interval, as Grafana picks for a wide panel.
-        now = datetime.now(UTC)
+        # A range like "last 3 hours" with a one-minute interval, as Grafana picks for a wide panel, asked a
+        # second after the load: the plugin's $__timeFilter bounds are whole seconds, so rows stored within
+        # the very second the range ends in (dead letters are received now) would fall just after it.
+        now = datetime.now(UTC) + timedelta(seconds=1)
         compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
         grafana_user = compose["services"]["grafana"]["environment"]["LABELPULSE_CLICKHOUSE_USER"]
         yield Seeded(as_user(grafana_user), PanelRange(now - timedelta(hours=3), now, timedelta(minutes=1)))
