@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 from clickhouse_connect.driver.client import Client
@@ -14,6 +15,9 @@ from schema.client import ClickHouseSettings, ClickHouseUnavailable, connect, un
 from schema.queries import Query
 
 UNKNOWN_TABLE, UNKNOWN_DATABASE, TIMEOUT_EXCEEDED = 60, 81, 159
+# Queries in flight at once across all calls: as many as clickhouse-connect keeps HTTP connections per host
+# (its default pool holds 8), so none is opened and thrown away per query.
+READ_THREADS = 8
 
 
 class SchemaMissing(ClickHouseUnavailable):
@@ -26,12 +30,18 @@ class QueryTimedOut(RuntimeError):
 
 class Reader:
     """Runs queries, each restricted by ClickHouse itself to a scope of projects (the dashboard's scoping:
-    `additional_table_filters` on every table read, through views too). Safe to share between threads."""
+    `additional_table_filters` on every table read, through views too). Safe to share between threads: its one
+    client opens no HTTP session (schema.client.connect), so each query is an HTTP request of its own, with
+    its own settings (the scope), on a connection of its own from the client's pool.
+
+    `pool` runs independent queries of one call side by side (see server.Reads.many): bounded, shared by all
+    calls, so many calls at once queue for READ_THREADS rather than start threads of their own."""
 
     def __init__(self, settings: ClickHouseSettings) -> None:
         self.settings = settings
         self._client: Client | None = None
         self._lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="clickhouse-read")
 
     def _connected(self) -> Client:
         with self._lock:

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -41,6 +42,7 @@ LATENCY = Histogram(
     "labelpulse_api_request_duration_seconds", "Time to answer a gRPC request (a stream: its whole life)", ["method"]
 )
 
+Key = TypeVar("Key")
 MAX_SPAN = timedelta(days=400)
 MAX_POINTS = 10_000
 DEFAULT_WINDOW_S, DEFAULT_INTERVAL_S = 6 * 3600, 5
@@ -108,17 +110,32 @@ def _fields(**values: Any) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Reads:
     """A summaries.Fetch over the caller's projects. Each query may run only until the caller's deadline
-    (time.monotonic(); None: no deadline): ClickHouse stops it there, and none starts after it."""
+    (time.monotonic(); None: no deadline): ClickHouse stops it there, and none starts after it, nor after the
+    call was cancelled."""
 
     reader: Reader
     scope: tuple[str, ...] | None
     deadline: float | None
+    cancelled: threading.Event = field(default_factory=threading.Event, compare=False)
 
     def __call__(self, query: queries.Query) -> pd.DataFrame:
+        if self.cancelled.is_set():
+            raise Refused(grpc.StatusCode.CANCELLED, "the call was cancelled before its reads were done")
         remaining = None if self.deadline is None else self.deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before its reads were done")
         return self.reader.frame(query, self.scope, remaining)
+
+    def many(self, wanted: Mapping[Key, queries.Query]) -> dict[Key, pd.DataFrame]:
+        """Each query's result, the queries run side by side on the reader's bounded pool, each as __call__
+        runs one (this scope, deadline and cancellation). The first error is raised at once: the queries not
+        started by then never start, those running end by themselves (by the deadline at the latest)."""
+        futures = {key: self.reader.pool.submit(self, query) for key, query in wanted.items()}
+        try:
+            return {key: future.result() for key, future in futures.items()}
+        finally:
+            for future in futures.values():
+                future.cancel()  # those still queued: after an error nothing uses their results
 
     def only(self, project: str) -> Reads:
         """Reads of one project the caller may see (checked before): queries without a project filter of
@@ -279,7 +296,12 @@ class MetricsService(metrics_pb2_grpc.MetricsServicer):
         caller = self.caller(context)
         remaining: float | None = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        answer = await asyncio.to_thread(work, caller, Reads(self.reader, caller.projects, deadline))
+        reads = Reads(self.reader, caller.projects, deadline)
+        try:
+            answer = await asyncio.to_thread(work, caller, reads)
+        except asyncio.CancelledError:
+            reads.cancelled.set()  # the thread runs on, but starts no more queries
+            raise
         self._serving(True)
         return answer
 
@@ -345,11 +367,18 @@ class MetricsService(metrics_pb2_grpc.MetricsServicer):
 
 
 def project_summary(project: str, start: datetime, end: datetime, fetch: Reads) -> pb.ProjectSummary:
-    """The Overview's tiles for one project over [start, end), each beside its value over the period before."""
+    """The Overview's tiles for one project over [start, end), each beside its value over the period before.
+    Its reads (both periods' summaries and the freshness) run side by side: none needs another's result."""
     filters = queries.Filters(start, end, (project,))
-    now = summaries.tiles(summaries.project_summary(filters, fetch), filters)
-    before = summaries.tiles(summaries.project_summary(filters.previous(), fetch), filters.previous())
-    newest = fetch(queries.data_as_of())  # the caller scopes it to the project
+    periods = {"now": filters, "before": filters.previous()}
+    reads = {period: summaries.project_summary_reads(within) for period, within in periods.items()}
+    wanted = {(period, name): query for period, named in reads.items() for name, query in named.items()}
+    frames = fetch.many({**wanted, ("newest", ""): queries.data_as_of()})  # the caller scopes data_as_of
+    now, before = (
+        summaries.tiles(summaries.summary_of(within, {name: frames[period, name] for name in reads[period]}), within)
+        for period, within in periods.items()
+    )
+    newest = frames["newest", ""]
 
     def tile(name: str) -> pb.Tile:
         return pb.Tile(**_fields(value=_number(getattr(now, name)), previous=_number(getattr(before, name))))
@@ -364,6 +393,7 @@ def project_summary(project: str, start: datetime, end: datetime, fetch: Reads) 
         first_pass_acceptance=tile("first_pass_acceptance"),
         gold_accuracy=tile("gold_accuracy"),
         krippendorff_alpha=tile("krippendorff_alpha"),
+        pace_per_hour=tile("pace_per_hour"),
         **_fields(
             eta_hours=now.eta_hours,
             newest_event_at=_timestamp(newest.iloc[0]["newest_occurred_at"]) if not newest.empty else None,

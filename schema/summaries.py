@@ -3,13 +3,13 @@ and the gRPC API, so both show the same numbers. `fetch` runs a query (scoped by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
 from schema import queries
-from schema.metric_definitions import MIN_GOLD_ANSWERS, eta_hours, per_hour, ratio
+from schema.metric_definitions import MIN_GOLD_ANSWERS, PACE_WINDOW, eta_hours, per_hour, ratio
 from schema.stats import wilson_interval
 
 Fetch = Callable[[queries.Query], pd.DataFrame]
@@ -34,17 +34,31 @@ _SUMMARY_COUNTS = [
 ]
 
 
+def project_summary_reads(filters: queries.Filters) -> dict[str, queries.Query]:
+    """What project_summary reads, by name: independent queries, so a caller may run them side by side (the
+    gRPC API does) and hand the results to summary_of."""
+    return {
+        "totals": queries.project_totals(filters),
+        "backlog": queries.backlog(filters),
+        "reviews": queries.review_totals(filters),
+        "gold": queries.gold_totals(filters),
+        "first_pass": queries.first_pass_totals(filters),
+        "agreement": queries.agreement(filters),
+    }
+
+
 def project_summary(filters: queries.Filters, fetch: Fetch) -> pd.DataFrame:
     """One row per project: volumes, backlog, quality — the Overview's side-by-side table and its tiles' inputs."""
-    totals = fetch(queries.project_totals(filters))
-    backlog = fetch(queries.backlog(filters))
-    reviews = fetch(queries.review_totals(filters)).rename(columns={"acceptance_score": "acceptance"})
-    gold = fetch(queries.gold_totals(filters))
-    first_pass = fetch(queries.first_pass_totals(filters))
-    agreement = fetch(queries.agreement(filters))[["project_id", "percent_agreement", "krippendorff_alpha", "tasks"]]
-    summary = totals.merge(backlog, on="project_id", how="outer")
-    summary = summary.merge(reviews, on="project_id", how="left").merge(gold, on="project_id", how="left")
-    summary = summary.merge(first_pass, on="project_id", how="left")
+    return summary_of(filters, {name: fetch(query) for name, query in project_summary_reads(filters).items()})
+
+
+def summary_of(filters: queries.Filters, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """project_summary from the results of project_summary_reads(filters), by the same names."""
+    reviews = frames["reviews"].rename(columns={"acceptance_score": "acceptance"})
+    agreement = frames["agreement"][["project_id", "percent_agreement", "krippendorff_alpha", "tasks"]]
+    summary = frames["totals"].merge(frames["backlog"], on="project_id", how="outer")
+    summary = summary.merge(reviews, on="project_id", how="left").merge(frames["gold"], on="project_id", how="left")
+    summary = summary.merge(frames["first_pass"], on="project_id", how="left")
     summary = summary.merge(agreement.rename(columns={"tasks": "overlap_tasks"}), on="project_id", how="left")
     summary[_SUMMARY_COUNTS] = summary[_SUMMARY_COUNTS].fillna(0).astype("int64")
     summary["annotations_per_hour"] = summary["annotations"].map(lambda n: per_hour(n, filters.span))
@@ -56,7 +70,8 @@ def project_summary(filters: queries.Filters, fetch: Fetch) -> pd.DataFrame:
 class Tiles:
     """The Overview's tiles over the projects of a project_summary; None where there is nothing to show."""
 
-    annotations_per_hour: float
+    pace_per_hour: float  # annotations per hour in the last PACE_WINDOW of the range: the current pace
+    annotations_per_hour: float  # over the whole range, quiet hours included
     tasks_completed: int
     backlog: int
     eta_hours: float | None  # None: never at the last hour's completion rate
@@ -73,6 +88,7 @@ def tiles(summary: pd.DataFrame, filters: queries.Filters) -> Tiles:
     eta = eta_hours(backlog, total("completed_recently"))
     alpha = summary["krippendorff_alpha"].dropna() if not summary.empty else pd.Series(dtype=float)
     return Tiles(
+        pace_per_hour=per_hour(total("annotations_recently"), PACE_WINDOW),
         annotations_per_hour=per_hour(total("annotations"), filters.span),
         tasks_completed=int(total("tasks_completed")),
         backlog=backlog,

@@ -11,6 +11,7 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -23,8 +24,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from api.data import Reader
 from api.proto.labelpulse.v1 import metrics_pb2 as pb
 from api.proto.labelpulse.v1 import metrics_pb2_grpc
+from api.server import Reads
 from api.settings import token_sha256
 from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
@@ -175,7 +178,8 @@ def test_project_summary_is_the_overviews_tiles_now_and_before(api: Api) -> None
     now = summaries.tiles(summaries.project_summary(filters, fetch), filters)
     before = summaries.tiles(summaries.project_summary(filters.previous(), fetch), filters.previous())
     assert summary.project_id == api.one_project
-    for tile in ("annotations_per_hour", "tasks_completed", "backlog", "first_pass_acceptance", "gold_accuracy"):
+    tiles = ("pace_per_hour", "annotations_per_hour", "tasks_completed", "backlog", "first_pass_acceptance")
+    for tile in (*tiles, "gold_accuracy"):
         got = getattr(summary, tile)
         assert same(optional(got, "value"), getattr(now, tile)), tile
         assert same(optional(got, "previous"), getattr(before, tile)), tile
@@ -316,6 +320,21 @@ def test_a_token_for_one_project_sees_only_that_project(api: Api) -> None:
     assert [(row.annotator_id, row.annotations) for row in scorecard] == list(
         expected[["annotator_id", "annotations"]].itertuples(index=False, name=None)
     )
+
+
+def test_reads_side_by_side_each_keep_their_callers_projects(api: Api) -> None:
+    """The API runs a call's queries at once (Reads.many); each carries its caller's scope, whatever runs
+    beside it on the same client — here one caller's reads and an unscoped caller's, interleaved."""
+    reader = Reader(api.settings)
+    one, everyone = Reads(reader, (api.one_project,), None), Reads(reader, None, None)
+    wanted = {n: queries.project_names() for n in range(16)}
+    with ThreadPoolExecutor(2) as callers:
+        scoped, unscoped = callers.submit(one.many, wanted), callers.submit(everyone.many, wanted)
+        scoped_frames, unscoped_frames = scoped.result(), unscoped.result()
+    every = list(dashboard_fetch(api.settings)(queries.project_names())["project_id"])
+    assert len(every) >= 2
+    assert [list(frame["project_id"]) for frame in scoped_frames.values()] == [[api.one_project]] * len(wanted)
+    assert [list(frame["project_id"]) for frame in unscoped_frames.values()] == [every] * len(wanted)
 
 
 def test_another_projects_data_is_permission_denied(api: Api) -> None:

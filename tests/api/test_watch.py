@@ -13,7 +13,7 @@ from api.data import Reader
 from api.server import Reads, Refused
 from api.watch import WatchHub
 from schema import queries
-from schema.client import ClickHouseSettings
+from schema.client import ClickHouseSettings, ClickHouseUnavailable
 
 
 class Project:
@@ -90,3 +90,17 @@ def test_no_read_starts_after_the_callers_deadline() -> None:
     with pytest.raises(Refused) as refused:
         reads(queries.project_names())
     assert refused.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_no_read_starts_after_the_call_was_cancelled() -> None:
+    reads = Reads(Reader(ClickHouseSettings(port=1)), None, deadline=None)
+    reads.cancelled.set()
+    with pytest.raises(Refused) as refused:
+        reads.many({"a": queries.project_names(), "b": queries.data_as_of()})
+    assert refused.value.code == grpc.StatusCode.CANCELLED
+
+
+def test_reads_side_by_side_raise_the_first_error() -> None:
+    reads = Reads(Reader(ClickHouseSettings(port=1)), None, deadline=None)  # nothing listens on port 1
+    with pytest.raises(ClickHouseUnavailable, match="cannot reach ClickHouse"):
+        reads.many({name: queries.project_names() for name in range(20)})

@@ -44,7 +44,7 @@ class Tile(_message.Message):
     def __init__(self, value: _Optional[float] = ..., previous: _Optional[float] = ...) -> None: ...
 
 class ProjectSummary(_message.Message):
-    __slots__ = ("project_id", "range", "annotations_per_hour", "tasks_completed", "backlog", "eta_hours", "first_pass_acceptance", "gold_accuracy", "krippendorff_alpha", "newest_event_at")
+    __slots__ = ("project_id", "range", "annotations_per_hour", "tasks_completed", "backlog", "eta_hours", "first_pass_acceptance", "gold_accuracy", "krippendorff_alpha", "newest_event_at", "pace_per_hour")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     RANGE_FIELD_NUMBER: _ClassVar[int]
     ANNOTATIONS_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,7 @@ class ProjectSummary(_message.Message):
     GOLD_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     KRIPPENDORFF_ALPHA_FIELD_NUMBER: _ClassVar[int]
     NEWEST_EVENT_AT_FIELD_NUMBER: _ClassVar[int]
+    PACE_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     range: TimeRange
     annotations_per_hour: Tile
@@ -65,7 +66,8 @@ class ProjectSummary(_message.Message):
     gold_accuracy: Tile
     krippendorff_alpha: Tile
     newest_event_at: _timestamp_pb2.Timestamp
-    def __init__(self, project_id: _Optional[str] = ..., range: _Optional[_Union[TimeRange, _Mapping]] = ..., annotations_per_hour: _Optional[_Union[Tile, _Mapping]] = ..., tasks_completed: _Optional[_Union[Tile, _Mapping]] = ..., backlog: _Optional[_Union[Tile, _Mapping]] = ..., eta_hours: _Optional[float] = ..., first_pass_acceptance: _Optional[_Union[Tile, _Mapping]] = ..., gold_accuracy: _Optional[_Union[Tile, _Mapping]] = ..., krippendorff_alpha: _Optional[_Union[Tile, _Mapping]] = ..., newest_event_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    pace_per_hour: Tile
+    def __init__(self, project_id: _Optional[str] = ..., range: _Optional[_Union[TimeRange, _Mapping]] = ..., annotations_per_hour: _Optional[_Union[Tile, _Mapping]] = ..., tasks_completed: _Optional[_Union[Tile, _Mapping]] = ..., backlog: _Optional[_Union[Tile, _Mapping]] = ..., eta_hours: _Optional[float] = ..., first_pass_acceptance: _Optional[_Union[Tile, _Mapping]] = ..., gold_accuracy: _Optional[_Union[Tile, _Mapping]] = ..., krippendorff_alpha: _Optional[_Union[Tile, _Mapping]] = ..., newest_event_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pace_per_hour: _Optional[_Union[Tile, _Mapping]] = ...) -> None: ...
 
 class GetThroughputRequest(_message.Message):
     __slots__ = ("range", "bucket_seconds", "project_ids", "annotator_ids", "labels", "sources")
