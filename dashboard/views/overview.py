@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -15,7 +15,7 @@ from dashboard.filters import ViewState
 from dashboard.page import MISSING, evaluator_report, firing_episodes, live, not_enough_data, table
 from dashboard.presentation import bar_range, delta, eta, format_age, format_count, format_duration, format_share
 from schema import summaries
-from schema.metric_definitions import MIN_GOLD_ANSWERS, PACE_WINDOW, per_hour, ratio
+from schema.metric_definitions import MIN_GOLD_ANSWERS
 
 PACE, AVERAGE = "Annotations/h · last hour", "Annotations/h · range average"
 
@@ -31,62 +31,52 @@ def project_summary(filters: queries.Filters) -> pd.DataFrame:
 
 
 def kpis(state: ViewState, now: pd.DataFrame) -> None:
-    """The tiles: `now` is project_summary of the range, compared with the period before it."""
-    before = project_summary(state.filters.previous())
-
-    def total(frame: pd.DataFrame, column: str) -> float:
-        return float(frame[column].sum()) if not frame.empty else 0.0
-
-    span = state.filters.span
-    rate_now, rate_before = per_hour(total(now, "annotations"), span), per_hour(total(before, "annotations"), span)
-    first_pass_now = ratio(total(now, "first_pass_accepted"), total(now, "first_pass_reviews"))
-    first_pass_before = ratio(total(before, "first_pass_accepted"), total(before, "first_pass_reviews"))
-    gold_now = ratio(total(now, "gold_correct"), total(now, "gold_answers"))
-    gold_before = ratio(total(before, "gold_correct"), total(before, "gold_answers"))
-    backlog = int(total(now, "backlog"))
+    """The tiles (schema.summaries.tiles, as the gRPC API's): `now` is project_summary of the range, compared
+    with the period before it."""
+    tiles = summaries.tiles(now, state.filters)
+    before = summaries.tiles(project_summary(state.filters.previous()), state.filters.previous())
     columns = [*st.columns(4), *st.columns(4)]  # two rows: eight tiles stay readable at 1440 px
     columns[0].metric(
         PACE,
-        format_count(per_hour(total(now, "annotations_recently"), PACE_WINDOW)),
+        format_count(tiles.pace_per_hour),
         help="The current pace: annotations submitted in the last hour of the range (up to now, for a quick "
         "range). The throughput chart shows the same per bucket.",
     )
     columns[1].metric(
         AVERAGE,
-        format_count(rate_now),
-        _delta(rate_now, rate_before),
+        format_count(tiles.annotations_per_hour),
+        _delta(tiles.annotations_per_hour, before.annotations_per_hour),
         help="Annotations submitted in the whole range ÷ its hours, quiet hours included — against the "
         "previous range of equal length. Lower than the pace when work started recently.",
     )
     columns[2].metric(
         "Tasks completed",
-        format_count(total(now, "tasks_completed")),
-        _delta(total(now, "tasks_completed"), total(before, "tasks_completed")),
+        format_count(tiles.tasks_completed),
+        _delta(tiles.tasks_completed, before.tasks_completed),
     )
     columns[3].metric(
         "Backlog",
-        format_count(backlog),
-        f"ETA {format_duration(eta(backlog, total(now, 'completed_recently')))}",
+        format_count(tiles.backlog),
+        f"ETA {format_duration(None if tiles.eta_hours is None else timedelta(hours=tiles.eta_hours))}",
         delta_color="off",
         delta_arrow="off",
         help="Tasks created minus completed, all time; ETA at the last hour's completion rate.",
     )
     columns[4].metric(
         "First-pass",
-        format_share(first_pass_now),
-        _delta(first_pass_now, first_pass_before),
+        format_share(tiles.first_pass_acceptance),
+        _delta(tiles.first_pass_acceptance, before.first_pass_acceptance),
         help="Reviews accepting work never rejected before ÷ reviews, over the range.",
     )
     columns[5].metric(
         "Gold accuracy",
-        format_share(gold_now) if total(now, "gold_answers") >= MIN_GOLD_ANSWERS else "–",
-        _delta(gold_now, gold_before) if total(now, "gold_answers") >= MIN_GOLD_ANSWERS else None,
+        format_share(tiles.gold_accuracy),  # "–" below MIN_GOLD_ANSWERS
+        _delta(tiles.gold_accuracy, before.gold_accuracy),
         help=f"Correct honeypot answers ÷ honeypot answers; shown from {MIN_GOLD_ANSWERS} answers on.",
     )
-    alpha = now["krippendorff_alpha"].dropna()
     columns[6].metric(
         "Agreement (α)",
-        f"{alpha.mean():.2f}" if len(alpha) else "–",
+        f"{tiles.krippendorff_alpha:.2f}" if tiles.krippendorff_alpha is not None else "–",
         help="Krippendorff's alpha (nominal) on overlapping tasks, averaged over projects.",
     )
     columns[7].metric(
