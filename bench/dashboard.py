@@ -59,6 +59,7 @@ def seed(client: Any, total: int, base: int, annotators: int | None = None) -> N
     print(f"\n  base loaded in {time.perf_counter() - started:.0f}s")
     stored = int(client.command("SELECT count() FROM events"))
     copies = max(0, (total - stored) // max(stored, 1))
+    copying = time.perf_counter()
     for copy in range(1, copies + 1):
         shift = f"toIntervalSecond({copy * span_s})"
         # `source.`: in WHERE, the REPLACE alias kafka_topic would shadow the column.
@@ -77,7 +78,7 @@ def seed(client: Any, total: int, base: int, annotators: int | None = None) -> N
                 f"'bench-copy' AS kafka_topic) FROM {table} AS source WHERE source.kafka_topic LIKE 'offline%'"
             )
         print(f"\r  copies {copy}/{copies}: {client.command('SELECT count() FROM events'):,} events", end="")
-    print()
+    print(f"\n  copied in {time.perf_counter() - copying:.0f}s ({stored:,} events and their derived rows a copy)")
     client.command("OPTIMIZE TABLE rollup_project_minute FINAL")  # what background merges do over time
 
 
