@@ -22,7 +22,6 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,12 @@ from alerts.prometheus import RECORDING_RULES
 from alerts.state import fingerprint
 from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
-from labelpulse.runtime import EmbeddedClickHouseProcess
-from labelpulse.simulator import PROJECTS, Plan, generate
+from labelpulse.simulator import PROJECTS
 from schema import metric_definitions as metric
-from schema import migrations
 from schema.client import ClickHouseSettings, connect
 from schema.tables import ALERT_HISTORY, ANALYST_VIEWS
 from streams import telemetry as worker_telemetry
-from streams.offline import load
+from tests.support.access_clickhouse import access_clickhouse
 from tests.support.http import get_json, prometheus
 from tests.support.services import REPO_ROOT, WorkerHarness, system_tool, wait_for
 
@@ -58,7 +55,6 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
 }
 CLICKHOUSE, PROMETHEUS = "grafana-clickhouse-datasource", "prometheus"
 UID_OF = {source["type"]: source["uid"] for source in DATASOURCES}
-ACCESS_FILE = REPO_ROOT / "deploy" / "access.yml"
 
 
 @dataclass(frozen=True)
@@ -273,29 +269,8 @@ class Seeded:
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     """An embedded ClickHouse enforcing deploy/access.yml, holding simulated events (written by its writer)
     and an alert's transitions (written by its evaluator)."""
-    base = tmp_path_factory.mktemp("grafana")
-    users = yaml.safe_load(ACCESS_FILE.read_text())["users"]
-    passwords = {user["password_env"]: f"{user['name']}-password" for user in users}
-    admin = ClickHouseSettings(port=free_port(), database="labelpulse", password="admin-password")
-    server = EmbeddedClickHouseProcess(
-        admin,
-        base / "data",
-        log_path=base / "clickhouse.log",
-        env={"LABELPULSE_ACCESS_FILE": str(ACCESS_FILE), **passwords},
-    )
-
-    def as_user(name: str) -> ClickHouseSettings:
-        user = next(user for user in users if user["name"] == name)
-        return ClickHouseSettings(
-            port=admin.port, database=admin.database, username=user["name"], password=passwords[user["password_env"]]
-        )
-
-    server.start()
-    try:
-        migrations.migrate(migrations.open_database(admin))
-        start = datetime.now(UTC) - timedelta(hours=2)
-        plan = Plan(seed=5, start=start, rate=1, anomalies=("garbage",))
-        load([message.value for message in islice(generate(plan), 3000)], lambda: connect(as_user("worker")))
+    with access_clickhouse(tmp_path_factory.mktemp("grafana")) as clickhouse:
+        start, as_user = clickhouse.start, clickhouse.as_user
         project = next(iter(PROJECTS))
         labels = {"severity": "page", "project": project}
         transitions = [
@@ -316,8 +291,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
         grafana_user = compose["services"]["grafana"]["environment"]["LABELPULSE_CLICKHOUSE_USER"]
         yield Seeded(as_user(grafana_user), PanelRange(now - timedelta(hours=3), now, timedelta(minutes=1)))
-    finally:
-        server.stop()
 
 
 NUMERIC = re.compile(r"^(Nullable\()?(U?Int\d+|Float\d+|Decimal)")

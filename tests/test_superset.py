@@ -22,7 +22,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +30,14 @@ import yaml
 
 from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
-from labelpulse.runtime import EmbeddedClickHouseProcess
-from labelpulse.simulator import Plan, generate
-from schema import migrations, queries
-from schema.client import ClickHouseSettings, connect
+from schema import queries
+from schema.client import connect
 from schema.tables import ANALYST_VIEWS
-from streams.offline import load
+from tests.support.access_clickhouse import ACCESS_FILE, access_clickhouse
 from tests.support.services import REPO_ROOT, wait_for
 
 SUPERSET = REPO_ROOT / "deploy" / "superset"
 EXPORT = SUPERSET / "export"
-ACCESS_FILE = REPO_ROOT / "deploy" / "access.yml"
 VIEWS = {view.name: view for view in ANALYST_VIEWS}
 
 
@@ -178,81 +174,68 @@ def superset_executable() -> str:
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     executable = superset_executable()
     base = tmp_path_factory.mktemp("superset")
-    users = yaml.safe_load(ACCESS_FILE.read_text())["users"]
-    passwords = {user["password_env"]: f"{user['name']}-password" for user in users}
-    admin = ClickHouseSettings(port=free_port(), database="labelpulse", password="admin-password")
-    server = EmbeddedClickHouseProcess(
-        admin,
-        base / "data",
-        log_path=base / "clickhouse.log",
-        env={"LABELPULSE_ACCESS_FILE": str(ACCESS_FILE), **passwords},
-    )
-    server.start()
     superset = None
-    try:
-        migrations.migrate(migrations.open_database(admin))
-        start = datetime.now(UTC) - timedelta(hours=2)
-        plan = Plan(seed=5, start=start, rate=1, anomalies=("garbage",))
-        worker = ClickHouseSettings(
-            port=admin.port, database=admin.database, username="worker", password="worker-password"
-        )
-        load([message.value for message in islice(generate(plan), 3000)], lambda: connect(worker))
-
-        home = base / "home"
-        home.mkdir()
-        config = home / "superset_config.py"
-        config.write_text(
-            f"SECRET_KEY = {'test-' + os.urandom(16).hex()!r}\n"
-            f"SQLALCHEMY_DATABASE_URI = {'sqlite:///' + str(home / 'superset.db')!r}\n"
-        )
-        env = {
-            **os.environ,
-            "PATH": f"{Path(executable).parent}{os.pathsep}{os.environ['PATH']}",  # provision.sh calls `superset`
-            "SUPERSET_CONFIG_PATH": str(config),
-            "SUPERSET_HOME": str(home),
-            "SUPERSET_ADMIN_PASSWORD": "admin-pass-123",
-            "LABELPULSE_SUPERSET_EXPORT": str(EXPORT),
-            "LABELPULSE_CLICKHOUSE_HOST": "127.0.0.1",
-            "LABELPULSE_CLICKHOUSE_PORT": str(admin.port),
-            "LABELPULSE_CLICKHOUSE_DATABASE": admin.database,
-            "LABELPULSE_CLICKHOUSE_USER": "analyst",
-            "LABELPULSE_CLICKHOUSE_PASSWORD": passwords["LABELPULSE_CH_ANALYST_PASSWORD"],
-        }
-        log = base / "superset.log"
-        with log.open("ab") as output:
-            provisioned = subprocess.run(
-                ["sh", str(SUPERSET / "provision.sh")], env=env, stdout=output, stderr=subprocess.STDOUT, timeout=600
+    with access_clickhouse(base) as clickhouse:
+        admin, start = clickhouse.admin, clickhouse.start
+        try:
+            home = base / "home"
+            home.mkdir()
+            config = home / "superset_config.py"
+            config.write_text(
+                f"SECRET_KEY = {'test-' + os.urandom(16).hex()!r}\n"
+                f"SQLALCHEMY_DATABASE_URI = {'sqlite:///' + str(home / 'superset.db')!r}\n"
             )
-        assert provisioned.returncode == 0, log.read_text()[-5000:]
-        port = free_port()
-        superset = spawn([executable, "run", "--host", "127.0.0.1", "--port", str(port)], log, env)
-        url = f"http://127.0.0.1:{port}"
+            env = {
+                **os.environ,
+                "PATH": f"{Path(executable).parent}{os.pathsep}{os.environ['PATH']}",  # provision.sh calls `superset`
+                "SUPERSET_CONFIG_PATH": str(config),
+                "SUPERSET_HOME": str(home),
+                "SUPERSET_ADMIN_PASSWORD": "admin-pass-123",
+                "LABELPULSE_SUPERSET_EXPORT": str(EXPORT),
+                "LABELPULSE_CLICKHOUSE_HOST": "127.0.0.1",
+                "LABELPULSE_CLICKHOUSE_PORT": str(admin.port),
+                "LABELPULSE_CLICKHOUSE_DATABASE": admin.database,
+                "LABELPULSE_CLICKHOUSE_USER": "analyst",
+                "LABELPULSE_CLICKHOUSE_PASSWORD": clickhouse.passwords["analyst"],
+            }
+            log = base / "superset.log"
+            with log.open("ab") as output:
+                provisioned = subprocess.run(
+                    ["sh", str(SUPERSET / "provision.sh")],
+                    env=env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    timeout=600,
+                )
+            assert provisioned.returncode == 0, log.read_text()[-5000:]
+            port = free_port()
+            superset = spawn([executable, "run", "--host", "127.0.0.1", "--port", str(port)], log, env)
+            url = f"http://127.0.0.1:{port}"
 
-        def healthy() -> bool:
-            assert superset is not None and superset.poll() is None, log.read_text()[-5000:]
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                return False
+            def healthy() -> bool:
+                assert superset is not None and superset.poll() is None, log.read_text()[-5000:]
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                        return bool(response.status == 200)
+                except OSError:
+                    return False
 
-        wait_for(healthy, 300, "Superset answering")
-        login = urllib.request.Request(
-            f"{url}/api/v1/security/login",
-            data=json.dumps({"username": "admin", "password": "admin-pass-123", "provider": "db"}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(login, timeout=60) as response:
-            token = json.loads(response.read())["access_token"]
-        client = connect(admin)
-        yield Seeded(
-            Superset(url, token),
-            lambda query: client.query_df(query.sql, parameters=query.parameters).to_dict("records"),
-            queries.Filters(start - timedelta(days=1), datetime.now(UTC) + timedelta(days=1)),
-        )
-    finally:
-        terminate(superset, timeout_s=30)
-        server.stop()
+            wait_for(healthy, 300, "Superset answering")
+            login = urllib.request.Request(
+                f"{url}/api/v1/security/login",
+                data=json.dumps({"username": "admin", "password": "admin-pass-123", "provider": "db"}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(login, timeout=60) as response:
+                token = json.loads(response.read())["access_token"]
+            client = connect(admin)
+            yield Seeded(
+                Superset(url, token),
+                lambda query: client.query_df(query.sql, parameters=query.parameters).to_dict("records"),
+                queries.Filters(start - timedelta(days=1), datetime.now(UTC) + timedelta(days=1)),
+            )
+        finally:
+            terminate(superset, timeout_s=30)
 
 
 def chart_data(superset: Superset) -> dict[str, list[dict[str, Any]]]:
