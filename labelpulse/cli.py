@@ -159,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     topics = subcommands.add_parser(
         "topics",
         help="create the Kafka topics where missing and show their partitions",
-        description="Create the events, dead-letter and activity topics (LABELPULSE_EVENTS_TOPIC, "
-        "LABELPULSE_DEAD_LETTER_TOPIC, LABELPULSE_ACTIVITY_TOPIC) with LABELPULSE_EVENTS_PARTITIONS partitions "
+        description="Create the events, dead-letter, activity and backfill topics (LABELPULSE_EVENTS_TOPIC, "
+        "LABELPULSE_DEAD_LETTER_TOPIC, LABELPULSE_ACTIVITY_TOPIC, LABELPULSE_BACKFILL_TOPIC) with "
+        "LABELPULSE_EVENTS_PARTITIONS partitions "
         "and LABELPULSE_TOPIC_REPLICATION replicas where missing; existing topics are left as they are. Workers "
         "and the simulator do this too; run it yourself where they may not create topics.",
     )
