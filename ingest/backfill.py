@@ -1,9 +1,12 @@
 """Backfilling history: `labelpulse import label-studio EXPORT.json` and `labelpulse import ndjson FILE`.
 
-Each event is judged by the contract and sent to the events topic, keyed by its task, in chunks that Kafka
-acknowledges before the next is sent: what the report counts as sent is in Kafka. Label Studio exports are mapped
-with the webhooks' own event ids (ingest.label_studio.map_export), so importing a file twice, or history the
-webhooks already delivered, stores nothing twice: the workers drop repeated ids.
+Each event is judged by the contract (with no age limit: history is kept however old) and sent to the backfill
+topic, keyed by its task like the events topic, in time order, in chunks that Kafka acknowledges before the next is
+sent: what the report counts as sent is in Kafka. The workers read the backfill topic apart from the live events,
+with event-time watermarks of its own: history in time order is never too late for derived metrics, and a big
+import does not queue ahead of live events. Label Studio exports are mapped with the webhooks' own event ids
+(ingest.label_studio.map_export), so importing a file twice, or history the webhooks already delivered, stores
+nothing twice: the workers look each backfilled id up among the stored events and drop repeats.
 """
 
 from __future__ import annotations
@@ -47,14 +50,13 @@ class Importer:
             tasks = json.loads(path.read_bytes())
         except ValueError as exc:
             raise label_studio.MalformedWebhook(f"{path} is not JSON: {exc}") from None
-        # In time order: the workers judge lateness against the newest event of each partition.
-        events = sorted(label_studio.map_export(tasks), key=lambda event: datetime.fromisoformat(event["occurred_at"]))
         report = ImportReport(records=len(tasks))
+        events = label_studio.map_export(tasks)
         documents = ((event["event_id"], json.dumps(event, ensure_ascii=False).encode()) for event in events)
         return self._send(documents, report)
 
     def ndjson(self, path: Path) -> ImportReport:
-        """Contract events, one per line, read as they are sent (any file size)."""
+        """Contract events, one per line, in any order."""
         report = ImportReport()
 
         def lines() -> Iterator[tuple[str, bytes]]:
@@ -68,18 +70,26 @@ class Importer:
 
     def _send(self, documents: Iterable[tuple[str, bytes]], report: ImportReport) -> ImportReport:
         now = datetime.now(UTC)
+        limits = self.limits.for_history()
+        accepted: list[tuple[datetime, str, bytes, bytes]] = []
+        for where, raw in documents:
+            result = validate_event(raw, now=now, limits=limits)
+            if isinstance(result, EventError):
+                report.refused.append((where, result))
+                continue
+            report.accepted += 1
+            accepted.append((result.occurred_at, result.event_id, result.task_id.encode(), raw))
+        # In time order (ties by id, as the derived metrics order them): the workers judge lateness against the
+        # newest event of each backfill partition. Sorting holds the accepted events in memory (about the file's
+        # size); split a file larger than memory by time, and import the parts oldest first.
+        accepted.sort(key=lambda item: item[:2])
 
         async def send() -> None:
             publisher = KafkaPublisher(self.kafka, self.timeout_s, idempotence=self.idempotence)
             chunk: list[Outgoing] = []
             try:
-                for where, raw in documents:
-                    result = validate_event(raw, now=now, limits=self.limits)
-                    if isinstance(result, EventError):
-                        report.refused.append((where, result))
-                        continue
-                    report.accepted += 1
-                    chunk.append(Outgoing(self.kafka.events_topic, result.task_id.encode(), raw))
+                for _, _, key, raw in accepted:
+                    chunk.append(Outgoing(self.kafka.backfill_topic, key, raw))
                     if len(chunk) == CHUNK:
                         await self._flush(publisher, chunk, report)
                 await self._flush(publisher, chunk, report)

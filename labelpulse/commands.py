@@ -96,7 +96,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     importer = Importer(
         settings.kafka,
-        limits=settings.limits,  # what the workers will accept
+        limits=settings.limits,  # what the workers will accept (with no age limit for history)
         timeout_s=max(settings.publish_timeout_s, 30.0),
         idempotence=settings.idempotence,
         dry_run=args.dry_run,
@@ -116,7 +116,7 @@ def run_import(args: argparse.Namespace) -> int:
     if len(report.refused) > 20:
         say(f"… and {len(report.refused) - 20} more refused")
     sent = f"{report.accepted} events to send (dry run)" if args.dry_run else f"{report.sent} events sent"
-    say(f"{report.records} {unit}: {sent} to {settings.kafka.events_topic}, {len(report.refused)} refused")
+    say(f"{report.records} {unit}: {sent} to {settings.kafka.backfill_topic}, {len(report.refused)} refused")
     return 1 if report.refused else 0
 
 

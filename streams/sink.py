@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
@@ -187,6 +188,22 @@ class ClickHouseSink:
             ),
         )
         return [row[0] for row in reversed(rows)]
+
+    def stored_event_ids(self, event_ids: list[str], since: datetime, until: datetime) -> list[str]:
+        """Those of the event ids (of events that occurred from `since` to `until`) stored from any topic."""
+        lane = self._lane("events")
+        rows = self._retrying(
+            lane,
+            lambda: (
+                lane.client.query(
+                    # The time range lets ClickHouse skip the months (partitions) the events are not in.
+                    "SELECT DISTINCT event_id FROM events WHERE occurred_at BETWEEN {since:DateTime64(3, 'UTC')} "
+                    "AND {until:DateTime64(3, 'UTC')} AND event_id IN {ids:Array(String)}",
+                    parameters={"since": since, "until": until, "ids": event_ids},
+                ).result_rows
+            ),
+        )
+        return [row[0] for row in rows]
 
     def write(self, batch: ProcessedBatch) -> WriteResult:
         """Make the batch durable: one insert per table, rows already stored skipped (blocking)."""

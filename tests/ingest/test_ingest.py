@@ -40,6 +40,7 @@ def topics_for_test(kafka: BrokerSettings) -> KafkaSettings:
         events_topic=topic,
         dead_letter_topic=f"{topic}.dead-letter",
         activity_topic=f"{topic}.by-annotator",
+        backfill_topic=f"{topic}.backfill",
     )
 
 
@@ -508,7 +509,7 @@ def test_label_studio_deliveries_sent_twice_and_the_export_imported_twice_are_st
         history.write_text("".join(json.dumps(contract_event(f"h-{n}")) + "\n" for n in range(3)))
         for _ in range(2):
             imported = run_cli("import", "ndjson", str(history), env=env)
-            assert imported.stdout.endswith("3 lines: 3 events sent to " + harness.topic + ", 0 refused\n")
+            assert imported.stdout.endswith(f"3 lines: 3 events sent to {harness.topic}.backfill, 0 refused\n")
         unique.update(f"h-{n}" for n in range(3))
         # The deletions take their time from their arrival, but their ids from what they delete: one each.
         duplicates = len(unique) - 3 + 2 * 16 + 3
