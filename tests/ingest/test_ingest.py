@@ -617,13 +617,15 @@ def test_labelpulse_ingest_serves_on_loopback_and_refuses_other_addresses(tmp_pa
 def test_labelpulse_import_ndjson_judges_every_line_and_names_the_refused_ones(tmp_path: Path) -> None:
     history = tmp_path / "history.ndjson"
     lines = [contract_event("a"), contract_event("b"), contract_event("c", duration_ms=-5), None, contract_event("d")]
+    long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    lines.append(contract_event("old", occurred_at=long_ago))  # history has no age limit
     history.write_text("".join((json.dumps(line) if line else "") + "\n" for line in lines))
     nowhere = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
     checked = run_cli("import", "ndjson", str(history), "--dry-run", env=nowhere)
     assert checked.returncode == 1
     assert checked.stdout.splitlines() == [
         "refused (line 3): out_of_range: duration_ms must be ≥ 0, got -5",
-        "5 lines: 3 events to send (dry run) to labelpulse.events, 1 refused",
+        "6 lines: 4 events to send (dry run) to labelpulse.events.backfill, 1 refused",
     ]
 
 
@@ -634,7 +636,7 @@ def test_labelpulse_import_checks_an_export_without_sending_and_refuses_what_is_
     checked = run_cli("import", "label-studio", str(export), "--dry-run", env=nowhere)
     assert (checked.returncode, checked.stdout.strip()) == (
         0,
-        "5 tasks: 16 events to send (dry run) to labelpulse.events, 0 refused",
+        "5 tasks: 16 events to send (dry run) to labelpulse.events.backfill, 0 refused",
     )
     minimal = tmp_path / "min.json"
     minimal.write_text('{"annotator": 2, "sentiment": "Positive"}')
