@@ -38,6 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
@@ -51,6 +52,12 @@ from streams.processor import ProcessedBatch
 log = logging.getLogger("labelpulse.sink")
 _LOW_CARDINALITY = re.compile(r"^LowCardinality\((.*)\)$")
 T = TypeVar("T")
+IDS_PER_QUERY = 2_000  # event ids looked up at a time: they go in the URL, which ClickHouse limits (1 MiB)
+# The time range lets ClickHouse skip the months (partitions) the events are not in.
+STORED_IDS_SQL = (
+    "SELECT DISTINCT event_id FROM events WHERE occurred_at BETWEEN {since:DateTime64(3, 'UTC')} "
+    "AND {until:DateTime64(3, 'UTC')} AND event_id IN {ids:Array(String)}"
+)
 Rows = list[list[Any]]
 
 
@@ -192,18 +199,13 @@ class ClickHouseSink:
     def stored_event_ids(self, event_ids: list[str], since: datetime, until: datetime) -> list[str]:
         """Those of the event ids (of events that occurred from `since` to `until`) stored from any topic."""
         lane = self._lane("events")
-        rows = self._retrying(
-            lane,
-            lambda: (
-                lane.client.query(
-                    # The time range lets ClickHouse skip the months (partitions) the events are not in.
-                    "SELECT DISTINCT event_id FROM events WHERE occurred_at BETWEEN {since:DateTime64(3, 'UTC')} "
-                    "AND {until:DateTime64(3, 'UTC')} AND event_id IN {ids:Array(String)}",
-                    parameters={"since": since, "until": until, "ids": event_ids},
-                ).result_rows
-            ),
-        )
-        return [row[0] for row in rows]
+
+        def stored(ids: list[str]) -> list[str]:
+            parameters = {"since": since, "until": until, "ids": ids}
+            return [row[0] for row in lane.client.query(STORED_IDS_SQL, parameters=parameters).result_rows]
+
+        chunks = (event_ids[first : first + IDS_PER_QUERY] for first in range(0, len(event_ids), IDS_PER_QUERY))
+        return [event_id for ids in chunks for event_id in self._retrying(lane, partial(stored, ids))]
 
     def write(self, batch: ProcessedBatch) -> WriteResult:
         """Make the batch durable: one insert per table, rows already stored skipped (blocking)."""
