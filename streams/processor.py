@@ -15,6 +15,10 @@ is stored and counted in raw throughput, flagged `too_late`, and counted; its de
 skipped. A task's state is released once the watermark is the lateness bound past its completion
 (or past its last event by the open-task retention, for tools that never complete tasks).
 
+The backfill topic (`labelpulse import`) is read by a second processor, a *lane* of its own: same
+task state, its own watermarks and releases, so history in time order is never too late however far
+ahead live events are. A task is released by the lane of its newest event.
+
 State lives in the objects passed in, so the worker backs it with a Faust table (changelog
 topic) and tests with a dict. All task state is keyed by task_id, and all events of a task
 share a Kafka partition, so one worker sees every event of the tasks it owns.
