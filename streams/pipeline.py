@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -136,20 +136,25 @@ class Pipeline:
     async def process_backfill(self, records: Sequence[Record]) -> Coroutine[Any, Any, None]:
         """One fetch of the backfill topic. Its ids are first looked up among all stored events: history
         may be imported long after the same events were stored (live, or by an earlier import), beyond
-        what the recent ids remember."""
-        self.step.enter("looking up the backfilled event ids in ClickHouse")
-        stored = await self.backfill.sink.run("events", self._stored_ids, records)
-        for partition, event_ids in stored.items():
-            self.backfill.processor.recent_ids(partition).remember(event_ids)
-        return await self._process(self.backfill, records)
+        what the recent ids remember. Repeats within the batch, or of batches not yet stored, are the
+        recent ids' to find (shared with the live lane)."""
+        return await self._process(self.backfill, records, drop_stored=True)
 
-    async def _process(self, lane: Lane, records: Sequence[Record]) -> Coroutine[Any, Any, None]:
+    async def _process(
+        self, lane: Lane, records: Sequence[Record], drop_stored: bool = False
+    ) -> Coroutine[Any, Any, None]:
         self.step.enter(f"checking the incarnation of {lane.topic}")
         lane.sink.topic_id = await self.incarnations.check(lane.topic)
         last_offsets = {record.partition: record.offset for record in records}  # offset order per partition
         for partition in last_offsets.keys() - lane.replayed_through:  # after a (re)start or a rebalance
             self.step.enter("reading recent event ids and stored offsets from ClickHouse")
             lane.replayed_through[partition] = await lane.sink.run("events", self._seed, lane, partition)
+        messages, repeats = len(records), 0
+        if drop_stored:
+            self.step.enter("looking up the batch's event ids in ClickHouse")
+            stored = await lane.sink.run("events", self._stored_elsewhere, lane, records)
+            fresh = [record for record in records if (record.partition, record.offset) not in stored]
+            repeats, records = len(records) - len(fresh), fresh
         batch = process_noting(
             lane.processor,
             self.journal,
@@ -158,11 +163,12 @@ class Pipeline:
             replayed_through=lane.replayed_through,
             topic_id=lane.sink.topic_id,
         )
+        batch.duplicates += repeats
         # The inserts start now, each table after the batches before: they need not wait for
         # the previous batch's changelog, only its rows (see make_events_durable).
         changes = self.tasks.take_changes()
         writing = lane.sink.submit(batch)
-        return self.make_events_durable(batch, writing, len(records), last_offsets, changes, lane)
+        return self.make_events_durable(batch, writing, messages, last_offsets, changes, lane)
 
     def _seed(self, lane: Lane, partition: int) -> int:
         """Duplicate detection resumes with the partition's recent ids; returns its last stored offset."""
@@ -170,11 +176,14 @@ class Pipeline:
         lane.processor.recent_ids(partition).remember(recent)
         return lane.sink.stored_through("events", partition)
 
-    def _stored_ids(self, records: Sequence[Record]) -> dict[int, list[str]]:
-        """Per partition, the event ids of the records that are stored already (from any topic)."""
-        keys: dict[str, int] = {}
+    def _stored_elsewhere(self, lane: Lane, records: Sequence[Record]) -> set[tuple[int, int]]:
+        """The (partition, offset) of the records, not replays, whose event ids are stored already (from any topic,
+        however long ago): repeats, dropped before processing."""
+        keys: dict[str, list[tuple[int, int]]] = {}
         times: list[datetime] = []
         for record in records:
+            if record.offset <= lane.replayed_through.get(record.partition, -1):
+                continue  # a replay: it rebuilds task state, and the sink drops its rows
             try:
                 key = _EVENT_KEY.decode(record.value or b"")
                 occurred = datetime.fromisoformat(key.occurred_at)
@@ -183,13 +192,12 @@ class Pipeline:
             if occurred.tzinfo is None:
                 continue  # refused too (the contract wants a time zone)
             times.append(occurred)
-            keys[key.event_id] = record.partition
+            keys.setdefault(key.event_id, []).append((record.partition, record.offset))
         if not keys:
-            return {}
-        stored: dict[int, list[str]] = {}
-        for event_id in self.backfill.sink.stored_event_ids(list(keys), min(times), max(times)):
-            stored.setdefault(keys[event_id], []).append(event_id)
-        return stored
+            return set()
+        # A second either side: a stored time is cut to milliseconds.
+        since, until = min(times) - timedelta(seconds=1), max(times) + timedelta(seconds=1)
+        return {place for event_id in lane.sink.stored_event_ids(list(keys), since, until) for place in keys[event_id]}
 
     async def make_events_durable(
         self,
