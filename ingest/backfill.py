@@ -12,11 +12,17 @@ nothing twice: the workers look each backfilled id up among the stored events an
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import json
+import pickle
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
+from typing import IO
 
 from ingest import label_studio
 from ingest.publisher import KafkaPublisher, Outgoing
@@ -24,6 +30,9 @@ from kafka_admin.settings import KafkaSettings
 from schema.events import ContractLimits, EventError, validate_event
 
 CHUNK = 1000  # events handed to Kafka, and acknowledged, at a time
+RUN = 200_000  # events sorted in memory at a time (~100 MB); more are sorted in runs on disk, then merged
+# An accepted event: occurred_at and event_id (the order it is sent in), its Kafka key, the document as read.
+Accepted = tuple[datetime, str, bytes, bytes]
 
 
 @dataclass
@@ -56,7 +65,7 @@ class Importer:
         return self._send(documents, report)
 
     def ndjson(self, path: Path) -> ImportReport:
-        """Contract events, one per line, in any order."""
+        """Contract events, one per line, in any order (any file size: see in_time_order)."""
         report = ImportReport()
 
         def lines() -> Iterator[tuple[str, bytes]]:
@@ -71,24 +80,22 @@ class Importer:
     def _send(self, documents: Iterable[tuple[str, bytes]], report: ImportReport) -> ImportReport:
         now = datetime.now(UTC)
         limits = self.limits.for_history()
-        accepted: list[tuple[datetime, str, bytes, bytes]] = []
-        for where, raw in documents:
-            result = validate_event(raw, now=now, limits=limits)
-            if isinstance(result, EventError):
-                report.refused.append((where, result))
-                continue
-            report.accepted += 1
-            accepted.append((result.occurred_at, result.event_id, result.task_id.encode(), raw))
-        # In time order (ties by id, as the derived metrics order them): the workers judge lateness against the
-        # newest event of each backfill partition. Sorting holds the accepted events in memory (about the file's
-        # size); split a file larger than memory by time, and import the parts oldest first.
-        accepted.sort(key=lambda item: item[:2])
+
+        def accepted() -> Iterator[Accepted]:
+            for where, raw in documents:
+                result = validate_event(raw, now=now, limits=limits)
+                if isinstance(result, EventError):
+                    report.refused.append((where, result))
+                    continue
+                report.accepted += 1
+                yield result.occurred_at, result.event_id, result.task_id.encode(), raw
 
         async def send() -> None:
             publisher = KafkaPublisher(self.kafka, self.timeout_s, idempotence=self.idempotence)
             chunk: list[Outgoing] = []
             try:
-                for _, _, key, raw in accepted:
+                # In time order: the workers judge lateness against the newest event of each backfill partition.
+                for _, _, key, raw in in_time_order(accepted()):
                     chunk.append(Outgoing(self.kafka.backfill_topic, key, raw))
                     if len(chunk) == CHUNK:
                         await self._flush(publisher, chunk, report)
@@ -105,3 +112,34 @@ class Importer:
             report.sent += len(chunk)
         chunk.clear()
         self.progress(report)
+
+
+def in_time_order(events: Iterable[Accepted], run: int = RUN) -> Iterator[Accepted]:
+    """The events by occurred_at, ties by event_id (the order derived metrics are defined on), holding at most
+    `run` of them in memory: a longer input is sorted in runs written to temporary files, then merged."""
+    iterator = iter(events)
+    with contextlib.ExitStack() as files:
+        runs: list[Iterator[Accepted]] = []
+        while part := sorted(islice(iterator, run), key=_time_key):
+            if not runs and len(part) < run:  # all of it fits in memory
+                yield from part
+                return
+            file = files.enter_context(tempfile.TemporaryFile())
+            for event in part:
+                pickle.dump(event, file)
+            file.seek(0)
+            runs.append(_read_back(file))
+        yield from heapq.merge(*runs, key=_time_key)
+
+
+def _time_key(event: Accepted) -> tuple[datetime, str]:
+    return event[0], event[1]
+
+
+def _read_back(file: IO[bytes]) -> Iterator[Accepted]:
+    """A run as written (by us, moments ago: unpickling it is safe)."""
+    while True:
+        try:
+            yield pickle.load(file)
+        except EOFError:
+            return
