@@ -27,6 +27,7 @@ from typing import IO
 from ingest import label_studio
 from ingest.publisher import KafkaPublisher, Outgoing
 from kafka_admin.settings import KafkaSettings
+from kafka_admin.topics import create_topics
 from schema.events import ContractLimits, EventError, validate_event
 
 CHUNK = 1000  # events handed to Kafka, and acknowledged, at a time
@@ -53,8 +54,9 @@ class Importer:
     progress: Callable[[ImportReport], None] = lambda report: None  # after each chunk
 
     def label_studio(self, path: Path) -> ImportReport:
-        """A Label Studio JSON export. Raises MalformedWebhook for a file that is not one, KafkaUnavailable when
-        Kafka does not acknowledge (what was reported sent before is in)."""
+        """A Label Studio JSON export. Raises MalformedWebhook for a file that is not one, KafkaUnavailable (of
+        ingest.publisher, or of kafka_admin.topics when the topics cannot be made) when Kafka does not acknowledge
+        (what was reported sent before is in)."""
         try:
             tasks = json.loads(path.read_bytes())
         except ValueError as exc:
@@ -91,6 +93,8 @@ class Importer:
                 yield result.occurred_at, result.event_id, result.task_id.encode(), raw
 
         async def send() -> None:
+            if not self.dry_run:  # with the events topic's partitions, not what the broker would auto-create
+                await create_topics(self.kafka, self.timeout_s)
             publisher = KafkaPublisher(self.kafka, self.timeout_s, idempotence=self.idempotence)
             chunk: list[Outgoing] = []
             try:

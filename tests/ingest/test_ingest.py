@@ -629,6 +629,24 @@ def test_labelpulse_import_ndjson_judges_every_line_and_names_the_refused_ones(t
     ]
 
 
+@pytest.mark.broker
+def test_labelpulse_import_creates_the_backfill_topic_with_the_events_topics_partitions(
+    kafka: BrokerSettings, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.ndjson"
+    history.write_text(json.dumps(contract_event("first")) + "\n")
+    topic = f"import-{uuid.uuid4().hex[:8]}"
+    env = {
+        "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "LABELPULSE_EVENTS_TOPIC": topic,
+        "LABELPULSE_EVENTS_PARTITIONS": "3",
+        "LABELPULSE_INGEST_IDEMPOTENCE": "false",
+    }
+    imported = run_cli("import", "ndjson", str(history), env=env)  # before any worker made the topics
+    assert imported.returncode == 0, imported.stderr
+    assert f"{topic}.backfill\t3 partitions" in run_cli("topics", env=env).stdout.splitlines()
+
+
 def test_labelpulse_import_checks_an_export_without_sending_and_refuses_what_is_not_one(tmp_path: Path) -> None:
     export = tmp_path / "export.json"
     export.write_bytes(recent((CAPTURES / "exports" / "project1-api-export-JSON-completed_by-int.json").read_bytes()))
