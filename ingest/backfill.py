@@ -1,26 +1,39 @@
 """Backfilling history: `labelpulse import label-studio EXPORT.json` and `labelpulse import ndjson FILE`.
 
-Each event is judged by the contract and sent to the events topic, keyed by its task, in chunks that Kafka
-acknowledges before the next is sent: what the report counts as sent is in Kafka. Label Studio exports are mapped
-with the webhooks' own event ids (ingest.label_studio.map_export), so importing a file twice, or history the
-webhooks already delivered, stores nothing twice: the workers drop repeated ids.
+Each event is judged by the contract (with no age limit: history is kept however old) and sent to the backfill
+topic, keyed by its task like the events topic, in time order, in chunks that Kafka acknowledges before the next is
+sent: what the report counts as sent is in Kafka. The workers read the backfill topic apart from the live events,
+with event-time watermarks of its own: history in time order is never too late for derived metrics, and a big
+import does not queue ahead of live events. Label Studio exports are mapped with the webhooks' own event ids
+(ingest.label_studio.map_export), so importing a file twice, or history the webhooks already delivered, stores
+nothing twice: the workers look each backfilled id up among the stored events and drop repeats.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import json
+import pickle
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
+from typing import IO
 
 from ingest import label_studio
 from ingest.publisher import KafkaPublisher, Outgoing
 from kafka_admin.settings import KafkaSettings
+from kafka_admin.topics import create_topics
 from schema.events import ContractLimits, EventError, validate_event
 
 CHUNK = 1000  # events handed to Kafka, and acknowledged, at a time
+RUN = 200_000  # events sorted in memory at a time (~100 MB); more are sorted in runs on disk, then merged
+# An accepted event: occurred_at and event_id (the order it is sent in), its Kafka key, the document as read.
+Accepted = tuple[datetime, str, bytes, bytes]
 
 
 @dataclass
@@ -41,20 +54,20 @@ class Importer:
     progress: Callable[[ImportReport], None] = lambda report: None  # after each chunk
 
     def label_studio(self, path: Path) -> ImportReport:
-        """A Label Studio JSON export. Raises MalformedWebhook for a file that is not one, KafkaUnavailable when
-        Kafka does not acknowledge (what was reported sent before is in)."""
+        """A Label Studio JSON export. Raises MalformedWebhook for a file that is not one, KafkaUnavailable (of
+        ingest.publisher, or of kafka_admin.topics when the topics cannot be made) when Kafka does not acknowledge
+        (what was reported sent before is in)."""
         try:
             tasks = json.loads(path.read_bytes())
         except ValueError as exc:
             raise label_studio.MalformedWebhook(f"{path} is not JSON: {exc}") from None
-        # In time order: the workers judge lateness against the newest event of each partition.
-        events = sorted(label_studio.map_export(tasks), key=lambda event: datetime.fromisoformat(event["occurred_at"]))
         report = ImportReport(records=len(tasks))
+        events = label_studio.map_export(tasks)
         documents = ((event["event_id"], json.dumps(event, ensure_ascii=False).encode()) for event in events)
         return self._send(documents, report)
 
     def ndjson(self, path: Path) -> ImportReport:
-        """Contract events, one per line, read as they are sent (any file size)."""
+        """Contract events, one per line, in any order (any file size: see in_time_order)."""
         report = ImportReport()
 
         def lines() -> Iterator[tuple[str, bytes]]:
@@ -68,18 +81,26 @@ class Importer:
 
     def _send(self, documents: Iterable[tuple[str, bytes]], report: ImportReport) -> ImportReport:
         now = datetime.now(UTC)
+        limits = self.limits.for_history()
+
+        def accepted() -> Iterator[Accepted]:
+            for where, raw in documents:
+                result = validate_event(raw, now=now, limits=limits)
+                if isinstance(result, EventError):
+                    report.refused.append((where, result))
+                    continue
+                report.accepted += 1
+                yield result.occurred_at, result.event_id, result.task_id.encode(), raw
 
         async def send() -> None:
+            if not self.dry_run:  # with the events topic's partitions, not what the broker would auto-create
+                await create_topics(self.kafka, self.timeout_s)
             publisher = KafkaPublisher(self.kafka, self.timeout_s, idempotence=self.idempotence)
             chunk: list[Outgoing] = []
             try:
-                for where, raw in documents:
-                    result = validate_event(raw, now=now, limits=self.limits)
-                    if isinstance(result, EventError):
-                        report.refused.append((where, result))
-                        continue
-                    report.accepted += 1
-                    chunk.append(Outgoing(self.kafka.events_topic, result.task_id.encode(), raw))
+                # In time order: the workers judge lateness against the newest event of each backfill partition.
+                for _, _, key, raw in in_time_order(accepted()):
+                    chunk.append(Outgoing(self.kafka.backfill_topic, key, raw))
                     if len(chunk) == CHUNK:
                         await self._flush(publisher, chunk, report)
                 await self._flush(publisher, chunk, report)
@@ -95,3 +116,34 @@ class Importer:
             report.sent += len(chunk)
         chunk.clear()
         self.progress(report)
+
+
+def in_time_order(events: Iterable[Accepted], run: int = RUN) -> Iterator[Accepted]:
+    """The events by occurred_at, ties by event_id (the order derived metrics are defined on), holding at most
+    `run` of them in memory: a longer input is sorted in runs written to temporary files, then merged."""
+    iterator = iter(events)
+    with contextlib.ExitStack() as files:
+        runs: list[Iterator[Accepted]] = []
+        while part := sorted(islice(iterator, run), key=_time_key):
+            if not runs and len(part) < run:  # all of it fits in memory
+                yield from part
+                return
+            file = files.enter_context(tempfile.TemporaryFile())
+            for event in part:
+                pickle.dump(event, file)
+            file.seek(0)
+            runs.append(_read_back(file))
+        yield from heapq.merge(*runs, key=_time_key)
+
+
+def _time_key(event: Accepted) -> tuple[datetime, str]:
+    return event[0], event[1]
+
+
+def _read_back(file: IO[bytes]) -> Iterator[Accepted]:
+    """A run as written (by us, moments ago: unpickling it is safe)."""
+    while True:
+        try:
+            yield pickle.load(file)
+        except EOFError:
+            return

@@ -115,6 +115,9 @@ class KafkaSettings:
     dead_letter_topic: str = "labelpulse.events.dead-letter"
     # Workers republish annotation events keyed by annotator here, for per-annotator state (streams.activity).
     activity_topic: str = "labelpulse.events.by-annotator"
+    # `labelpulse import` writes history here, keyed like the events topic: the workers read it with its own
+    # event-time watermark and no age limit, so old history is kept whole and never delays live events.
+    backfill_topic: str = "labelpulse.events.backfill"
     # True when LABELPULSE_KAFKA_BOOTSTRAP_SERVERS was set: an external Kafka, not the embedded broker.
     external: bool = False
     # Partitions of each topic when LabelPulse creates it: the most workers that can share the load.
@@ -133,6 +136,7 @@ class KafkaSettings:
             "events_topic": events_topic,
             "dead_letter_topic": env_str(env, "DEAD_LETTER_TOPIC", cls.dead_letter_topic),
             "activity_topic": env_str(env, "ACTIVITY_TOPIC", f"{events_topic}.by-annotator"),
+            "backfill_topic": env_str(env, "BACKFILL_TOPIC", f"{events_topic}.backfill"),
         }
         for name, topic in topics.items():
             if not _TOPIC.match(topic):
@@ -157,7 +161,7 @@ class KafkaSettings:
 
     @property
     def topics(self) -> tuple[str, ...]:
-        return (self.events_topic, self.dead_letter_topic, self.activity_topic)
+        return (self.events_topic, self.dead_letter_topic, self.activity_topic, self.backfill_topic)
 
     def first_server(self) -> tuple[str, int]:
         host, _, port = self.bootstrap_servers.split(",")[0].strip().rpartition(":")

@@ -159,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     topics = subcommands.add_parser(
         "topics",
         help="create the Kafka topics where missing and show their partitions",
-        description="Create the events, dead-letter and activity topics (LABELPULSE_EVENTS_TOPIC, "
-        "LABELPULSE_DEAD_LETTER_TOPIC, LABELPULSE_ACTIVITY_TOPIC) with LABELPULSE_EVENTS_PARTITIONS partitions "
+        description="Create the events, dead-letter, activity and backfill topics (LABELPULSE_EVENTS_TOPIC, "
+        "LABELPULSE_DEAD_LETTER_TOPIC, LABELPULSE_ACTIVITY_TOPIC, LABELPULSE_BACKFILL_TOPIC) with "
+        "LABELPULSE_EVENTS_PARTITIONS partitions "
         "and LABELPULSE_TOPIC_REPLICATION replicas where missing; existing topics are left as they are. Workers "
         "and the simulator do this too; run it yourself where they may not create topics.",
     )
@@ -216,13 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = subcommands.add_parser(
         "import",
         help="backfill history: a labeling tool's export, or contract events as NDJSON",
-        description="Send history to the events topic: a Label Studio JSON export (label-studio: the Export "
-        "button, type JSON, or GET /api/projects/ID/export?exportType=JSON&download_all_tasks=true), mapped as its "
-        "webhooks are, or contract events one per line (ndjson). Every event is checked against the contract "
-        "first; a summary says what was sent and what was refused (exit status 1 when anything was). Label "
-        "Studio events get the ids its webhooks give the same facts, so importing twice, or history the webhooks "
-        "already delivered, stores nothing twice. Events older than LABELPULSE_MAX_AGE_DAYS (366) are refused: "
-        "raise it on the import and the workers to backfill older history.",
+        description="Send history, with its original times, to the backfill topic (LABELPULSE_BACKFILL_TOPIC): "
+        "a Label Studio JSON export (label-studio: the Export button, type JSON, or GET "
+        "/api/projects/ID/export?exportType=JSON&download_all_tasks=true), mapped as its webhooks are, or contract "
+        "events one per line, in any order (ndjson). Every event is checked against the contract first, with no "
+        "age limit, and sent in time order; a summary says what was sent and what was refused (exit status 1 when "
+        "anything was). The workers read the backfill topic beside live events, which it neither delays much nor "
+        "makes too late: derived metrics come out as if the history had arrived live. Importing twice, or history "
+        "the webhooks already delivered, stores nothing twice (Label Studio events get the ids its webhooks give "
+        "the same facts).",
     )
     backfill.add_argument("tool", choices=("label-studio", "ndjson"), help="what made the file")
     backfill.add_argument("file", type=Path, help="the export (a JSON array of tasks), or the NDJSON file")

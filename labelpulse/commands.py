@@ -82,6 +82,7 @@ def run_import(args: argparse.Namespace) -> int:
     from ingest.label_studio import MalformedWebhook
     from ingest.publisher import KafkaUnavailable
     from ingest.settings import IngestSettings
+    from kafka_admin.topics import KafkaUnavailable as TopicsUnavailable
 
     settings = IngestSettings.from_env()
     unit = "lines" if args.tool == "ndjson" else "tasks"
@@ -96,7 +97,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     importer = Importer(
         settings.kafka,
-        limits=settings.limits,  # what the workers will accept
+        limits=settings.limits,  # what the workers will accept (with no age limit for history)
         timeout_s=max(settings.publish_timeout_s, 30.0),
         idempotence=settings.idempotence,
         dry_run=args.dry_run,
@@ -106,7 +107,7 @@ def run_import(args: argparse.Namespace) -> int:
         report = importer.ndjson(args.file) if args.tool == "ndjson" else importer.label_studio(args.file)
     except (MalformedWebhook, OSError) as exc:
         raise CliError(f"cannot import {args.file}: {exc}") from exc
-    except KafkaUnavailable as exc:
+    except (KafkaUnavailable, TopicsUnavailable) as exc:
         raise CliError(f"{exc}; run the import again (what was sent is stored once)") from exc
     finally:
         if live:
@@ -116,7 +117,7 @@ def run_import(args: argparse.Namespace) -> int:
     if len(report.refused) > 20:
         say(f"… and {len(report.refused) - 20} more refused")
     sent = f"{report.accepted} events to send (dry run)" if args.dry_run else f"{report.sent} events sent"
-    say(f"{report.records} {unit}: {sent} to {settings.kafka.events_topic}, {len(report.refused)} refused")
+    say(f"{report.records} {unit}: {sent} to {settings.kafka.backfill_topic}, {len(report.refused)} refused")
     return 1 if report.refused else 0
 
 

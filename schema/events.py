@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -244,6 +244,11 @@ class ContractLimits:
             max_age=timedelta(days=env_int(env, "MAX_AGE_DAYS", 366, minimum=1, maximum=36_500)),
             max_event_bytes=env_int(env, "MAX_EVENT_BYTES", 1 << 20, minimum=1024, maximum=64 << 20),
         )
+
+    def for_history(self) -> ContractLimits:
+        """The limits for backfilled history (`labelpulse import`, the backfill topic): no age limit to speak of
+        (a century), since the age limit guards against broken live clocks and old history is the point."""
+        return replace(self, max_age=timedelta(days=36_500))
 
 
 # How deep a value inside an event (a structured label, an unknown field) may nest. Real labels nest a few

@@ -22,6 +22,12 @@ the order they were sent (an annotator's always share one), and a partition read
 must not prune what the other still brings. Until every events partition has reported on an
 activity partition (after a restart), nothing there is pruned by time.
 
+History read from the backfill topic (streams.processor, lanes) comes with floors of its own, far
+behind the live ones: its activity messages say their lane, and each annotator's backfilled events
+are kept apart from the live ones (state under another key, floors per lane), so live floors never
+prune history. The price: history that overlaps an annotator's live events in time counts as
+separate sessions, its gaps to the live events left out.
+
 Replays are harmless: an event already in the annotator's state is skipped, and the sink drops
 rows of replayed messages by their offsets (see streams.sink).
 """
@@ -52,13 +58,16 @@ class ActivityMessage(msgspec.Struct):
     # Per events-topic partition the sender read: no event older than this (epoch ms) comes from it any more.
     floors: dict[int, int] = {}
     partitions: int = 0  # partitions of the events topic
+    lane: str = ""  # "" for live events; the backfill lane for history (see streams.processor)
 
 
 _ACTIVITY_MESSAGE = msgspec.json.Decoder(ActivityMessage)
 
 
-def encode_activity(annotator_id: str, entries: Iterable[Entry], floors: dict[int, int], partitions: int) -> bytes:
-    return msgspec.json.encode(ActivityMessage(annotator_id, list(entries), floors, partitions))
+def encode_activity(
+    annotator_id: str, entries: Iterable[Entry], floors: dict[int, int], partitions: int, lane: str = ""
+) -> bytes:
+    return msgspec.json.encode(ActivityMessage(annotator_id, list(entries), floors, partitions, lane))
 
 
 def decode_activity(value: bytes | None) -> ActivityMessage:
@@ -89,14 +98,14 @@ class ActivityTracker:
         self.idle_threshold_ms = idle_threshold_ms
         self.max_entries = max_entries  # bounds state when an annotator is implausibly busy
         self.too_late = 0  # events that fell before what was kept (only past max_entries)
-        # Per activity partition: the highest floor reported per events-topic partition.
-        self.floors: defaultdict[int, dict[int, int]] = defaultdict(dict)
+        # Per activity partition and lane: the highest floor reported per events-topic partition.
+        self.floors: defaultdict[tuple[int, str], dict[int, int]] = defaultdict(dict)
         self.partitions = 0
 
-    def floor(self, activity_partition: int) -> int | None:
-        """No event still to come on the activity partition is older than this (epoch ms); None until every
-        events partition has reported there."""
-        floors = self.floors[activity_partition]
+    def floor(self, activity_partition: int, lane: str = "") -> int | None:
+        """No event of the lane still to come on the activity partition is older than this (epoch ms); None
+        until every events partition has reported there."""
+        floors = self.floors[(activity_partition, lane)]
         if not self.partitions or len(floors) < self.partitions:
             return None
         return min(floors.values())
@@ -116,12 +125,12 @@ class ActivityTracker:
             except ValueError as error:  # only workers write this topic: a bug, not user input
                 log.error("skipping %s/%d/%d: %s", message.topic, message.partition, message.offset, error)
                 continue
-            floors = self.floors[message.partition]
+            floors = self.floors[(message.partition, activity.lane)]
             for partition, floor in activity.floors.items():
                 floors[partition] = max(floor, floors.get(partition, floor))
             self.partitions = max(self.partitions, activity.partitions)
             annotator_id = activity.annotator_id
-            changes = self._add(annotator_id, activity.events, message.partition)
+            changes = self._add(annotator_id, activity.events, message.partition, activity.lane)
             for (project_id, hour_ms), (active_ms, sessions) in changes.items():
                 if active_ms or sessions:
                     hour = datetime.fromtimestamp(hour_ms / 1000, UTC)
@@ -130,9 +139,12 @@ class ActivityTracker:
                     batch.tables["active_time"].append(row)
         return batch
 
-    def _add(self, annotator_id: str, new: Iterable[Entry], partition: int) -> Mapping[tuple[str, int], list[int]]:
-        """Insert an annotator's events into its state; the changes per (project, hour)."""
-        state = self.annotators.get(annotator_id) or {"entries": [], "pruned": False}
+    def _add(
+        self, annotator_id: str, new: Iterable[Entry], partition: int, lane: str = ""
+    ) -> Mapping[tuple[str, int], list[int]]:
+        """Insert an annotator's events of a lane into its state; the changes per (project, hour)."""
+        key = f"\x00{lane}:{annotator_id}" if lane else annotator_id  # NUL: no annotator id starts with it
+        state = self.annotators.get(key) or {"entries": [], "pruned": False}
         # A new list, never the stored one: the state put for an earlier batch may still be
         # waiting to be published (after that batch is durable), and must not take in this one.
         stored: list[Entry] = state["entries"]
@@ -169,11 +181,11 @@ class ActivityTracker:
         # Forget what no event still to come can fall next to: all before the floor but the last one. That
         # one stays, also for an annotator long idle: an event read again after a restart (a replay) that
         # falls before it is known as too old, where an empty state would count it as a new session.
-        floor = self.floor(partition)
+        floor = self.floor(partition, lane)
         below_floor = bisect.bisect_left(kept, (floor,)) - 1 if floor is not None else 0
         first_kept = max(below_floor, len(kept) - self.max_entries)
         if first_kept > 0:
             kept = kept[first_kept:]
             pruned = True
-        self.annotators.put(annotator_id, {"entries": kept, "pruned": pruned}, partition)
+        self.annotators.put(key, {"entries": kept, "pruned": pruned}, partition)
         return changes

@@ -65,6 +65,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         return TableStateStore(app.Table(name, default=None, partitions=partitions, key_type=str))
 
     events_topic = topic(settings.kafka.events_topic)
+    backfill_topic = topic(settings.kafka.backfill_topic)  # keyed and partitioned like the events topic
     activity_topic = topic(settings.kafka.activity_topic)
     pipeline = Pipeline(
         app,
@@ -81,6 +82,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
         first_unstored=pipeline.first_unstored_event,
     )
     register_batch_handler(
+        settings.kafka.backfill_topic,
+        pipeline.process_backfill,
+        rewind_check=pipeline.check_incarnation,
+        first_unstored=pipeline.first_unstored_event,
+    )
+    register_batch_handler(
         settings.kafka.activity_topic,
         pipeline.process_activity,
         rewind_check=pipeline.check_incarnation,
@@ -90,6 +97,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
     # The agents declare the subscriptions; messages arrive in whole fetches at the handlers above.
     @app.agent(events_topic)
     async def ingest(stream: Any) -> None:
+        async for _ in stream:
+            pass
+
+    @app.agent(backfill_topic)
+    async def backfill(stream: Any) -> None:
         async for _ in stream:
             pass
 

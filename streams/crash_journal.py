@@ -37,56 +37,59 @@ class Suspect:
 
 
 class CrashJournal:
-    """Notes in `directory`, one file per partition: a partition is processed by one worker at a time,
-    and after a rebalance its next owner finds what the last one died on."""
+    """Notes in `directory`, one file per topic partition (the events and the backfill topic have the same
+    partition numbers): a partition is processed by one worker at a time, and after a rebalance its next
+    owner finds what the last one died on."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.suspects = self._load()
-        for partition, suspect in self.suspects.items():
+        for (topic, partition), suspect in self.suspects.items():
             log.warning(
-                "a worker died while processing partition %d, offsets %d-%d (%d time(s)): processing them one at "
-                "a time%s",
-                partition, suspect.first, suspect.last, suspect.crashes,
+                "a worker died while processing %s partition %d, offsets %d-%d (%d time(s)): processing them one "
+                "at a time%s",
+                topic or "a", partition, suspect.first, suspect.last, suspect.crashes,
                 "; the one it died on again is set aside as a dead letter" if suspect.crashes > 1 else "",
             )  # fmt: skip
 
-    def _path(self, partition: int) -> Path:
-        return self.directory / f"processing-{partition}.json"
+    def _path(self, topic: str, partition: int) -> Path:
+        return self.directory / f"processing-{partition}-{topic}.json"  # topic names are safe in file names
 
-    def _load(self) -> dict[int, Suspect]:
+    def _load(self) -> dict[tuple[str, int], Suspect]:
         suspects = {}
         for path in self.directory.glob("processing-*.json"):
             try:
                 first, last, crashes = json.loads(path.read_text())
-                suspects[int(path.stem.removeprefix("processing-"))] = Suspect(first, last, crashes + 1)
+                partition, _, topic = path.stem.removeprefix("processing-").partition("-")  # no topic: any (older)
+                suspects[(topic, int(partition))] = Suspect(first, last, crashes + 1)
             except (OSError, ValueError, TypeError) as exc:
                 log.warning("ignoring an unreadable crash journal note %s: %s", path, exc)
         return suspects
 
     def note(self, records: Iterable[Record], crashes: Mapping[int, int] | None = None) -> None:
         """Records about to be processed (in offset order per partition)."""
-        ranges: dict[int, list[int]] = {}
+        ranges: dict[tuple[str, int], list[int]] = {}
         for record in records:
-            first_last = ranges.setdefault(record.partition, [record.offset, record.offset])
+            first_last = ranges.setdefault((record.topic, record.partition), [record.offset, record.offset])
             first_last[1] = record.offset
-        for partition, (first, last) in ranges.items():
-            path = self._path(partition)
+        for (topic, partition), (first, last) in ranges.items():
+            path = self._path(topic, partition)
             temporary = path.with_suffix(".tmp")
             temporary.write_text(json.dumps([first, last, (crashes or {}).get(partition, 0)]))
             os.replace(temporary, path)  # never a half-written note
 
     def done(self, records: Iterable[Record]) -> None:
         """The records were processed without dying: their notes go, and so does what was suspect in them."""
-        last_offsets = {record.partition: record.offset for record in records}
-        for partition, last in last_offsets.items():
-            self._path(partition).unlink(missing_ok=True)
-            suspect = self.suspects.get(partition)
-            if suspect is not None and last >= suspect.last:
-                del self.suspects[partition]
+        last_offsets = {(record.topic, record.partition): record.offset for record in records}
+        for (topic, partition), last in last_offsets.items():
+            self._path(topic, partition).unlink(missing_ok=True)
+            for key in ((topic, partition), ("", partition)):
+                suspect = self.suspects.get(key)
+                if suspect is not None and last >= suspect.last:
+                    del self.suspects[key]
 
     def suspect(self, record: Record) -> Suspect | None:
-        suspect = self.suspects.get(record.partition)
+        suspect = self.suspects.get((record.topic, record.partition)) or self.suspects.get(("", record.partition))
         return suspect if suspect is not None and suspect.covers(record.offset) else None
 
     def set_aside(self, record: Record) -> bool:

@@ -8,8 +8,11 @@ the transport runs while the next fetch is processed):
   dead-letter topic -> refused messages, as sent, with the reason in headers
   activity topic    -> annotation events again, keyed by annotator (streams.activity)
 and only then are the batch's offsets acknowledged, so no offset is committed whose event is not
-durable in ClickHouse. The activity topic goes the same way (`process_activity`): per-annotator
-state -> active time rows -> ClickHouse -> changelog -> acknowledge.
+durable in ClickHouse. The backfill topic (`labelpulse import`) takes the same steps as the events
+topic, in a lane of its own (`process_backfill`): its own processor, watermarks and sink, no age
+limit, and a check of each batch's event ids against everything stored, so history imported
+twice, or already delivered live, is stored once. The activity topic goes the same way
+(`process_activity`): per-annotator state -> active time rows -> ClickHouse -> changelog -> acknowledge.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Coroutine, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from schema.client import connect
-from schema.events import EventError
+from schema.events import ContractLimits, EventError
 from streams import telemetry as metrics
 from streams.activity import ActivityTracker, encode_activity
 from streams.changelog import Changes, TableStateStore
@@ -33,7 +38,7 @@ from streams.crash_journal import CrashJournal, process_noting
 from streams.faust_internals import aiokafka_producer
 from streams.incarnations import Incarnations, topic_ids
 from streams.privacy import Pseudonymizer
-from streams.processor import ProcessedBatch, Processor, Record
+from streams.processor import ProcessedBatch, Processor, RecentIds, Record
 from streams.settings import WorkerSettings
 from streams.sink import ClickHouseSink, PendingWrite
 
@@ -43,6 +48,27 @@ if TYPE_CHECKING:
 log = logging.getLogger("labelpulse.worker")
 # Room a dead letter's key, headers and record framing may take beside its value, in bytes.
 DEAD_LETTER_OVERHEAD = 16 << 10
+BACKFILL = "backfill"  # the backfill topic's lane (streams.processor): watermarks and activity of its own
+
+
+@dataclass
+class Lane:
+    """A topic of events, read with its own processor (watermarks, releases) and sink (offsets stored)."""
+
+    topic: str
+    processor: Processor
+    sink: ClickHouseSink
+    # Per partition seen since the last (re)start or rebalance: the last offset stored before it,
+    # so re-read events are known as replays (they rebuild state; the sink drops their rows).
+    replayed_through: dict[int, int] = field(default_factory=dict)
+
+
+class _EventKey(msgspec.Struct):
+    event_id: str = ""
+    occurred_at: str = ""
+
+
+_EVENT_KEY = msgspec.json.Decoder(_EventKey)
 
 
 class PublishError(RuntimeError):
@@ -68,20 +94,32 @@ class Pipeline:
         self.annotators = annotators
         self.dead_letter_topic = dead_letter_topic
         self.activity_topic = activity_topic
-        self.processor = Processor(
-            tasks=tasks,
-            limits=settings.limits,
-            dedup_window=settings.dedup_window,
-            pseudonymizer=Pseudonymizer(settings.pseudonymize_key) if settings.pseudonymize_key else None,
-            lateness_bound_ms=settings.lateness_bound_s * 1000,
-            open_task_retention_ms=settings.open_task_retention_s * 1000,
+        # Both lanes share task state and recent ids: a task's events may come by either, and an
+        # event delivered live and then imported (or the other way round) is the same event.
+        recent: dict[int, RecentIds] = {}
+
+        def lane(topic: str, name: str, limits: ContractLimits) -> Lane:
+            processor = Processor(
+                tasks=tasks,
+                limits=limits,
+                dedup_window=settings.dedup_window,
+                pseudonymizer=Pseudonymizer(settings.pseudonymize_key) if settings.pseudonymize_key else None,
+                lateness_bound_ms=settings.lateness_bound_s * 1000,
+                open_task_retention_ms=settings.open_task_retention_s * 1000,
+                lane=name,
+                recent=recent,
+            )
+            return Lane(topic, processor, ClickHouseSink(lambda: connect(settings.clickhouse), topic))
+
+        self.live = lane(settings.kafka.events_topic, "", settings.limits)
+        self.backfill = lane(settings.kafka.backfill_topic, BACKFILL, settings.limits.for_history())
+        self.processor, self.sink, self.replayed_through = (
+            self.live.processor,
+            self.live.sink,
+            self.live.replayed_through,
         )
-        self.sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.events_topic)
         self.tracker = ActivityTracker(annotators=annotators, idle_threshold_ms=settings.idle_threshold_s * 1000)
         self.activity_sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.activity_topic)
-        # Per partition seen since the last (re)start or rebalance: the last offset stored before it,
-        # so re-read events are known as replays (they rebuild state; the sink drops their rows).
-        self.replayed_through: dict[int, int] = {}
         self.journal = CrashJournal(settings.state_dir)
         self.throughput = Throughput()
         self.step = Step()
@@ -93,30 +131,73 @@ class Pipeline:
     async def process_events(self, records: Sequence[Record]) -> Coroutine[Any, Any, None]:
         """One fetch of the events topic: processed now; returns what makes it durable, which
         the transport runs while it processes the next fetch, and acknowledges when it is done."""
-        self.step.enter("checking the events topic's incarnation")
-        self.sink.topic_id = await self.incarnations.check(self.settings.kafka.events_topic)
+        return await self._process(self.live, records)
+
+    async def process_backfill(self, records: Sequence[Record]) -> Coroutine[Any, Any, None]:
+        """One fetch of the backfill topic. Its ids are first looked up among all stored events: history
+        may be imported long after the same events were stored (live, or by an earlier import), beyond
+        what the recent ids remember. Repeats within the batch, or of batches not yet stored, are the
+        recent ids' to find (shared with the live lane)."""
+        return await self._process(self.backfill, records, drop_stored=True)
+
+    async def _process(
+        self, lane: Lane, records: Sequence[Record], drop_stored: bool = False
+    ) -> Coroutine[Any, Any, None]:
+        self.step.enter(f"checking the incarnation of {lane.topic}")
+        lane.sink.topic_id = await self.incarnations.check(lane.topic)
         last_offsets = {record.partition: record.offset for record in records}  # offset order per partition
-        for partition in last_offsets.keys() - self.replayed_through:  # after a (re)start or a rebalance
+        for partition in last_offsets.keys() - lane.replayed_through:  # after a (re)start or a rebalance
             self.step.enter("reading recent event ids and stored offsets from ClickHouse")
-            self.replayed_through[partition] = await self.sink.run("events", self._seed, partition)
+            lane.replayed_through[partition] = await lane.sink.run("events", self._seed, lane, partition)
+        messages, repeats = len(records), 0
+        if drop_stored:
+            self.step.enter("looking up the batch's event ids in ClickHouse")
+            stored = await lane.sink.run("events", self._stored_elsewhere, lane, records)
+            fresh = [record for record in records if (record.partition, record.offset) not in stored]
+            repeats, records = len(records) - len(fresh), fresh
         batch = process_noting(
-            self.processor,
+            lane.processor,
             self.journal,
             records,
             now=datetime.now(UTC),
-            replayed_through=self.replayed_through,
-            topic_id=self.sink.topic_id,
+            replayed_through=lane.replayed_through,
+            topic_id=lane.sink.topic_id,
         )
+        batch.duplicates += repeats
         # The inserts start now, each table after the batches before: they need not wait for
         # the previous batch's changelog, only its rows (see make_events_durable).
         changes = self.tasks.take_changes()
-        return self.make_events_durable(batch, self.sink.submit(batch), len(records), last_offsets, changes)
+        writing = lane.sink.submit(batch)
+        return self.make_events_durable(batch, writing, messages, last_offsets, changes, lane)
 
-    def _seed(self, partition: int) -> int:
+    def _seed(self, lane: Lane, partition: int) -> int:
         """Duplicate detection resumes with the partition's recent ids; returns its last stored offset."""
-        recent = self.sink.recent_event_ids(partition, self.settings.dedup_window)
-        self.processor.recent_ids(partition).remember(recent)
-        return self.sink.stored_through("events", partition)
+        recent = lane.sink.recent_event_ids(partition, self.settings.dedup_window)
+        lane.processor.recent_ids(partition).remember(recent)
+        return lane.sink.stored_through("events", partition)
+
+    def _stored_elsewhere(self, lane: Lane, records: Sequence[Record]) -> set[tuple[int, int]]:
+        """The (partition, offset) of the records, not replays, whose event ids are stored already (from any topic,
+        however long ago): repeats, dropped before processing."""
+        keys: dict[str, list[tuple[int, int]]] = {}
+        times: list[datetime] = []
+        for record in records:
+            if record.offset <= lane.replayed_through.get(record.partition, -1):
+                continue  # a replay: it rebuilds task state, and the sink drops its rows
+            try:
+                key = _EVENT_KEY.decode(record.value or b"")
+                occurred = datetime.fromisoformat(key.occurred_at)
+            except (msgspec.DecodeError, ValueError):
+                continue  # not an event: the processor refuses it, with the reason
+            if occurred.tzinfo is None:
+                continue  # refused too (the contract wants a time zone)
+            times.append(occurred)
+            keys.setdefault(key.event_id, []).append((record.partition, record.offset))
+        if not keys:
+            return set()
+        # A second either side: a stored time is cut to milliseconds.
+        since, until = min(times) - timedelta(seconds=1), max(times) + timedelta(seconds=1)
+        return {place for event_id in lane.sink.stored_event_ids(list(keys), since, until) for place in keys[event_id]}
 
     async def make_events_durable(
         self,
@@ -125,10 +206,12 @@ class Pipeline:
         messages: int,
         last_offsets: dict[int, int],
         changes: Changes,
+        lane: Lane | None = None,
     ) -> None:
+        lane = lane or self.live
         self.step.enter("inserting into ClickHouse")
         result = await writing.done()
-        record_batch_metrics(batch, messages, result.seconds)
+        record_batch_metrics(batch, messages, result.seconds, live=lane is self.live)
         if result.replayed_rows_skipped:
             metrics.REPLAYED_ROWS.inc(result.replayed_rows_skipped)
             log.info(
@@ -143,14 +226,16 @@ class Pipeline:
             published.append(await self.dead_letter_topic.send(key=message.key, value=value, headers=headers))
         self.step.enter("sending activity")
         for annotator_id, entries in batch.activity.items():
-            value = encode_activity(annotator_id, entries, batch.activity_floors, self.app.events_partitions)
+            value = encode_activity(
+                annotator_id, entries, batch.activity_floors, self.app.events_partitions, lane.processor.lane
+            )
             published.append(await self.activity_topic.send(key=annotator_id.encode(), value=value))
         # Changelog, dead letters and activity are in Kafka before the batch is acknowledged: a
         # rebalance's recovery reads the changelog up to its end, and must find this batch's state.
         await self.confirm(published, "the batch's changelog, dead letters and activity")
         await self.confirm(await self.tasks.end_markers(), "the task changelog's end markers")
         for partition, last in last_offsets.items():  # how far behind the end of each partition this batch left us
-            tp = TP(self.settings.kafka.events_topic, partition)
+            tp = TP(lane.topic, partition)
             metrics.LAG.labels(tp.topic, str(partition)).set(max(self.app.consumer.highwater(tp) - last - 1, 0))
         self.throughput.add(messages, result.events_written, result.dead_letters_written, batch.duplicates)
         self.throughput.too_late += sum(batch.too_late.values())
@@ -158,10 +243,11 @@ class Pipeline:
         log.debug("batch of %d messages stored in %.0f ms", messages, result.seconds * 1000)
 
     async def first_unstored_event(self, tp: TP) -> int:
-        self.sink.topic_id = await self.incarnations.check(tp.topic)
+        sink = self.backfill.sink if tp.topic == self.backfill.topic else self.live.sink
+        sink.topic_id = await self.incarnations.check(tp.topic)
         # Every message leaves an event or a dead letter (or was a duplicate: re-reading one is harmless).
         tables = ("events", "dead_letters")
-        return max([await self.sink.run(table, self.sink.stored_through, table, tp.partition) for table in tables]) + 1
+        return max([await sink.run(table, sink.stored_through, table, tp.partition) for table in tables]) + 1
 
     # -- the activity topic ----------------------------------------------------------------------
 
@@ -219,10 +305,11 @@ class Pipeline:
 
     def forget_partitions(self) -> None:
         """After a rebalance: another worker may have written to partitions we get now; re-read what is stored."""
-        self.sink.forget_partitions()
+        for lane in (self.live, self.backfill):
+            lane.sink.forget_partitions()
+            lane.processor.forget_partitions()
+            lane.replayed_through.clear()
         self.activity_sink.forget_partitions()
-        self.processor.forget_partitions()
-        self.replayed_through.clear()
 
     def report(self) -> None:
         """The periodic log lines: throughput, events left out of derived metrics, a batch that hangs."""
@@ -270,7 +357,8 @@ def dead_letter(message: Record, error: EventError, max_request_bytes: int) -> t
     return value, headers
 
 
-def record_batch_metrics(batch: ProcessedBatch, messages: int, insert_seconds: float) -> None:
+def record_batch_metrics(batch: ProcessedBatch, messages: int, insert_seconds: float, *, live: bool = True) -> None:
+    """`live`: False for history (the backfill topic), which says nothing of how fresh the live data is."""
     for event_type, count in batch.events_by_type.items():
         metrics.EVENTS.labels(event_type).inc(count)
     for source_system, count in batch.events_by_source.items():
@@ -285,7 +373,7 @@ def record_batch_metrics(batch: ProcessedBatch, messages: int, insert_seconds: f
     metrics.INSERT_SECONDS.observe(insert_seconds)
     now = datetime.now(UTC)
     metrics.LAST_BATCH.set(now.timestamp())
-    if batch.newest_occurred_ms:
+    if batch.newest_occurred_ms and live:
         metrics.FRESHNESS.set(max(now.timestamp() - batch.newest_occurred_ms / 1000, 0.0))
 
 

@@ -15,6 +15,10 @@ is stored and counted in raw throughput, flagged `too_late`, and counted; its de
 skipped. A task's state is released once the watermark is the lateness bound past its completion
 (or past its last event by the open-task retention, for tools that never complete tasks).
 
+The backfill topic (`labelpulse import`) is read by a second processor, a *lane* of its own: same
+task state, its own watermarks and releases, so history in time order is never too late however far
+ahead live events are. A task is released by the lane of its newest event.
+
 State lives in the objects passed in, so the worker backs it with a Faust table (changelog
 topic) and tests with a dict. All task state is keyed by task_id, and all events of a task
 share a Kafka partition, so one worker sees every event of the tasks it owns.
@@ -148,6 +152,8 @@ class RecentIds:
 
 
 WATERMARK = "\x00watermark:"  # + partition: a key no task id is (it starts with NUL)
+# In a task's state: the lane (see Processor) whose watermark releases it, that of its newest event; absent: live.
+LANE = "lane"
 # Stale release entries tolerated beyond twice the live tasks before the heap is rebuilt.
 REINDEX_SLACK = 10_000
 
@@ -162,14 +168,20 @@ class Processor:
         pseudonymizer: Pseudonymizer | None = None,
         lateness_bound_ms: int = 3_600_000,
         open_task_retention_ms: int = 7 * 86_400_000,
+        lane: str = "",
+        recent: dict[int, RecentIds] | None = None,
     ) -> None:
+        """`lane`: "" for the events topic; another name (the backfill topic's) for a topic read apart with
+        watermarks of its own, sharing the task state (`tasks`) and, given `recent`, the recent ids."""
         self.tasks = tasks
+        self.lane = lane
+        self._watermark_key = f"{WATERMARK}{lane}:" if lane else WATERMARK
         self.pseudonymizer = pseudonymizer
         self.limits = limits
         self.dedup_window = dedup_window
         self.lateness_bound_ms = lateness_bound_ms
         self.open_task_retention_ms = open_task_retention_ms
-        self._recent: dict[int, RecentIds] = {}
+        self._recent: dict[int, RecentIds] = {} if recent is None else recent
         # Per partition: (release due at this watermark, task_id), earliest first; built from the
         # store the first time a partition is processed after a start or a rebalance. A task has
         # an entry from when it was first seen and another from its completion; stale ones are
@@ -223,14 +235,14 @@ class Processor:
                 self._refuse(message, position, EventError("unprocessable", None, None, reason), now, batch)
         for partition, watermark in watermarks.items():
             if watermark != self.watermark(partition):
-                self.tasks.put(f"{WATERMARK}{partition}", {"newest": watermark}, partition)
+                self.tasks.put(f"{self._watermark_key}{partition}", {"newest": watermark}, partition)
             batch.activity_floors[partition] = watermark - self.lateness_bound_ms
             self._release(partition, watermark, batch)
         return batch
 
     def watermark(self, partition: int) -> int:
         """The newest occurred_at (epoch ms) seen on the partition; 0 before any."""
-        state = self.tasks.get(f"{WATERMARK}{partition}")
+        state = self.tasks.get(f"{self._watermark_key}{partition}")
         return int(state["newest"]) if state else 0
 
     def _process_one(
@@ -300,8 +312,11 @@ class Processor:
         after, scopes = task_state.with_event(before, event, message.partition, occurred_ms)
         if after is None:
             return
+        moved = after.get(LANE, "") != self.lane and occurred_ms >= after["newest"]
+        if moved:  # its newest event came by this lane: this lane's watermark releases it
+            after[LANE] = self.lane
         self.tasks.put(event.task_id, after, message.partition)
-        if before is None or after["completed"] != before["completed"]:
+        if before is None or after["completed"] != before["completed"] or moved:
             # Due again: completion brings the release forward (an event that only postpones it is
             # found when the earlier entry comes due, and due again then).
             self._due(message.partition, event.task_id, after)
@@ -334,7 +349,7 @@ class Processor:
         while due and due[0][0] < watermark:
             _, task_id = heapq.heappop(due)
             state = self._task(task_id)
-            if state is None or state.get("partition") != partition:
+            if state is None or state.get("partition") != partition or state.get(LANE, "") != self.lane:
                 continue
             if (release_at := self._release_at(state)) < watermark:
                 self.tasks.delete(task_id, partition)
@@ -347,7 +362,8 @@ class Processor:
         for key, state in list(self.tasks.items()):
             if key.startswith("\x00") or state is None:
                 continue
-            if "submissions" in state and state.get("partition") == partition:  # legacy states are replaced
+            # Legacy states (no submissions) are replaced; another lane's are released by its watermark.
+            if "submissions" in state and state.get("partition") == partition and state.get(LANE, "") == self.lane:
                 due.append((self._release_at(state), key))
         heapq.heapify(due)
         self._indexed[partition] = len(due)

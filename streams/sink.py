@@ -37,6 +37,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
@@ -50,6 +52,12 @@ from streams.processor import ProcessedBatch
 log = logging.getLogger("labelpulse.sink")
 _LOW_CARDINALITY = re.compile(r"^LowCardinality\((.*)\)$")
 T = TypeVar("T")
+IDS_PER_QUERY = 2_000  # event ids looked up at a time: they go in the URL, which ClickHouse limits (1 MiB)
+# The time range lets ClickHouse skip the months (partitions) the events are not in.
+STORED_IDS_SQL = (
+    "SELECT DISTINCT event_id FROM events WHERE occurred_at BETWEEN {since:DateTime64(3, 'UTC')} "
+    "AND {until:DateTime64(3, 'UTC')} AND event_id IN {ids:Array(String)}"
+)
 Rows = list[list[Any]]
 
 
@@ -187,6 +195,17 @@ class ClickHouseSink:
             ),
         )
         return [row[0] for row in reversed(rows)]
+
+    def stored_event_ids(self, event_ids: list[str], since: datetime, until: datetime) -> list[str]:
+        """Those of the event ids (of events that occurred from `since` to `until`) stored from any topic."""
+        lane = self._lane("events")
+
+        def stored(ids: list[str]) -> list[str]:
+            parameters = {"since": since, "until": until, "ids": ids}
+            return [row[0] for row in lane.client.query(STORED_IDS_SQL, parameters=parameters).result_rows]
+
+        chunks = (event_ids[first : first + IDS_PER_QUERY] for first in range(0, len(event_ids), IDS_PER_QUERY))
+        return [event_id for ids in chunks for event_id in self._retrying(lane, partial(stored, ids))]
 
     def write(self, batch: ProcessedBatch) -> WriteResult:
         """Make the batch durable: one insert per table, rows already stored skipped (blocking)."""

@@ -40,6 +40,7 @@ def topics_for_test(kafka: BrokerSettings) -> KafkaSettings:
         events_topic=topic,
         dead_letter_topic=f"{topic}.dead-letter",
         activity_topic=f"{topic}.by-annotator",
+        backfill_topic=f"{topic}.backfill",
     )
 
 
@@ -508,7 +509,7 @@ def test_label_studio_deliveries_sent_twice_and_the_export_imported_twice_are_st
         history.write_text("".join(json.dumps(contract_event(f"h-{n}")) + "\n" for n in range(3)))
         for _ in range(2):
             imported = run_cli("import", "ndjson", str(history), env=env)
-            assert imported.stdout.endswith("3 lines: 3 events sent to " + harness.topic + ", 0 refused\n")
+            assert imported.stdout.endswith(f"3 lines: 3 events sent to {harness.topic}.backfill, 0 refused\n")
         unique.update(f"h-{n}" for n in range(3))
         # The deletions take their time from their arrival, but their ids from what they delete: one each.
         duplicates = len(unique) - 3 + 2 * 16 + 3
@@ -616,14 +617,34 @@ def test_labelpulse_ingest_serves_on_loopback_and_refuses_other_addresses(tmp_pa
 def test_labelpulse_import_ndjson_judges_every_line_and_names_the_refused_ones(tmp_path: Path) -> None:
     history = tmp_path / "history.ndjson"
     lines = [contract_event("a"), contract_event("b"), contract_event("c", duration_ms=-5), None, contract_event("d")]
+    long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    lines.append(contract_event("old", occurred_at=long_ago))  # history has no age limit
     history.write_text("".join((json.dumps(line) if line else "") + "\n" for line in lines))
     nowhere = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
     checked = run_cli("import", "ndjson", str(history), "--dry-run", env=nowhere)
     assert checked.returncode == 1
     assert checked.stdout.splitlines() == [
         "refused (line 3): out_of_range: duration_ms must be ≥ 0, got -5",
-        "5 lines: 3 events to send (dry run) to labelpulse.events, 1 refused",
+        "6 lines: 4 events to send (dry run) to labelpulse.events.backfill, 1 refused",
     ]
+
+
+@pytest.mark.broker
+def test_labelpulse_import_creates_the_backfill_topic_with_the_events_topics_partitions(
+    kafka: BrokerSettings, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.ndjson"
+    history.write_text(json.dumps(contract_event("first")) + "\n")
+    topic = f"import-{uuid.uuid4().hex[:8]}"
+    env = {
+        "LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "LABELPULSE_EVENTS_TOPIC": topic,
+        "LABELPULSE_EVENTS_PARTITIONS": "3",
+        "LABELPULSE_INGEST_IDEMPOTENCE": "false",
+    }
+    imported = run_cli("import", "ndjson", str(history), env=env)  # before any worker made the topics
+    assert imported.returncode == 0, imported.stderr
+    assert f"{topic}.backfill\t3 partitions" in run_cli("topics", env=env).stdout.splitlines()
 
 
 def test_labelpulse_import_checks_an_export_without_sending_and_refuses_what_is_not_one(tmp_path: Path) -> None:
@@ -633,7 +654,7 @@ def test_labelpulse_import_checks_an_export_without_sending_and_refuses_what_is_
     checked = run_cli("import", "label-studio", str(export), "--dry-run", env=nowhere)
     assert (checked.returncode, checked.stdout.strip()) == (
         0,
-        "5 tasks: 16 events to send (dry run) to labelpulse.events, 0 refused",
+        "5 tasks: 16 events to send (dry run) to labelpulse.events.backfill, 0 refused",
     )
     minimal = tmp_path / "min.json"
     minimal.write_text('{"annotator": 2, "sentiment": "Positive"}')

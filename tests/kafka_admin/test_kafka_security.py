@@ -120,6 +120,7 @@ def test_topics_are_created_with_the_configured_partitions(kafka: BrokerSettings
         "created-here\t3 partitions",
         "created-here.dead-letter\t3 partitions",
         "created-here.by-annotator\t3 partitions",
+        "created-here.backfill\t3 partitions",
     ]
     again = run_cli("topics", env={**env, "LABELPULSE_EVENTS_PARTITIONS": "6"})
     assert again.returncode == 0 and again.stdout == first.stdout, "an existing topic is left as it is"

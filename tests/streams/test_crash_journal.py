@@ -84,3 +84,13 @@ def test_a_worker_that_died_once_for_another_reason_processes_everything_again(t
 def test_an_unreadable_note_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "processing-0.json").write_text("{half")
     assert CrashJournal(tmp_path).suspects == {}
+
+
+def test_a_note_on_one_topic_leaves_the_same_offsets_of_another_alone(tmp_path: Path) -> None:
+    backfill = [Message("events.backfill", 0, offset, b"k", b"{}") for offset in range(3)]
+    CrashJournal(tmp_path).note(backfill)  # died while processing history
+    again = CrashJournal(tmp_path)
+    assert again.suspect(backfill[1]) is not None
+    assert again.suspect(Message("events", 0, 1, b"k", b"{}")) is None, "the live partition 0 is not suspect"
+    again.done(backfill)
+    assert again.suspects == {} and list(tmp_path.iterdir()) == []

@@ -160,3 +160,14 @@ def test_no_batch_is_written_after_one_that_failed(clickhouse: ClickHouseSetting
     with pytest.raises(SinkStopped, match=r"earlier insert failed"):
         sink.write(batch_of(messages(2, 3)))
     assert totals(ch_client) == (0, 0, 0)
+
+
+def test_stored_event_ids_are_found_from_any_topic_in_chunks_within_the_time_range(
+    sink: ClickHouseSink, clickhouse: ClickHouseSettings
+) -> None:
+    sink.write(batch_of(messages(0, 4_499)))  # more ids than one look-up takes
+    backfill = ClickHouseSink(lambda: connect(clickhouse), "events.backfill")
+    asked = [f"p0-o{offset}" for offset in range(0, 4_500, 2)] + ["never-stored"]
+    hour = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+    assert sorted(backfill.stored_event_ids(asked, hour, hour)) == sorted(asked[:-1])
+    assert backfill.stored_event_ids(asked, NOW, NOW) == [], "outside the range nothing is looked at"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from schema.events import EventError, validate_event
+from schema.events import ContractLimits, EventError, validate_event
 
 # project_throughput_minute column -> the event_type it counts
 THROUGHPUT_COLUMNS = {
@@ -63,11 +63,14 @@ def expected_active_time(events: pd.DataFrame, idle_threshold_ms: int) -> pd.Dat
     )
 
 
-def expected_from(values: list[bytes]) -> tuple[pd.DataFrame, Counter[str]]:
+def expected_from(
+    values: list[bytes],
+    limits: ContractLimits = ContractLimits(),  # noqa: B008 - frozen
+) -> tuple[pd.DataFrame, Counter[str]]:
     """Valid unique events as a DataFrame, and dead letters by rule — from the validator alone."""
     valid, refused, seen = [], Counter[str](), set()
     for value in values:
-        result = validate_event(value)
+        result = validate_event(value, limits=limits)
         if isinstance(result, EventError):
             refused[result.rule] += 1
         elif result.event_id not in seen:
