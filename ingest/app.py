@@ -214,6 +214,7 @@ def create_app(
           503: {description: "Kafka is unavailable; nothing accepted."}
         """
         try:
+            _switched_on(settings.labelbox_secret, "Labelbox", "LABELPULSE_LABELBOX_SECRET")
             body = await _body(request, settings.max_webhook_bytes, "LABELPULSE_INGEST_MAX_WEBHOOK_BYTES")
             _verify_signature(request, body, settings.labelbox_secret)
         except Refusal as refusal:
@@ -242,6 +243,7 @@ def create_app(
           503: {description: "Kafka is unavailable; nothing accepted (CVAT sends it again later)."}
         """
         try:
+            _switched_on(settings.cvat_secret, "CVAT", "LABELPULSE_CVAT_SECRET")
             body = await _body(request, settings.max_webhook_bytes, "LABELPULSE_INGEST_MAX_WEBHOOK_BYTES")
             _verify_cvat_signature(request, body, settings.cvat_secret)
         except Refusal as refusal:
@@ -339,13 +341,15 @@ def _authenticate(request: Request, secret: str) -> None:
         raise Refusal(401, "unauthorized", f"wrong {SECRET_HEADER}: it must equal LABELPULSE_LABEL_STUDIO_SECRET")
 
 
-def _verify_signature(request: Request, body: bytes, secret: str) -> None:
+def _switched_on(secret: str, tool: str, variable: str) -> None:
+    """A tool's webhooks are off until its secret is set: refused before the body is read."""
     if not secret:
         raise Refusal(
-            401,
-            "unauthorized",
-            "Labelbox webhooks are off: set LABELPULSE_LABELBOX_SECRET (or _FILE) on ingest to the webhook's secret",
+            401, "unauthorized", f"{tool} webhooks are off: set {variable} (or _FILE) on ingest to the webhook's secret"
         )
+
+
+def _verify_signature(request: Request, body: bytes, secret: str) -> None:
     verdict = labelbox.signed(secret, body, request.headers)
     if verdict is None:
         raise Refusal(401, "unauthorized", "missing X-Hub-Signature-256 / X-Hub-Signature: give the webhook a secret")
@@ -356,12 +360,6 @@ def _verify_signature(request: Request, body: bytes, secret: str) -> None:
 
 
 def _verify_cvat_signature(request: Request, body: bytes, secret: str) -> None:
-    if not secret:
-        raise Refusal(
-            401,
-            "unauthorized",
-            "CVAT webhooks are off: set LABELPULSE_CVAT_SECRET (or _FILE) on ingest to the webhook's secret",
-        )
     verdict = cvat.signed(secret, body, request.headers.get(cvat.SIGNATURE_HEADER))
     if verdict is None:
         raise Refusal(401, "unauthorized", "missing X-Signature-256: give the CVAT webhook a secret")

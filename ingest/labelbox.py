@@ -74,7 +74,9 @@ def _label(document: dict[str, Any], topic: str, received_at: datetime) -> dict[
         occurred_at = received_at.isoformat()
     else:
         occurred_at = iso_time(document, occurred_key, where)
-    event = _common(document, event_type, where, version=f"{topic} {occurred_at}") | {
+    # A label is deleted once: a deletion's id must not depend on when it was received (a redelivery).
+    version = topic if topic == "LABEL_DELETED" else f"{topic} {occurred_at}"
+    event = _common(document, event_type, where, version=version) | {
         "occurred_at": occurred_at,
         "annotation_id": label_id,
         "annotator_id": _text(_object(document, "createdBy", where), "id", f"{where}, createdBy"),

@@ -466,6 +466,17 @@ def test_an_oversized_cvat_delivery_is_refused_413_before_its_signature_is_check
         ingest.stop()
 
 
+@pytest.mark.parametrize("tool", ["cvat", "labelbox"])
+def test_a_tool_without_a_secret_is_refused_401_before_its_body_is_read(tool: str) -> None:
+    ingest = Served(IngestSettings(port=free_port(), max_webhook_bytes=1024))
+    try:
+        answer = post(f"{ingest.url}/v1/sources/{tool}", b"x" * 4096, {"Content-Type": "application/json"})
+        assert (answer.status, answer.body["error"]) == (401, "unauthorized")  # not 413: nothing was read
+        assert f"set LABELPULSE_{tool.upper()}_SECRET" in answer.body["message"]
+    finally:
+        ingest.stop()
+
+
 def test_cvat_webhooks_are_refused_until_a_secret_is_configured() -> None:
     ingest = Served(IngestSettings(port=free_port()))
     try:
@@ -741,5 +752,5 @@ def test_an_export_is_sent_in_time_order(kafka: BrokerSettings, tmp_path: Path) 
     export = tmp_path / "export.json"
     export.write_bytes(recent((CAPTURES / "exports" / "project1-cli-export-completed_by-object.json").read_bytes()))
     report = Importer(topics, idempotence=False).label_studio(export)
-    times = [json.loads(m.value)["occurred_at"] for m in read_topic(topics, topics.events_topic, report.sent)]
+    times = [json.loads(m.value)["occurred_at"] for m in read_topic(topics, topics.backfill_topic, report.sent)]
     assert len(times) == 16 and times == sorted(times, key=datetime.fromisoformat)

@@ -81,6 +81,16 @@ def test_a_redelivery_is_the_same_event_and_every_fact_its_own() -> None:
     assert len(ids) == len(set(ids))
 
 
+def test_a_deletion_without_updated_at_is_the_same_event_whenever_it_is_delivered_again() -> None:
+    body, headers = fixture("03")
+    document = json.loads(body)
+    document.pop("updatedAt", None)
+    body = json.dumps(document).encode()
+    first = map_delivery(body, headers, received_at=RECEIVED).events
+    later = map_delivery(body, headers, received_at=RECEIVED.replace(hour=11)).events
+    assert [event["event_id"] for event in first] == [event["event_id"] for event in later]
+
+
 def test_a_review_without_a_verdict_and_workflow_actions_map_to_nothing() -> None:
     body, headers = fixture("04")
     neutral = json.loads(body) | {"score": 0}
