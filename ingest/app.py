@@ -27,8 +27,9 @@ from starlette.schemas import SchemaGenerator
 
 from ingest import cvat, label_studio, labelbox
 from ingest.mapping import Delivery, MalformedWebhook
-from ingest.publisher import DEAD_LETTER_BYTES, KafkaUnavailable, Outgoing, Publisher
+from ingest.publisher import DEAD_LETTER_BYTES, Outgoing, Publisher
 from ingest.settings import SECRET_HEADER, IngestSettings
+from kafka_admin.topics import KafkaUnavailable
 from schema.events import CONTRACT_VERSION, EventError, validate_event
 
 log = logging.getLogger("labelpulse.ingest")

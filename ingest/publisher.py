@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kafka_admin.settings import KafkaSettings
+from kafka_admin.topics import KafkaUnavailable  # the one error for a Kafka that does not answer
 
 log = logging.getLogger("labelpulse.ingest")
 
@@ -24,10 +25,6 @@ log = logging.getLogger("labelpulse.ingest")
 # about 1 MiB per message by default, so dead letters are cut to DEAD_LETTER_BYTES (the headers say so).
 MAX_REQUEST_BYTES = (1 << 20) + (64 << 10)
 DEAD_LETTER_BYTES = 900 << 10
-
-
-class KafkaUnavailable(RuntimeError):
-    """Kafka did not take the messages in time; nothing may be acknowledged."""
 
 
 @dataclass(frozen=True)

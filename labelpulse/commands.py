@@ -80,9 +80,8 @@ def run_ingest(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     from ingest.backfill import Importer, ImportReport
     from ingest.label_studio import MalformedWebhook
-    from ingest.publisher import KafkaUnavailable
     from ingest.settings import IngestSettings
-    from kafka_admin.topics import KafkaUnavailable as TopicsUnavailable
+    from kafka_admin.topics import KafkaUnavailable
 
     settings = IngestSettings.from_env()
     unit = "lines" if args.tool == "ndjson" else "tasks"
@@ -107,7 +106,7 @@ def run_import(args: argparse.Namespace) -> int:
         report = importer.ndjson(args.file) if args.tool == "ndjson" else importer.label_studio(args.file)
     except (MalformedWebhook, OSError) as exc:
         raise CliError(f"cannot import {args.file}: {exc}") from exc
-    except (KafkaUnavailable, TopicsUnavailable) as exc:
+    except KafkaUnavailable as exc:
         raise CliError(f"{exc}; run the import again (what was sent is stored once)") from exc
     finally:
         if live:

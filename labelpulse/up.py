@@ -175,14 +175,16 @@ def run(settings: UpSettings, say: Callable[[str], None]) -> int:
             f"LabelPulse is already running (pid {pid}, data dir {runtime.data_dir.resolve()}); "
             f"use that one, or stop it first (Ctrl-C in its terminal, or kill {pid})"
         )
-    if port_in_use(dashboard.host, dashboard.port):
-        raise ServiceError(
-            f"port {dashboard.port} is taken (another dashboard?); stop it or set LABELPULSE_DASHBOARD_PORT"
-        )
-    if port_in_use(settings.ingest.host, settings.ingest.port):
-        raise ServiceError(
-            f"port {settings.ingest.port} is taken (another ingest?); stop it or set LABELPULSE_INGEST_PORT"
-        )
+    # The ports `up` serves people on: a taken one would make its part restart forever.
+    api = settings.api
+    for part, host, port, variable in (
+        ("dashboard", dashboard.host, dashboard.port, "LABELPULSE_DASHBOARD_PORT"),
+        ("ingest", settings.ingest.host, settings.ingest.port, "LABELPULSE_INGEST_PORT"),
+        ("gRPC API", api.host, api.port, "LABELPULSE_API_PORT"),
+        ("gRPC API's /metrics", api.metrics_host, api.metrics_port, "LABELPULSE_API_METRICS_PORT"),
+    ):
+        if port and port_in_use(host, port):
+            raise ServiceError(f"port {port} is taken (another {part}?); stop it or set {variable}")
     runtime.log_dir.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(_reporter(say, runtime.log_dir / "up.log"), status_path=runtime.status_path)
 

@@ -85,7 +85,7 @@ def tiles(summary: pd.DataFrame, filters: queries.Filters) -> Tiles:
         return float(summary[column].sum()) if not summary.empty else 0.0
 
     backlog = int(total("backlog"))
-    eta = eta_hours(backlog, total("completed_recently"))
+    eta = eta_hours(backlog, per_hour(total("completed_recently"), PACE_WINDOW))  # a count over the pace window
     alpha = summary["krippendorff_alpha"].dropna() if not summary.empty else pd.Series(dtype=float)
     return Tiles(
         pace_per_hour=per_hour(total("annotations_recently"), PACE_WINDOW),

@@ -145,16 +145,25 @@ def test_clickhouse_refuses_a_port_in_use(tmp_path: Path) -> None:
     assert f"labelpulse: cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
-def test_up_refuses_a_taken_dashboard_port_before_starting_anything(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variable", "part"),
+    [
+        ("LABELPULSE_DASHBOARD_PORT", "dashboard"),
+        ("LABELPULSE_INGEST_PORT", "ingest"),
+        ("LABELPULSE_API_PORT", "gRPC API"),
+        ("LABELPULSE_API_METRICS_PORT", "gRPC API's /metrics"),
+    ],
+)
+def test_up_refuses_a_taken_port_before_starting_anything(tmp_path: Path, variable: str, part: str) -> None:
+    ports = ("DASHBOARD_PORT", "INGEST_PORT", "API_PORT", "API_METRICS_PORT")
+    env = {f"LABELPULSE_{name}": str(free_port()) for name in ports} | {"LABELPULSE_DATA_DIR": str(tmp_path)}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("up", env={"LABELPULSE_DASHBOARD_PORT": str(port), "LABELPULSE_DATA_DIR": str(tmp_path)})
+        result = run_cli("up", env=env | {variable: str(port)})
     assert result.returncode == 2
-    assert f"labelpulse: port {port} is taken (another dashboard?); stop it or set LABELPULSE_DASHBOARD_PORT" in (
-        result.stderr
-    )
+    assert f"labelpulse: port {port} is taken (another {part}?); stop it or set {variable}" in result.stderr
     assert result.stdout == "" and not (tmp_path / "logs").exists()
 
 
