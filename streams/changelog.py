@@ -48,12 +48,17 @@ class TableStateStore:
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self._dict: dict[str, Any] | None = None
         self._changed: dict[str, int] = {}  # key -> partition, since the last take_changes
         self._touched: set[int] = set()  # changelog partitions written since the last end markers
 
     @property
     def _states(self) -> dict[str, Any]:
-        return table_dict(self.table)
+        # Looked up once: the table's store and its dict live as long as the table (a rebalance clears
+        # the dict, never replaces it), and get/put run for every event that derives something.
+        if self._dict is None:
+            self._dict = table_dict(self.table)
+        return self._dict
 
     def get(self, key: str) -> Mapping[str, Any] | None:
         return self._states.get(key)  # no copy: states are replaced, never modified (StateStore)

@@ -28,7 +28,6 @@ in place (see streams.processor.StateStore).
 from __future__ import annotations
 
 import bisect
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from itertools import combinations
 from typing import Any
@@ -96,21 +95,24 @@ def with_event(
     """The state with `event` (which occurred at `occurred_ms`, epoch ms) in its place, and the
     derivations that may change; (None, []) when the event is already there (a replay) or changes
     nothing a derivation reads."""
+    if isinstance(event, TaskCreated) and (not event.is_gold or event.gold_label is None):
+        return None, []  # the usual task_created: nothing a derivation reads
     key = [occurred_ms, event.event_id]
     base = state or empty(event.project_id, event.task_id, partition)
     if isinstance(event, AnnotationSubmitted):
+        annotator = event.annotator_id
         own_gold = label_text(event.gold_label) if event.is_gold and event.gold_label is not None else None
-        entry = [*key, event.annotator_id, label_text(event.label), event.duration_ms, own_gold]
-        scopes: list[Scope] = [(HANDLE_TIMES, event.annotator_id, key), (GOLD_ANSWERS, None, key)]
-        if not any(earlier[2] == event.annotator_id and earlier[:2] < key for earlier in base["submissions"]):
-            scopes.append((AGREEMENT, None, None))  # a new first answer (a later one changes no agreement)
+        entry = [occurred_ms, event.event_id, annotator, label_text(event.label), event.duration_ms, own_gold]
+        scopes: list[Scope] = [(HANDLE_TIMES, annotator, key), (GOLD_ANSWERS, None, key)]
+        if _first_answer(base["submissions"], annotator, key):
+            scopes.append((AGREEMENT, None, None))  # a later answer changes no agreement
         return _inserted(base, "submissions", entry), scopes
     if isinstance(event, AnnotationStarted):
         return _inserted(base, "starts", [*key, event.annotator_id]), [(HANDLE_TIMES, event.annotator_id, key)]
     if isinstance(event, ReviewCompleted):
         entry = [*key, event.annotator_id, str(event.verdict), event.reviewer_id]
         return _inserted(base, "reviews", entry), [(REVIEW_ROUNDS, event.annotator_id, key)]
-    if isinstance(event, TaskCreated) and event.is_gold and event.gold_label is not None:
+    if isinstance(event, TaskCreated):  # one that declares gold
         if base["gold"] is not None and base["gold"][:2] <= key:
             return None, []  # an earlier declaration stands (or this one, replayed)
         changed = {**base, "gold": [*key, label_text(event.gold_label)]}
@@ -122,8 +124,23 @@ def with_event(
     return None, []
 
 
+def _first_answer(submissions: list[list[Any]], annotator: str, key: Key) -> bool:
+    """Whether an answer of `annotator` at `key` is their first on the task (none of theirs before it)."""
+    for earlier in submissions:  # in time order: the annotator's first entry is their earliest
+        if earlier[2] == annotator:
+            return not _before(earlier, key)
+    return True
+
+
+def _before(entry: list[Any], key: Key) -> bool:
+    """Whether `entry` sorts before `key` ([occurred_ms, event_id]), without slicing it."""
+    return entry[0] < key[0] or (entry[0] == key[0] and entry[1] < key[1])
+
+
 def _inserted(state: State, field: str, entry: list[Any]) -> dict[str, Any] | None:
     entries: list[list[Any]] = state[field]
+    if not entries or _before(entries[-1], entry):  # the usual case: the newest of its kind
+        return _newest({**state, field: [*entries, entry]}, entry[0])
     # A key [ts, id] sorts before the entries that start with it (a list sorts before its extensions).
     at = bisect.bisect_left(entries, entry[:2])
     if at < len(entries) and entries[at][:2] == entry[:2]:
@@ -156,7 +173,7 @@ def derived_rows(state: State | None, scope: Scope) -> dict[str, set[Row]]:
 def _any_since(state: State, derivation: str, since: Key) -> bool:
     """Whether the state holds an entry whose rows the derivation makes, at or after `since`."""
     entries = state["reviews"] if derivation == REVIEW_ROUNDS else state["submissions"]
-    return bool(entries) and entries[-1][:2] >= since
+    return bool(entries) and not _before(entries[-1], since)
 
 
 def changes(before: State | None, after: State, scopes: Iterable[Scope]) -> dict[str, list[tuple[Row, int]]]:
@@ -246,8 +263,11 @@ def _agreement(state: State) -> dict[str, set[Row]]:
         first.setdefault(annotator, (submitted_ms, label))
     if len(first) < 2:
         return {}
-    counts = Counter(label for _, label in first.values())
-    labeled_ms = max(submitted_ms for submitted_ms, _ in first.values())
+    counts: dict[str, int] = {}  # a plain dict: Counter costs more than the rest of the derivation
+    labeled_ms = 0
+    for submitted_ms, label in first.values():
+        counts[label] = counts.get(label, 0) + 1
+        labeled_ms = max(labeled_ms, submitted_ms)
     agreeing_pairs = sum(n * (n - 1) for n in counts.values())
     task_row = (project, task, labeled_ms, len(first), tuple(sorted(counts.items())), agreeing_pairs)
     pairs = {
