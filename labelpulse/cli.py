@@ -28,7 +28,8 @@ Labeling tools send events to Kafka; workers validate and aggregate them into Cl
 the dashboard and the alert evaluator read them back.
 
 Quick start (embedded default, no Docker):
-  labelpulse up                     broker + ClickHouse + schema, until Ctrl-C
+  labelpulse up                     everything (broker, ClickHouse, worker, alerts, dashboard, ingest, gRPC API,
+                                    demo load), until Ctrl-C
   labelpulse sql "SHOW TABLES"      ask ClickHouse anything
 
 One piece at a time:
@@ -78,9 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = subcommands.add_parser(
         "up",
-        help="run the embedded system: broker, ClickHouse, schema, worker, demo load",
-        description="Start the embedded broker and ClickHouse, apply migrations, start a stream worker and the "
-        "simulator (demo load), and keep running until Ctrl-C, starting again (with back-off) any part that dies. "
+        help="run everything embedded: broker, ClickHouse, worker, alerts, dashboard, ingest, gRPC API, demo load",
+        description="Start the embedded broker and ClickHouse, apply migrations, start a stream worker, the alert "
+        "evaluator, the dashboard, HTTP ingest, the gRPC API and the simulator (demo load), and keep running until "
+        "Ctrl-C, starting again (with back-off) any part that dies. "
         "A second run reuses the ClickHouse data in LABELPULSE_DATA_DIR (default .labelpulse); the embedded broker "
         "keeps topics in memory. Logs of every part go to LABELPULSE_DATA_DIR/logs, their state to "
         "LABELPULSE_DATA_DIR/status.json.",

@@ -110,7 +110,6 @@ def render(state: ViewState) -> None:
     if hours.empty:
         not_enough_data(annotator, "no work in this range.")
         return
-    hours["per_active_hour"] = (hours["annotations"] / hours["active_hours"]).where(hours["active_hours"] > 0)
     left, right = st.columns(2)
     left.plotly_chart(
         charts.lines(
