@@ -479,6 +479,14 @@ ORDER BY hour""",
 # ---------------------------------------------------------------- pipeline
 
 
+# The seconds of a bucket inside the range: a range ending now cuts its last bucket short (and one starting
+# between bucket boundaries its first), and a rate over the whole bucket would read low there.
+SECONDS_IN_RANGE = (
+    f"greatest(1, dateDiff('second', greatest(bucket, {START}), "
+    f"least(bucket + toIntervalSecond({{bucket:UInt32}}), {END})))"
+)
+
+
 def ingest_over_time(filters: Filters) -> Query:
     """Events per second by bucket (by occurred_at) and ingest lag quantiles."""
     where, parameters = _where(filters, IN_MINUTES)
@@ -487,7 +495,8 @@ def ingest_over_time(filters: Filters) -> Query:
         f"""
 SELECT
     toStartOfInterval(minute, toIntervalSecond({{bucket:UInt32}})) AS bucket,
-    {metric.EVENTS_STORED.sql()} / {{bucket:UInt32}} AS events_per_s,
+    {SECONDS_IN_RANGE} AS in_range_s,
+    {metric.EVENTS_STORED.sql()} / in_range_s AS events_per_s,
     {metric.ingest_lag_ms(0.5)} / 1000 AS lag_p50_s,
     {metric.ingest_lag_ms(0.95)} / 1000 AS lag_p95_s,
     sum(late_events) AS late_events
@@ -509,7 +518,8 @@ SELECT
     toStartOfInterval(minute, toIntervalSecond({{bucket:UInt32}})) AS bucket,
     source_system,
     {metric.SOURCE_EVENTS.sql()} AS events,
-    events / {{bucket:UInt32}} AS events_per_s
+    {SECONDS_IN_RANGE} AS in_range_s,
+    events / in_range_s AS events_per_s
 FROM {metric.SOURCE_MINUTE}
 WHERE {where}
 GROUP BY bucket, source_system

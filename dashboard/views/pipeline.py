@@ -107,7 +107,7 @@ def render(state: ViewState) -> None:
     columns[0].metric(
         "Events in / s",
         f"{ingest['events_per_s'].iloc[-1]:,.1f}" if not ingest.empty else "–",
-        help="Valid events in the latest bucket, by the time they happened",
+        help="Valid events per second of the latest bucket (of its seconds so far), by the time they happened",
     )
     columns[1].metric(
         "Ingest lag p95",

@@ -179,6 +179,7 @@ def test_events_in_per_second_count_every_event_type_as_the_source_rollup_does(
 
     def events_per_bucket(query: queries.Query) -> dict[Any, int]:
         frame = loaded.query_df(query.sql, parameters=query.parameters)
+        assert (frame["in_range_s"] == bucket).all()  # the range is whole buckets
         per_bucket = (frame["events_per_s"] * bucket).round().astype("int64").groupby(frame["bucket"]).sum()
         return per_bucket.to_dict()
 
@@ -186,6 +187,26 @@ def test_events_in_per_second_count_every_event_type_as_the_source_rollup_does(
     assert sum(want.values()) == len(events)
     assert events_per_bucket(queries.ingest_over_time(filters)) == want
     assert events_per_bucket(queries.events_by_source_system(filters)) == want
+
+
+@pytest.mark.parametrize("query", [queries.ingest_over_time, queries.events_by_source_system])
+def test_events_in_per_second_of_a_bucket_the_range_cuts_counts_only_the_seconds_inside_it(
+    loaded: Client, events: pd.DataFrame, query: Any
+) -> None:
+    """A range ending now cuts its last bucket short: dividing by the whole bucket would read low."""
+    # A whole minute (rollups are per minute) among the events, two minutes into a 5-minute bucket.
+    cut = events["occurred_at"].quantile(0.5).floor("5min").to_pydatetime() + timedelta(minutes=2)
+    filters = queries.Filters(cut - timedelta(minutes=307), cut)
+    bucket = queries.bucket_seconds(filters.span)
+    assert bucket == 300
+    frame = loaded.query_df(query(filters).sql, parameters=query(filters).parameters)
+    last = frame[frame["bucket"] == frame["bucket"].max()]
+    inside = events[
+        (events["occurred_at"] >= last["bucket"].iloc[0].tz_localize("UTC")) & (events["occurred_at"] < cut)
+    ]
+    seconds = (cut - last["bucket"].iloc[0].tz_localize("UTC").to_pydatetime()).total_seconds()
+    assert seconds < bucket and (last["in_range_s"] == seconds).all()
+    assert last["events_per_s"].sum() == pytest.approx(len(inside) / seconds)
 
 
 def test_migration_0009_fills_the_source_rollup_from_the_events_stored_before_it(
