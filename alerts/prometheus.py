@@ -74,6 +74,13 @@ def _prometheus_only() -> list[dict[str, Any]]:
         rule("BusinessGaugesDown", "labelpulse_business_up == 0", "5m", "ticket",
              "The evaluator cannot read ClickHouse",
              "Business gauges and alert rules are not being evaluated."),
+        # Ingest refuses at the door: its refusals reach the dead-letter topic, not the workers' dead_letters
+        # table that the Pipeline view and the dead-letter rule read, so they get a rule of their own.
+        rule("IngestRefusing",
+             'sum by (source, outcome) (increase(labelpulse_ingest_requests_total'
+             '{outcome=~"refused|partly_refused|malformed|unauthorized"}[10m])) > 0', "10m", "ticket",
+             "Ingest keeps refusing {{ $labels.source }} requests ({{ $labels.outcome }})",
+             "{{ $value }} requests in 10 minutes; see ingest's answers and the dead-letter topic."),
         rule("AlertRulesFailing", "increase(labelpulse_evaluator_rule_errors_total[10m]) > 0", "10m", "ticket",
              "Alert rule {{ $labels.rule }} keeps failing",
              "{{ $value }} failed evaluations in 10 minutes; see the evaluator's log."),
