@@ -50,8 +50,11 @@ def test_history_imported_during_live_traffic_and_a_crash_gives_the_answer_for_t
     random.Random(5).shuffle(history)  # a file in no particular order: the import sorts it
     ndjson = tmp_path / "history.ndjson"
     ndjson.write_bytes(b"".join(value + b"\n" for value in history))
-    export = tmp_path / "export.json"  # a Label Studio export of the same age
-    export.write_bytes(EXPORT.read_bytes().replace(b'"2026-11-30T', f'"{long_ago.date().isoformat()}T'.encode()))
+    # A Label Studio export of the day before: imported first, it must be the older history (imports go oldest
+    # first), whatever the time of day the test runs at.
+    export = tmp_path / "export.json"
+    the_day_before = (long_ago - timedelta(days=1)).date().isoformat()
+    export.write_bytes(EXPORT.read_bytes().replace(b'"2026-11-30T', f'"{the_day_before}T'.encode()))
     exported = [json.dumps(event).encode() for event in map_export(json.loads(export.read_bytes()))]
     live = simulated(17, datetime.now(UTC) - timedelta(hours=1), 3_000)  # the live stream, meanwhile
 

@@ -35,7 +35,10 @@ def assert_throughput_per_minute_matches(client: Client, events: pd.DataFrame) -
         .astype(int)
         .reset_index()
     )
-    assert len(got) == len(expected)
+    got_keys = set(zip(got["project_id"], got["minute"].dt.tz_localize(None), strict=True))
+    want_keys = set(zip(expected["project_id"], expected["minute"].dt.tz_localize(None), strict=True))
+    only_stored, only_sent = sorted(got_keys - want_keys)[:5], sorted(want_keys - got_keys)[:5]
+    assert got_keys == want_keys, f"minutes only stored: {only_stored}, only sent: {only_sent}"
     for column, event_type in THROUGHPUT_COLUMNS.items():
         want = expected[event_type] if event_type in expected else pd.Series(0, index=expected.index)
         assert got[column].tolist() == want.tolist(), column
