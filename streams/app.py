@@ -17,7 +17,7 @@ import faust
 from kafka_admin.settings import KafkaSettings
 from kafka_admin.topics import create_topics
 from streams.changelog import TableStateStore
-from streams.faust_internals import SCHEME, register_batch_handler
+from streams.faust_internals import SCHEME, register_batch_handler, set_fetch_max_wait
 from streams.pipeline import Pipeline
 from streams.settings import WorkerSettings, faust_credentials
 
@@ -31,6 +31,7 @@ GC_THRESHOLD = 1_000_000
 
 def create_app(settings: WorkerSettings) -> faust.App:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    set_fetch_max_wait(settings.fetch_max_wait_ms)
     app = WorkerApp(
         settings.kafka,
         settings.consumer_group,

@@ -95,6 +95,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         # _drain_messages, because Faust may restart that loop while batches are in flight.
         self.in_flight: defaultdict[str, deque[asyncio.Task[None]]] = defaultdict(deque)
 
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     async def perform_seek(self) -> None:
         """Seek to the committed offsets (Faust), but never past what is durable: a committed offset
         beyond it belongs to an earlier incarnation of the topic (deleted and created again; some
@@ -247,11 +250,30 @@ async def in_order(earlier: asyncio.Task[None] | None, make_durable: Coroutine[A
     await make_durable
 
 
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, its aiokafka consumer asking the broker to wait `fetch_max_wait_ms` at most
+    for data, where Faust fixes 1.5 s. Kafka answers a fetch as soon as it has data, whatever the wait; the
+    embedded broker (Tansu) sleeps half the wait left even when it has some, so at 1.5 s each fetch took
+    ~0.75 s and the newest events reached ClickHouse 1.7 s late at p95 (bench/RESULTS.md)."""
+
+    fetch_max_wait_ms: ClassVar[int] = 1500
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read when it starts, by the Fetcher it makes
+        return consumer
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = BatchingConsumer
 
 
 TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"
+
+
+def set_fetch_max_wait(milliseconds: int) -> None:
+    """How long the broker may hold a fetch while it has no data (before the worker starts)."""
+    ConsumerThread.fetch_max_wait_ms = milliseconds
 
 
 def register_batch_handler(

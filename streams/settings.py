@@ -21,6 +21,8 @@ class WorkerSettings:
     clickhouse: ClickHouseSettings = field(default_factory=ClickHouseSettings)
     consumer_group: str = "labelpulse-worker"
     batch_max_events: int = 25_000  # one Kafka fetch at most: the batch the sink writes at once
+    # How long the broker may hold a fetch while it has no data (streams.faust_internals.ConsumerThread).
+    fetch_max_wait_ms: int = 300
     dedup_window: int = 100_000  # event_ids remembered per partition to drop producer retries
     commit_interval_s: float = 2.8  # how often acknowledged offsets are committed to Kafka
     # How long the group waits for a worker that stopped answering before its partitions move.
@@ -55,6 +57,7 @@ class WorkerSettings:
             clickhouse=ClickHouseSettings.from_env(env),
             consumer_group=env_str(env, "CONSUMER_GROUP", cls.consumer_group),
             batch_max_events=env_int(env, "BATCH_MAX_EVENTS", cls.batch_max_events, minimum=1, maximum=1_000_000),
+            fetch_max_wait_ms=env_int(env, "FETCH_MAX_WAIT_MS", cls.fetch_max_wait_ms, minimum=10, maximum=60_000),
             dedup_window=env_int(env, "DEDUP_WINDOW", cls.dedup_window, minimum=0, maximum=10_000_000),
             commit_interval_s=env_int(env, "COMMIT_INTERVAL_MS", 2800, minimum=10, maximum=3_600_000) / 1000,
             session_timeout_s=env_int(env, "SESSION_TIMEOUT_MS", 30_000, minimum=1000, maximum=600_000) / 1000,

@@ -9,12 +9,15 @@ import hashlib
 import importlib
 import inspect
 import tomllib
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
+from streams.app import create_app
 from streams.faust_internals import in_order
+from streams.settings import WorkerSettings
 
 # The Faust (and mode) code streams.faust_internals mirrors or reaches into, as of the pinned
 # versions: a sha256 prefix of each one's source.
@@ -28,6 +31,9 @@ RELIED_ON = {
     "faust.transport.drivers.aiokafka:Consumer.perform_seek": "0e8c130ff4b0afd8",
     "faust.transport.drivers.aiokafka:Consumer.wait_empty": "e4662fe24f094819",
     "faust.transport.consumer:Consumer.__init__": "302410d59e6972d1",
+    "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": "0870ec53dea75083",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": "c2701bfc3e6f6cad",
+    "aiokafka.consumer.consumer:AIOKafkaConsumer.start": "2f1ba70443327538",
     "faust.transport.drivers.aiokafka:Producer._ensure_producer": "5592a4bbdf251325",
     "faust.stores.memory:Store.__post_init__": "e59c82f3785458b2",
     "faust.stores.memory:Store.apply_changelog_batch": "71863e3cd727aac2",
@@ -116,3 +122,16 @@ def test_a_batch_in_flight_is_not_cancelled_with_the_one_waiting_for_it() -> Non
 
     asyncio.run(main())
     assert done == ["first"]
+
+
+def test_the_worker_asks_the_broker_to_hold_a_fetch_as_long_as_configured(tmp_path: Path) -> None:
+    """Faust fixes aiokafka's fetch wait at 1.5 s; the embedded broker holds each fetch half the wait left."""
+
+    async def consumer_wait() -> int:
+        settings = replace(WorkerSettings.from_env({"LABELPULSE_FETCH_MAX_WAIT_MS": "123"}), state_dir=tmp_path)
+        app = create_app(settings)
+        thread = app.consumer._thread  # type: ignore[attr-defined]
+        consumer = thread._create_worker_consumer(app.transport)
+        return int(consumer._fetch_max_wait_ms)
+
+    assert asyncio.run(consumer_wait()) == 123

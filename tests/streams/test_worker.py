@@ -91,13 +91,16 @@ def assert_metrics_match(port: int, expected: pd.DataFrame, refused: Counter[str
 def test_sigkill_between_insert_and_commit_neither_loses_nor_double_counts(
     harness: WorkerHarness, kafka: BrokerSettings, migrated: Client, tmp_path: Path
 ) -> None:
-    # Commit almost never, in small batches: whatever is inserted before the kill is uncommitted.
-    first = harness.start(LABELPULSE_COMMIT_INTERVAL_MS="600000", LABELPULSE_BATCH_MAX_EVENTS="100")
+    # Commit almost never, in small batches: whatever is inserted before the kill is uncommitted. Each
+    # fetch held long (the embedded broker holds it half the wait), so the kill lands mid-stream.
+    first = harness.start(
+        LABELPULSE_COMMIT_INTERVAL_MS="600000", LABELPULSE_BATCH_MAX_EVENTS="100", LABELPULSE_FETCH_MAX_WAIT_MS="1500"
+    )
     sent = simulate(harness, kafka, tmp_path, 4000, anomalies=("garbage",))
-    wait_for(lambda: stored(migrated) >= 1200, 120, "a good part of the stream stored")
+    wait_for(lambda: stored(migrated, settled=False) >= 1200, 120, "a good part of the stream stored")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
-    partial = stored(migrated)
+    partial = stored(migrated, settled=False)
     expected, refused = expected_from(sent)
     total = len(expected) + sum(refused.values())
     assert partial < total, "the kill must land mid-stream"

@@ -51,16 +51,16 @@ def resend(kafka: BrokerSettings, topic: str, values: list[bytes]) -> None:
     asyncio.run(go())
 
 
-def stored(client: Client) -> int:
-    """Events plus dead letters, or -1 while an insert into this database runs: an insert's rows are visible in
-    `events` before its materialized views have written the rollups, which would be read short."""
-    return int(
-        client.command(
-            "SELECT if((SELECT count() FROM system.processes WHERE query_kind = 'Insert' "
-            "AND current_database = currentDatabase()) > 0, -1, "
-            "(SELECT count() FROM events) + (SELECT count() FROM dead_letters))"
-        )
+def stored(client: Client, *, settled: bool = True) -> int:
+    """Events plus dead letters. `settled`: -1 while an insert into this database runs, since an insert's rows
+    are visible in `events` before its materialized views have written the rollups, which would be read short."""
+    count = "(SELECT count() FROM events) + (SELECT count() FROM dead_letters)"
+    if not settled:
+        return int(client.command(f"SELECT {count}"))
+    inserting = (
+        "(SELECT count() FROM system.processes WHERE query_kind = 'Insert' AND current_database = currentDatabase())"
     )
+    return int(client.command(f"SELECT if({inserting} > 0, -1, {count})"))
 
 
 def assert_active_time_matches(client: Client, expected: pd.DataFrame) -> None:
