@@ -171,3 +171,48 @@ def test_stored_event_ids_are_found_from_any_topic_in_chunks_within_the_time_ran
     hour = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
     assert sorted(backfill.stored_event_ids(asked, hour, hour)) == sorted(asked[:-1])
     assert backfill.stored_event_ids(asked, NOW, NOW) == [], "outside the range nothing is looked at"
+
+
+def test_every_value_is_stored_as_the_processor_made_it(sink: ClickHouseSink, migrated: Client) -> None:
+    """Rows travel as JSON text (streams.sink.JsonRows): times, nulls, floats, maps, and strings with quotes,
+    escapes, line separators and emoji come back as they were."""
+    tricky = 'a "quoted" \\ back\\slash\n\u2028 line 😀 \u00e9'
+    events = [
+        {
+            "event_id": f"e{n}",
+            "event_type": "annotation_submitted",
+            "schema_version": 1,
+            "occurred_at": "2026-11-23T11:00:00.123Z",
+            "project_id": "p",
+            "task_id": "t",
+            "annotator_id": annotator,
+            "label": {"tricky": tricky} if n else tricky,
+            "source": "model_assisted",
+            "model_label": "dog",
+            "model_confidence": 0.87,
+            "custom": tricky,
+        }
+        for n, annotator in enumerate(["a", "b"])
+    ]
+    batch = batch_of([Message("events", 0, n, b"k", json.dumps(event).encode()) for n, event in enumerate(events)])
+    sink.write(batch)
+    rows = migrated.query(
+        "SELECT event_id, toUnixTimestamp64Milli(occurred_at), toUnixTimestamp64Milli(received_at), label, "
+        "duration_ms, model_confidence, extra FROM events ORDER BY event_id"
+    ).result_rows
+    assert [row[0] for row in rows] == ["e0", "e1"]
+    assert {row[1] for row in rows} == {int(datetime(2026, 11, 23, 11, 0, 0, 123000, tzinfo=UTC).timestamp() * 1000)}
+    assert {row[2] for row in rows} == {int(NOW.timestamp() * 1000)}
+    assert rows[0][3] == tricky and json.loads(rows[1][3]) == {"tricky": tricky}
+    assert [row[4] for row in rows] == [None, None]
+    assert rows[0][5] == pytest.approx(0.87)
+    assert json.loads(rows[0][6]) == {"custom": tricky}
+    # Two first answers: agreement rows, with a map of label counts and a DateTime64 from epoch ms.
+    (labels, labeled_at) = migrated.query(
+        "SELECT label_counts, toUnixTimestamp64Milli(labeled_at) FROM task_agreement_changes"
+    ).result_rows[0]
+    assert labels == {
+        tricky: 1,
+        json.dumps({"tricky": tricky}, sort_keys=True, separators=(",", ":"), ensure_ascii=False): 1,
+    }
+    assert labeled_at == rows[0][1]
