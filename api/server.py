@@ -26,7 +26,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import Counter, Histogram
 
-from api.data import QueryTimedOut, Reader
+from access.scoped import QueryTimedOut
+from api.data import Reader
 from api.proto.labelpulse.v1 import metrics_pb2 as pb
 from api.proto.labelpulse.v1 import metrics_pb2_grpc
 from api.settings import ApiClient, token_sha256
