@@ -29,6 +29,7 @@ from ingest import cvat, label_studio, labelbox
 from ingest.mapping import Delivery, MalformedWebhook
 from ingest.publisher import DEAD_LETTER_BYTES, Outgoing, Publisher
 from ingest.settings import SECRET_HEADER, IngestSettings
+from kafka_admin.dead_letters import dead_letter_copy
 from kafka_admin.topics import KafkaUnavailable
 from schema.events import CONTRACT_VERSION, EventError, validate_event
 
@@ -103,15 +104,10 @@ def create_app(
         return None
 
     def dead_letter(raw: bytes, key: bytes | None, rule: str, reason: str, source: str) -> Outgoing:
-        headers = [
-            ("labelpulse-rule", rule.encode()),
-            ("labelpulse-reason", reason[:4096].encode()),
-            ("labelpulse-source", f"ingest:{source}".encode()),
-        ]
-        if len(raw) > DEAD_LETTER_BYTES:
-            headers.append(("labelpulse-truncated", f"{len(raw)} bytes cut to {DEAD_LETTER_BYTES}".encode()))
-            raw = raw[:DEAD_LETTER_BYTES]
-        return Outgoing(kafka.dead_letter_topic, key, raw, tuple(headers))
+        value, headers = dead_letter_copy(
+            raw, rule=rule, reason=reason, source=f"ingest:{source}", room=DEAD_LETTER_BYTES
+        )
+        return Outgoing(kafka.dead_letter_topic, key, value, tuple(headers))
 
     async def judged(source: str, documents: list[bytes]) -> Response:
         """Validate each event; accepted ones to the events topic, refused ones to the dead-letter topic, and
