@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ingest.mapping import (
-    MAX_DURATION_MS,
     Delivery,
     MalformedWebhook,
     derived_id,
@@ -30,6 +29,7 @@ from ingest.mapping import (
     json_object,
     require_int_id,
 )
+from schema.events import MAX_DURATION_MS
 
 __all__ = ["Delivery", "MalformedWebhook", "label", "map_delivery", "map_export", "redacted"]
 

@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import Any
 
 from ingest.mapping import (
-    MAX_DURATION_MS,
     Delivery,
     MalformedWebhook,
     derived_id,
@@ -33,6 +32,7 @@ from ingest.mapping import (
     require_object,
     require_text,
 )
+from schema.events import MAX_DURATION_MS
 
 SOURCE_SYSTEM = "labelbox"
 MAPPED = frozenset({"LABEL_CREATED", "LABEL_UPDATED", "LABEL_DELETED", "REVIEW_CREATED", "REVIEW_UPDATED"})

@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-# The contract's limit on duration_ms: more than a day of work on one item is a broken clock.
-MAX_DURATION_MS = 86_400_000
-
 
 class MalformedWebhook(ValueError):
     """The body is not a webhook (or export) of the tool we can read; the message says what and where."""
