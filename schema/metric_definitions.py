@@ -215,9 +215,14 @@ def dead_letter_ratio(dead_letters: int, stored: int) -> float | None:
     return ratio(dead_letters, dead_letters + stored)
 
 
+def dead_letters_promql(window: str) -> str:
+    """The messages the workers refused over `window` (a PromQL duration), from their counter."""
+    return f"sum(increase(labelpulse_worker_dead_letters_total[{window}]))"
+
+
 def dead_letter_ratio_promql(window: str) -> str:
     """dead_letter_ratio over `window` (a PromQL duration), from the workers' counters."""
-    dead = f"sum(increase(labelpulse_worker_dead_letters_total[{window}]))"
+    dead = dead_letters_promql(window)
     stored = f"sum(increase(labelpulse_worker_events_total[{window}]))"
     return f"{dead} / ({dead} + {stored})"
 
