@@ -435,18 +435,13 @@ def throughput(filters: queries.Filters, bucket: int, fetch: Reads) -> pb.GetThr
     return pb.GetThroughputResponse(bucket_seconds=bucket, points=points_)
 
 
+# The scorecard's columns the message sets by hand; every other one is an optional number. A column added to
+# the scorecard then reaches the message, or fails loudly until the proto has it.
+SCORE_FIELDS_BY_HAND = {"annotator_id", "annotations", "active_hours", "gold_ci", "gold_answers", "flags"}
+
+
 def annotator_score(row: Mapping[str, Any]) -> pb.AnnotatorScore:
-    optional = (
-        "per_active_hour",
-        "model_assisted_share",
-        "handle_p50_s",
-        "handle_p90_s",
-        "skip_rate",
-        "first_pass_acceptance",
-        "acceptance",
-        "gold_accuracy",
-        "peer_agreement",
-    )
+    optional = [column for column in summaries.SCORECARD_COLUMNS if column not in SCORE_FIELDS_BY_HAND]
     return pb.AnnotatorScore(
         annotator_id=row["annotator_id"],
         annotations=int(row["annotations"]),
