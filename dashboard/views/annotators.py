@@ -12,7 +12,7 @@ from dashboard.markdown import literal
 from dashboard.page import MISSING, live, not_enough_data
 from dashboard.page import table as page_table
 from schema.metric_definitions import MIN_GOLD_ANSWERS
-from schema.summaries import SCORECARD_COLUMNS, annotator_scorecard
+from schema.summaries import FLAG_MIN_ANNOTATIONS, SCORECARD_COLUMNS, annotator_scorecard
 
 # Every column of the table (and of its CSV export), and how the page shows it: the key columns pinned
 # on the left, narrow widths that fit 1440 px. Handle time p90, the model-assisted share and the gold N are
@@ -83,7 +83,7 @@ def render(state: ViewState) -> None:
     flagged = table[table["flags"] != ""]
     st.caption(
         f"{len(table)} annotators · {len(flagged)} flagged. Click a column header to sort. Flags compare each "
-        "annotator with the others in this selection, from 20 annotations on."
+        f"annotator with the others in this selection, from {FLAG_MIN_ANNOTATIONS} annotations on."
     )
     if not flagged.empty:
         st.warning(
