@@ -227,11 +227,12 @@ def dead_letter_ratio_promql(window: str) -> str:
     return f"{dead} / ({dead} + {stored})"
 
 
-def seconds_since_newest_event(now: str, rollup: str = PROJECT_MINUTE) -> str:
+def seconds_since_newest_event(now: str, rollup: str = PROJECT_MINUTE, column: str = "last_occurred_at") -> str:
     """SQL: seconds from the newest occurred_at of the rows (of a minute rollup with last_occurred_at) to `now`,
     never negative (producers' clocks run ahead). Per project its PromQL twin is the gauge seconds_since_last_event;
-    over SOURCE_MINUTE it is the age of a source's last event."""
-    return f"greatest(0, dateDiff('millisecond', max({rollup}.last_occurred_at), {now})) / 1000"
+    over SOURCE_MINUTE it is the age of a source's last event. With `column` last_received_at: the time since the
+    workers last stored an event."""
+    return f"greatest(0, dateDiff('millisecond', max({rollup}.{column}), {now})) / 1000"
 
 
 # ---------------------------------------------------------------- sources
