@@ -10,8 +10,8 @@ import streamlit as st
 
 from access.scoped import ScopedClient
 from dashboard.auth import Viewer
-from dashboard.queries import Query
 from dashboard.settings import DashboardSettings
+from schema.queries import Query
 
 
 @st.cache_resource

@@ -11,13 +11,13 @@ import pandas as pd
 import streamlit as st
 
 from access.scoped import SchemaMissing
-from dashboard import queries
 from dashboard.data import fetch, settings
 from dashboard.evaluator_report import EvaluatorReport, EvaluatorUnavailable
 from dashboard.evaluator_report import read as read_evaluator_report
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
 from dashboard.presentation import alert_episodes, format_age
+from schema import queries
 from schema.client import ClickHouseUnavailable
 from schema.summaries import MISSING
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from dashboard import charts, queries
+from dashboard import charts
 from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
 from dashboard.page import MISSING, live, not_enough_data
 from dashboard.page import table as page_table
+from schema import queries
 from schema.metric_definitions import MIN_GOLD_ANSWERS
 from schema.summaries import FLAG_MIN_ANNOTATIONS, SCORECARD_COLUMNS, annotator_scorecard
 
@@ -69,14 +69,9 @@ CSV_ONLY = ("model_assisted_share", "handle_p90_s", "gold_answers")
 assert set(COLUMNS) == set(SCORECARD_COLUMNS), "a column of the scorecard without its presentation, or the reverse"
 
 
-def annotator_table(filters: queries.Filters) -> pd.DataFrame:
-    """One row per annotator, every column of the scorecard (shown, or in the CSV only)."""
-    return annotator_scorecard(filters, fetch)
-
-
 def render(state: ViewState) -> None:
     st.header("Annotators")
-    table = annotator_table(state.filters)
+    table = annotator_scorecard(state.filters, fetch)  # every scorecard column: shown, or in the CSV only
     if table.empty:
         not_enough_data("Annotators", "nobody submitted annotations in this range and selection.")
         return
