@@ -23,6 +23,7 @@ from labelpulse.simulator import read_recording
 from labelpulse.terminal import render_table
 from schema import migrations
 from schema.client import ClickHouseSettings
+from tests.support.alert_rules import DEFAULT_RULES
 from tests.support.services import REPO_ROOT, run_cli
 
 
@@ -496,7 +497,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
         time.sleep(0.5)
     assert http_ok(f"{dashboard}/_stcore/health"), "the dashboard answers"
     evaluator_metrics = f"http://127.0.0.1:{env['LABELPULSE_ALERTS_METRICS_PORT']}/metrics"
-    assert "alerts      11 rules, to the Alerts view only" in output
+    assert f"alerts      {DEFAULT_RULES} rules, to the Alerts view only" in output
     while not http_ok(evaluator_metrics) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert http_ok(evaluator_metrics), "the alert evaluator serves its metrics"
