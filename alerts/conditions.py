@@ -333,11 +333,10 @@ def backlog_and_pace(client: Client, projects: list[str], pace_from: datetime, u
 def pipeline_freshness(client: Client, params: dict[str, Any], now: datetime) -> list[Found]:
     (row,) = _rows(
         client,
-        """
-        SELECT greatest(0, dateDiff('millisecond', max(last_received_at), {now:DateTime64(3, 'UTC')})) / 1000 AS age,
-            count() AS minutes
-        FROM rollup_project_minute
-        WHERE minute >= {since:DateTime('UTC')} AND minute <= {now:DateTime64(3, 'UTC')}
+        f"""
+        SELECT {metric.seconds_since_newest_event(NOW, column="last_received_at")} AS age, count() AS minutes
+        FROM {metric.PROJECT_MINUTE}
+        WHERE minute >= {{since:DateTime('UTC')}} AND minute <= {NOW}
         """,
         since=_minute(now - LOOKBACK_FOR_SILENCE),
         now=now,

@@ -31,8 +31,7 @@ RECORDING_RULES = [
     {"record": "labelpulse:worker_dead_letters:rate5m", "expr": "sum(rate(labelpulse_worker_dead_letters_total[5m]))"},
     {
         "record": "labelpulse:worker_dead_letter_ratio:rate5m",
-        "expr": "labelpulse:worker_dead_letters:rate5m"
-        " / (labelpulse:worker_dead_letters:rate5m + labelpulse:worker_events:rate5m)",
+        "expr": metric.dead_letter_ratio_promql("5m"),
     },
     {
         "record": "labelpulse:worker_consumer_lag_messages:sum",
@@ -193,7 +192,7 @@ def _pipeline_freshness(params: dict[str, Any]) -> str:
 
 def _pipeline_dead_letter_rate(params: dict[str, Any]) -> str:
     window = format_duration(params["window"])
-    dead = f"sum(increase(labelpulse_worker_dead_letters_total[{window}]))"
+    dead = metric.dead_letters_promql(window)
     return (
         f"{metric.dead_letter_ratio_promql(window)} > {params['max_ratio']}\nand {dead} >= {params['min_dead_letters']}"
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from alerts.rules import DEFAULT_RULES_DIR
 from config.env import env_int, env_str, env_url
+from config.hosts import EVALUATOR_METRICS_PORT
 from schema.client import ClickHouseSettings
 
 
@@ -21,7 +22,7 @@ class EvaluatorSettings:
     # Firing alerts are re-sent this often (Alertmanager forgets alerts not re-sent before endsAt).
     resend_delay_s: int = 60
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = 9811  # Prometheus /metrics: evaluator metrics and the business gauges; 0: off
+    metrics_port: int = EVALUATOR_METRICS_PORT  # Prometheus /metrics: evaluator metrics and the business gauges; 0: off
     dashboard_url: str = "http://127.0.0.1:8501"  # links from each alert back to the Alerts view
     restore_wait_s: int = 60  # how long to wait at start-up for ClickHouse (it may be starting too)
 

@@ -26,7 +26,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import Counter, Histogram
 
-from api.data import QueryTimedOut, Reader
+from access.scoped import QueryTimedOut
+from api.data import Reader
 from api.proto.labelpulse.v1 import metrics_pb2 as pb
 from api.proto.labelpulse.v1 import metrics_pb2_grpc
 from api.settings import ApiClient, token_sha256
@@ -434,18 +435,13 @@ def throughput(filters: queries.Filters, bucket: int, fetch: Reads) -> pb.GetThr
     return pb.GetThroughputResponse(bucket_seconds=bucket, points=points_)
 
 
+# The scorecard's columns the message sets by hand; every other one is an optional number. A column added to
+# the scorecard then reaches the message, or fails loudly until the proto has it.
+SCORE_FIELDS_BY_HAND = {"annotator_id", "annotations", "active_hours", "gold_ci", "gold_answers", "flags"}
+
+
 def annotator_score(row: Mapping[str, Any]) -> pb.AnnotatorScore:
-    optional = (
-        "per_active_hour",
-        "model_assisted_share",
-        "handle_p50_s",
-        "handle_p90_s",
-        "skip_rate",
-        "first_pass_acceptance",
-        "acceptance",
-        "gold_accuracy",
-        "peer_agreement",
-    )
+    optional = [column for column in summaries.SCORECARD_COLUMNS if column not in SCORE_FIELDS_BY_HAND]
     return pb.AnnotatorScore(
         annotator_id=row["annotator_id"],
         annotations=int(row["annotations"]),

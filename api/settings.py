@@ -23,6 +23,7 @@ from typing import Any
 
 from config.env import ConfigError, env_int, env_port, env_str
 from config.hosts import is_loopback
+from config.scope import parse_projects
 from schema.client import ClickHouseSettings
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -122,12 +123,7 @@ def load_clients(document: Any, where: str) -> dict[str, ApiClient]:
             raise ConfigError(
                 f'{at}.token_sha256: the token\'s SHA-256 in hex (printf %s "$TOKEN" | sha256sum), got {digest!r}'
             )
-        if projects == "all":
-            scope: tuple[str, ...] | None = None
-        elif isinstance(projects, list) and projects and all(isinstance(p, str) and p for p in projects):
-            scope = tuple(projects)
-        else:
-            raise ConfigError(f"{at}.projects: `all` or a non-empty list of project ids, got {projects!r}")
+        scope = parse_projects(projects, f"{at}.projects")
         if name in names or digest.lower() in clients:
             raise ConfigError(f"{at}: client {name!r} or its token is listed twice")
         names.add(name)

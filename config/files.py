@@ -1,4 +1,5 @@
-"""Settings files a variable names (the access file, the dashboard's users file), read once at an entrypoint."""
+"""Settings files a variable names (the access file, the dashboard's users file, the API's tokens file), read once
+at an entrypoint."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from config.env import ConfigError
 
 
 def read_yaml(path: Path, what: str) -> Any:
-    """A YAML settings file (access, dashboard users), its problems named with the file."""
+    """A YAML settings file (access, dashboard users, API tokens), its problems named with the file."""
     import yaml
 
     try:

@@ -7,6 +7,10 @@ import ipaddress
 
 from config.env import ConfigError
 
+# Where the alert evaluator serves its /metrics by default, and so where the dashboard looks for it (the
+# dashboard may not import alerts).
+EVALUATOR_METRICS_PORT = 9811
+
 
 def is_loopback(host: str) -> bool:
     """Whether `host` keeps a server to this machine (localhost, 127.0.0.0/8, ::1)."""

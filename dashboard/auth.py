@@ -29,6 +29,7 @@ from typing import Any
 from access.throttle import SignInThrottle
 from config.env import ConfigError
 from config.files import read_yaml
+from config.scope import parse_projects
 
 AUTH_MODES = ("none", "password", "oidc")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -91,12 +92,7 @@ def _user(entry: Any, where: str, auth: str) -> DashboardUser:
     name, projects, password_hash = entry.get("name"), entry.get("projects"), entry.get("password_hash", "")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}.name: the user's name (their e-mail with oidc), got {name!r}")
-    if projects == "all":
-        scope: tuple[str, ...] | None = None
-    elif isinstance(projects, list) and projects and all(isinstance(p, str) and p for p in projects):
-        scope = tuple(projects)
-    else:
-        raise ConfigError(f"{where}.projects: `all` or a non-empty list of project ids, got {projects!r}")
+    scope = parse_projects(projects, f"{where}.projects")
     if auth == "password" and not (isinstance(password_hash, str) and _HASH.fullmatch(password_hash)):
         raise ConfigError(f"{where}.password_hash: a hash from `labelpulse hash-password`, got {password_hash!r}")
     return DashboardUser(name.strip(), scope, password_hash)

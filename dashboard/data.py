@@ -7,14 +7,11 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from access.policy import table_filters
+from access.scoped import ScopedClient
 from dashboard.auth import Viewer
-from dashboard.queries import Query
 from dashboard.settings import DashboardSettings
-from schema.client import ClickHouseUnavailable, connect
+from schema.queries import Query
 
 
 @st.cache_resource
@@ -22,16 +19,10 @@ def settings() -> DashboardSettings:
     return DashboardSettings.from_env()
 
 
-@st.cache_resource  # cleared when a query finds ClickHouse gone, so the next one reconnects
-def _client() -> Client:
-    return connect(settings().clickhouse)
+@st.cache_resource  # reconnects by itself when a query finds ClickHouse gone
+def _client() -> ScopedClient:
+    return ScopedClient(settings().clickhouse)
 
-
-class SchemaMissing(RuntimeError):
-    """ClickHouse answers, but the LabelPulse tables are not there: migrations were not applied."""
-
-
-UNKNOWN_TABLE, UNKNOWN_DATABASE = 60, 81
 
 QueryKey = tuple[str, tuple[tuple[str, Any], ...]]
 VIEWER_KEY = "labelpulse_viewer"  # set by app.py on every run, before any view reads data
@@ -59,18 +50,4 @@ def _cached_run(ttl_s: int) -> Callable[[QueryKey, tuple[str, ...] | None], pd.D
 def _run(key: QueryKey, scope: tuple[str, ...] | None) -> pd.DataFrame:
     sql, parameters = key
     bound = {k: list(v) if isinstance(v, tuple) else v for k, v in parameters}
-    # The engine keeps only the scope's rows of every table the query reads, views included.
-    limits = {} if scope is None else {"additional_table_filters": table_filters(scope, settings().clickhouse.database)}
-    try:
-        frame = _client().query_df(sql, parameters=bound, settings=limits)
-        if frame.columns.empty:  # an empty result arrives without its columns: views still need them
-            described = _client().query(f"DESCRIBE ({sql})", parameters=bound, settings=limits)
-            return pd.DataFrame(columns=[row[0] for row in described.result_rows])
-        return frame
-    except (ClickHouseUnavailable, OperationalError) as error:
-        _client.clear()  # reconnect next time: the server may have restarted
-        raise ClickHouseUnavailable(str(error).splitlines()[0]) from error
-    except DatabaseError as error:  # after OperationalError, its subclass
-        if getattr(error, "code", None) in (UNKNOWN_TABLE, UNKNOWN_DATABASE):
-            raise SchemaMissing(f"database {settings().clickhouse.database} has no LabelPulse tables") from error
-        raise
+    return _client().frame(sql, bound, scope)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from dashboard.queries import Filters
+from schema.queries import Filters
 
 QUICK_RANGES: dict[str, timedelta] = {
     "15m": timedelta(minutes=15),

@@ -10,13 +10,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries
-from dashboard.data import SchemaMissing, fetch, settings
+from access.scoped import SchemaMissing
+from dashboard.data import fetch, settings
 from dashboard.evaluator_report import EvaluatorReport, EvaluatorUnavailable
 from dashboard.evaluator_report import read as read_evaluator_report
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
 from dashboard.presentation import alert_episodes, format_age
+from schema import queries
 from schema.client import ClickHouseUnavailable
 from schema.summaries import MISSING
 
@@ -45,17 +46,17 @@ def live(render: Callable[[ViewState], None]) -> None:
                 return
             freshness_caption(newest.iloc[0]["newest_occurred_at"], newest.iloc[0]["newest_received_at"])
             render(state)
+        except SchemaMissing as error:  # before ClickHouseUnavailable: it is one
+            st.error(
+                f"**The LabelPulse schema is not in ClickHouse** ({error}).\n\n"
+                "Apply it with `labelpulse migrate` (`labelpulse up` does it for the embedded default).",
+                icon=":material/error:",
+            )
         except ClickHouseUnavailable as error:
             st.error(
                 f"**ClickHouse is not answering** ({error}).\n\n"
                 "Is it running? `labelpulse up` starts the embedded one; for a server, check "
                 "`LABELPULSE_CLICKHOUSE_HOST`/`_PORT`. This page retries by itself on every refresh.",
-                icon=":material/error:",
-            )
-        except SchemaMissing as error:
-            st.error(
-                f"**The LabelPulse schema is not in ClickHouse** ({error}).\n\n"
-                "Apply it with `labelpulse migrate` (`labelpulse up` does it for the embedded default).",
                 icon=":material/error:",
             )
 

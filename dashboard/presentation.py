@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from schema.metric_definitions import eta_hours
-from schema.summaries import flag_outliers  # noqa: F401  (shared with the gRPC API; views and tests use it here)
 
 
 def eta(backlog: int, completed_per_hour: float) -> timedelta | None:

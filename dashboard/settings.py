@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from config.env import ConfigError, env_int, env_port, env_str, env_url
+from config.hosts import EVALUATOR_METRICS_PORT
 from dashboard.auth import AUTH_MODES, DashboardUser, load_users
 from kafka_admin.settings import KafkaSettings
 from schema.client import ClickHouseSettings
@@ -27,7 +28,7 @@ class DashboardSettings:
     users: Mapping[str, DashboardUser] = field(default_factory=dict)  # who may sign in, and their projects
     # The alert evaluator's /metrics: the rules it watches with, for the Alerts view and the quality targets.
     # By default where `labelpulse alerts` serves it on this machine; empty when it serves none.
-    alerts_metrics_url: str = "http://127.0.0.1:9811/metrics"
+    alerts_metrics_url: str = f"http://127.0.0.1:{EVALUATOR_METRICS_PORT}/metrics"
 
     @property
     def url(self) -> str:
@@ -66,5 +67,5 @@ def _sign_in(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _alerts_metrics_url(env: Mapping[str, str]) -> str:
-    port = env_int(env, "ALERTS_METRICS_PORT", 9811, maximum=65535)  # the evaluator's own setting
+    port = env_int(env, "ALERTS_METRICS_PORT", EVALUATOR_METRICS_PORT, maximum=65535)  # the evaluator's own setting
     return env_url(env, "ALERTS_METRICS_URL", None) or (f"http://127.0.0.1:{port}/metrics" if port else "")

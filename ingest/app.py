@@ -29,6 +29,7 @@ from ingest import cvat, label_studio, labelbox
 from ingest.mapping import Delivery, MalformedWebhook
 from ingest.publisher import DEAD_LETTER_BYTES, Outgoing, Publisher
 from ingest.settings import SECRET_HEADER, IngestSettings
+from kafka_admin.dead_letters import dead_letter_copy
 from kafka_admin.topics import KafkaUnavailable
 from schema.events import CONTRACT_VERSION, EventError, validate_event
 
@@ -103,32 +104,30 @@ def create_app(
         return None
 
     def dead_letter(raw: bytes, key: bytes | None, rule: str, reason: str, source: str) -> Outgoing:
-        headers = [
-            ("labelpulse-rule", rule.encode()),
-            ("labelpulse-reason", reason[:4096].encode()),
-            ("labelpulse-source", f"ingest:{source}".encode()),
-        ]
-        if len(raw) > DEAD_LETTER_BYTES:
-            headers.append(("labelpulse-truncated", f"{len(raw)} bytes cut to {DEAD_LETTER_BYTES}".encode()))
-            raw = raw[:DEAD_LETTER_BYTES]
-        return Outgoing(kafka.dead_letter_topic, key, raw, tuple(headers))
+        value, headers = dead_letter_copy(
+            raw, rule=rule, reason=reason, source=f"ingest:{source}", room=DEAD_LETTER_BYTES
+        )
+        return Outgoing(kafka.dead_letter_topic, key, value, tuple(headers))
 
-    async def judged(source: str, documents: list[bytes]) -> Response:
+    async def judged(source: str, documents: list[bytes], lines: list[int] | None = None) -> Response:
         """Validate each event; accepted ones to the events topic, refused ones to the dead-letter topic, and
-        the answer only once Kafka has them all."""
+        the answer only once Kafka has them all. `lines`: each document's line in the body (1-based, blank
+        lines counted), so a client finds a refused event where `labelpulse import ndjson` would name it."""
         now = clock()
         results: list[dict[str, Any]] = []
         messages: list[Outgoing] = []
         for index, raw in enumerate(documents):
+            where = {"index": index} | ({"line": lines[index]} if lines else {})
             result = validate_event(raw, now=now, limits=settings.limits)
             if isinstance(result, EventError):
                 results.append(
-                    {"index": index, "event_id": result.event_id, "outcome": "refused", "rule": result.rule}
+                    where
+                    | {"event_id": result.event_id, "outcome": "refused", "rule": result.rule}
                     | {"field": result.field, "reason": result.message}
                 )
                 messages.append(dead_letter(raw, None, result.rule, result.message, source))
             else:
-                results.append({"index": index, "event_id": result.event_id, "outcome": "accepted"})
+                results.append(where | {"event_id": result.event_id, "outcome": "accepted"})
                 messages.append(Outgoing(kafka.events_topic, result.task_id.encode(), raw))
         if unavailable := await publish(source, messages):
             return unavailable
@@ -148,7 +147,9 @@ def create_app(
         description: >
           One event as a JSON object (Content-Type application/json), or a batch as NDJSON
           (application/x-ndjson: one event per line). Each event is judged by the contract
-          (GET /v1/contract); accepted events are in Kafka when the answer comes.
+          (GET /v1/contract); accepted events are in Kafka when the answer comes. Each of results[] gives
+          `index` (the event's place among the events sent) and `line` (its line in the body, 1-based,
+          blank lines counted: where `labelpulse import ndjson` would name it).
         requestBody:
           content:
             application/json: {schema: {$ref: "/v1/contract"}}
@@ -166,10 +167,10 @@ def create_app(
             return _refused(metrics, API, refusal)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         ndjson = content_type in NDJSON
-        documents = [line for line in body.split(b"\n") if line.strip()] if ndjson else [body]
-        if not documents:
+        numbered = [(n, line) for n, line in enumerate(body.split(b"\n"), 1) if line.strip()] if ndjson else [(1, body)]
+        if not numbered:
             return _refused(metrics, API, Refusal(400, "malformed", "empty body: send one event or NDJSON lines"))
-        return await judged(API, documents)
+        return await judged(API, [document for _, document in numbered], [n for n, _ in numbered])
 
     async def post_label_studio(request: Request) -> Response:
         """

@@ -28,7 +28,16 @@ import hashlib
 import hmac
 from typing import Any
 
-from ingest.mapping import Delivery, MalformedWebhook, iso_time, json_object
+from ingest.mapping import (
+    Delivery,
+    MalformedWebhook,
+    derived_id,
+    event_skeleton,
+    iso_time,
+    json_object,
+    require_int_id,
+    require_object,
+)
 
 SOURCE_SYSTEM = "cvat"
 SIGNATURE_HEADER = "X-Signature-256"
@@ -59,7 +68,7 @@ def map_delivery(body: bytes) -> Delivery:
     if action not in MAPPED:
         ignored = f"{action} has no event in the contract" if action in KNOWN else f"unknown event {action!r:.80}"
         return Delivery(action, ignored=ignored)
-    job = _object(document, "job", action)
+    job = require_object(document, "job", action)
     events = _job_facts(job, _sender(document))
     if action == "create:job":
         events.insert(0, _task_created(job))
@@ -80,12 +89,12 @@ def _why_nothing(job: dict[str, Any]) -> str:
 
 
 def _task_created(job: dict[str, Any]) -> dict[str, Any]:
-    where = f"job {_id(job, 'id', 'job')}"
+    where = f"job {require_int_id(job, 'id', 'job')}"
     return _event(job, "task_created", "created") | {"occurred_at": iso_time(job, "created_date", where)}
 
 
 def _job_facts(job: dict[str, Any], sender: str | None) -> list[dict[str, Any]]:
-    where = f"job {_id(job, 'id', 'job')}"
+    where = f"job {require_int_id(job, 'id', 'job')}"
     stage, state = job.get("stage"), job.get("state")
     if stage not in ("annotation", "validation", "acceptance"):
         raise MalformedWebhook(f"{where}: 'stage' must be annotation, validation or acceptance, got {stage!r:.40}")
@@ -120,22 +129,15 @@ def _job_facts(job: dict[str, Any], sender: str | None) -> list[dict[str, Any]]:
 def _event(job: dict[str, Any], event_type: str, fact: str, person: str = "") -> dict[str, Any]:
     """The fields every event of a job has; its id from the job, the fact and the person it is about."""
     job_id = str(job["id"])
-    digest = hashlib.sha256(f"job|{job_id}|{fact}|{person}".encode()).hexdigest()
-    return {
-        "event_id": f"cvat-{digest[:32]}",
-        "event_type": event_type,
-        "schema_version": 1,
-        "project_id": _project(job),
-        "task_id": job_id,
-        "source_system": SOURCE_SYSTEM,
-    }
+    event_id = derived_id("cvat", "job", job_id, fact, person)
+    return event_skeleton(SOURCE_SYSTEM, event_type, event_id, _project(job), job_id)
 
 
 def _project(job: dict[str, Any]) -> str:
     """The job's project id; a CVAT task outside any project stands for its own project (`task-<id>`)."""
     if isinstance(job.get("project_id"), int) and not isinstance(job["project_id"], bool):
         return str(job["project_id"])
-    return "task-" + _id(job, "task_id", f"job {job['id']}")
+    return "task-" + require_int_id(job, "task_id", f"job {job['id']}")
 
 
 def _work(occurred_at: str, annotator: str) -> dict[str, Any]:
@@ -162,18 +164,4 @@ def _person(value: Any, where: str) -> str | None:
         return None
     if not isinstance(value, dict):
         raise MalformedWebhook(f"{where} must be a user object or null, got {value!r:.80}")
-    return _id(value, "id", where)
-
-
-def _id(container: dict[str, Any], key: str, where: str) -> str:
-    value = container.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise MalformedWebhook(f"{where}: '{key}' must be an integer id, got {value!r:.80}")
-    return str(value)
-
-
-def _object(document: dict[str, Any], key: str, action: str) -> dict[str, Any]:
-    value = document.get(key)
-    if not isinstance(value, dict):
-        raise MalformedWebhook(f"{action}: '{key}' must be an object, got {value!r:.80}")
-    return value
+    return require_int_id(value, "id", where)

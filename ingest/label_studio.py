@@ -16,12 +16,20 @@ whole, so a delivery sent again, or the same fact arriving from a backfill, is a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from ingest.mapping import MAX_DURATION_MS, Delivery, MalformedWebhook, iso_time, json_object
+from ingest.mapping import (
+    Delivery,
+    MalformedWebhook,
+    derived_id,
+    event_skeleton,
+    iso_time,
+    json_object,
+    require_int_id,
+)
+from schema.events import MAX_DURATION_MS
 
 __all__ = ["Delivery", "MalformedWebhook", "label", "map_delivery", "map_export", "redacted"]
 
@@ -54,7 +62,7 @@ def map_delivery(body: bytes, *, received_at: datetime) -> Delivery:
     if action not in MAPPED:
         return Delivery(action, ignored=f"unknown action {action!r}")
     project = document.get("project")
-    project_id = _id(project, "id", "project") if isinstance(project, dict) else None
+    project_id = require_int_id(project, "id", "project") if isinstance(project, dict) else None
     if action == "TASKS_CREATED":
         return Delivery(action, [_task_created(task, project_id) for task in _list(document, "tasks")])
     if action == "ANNOTATIONS_DELETED":
@@ -87,7 +95,7 @@ def map_export(tasks: Any) -> list[dict[str, Any]]:
     events: dict[str, dict[str, Any]] = {}  # by event_id: an edit of a gold annotation declares its gold again
     for task in tasks:
         task = _as_dict(task, "tasks[]")
-        project_id = _id(task, "project", f"task {task.get('id')!r:.20}")
+        project_id = require_int_id(task, "project", f"task {task.get('id')!r:.20}")
         for event in [_task_created(task, project_id), *_task_annotations(task, project_id)]:
             events.setdefault(event["event_id"], event)
     return list(events.values())
@@ -124,8 +132,8 @@ def redacted(body: bytes) -> bytes:
 
 def _task_created(task: Any, project_id: str | None) -> dict[str, Any]:
     task = _as_dict(task, "tasks[]")
-    task_id = _id(task, "id", "task")
-    project = project_id or _id(task, "project", f"task {task_id}")
+    task_id = require_int_id(task, "id", "task")
+    project = project_id or require_int_id(task, "project", f"task {task_id}")
     return _event("task_created", _event_id(project, "task", task_id, "created"), project, task_id) | {
         "occurred_at": iso_time(task, "created_at", f"task {task_id}")
     }
@@ -184,7 +192,7 @@ def _updated(annotation: Any, project_id: str | None) -> list[dict[str, Any]]:
 
 
 def _deleted(item: Any, project_id: str, received_at: datetime) -> dict[str, Any]:
-    annotation_id = _id(_as_dict(item, "annotations[]"), "id", "annotations[]")
+    annotation_id = require_int_id(_as_dict(item, "annotations[]"), "id", "annotations[]")
     return _event("annotation_deleted", _event_id(project_id, "annotation", annotation_id, "deleted"), project_id) | {
         "task_id": UNKNOWN_TASK,
         "annotation_id": annotation_id,
@@ -205,10 +213,10 @@ def _gold(annotation: dict[str, Any], common: dict[str, Any], occurred_at: str, 
 
 
 def _annotation_common(annotation: dict[str, Any], project_id: str | None) -> tuple[dict[str, Any], str]:
-    annotation_id = _id(annotation, "id", "annotation")
+    annotation_id = require_int_id(annotation, "id", "annotation")
     where = f"annotation {annotation_id}"
-    project = project_id or _id(annotation, "project", where)
-    common = _event("", "", project, _id(annotation, "task", where)) | {
+    project = project_id or require_int_id(annotation, "project", where)
+    common = _event("", "", project, require_int_id(annotation, "task", where)) | {
         "annotation_id": annotation_id,
         "annotator_id": _annotator(annotation.get("completed_by"), where),
     }
@@ -248,22 +256,11 @@ def label(result: Any, where: str) -> str | dict[str, Any]:
 
 
 def _event(event_type: str, event_id: str, project_id: str, task_id: str = "") -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "event_id": event_id,
-        "event_type": event_type,
-        "schema_version": 1,
-        "project_id": project_id,
-        "source_system": SOURCE_SYSTEM,
-    }
-    if task_id:
-        document["task_id"] = task_id
-    return document
+    return event_skeleton(SOURCE_SYSTEM, event_type, event_id, project_id, task_id)
 
 
 def _event_id(project_id: str, kind: str, entity_id: str, version: str) -> str:
-    """The same fact gets the same id, whichever delivery (or backfill) carries it."""
-    digest = hashlib.sha256(f"{project_id}|{kind}|{entity_id}|{version}".encode()).hexdigest()
-    return f"ls-{digest[:32]}"
+    return derived_id("ls", project_id, kind, entity_id, version)
 
 
 def _annotator(completed_by: Any, where: str) -> str:
@@ -273,13 +270,6 @@ def _annotator(completed_by: Any, where: str) -> str:
     if isinstance(completed_by, int) and not isinstance(completed_by, bool):
         return str(completed_by)
     raise MalformedWebhook(f"{where}: completed_by must be a user id, got {completed_by!r:.80}")
-
-
-def _id(container: Any, key: str, where: str) -> str:
-    value = container.get(key) if isinstance(container, dict) else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise MalformedWebhook(f"{where}: '{key}' must be an integer id, got {value!r:.80}")
 
 
 def _dict(document: dict[str, Any], key: str) -> dict[str, Any]:

@@ -22,7 +22,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ingest.mapping import MAX_DURATION_MS, Delivery, MalformedWebhook, iso_time, json_object
+from ingest.mapping import (
+    Delivery,
+    MalformedWebhook,
+    derived_id,
+    event_skeleton,
+    iso_time,
+    json_object,
+    require_object,
+    require_text,
+)
+from schema.events import MAX_DURATION_MS
 
 SOURCE_SYSTEM = "labelbox"
 MAPPED = frozenset({"LABEL_CREATED", "LABEL_UPDATED", "LABEL_DELETED", "REVIEW_CREATED", "REVIEW_UPDATED"})
@@ -64,7 +74,7 @@ def map_delivery(body: bytes, headers: Mapping[str, str], *, received_at: dateti
 
 
 def _label(document: dict[str, Any], topic: str, received_at: datetime) -> dict[str, Any]:
-    label_id = _text(document, "id", "label")
+    label_id = require_text(document, "id", "label")
     where = f"label {label_id}"
     event_type = {"LABEL_CREATED": "annotation_submitted", "LABEL_UPDATED": "annotation_updated"}.get(
         topic, "annotation_deleted"
@@ -79,7 +89,7 @@ def _label(document: dict[str, Any], topic: str, received_at: datetime) -> dict[
     event = _common(document, event_type, where, version=version) | {
         "occurred_at": occurred_at,
         "annotation_id": label_id,
-        "annotator_id": _text(_object(document, "createdBy", where), "id", f"{where}, createdBy"),
+        "annotator_id": require_text(require_object(document, "createdBy", where), "id", f"{where}, createdBy"),
     }
     if topic != "LABEL_DELETED":
         event["label"] = label(document.get("label"), where)
@@ -90,23 +100,25 @@ def _label(document: dict[str, Any], topic: str, received_at: datetime) -> dict[
 
 
 def _review(document: dict[str, Any], topic: str) -> list[dict[str, Any]]:
-    review_id = _text(document, "id", "review")
+    review_id = require_text(document, "id", "review")
     where = f"review {review_id}"
     score = document.get("score")
     if score not in (-1, 0, 1) or isinstance(score, bool):
         raise MalformedWebhook(f"{where}: score must be 1, 0 or -1, got {score!r:.40}")
     if score == 0:
         return []
-    reviewed = _object(document, "label", where)
+    reviewed = require_object(document, "label", where)
     occurred_at = iso_time(document, "updatedAt" if topic == "REVIEW_UPDATED" else "createdAt", where)
     return [
         _common(document, "review_completed", where, version=f"{topic} {occurred_at}")
         | {
             "occurred_at": occurred_at,
             "verdict": VERDICTS[score],
-            "reviewer_id": _text(_object(document, "createdBy", where), "id", f"{where}, createdBy"),
-            "annotator_id": _text(_object(reviewed, "createdBy", f"{where}, label"), "id", f"{where}, label.createdBy"),
-            "annotation_id": _text(reviewed, "id", f"{where}, label"),
+            "reviewer_id": require_text(require_object(document, "createdBy", where), "id", f"{where}, createdBy"),
+            "annotator_id": require_text(
+                require_object(reviewed, "createdBy", f"{where}, label"), "id", f"{where}, label.createdBy"
+            ),
+            "annotation_id": require_text(reviewed, "id", f"{where}, label"),
             "stage": "review",
         }
     ]
@@ -145,28 +157,7 @@ def _answer(classification: Any, where: str) -> dict[str, Any]:
 
 
 def _common(document: dict[str, Any], event_type: str, where: str, *, version: str) -> dict[str, Any]:
-    project_id = _text(_object(document, "project", where), "id", f"{where}, project")
-    entity = _text(document, "id", where)
-    digest = hashlib.sha256(f"{project_id}|{entity}|{version}".encode()).hexdigest()
-    return {
-        "event_id": f"lb-{digest[:32]}",
-        "event_type": event_type,
-        "schema_version": 1,
-        "project_id": project_id,
-        "task_id": _text(_object(document, "dataRow", where), "id", f"{where}, dataRow"),
-        "source_system": SOURCE_SYSTEM,
-    }
-
-
-def _object(container: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = container.get(key)
-    if not isinstance(value, dict):
-        raise MalformedWebhook(f"{where}: '{key}' must be an object, got {value!r:.80}")
-    return value
-
-
-def _text(container: dict[str, Any], key: str, where: str) -> str:
-    value = container.get(key)
-    if not isinstance(value, str) or not value:
-        raise MalformedWebhook(f"{where}: '{key}' must be a non-empty string, got {value!r:.80}")
-    return value
+    project_id = require_text(require_object(document, "project", where), "id", f"{where}, project")
+    event_id = derived_id("lb", project_id, require_text(document, "id", where), version)
+    task_id = require_text(require_object(document, "dataRow", where), "id", f"{where}, dataRow")
+    return event_skeleton(SOURCE_SYSTEM, event_type, event_id, project_id, task_id)

@@ -1,14 +1,13 @@
-"""What every tool's webhook mapping shares: its result, its refusal, and how it reads times."""
+"""What every tool's webhook mapping shares: its result, its refusal, how it reads fields and times, and how
+it builds an event and its id."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-# The contract's limit on duration_ms: more than a day of work on one item is a broken clock.
-MAX_DURATION_MS = 86_400_000
 
 
 class MalformedWebhook(ValueError):
@@ -45,3 +44,48 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise MalformedWebhook(f"body must be a JSON object, got {type(document).__name__}")
     return document
+
+
+def require_object(container: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """`container[key]`, which must be a JSON object; else MalformedWebhook naming where."""
+    value = container.get(key)
+    if not isinstance(value, dict):
+        raise MalformedWebhook(f"{where}: '{key}' must be an object, got {value!r:.80}")
+    return value
+
+
+def require_int_id(container: Any, key: str, where: str) -> str:
+    """`container[key]`, an integer id (not a bool), as text; else MalformedWebhook naming where."""
+    value = container.get(key) if isinstance(container, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise MalformedWebhook(f"{where}: '{key}' must be an integer id, got {value!r:.80}")
+
+
+def require_text(container: dict[str, Any], key: str, where: str) -> str:
+    """`container[key]`, a non-empty string; else MalformedWebhook naming where."""
+    value = container.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedWebhook(f"{where}: '{key}' must be a non-empty string, got {value!r:.80}")
+    return value
+
+
+def derived_id(prefix: str, *parts: str) -> str:
+    """An event id made from what the event is about, so the same fact gets the same id whichever delivery (or
+    backfill) carries it, and the workers drop the repeat."""
+    return f"{prefix}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:32]}"
+
+
+def event_skeleton(
+    source_system: str, event_type: str, event_id: str, project_id: str, task_id: str = ""
+) -> dict[str, Any]:
+    """The fields every mapped event starts with (task_id only where there is one)."""
+    document: dict[str, Any] = {
+        "event_id": event_id,
+        "event_type": event_type,
+        "schema_version": 1,
+        "project_id": project_id,
+    }
+    if task_id:
+        document["task_id"] = task_id
+    return document | {"source_system": source_system}

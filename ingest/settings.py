@@ -27,8 +27,8 @@ class IngestSettings:
     max_body_bytes: int = 16 << 20
     # Label Studio sends up to 5,000 tasks, each with its data and the project, in one request.
     max_webhook_bytes: int = 64 << 20
-    # How long a request waits for Kafka to acknowledge before it is answered 503. Label Studio gives up
-    # after its WEBHOOK_TIMEOUT (1 s by default) and never retries: keep acknowledgements well below it.
+    # How long a request waits for Kafka to acknowledge before it is answered 503. It only decides when to
+    # answer 503: Label Studio waits its WEBHOOK_TIMEOUT (1 s by default) and never retries, whatever we answer.
     publish_timeout_s: float = 5.0
     retry_after_s: int = 5
     # Kafka's idempotent producer (no duplicates from its own retries). The embedded broker (Tansu 0.6, memory
@@ -61,7 +61,10 @@ class IngestSettings:
             allow_remote=env_bool(env, "INGEST_ALLOW_REMOTE", cls.allow_remote),
             max_body_bytes=env_int(env, "INGEST_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             max_webhook_bytes=env_int(env, "INGEST_MAX_WEBHOOK_BYTES", cls.max_webhook_bytes, minimum=1024),
-            publish_timeout_s=env_int(env, "INGEST_PUBLISH_TIMEOUT_MS", 5000, minimum=100, maximum=120_000) / 1000,
+            publish_timeout_s=env_int(
+                env, "INGEST_PUBLISH_TIMEOUT_MS", round(cls.publish_timeout_s * 1000), minimum=100, maximum=120_000
+            )
+            / 1000,
             retry_after_s=env_int(env, "INGEST_RETRY_AFTER_S", cls.retry_after_s, minimum=1, maximum=3600),
             idempotence=env_bool(env, "INGEST_IDEMPOTENCE", kafka.external),
             label_studio_secret=_secret(env, "LABEL_STUDIO_SECRET"),

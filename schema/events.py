@@ -68,7 +68,8 @@ Identifier = Annotated[str, Meta(min_length=1, max_length=256)]
 # A label is a class name, or a structured payload (boxes, spans, ...) for richer tasks.
 Label = Annotated[str, Meta(min_length=1, max_length=1024)] | dict[str, Any]
 # More than a day of active time on one item means a broken tool clock, not a slow annotator.
-DurationMs = Annotated[int, Meta(ge=0, le=86_400_000, description="Active time the tool measured.")]
+MAX_DURATION_MS = 86_400_000
+DurationMs = Annotated[int, Meta(ge=0, le=MAX_DURATION_MS, description="Active time the tool measured.")]
 Confidence = Annotated[float, Meta(ge=0.0, le=1.0)]
 PersonId = Annotated[Identifier, Meta(description="Pseudonymous person id.")]
 # Few distinct values (it labels metrics): lower-case names such as label-studio, cvat, labelbox, api.

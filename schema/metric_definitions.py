@@ -215,18 +215,24 @@ def dead_letter_ratio(dead_letters: int, stored: int) -> float | None:
     return ratio(dead_letters, dead_letters + stored)
 
 
+def dead_letters_promql(window: str) -> str:
+    """The messages the workers refused over `window` (a PromQL duration), from their counter."""
+    return f"sum(increase(labelpulse_worker_dead_letters_total[{window}]))"
+
+
 def dead_letter_ratio_promql(window: str) -> str:
     """dead_letter_ratio over `window` (a PromQL duration), from the workers' counters."""
-    dead = f"sum(increase(labelpulse_worker_dead_letters_total[{window}]))"
+    dead = dead_letters_promql(window)
     stored = f"sum(increase(labelpulse_worker_events_total[{window}]))"
     return f"{dead} / ({dead} + {stored})"
 
 
-def seconds_since_newest_event(now: str, rollup: str = PROJECT_MINUTE) -> str:
+def seconds_since_newest_event(now: str, rollup: str = PROJECT_MINUTE, column: str = "last_occurred_at") -> str:
     """SQL: seconds from the newest occurred_at of the rows (of a minute rollup with last_occurred_at) to `now`,
     never negative (producers' clocks run ahead). Per project its PromQL twin is the gauge seconds_since_last_event;
-    over SOURCE_MINUTE it is the age of a source's last event."""
-    return f"greatest(0, dateDiff('millisecond', max({rollup}.last_occurred_at), {now})) / 1000"
+    over SOURCE_MINUTE it is the age of a source's last event. With `column` last_received_at: the time since the
+    workers last stored an event."""
+    return f"greatest(0, dateDiff('millisecond', max({rollup}.{column}), {now})) / 1000"
 
 
 # ---------------------------------------------------------------- sources

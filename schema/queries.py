@@ -557,10 +557,10 @@ def arrivals(filters: Filters) -> Query:
 def dead_letters_by_reason(filters: Filters) -> Query:
     parameters = {"start": filters.start, "end": filters.end}
     return Query(
-        """
+        f"""
 SELECT rule, count() AS dead_letters
 FROM dead_letters
-WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
+WHERE {_between("received_at")}
 GROUP BY rule
 ORDER BY dead_letters DESC, rule""",
         parameters,
@@ -570,13 +570,13 @@ ORDER BY dead_letters DESC, rule""",
 def latest_dead_letters(filters: Filters, limit: int = 20) -> Query:
     parameters = {"start": filters.start, "end": filters.end, "limit": limit}
     return Query(
-        """
+        f"""
 SELECT received_at, rule, field, reason, kafka_partition AS partition, kafka_offset AS offset,
        substring(toValidUTF8(raw), 1, 200) AS raw_start
 FROM dead_letters
-WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
+WHERE {_between("received_at")}
 ORDER BY received_at DESC, kafka_partition, kafka_offset DESC
-LIMIT {limit:UInt32}""",
+LIMIT {{limit:UInt32}}""",
         parameters,
     )
 

@@ -156,13 +156,22 @@ def _interval(bounds: tuple[float, float] | None) -> str:
     return MISSING if bounds is None else f"{bounds[0]:.0%} – {bounds[1]:.0%}"
 
 
-def flag_outliers(table: pd.DataFrame, gold_floor: float = 0.7, min_annotations: int = 20) -> pd.Series:
+# Outlier flags judge only annotators with this many annotations in the range (fewer say little), flag a gold
+# accuracy whose Wilson upper bound is under FLAG_GOLD_FLOOR, and a skip rate only above FLAG_SKIP_FLOOR.
+FLAG_MIN_ANNOTATIONS = 20
+FLAG_GOLD_FLOOR = 0.7
+FLAG_SKIP_FLOOR = 0.2
+
+
+def flag_outliers(
+    table: pd.DataFrame, gold_floor: float = FLAG_GOLD_FLOOR, min_annotations: int = FLAG_MIN_ANNOTATIONS
+) -> pd.Series:
     """A reason text per annotator row ('' when nothing stands out).
 
     Judged only on annotators with at least `min_annotations` in the range, against the
     group's own median: speed far above or below peers (annotations per active hour beyond
     3 median absolute deviations), handle time p50 under a third of the group's median (likely
-    clicking through), skip rate over twice the group's and above 20 %, and a gold accuracy
+    clicking through), skip rate over twice the group's and above FLAG_SKIP_FLOOR, and a gold accuracy
     whose Wilson upper bound is below `gold_floor` after MIN_GOLD_ANSWERS answers.
     """
     reasons = pd.Series("", index=table.index, dtype=object)
@@ -185,7 +194,7 @@ def flag_outliers(table: pd.DataFrame, gold_floor: float = 0.7, min_annotations:
     skip_median = table["skip_rate"][judged].median()
     if pd.notna(skip_median):
         add(
-            (table["skip_rate"] > 2 * skip_median) & (table["skip_rate"] > 0.2),
+            (table["skip_rate"] > 2 * skip_median) & (table["skip_rate"] > FLAG_SKIP_FLOOR),
             f"skips often (peers {skip_median:.0%})",
         )
     upper = table.apply(

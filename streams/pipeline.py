@@ -29,6 +29,7 @@ import msgspec
 from aiokafka.errors import KafkaError
 from faust.types import TP
 
+from kafka_admin.dead_letters import dead_letter_copy
 from schema.client import connect
 from schema.events import ContractLimits, EventError
 from streams import telemetry as metrics
@@ -344,17 +345,10 @@ def dead_letter(message: Record, error: EventError, max_request_bytes: int) -> t
     as the events topic took may be larger than our producer may send: the copy is then cut, and its
     headers say so and where the original is (the events topic, and the dead_letters table)."""
     source = f"{message.topic}/{message.partition}/{message.offset}"
-    value = message.value or b""
-    headers = [
-        ("labelpulse-rule", error.rule.encode()),
-        ("labelpulse-reason", error.message[:4096].encode()),
-        ("labelpulse-source", source.encode()),
-    ]
     room = max_request_bytes - DEAD_LETTER_OVERHEAD - len(message.key or b"")
-    if len(value) > room:
-        headers.append(("labelpulse-truncated", f"{len(value)} bytes cut to {room}; whole at {source}".encode()))
-        value = value[:room]
-    return value, headers
+    return dead_letter_copy(
+        message.value or b"", rule=error.rule, reason=error.message, source=source, room=room, whole_at=source
+    )
 
 
 def record_batch_metrics(batch: ProcessedBatch, messages: int, insert_seconds: float, *, live: bool = True) -> None:

@@ -32,10 +32,10 @@ from alerts import conditions
 from alerts.collector import BusinessCollector
 from alerts.prometheus import render
 from alerts.rules import load_rule_file, params_for
-from dashboard import queries
 from labelpulse.net import free_port
 from labelpulse.simulator import Plan, generate
 from schema import metric_definitions as metric
+from schema import queries
 from schema.stats import wilson_interval
 from streams.offline import load
 from tests.support.http import get_json, serving

@@ -34,7 +34,7 @@ from schema import queries
 from schema.client import connect
 from schema.tables import ANALYST_VIEWS
 from tests.support.access_clickhouse import ACCESS_FILE, access_clickhouse
-from tests.support.services import REPO_ROOT, wait_for
+from tests.support.services import REPO_ROOT, tool_missing, wait_for
 
 SUPERSET = REPO_ROOT / "deploy" / "superset"
 EXPORT = SUPERSET / "export"
@@ -163,10 +163,7 @@ class Seeded:
 def superset_executable() -> str:
     executable = os.environ.get("LABELPULSE_TEST_SUPERSET") or shutil.which("superset")
     if not executable:
-        message = "Superset is not installed (set LABELPULSE_TEST_SUPERSET; see this file's docstring)"
-        if os.environ.get("CI"):  # ./dev test installs it
-            pytest.fail(message)
-        pytest.skip(message)
+        tool_missing("Superset is not installed (set LABELPULSE_TEST_SUPERSET; see this file's docstring)")
     return executable
 
 

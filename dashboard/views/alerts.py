@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, queries
+from dashboard import charts
 from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.page import MISSING, evaluator_report, live, table
 from dashboard.presentation import alert_episodes, format_age, format_duration
+from schema import queries
 
 NOT_RUNNING = (
     "No alert has ever changed state here. Alerts come from the evaluator: `labelpulse alerts` "

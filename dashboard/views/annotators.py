@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from dashboard import charts, queries
+from dashboard import charts
 from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
 from dashboard.page import MISSING, live, not_enough_data
 from dashboard.page import table as page_table
+from schema import queries
 from schema.metric_definitions import MIN_GOLD_ANSWERS
-from schema.summaries import SCORECARD_COLUMNS, annotator_scorecard
+from schema.summaries import FLAG_MIN_ANNOTATIONS, SCORECARD_COLUMNS, annotator_scorecard
 
 # Every column of the table (and of its CSV export), and how the page shows it: the key columns pinned
 # on the left, narrow widths that fit 1440 px. Handle time p90, the model-assisted share and the gold N are
@@ -69,21 +69,16 @@ CSV_ONLY = ("model_assisted_share", "handle_p90_s", "gold_answers")
 assert set(COLUMNS) == set(SCORECARD_COLUMNS), "a column of the scorecard without its presentation, or the reverse"
 
 
-def annotator_table(filters: queries.Filters) -> pd.DataFrame:
-    """One row per annotator, every column of the scorecard (shown, or in the CSV only)."""
-    return annotator_scorecard(filters, fetch)
-
-
 def render(state: ViewState) -> None:
     st.header("Annotators")
-    table = annotator_table(state.filters)
+    table = annotator_scorecard(state.filters, fetch)  # every scorecard column: shown, or in the CSV only
     if table.empty:
         not_enough_data("Annotators", "nobody submitted annotations in this range and selection.")
         return
     flagged = table[table["flags"] != ""]
     st.caption(
         f"{len(table)} annotators · {len(flagged)} flagged. Click a column header to sort. Flags compare each "
-        "annotator with the others in this selection, from 20 annotations on."
+        f"annotator with the others in this selection, from {FLAG_MIN_ANNOTATIONS} annotations on."
     )
     if not flagged.empty:
         st.warning(

@@ -8,13 +8,13 @@ import pandas as pd
 import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
-from dashboard import charts, queries
+from dashboard import charts
 from dashboard.data import fetch
 from dashboard.evaluator_report import EvaluatorReport
 from dashboard.filters import ViewState
 from dashboard.page import MISSING, evaluator_report, firing_episodes, live, not_enough_data, table
 from dashboard.presentation import bar_range, delta, eta, format_age, format_count, format_duration, format_share
-from schema import summaries
+from schema import queries, summaries
 from schema.metric_definitions import MIN_GOLD_ANSWERS
 
 PACE, AVERAGE = "Annotations/h · last hour", "Annotations/h · range average"
@@ -110,7 +110,7 @@ def render(state: ViewState) -> None:
     figure = charts.lines(
         series,
         x="bucket",
-        bucket_s=queries.bucket_seconds(state.filters.span),
+        bucket_s=seconds,
         y="annotations",
         series="project_id",
         title="Annotations submitted",

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import charts, queries, runtime_status
+from dashboard import charts, runtime_status
 from dashboard.data import fetch, settings
 from dashboard.filters import ViewState
 from dashboard.lag import LagUnavailable, consumer_lag
 from dashboard.page import firing_episodes, live, table, view_state
 from dashboard.presentation import format_age
+from schema import queries
 from schema.metric_definitions import UNSPECIFIED_SOURCE, dead_letter_ratio
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, queries
+from dashboard import charts
 from dashboard.data import fetch
 from dashboard.filters import ViewState
 from dashboard.markdown import literal
 from dashboard.page import MISSING, live, not_enough_data, table
 from dashboard.presentation import eta, format_duration
+from schema import queries
 from schema.metric_definitions import MIN_GOLD_ANSWERS
 from schema.stats import wilson_interval
 

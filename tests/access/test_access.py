@@ -400,7 +400,7 @@ def test_what_the_role_names_stays_readable(guarded: ClickHouseSettings, user: t
 def test_every_dashboard_query_runs_as_a_reader(guarded: ClickHouseSettings) -> None:
     import inspect
 
-    from dashboard import queries
+    from schema import queries
 
     reader = connect(as_user(guarded, "dash", "d-pw"))
     end = datetime.now(UTC)

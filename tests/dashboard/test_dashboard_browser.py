@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.alert_rules import DEFAULT_RULES
 from tests.support.browser import capture_views, chromium, served_dashboard
 from tests.support.dashboard import create_database, evaluator_metrics
 from tests.support.services import ClickHouseService
@@ -124,7 +125,8 @@ def test_tiles_tables_bars_link_warnings_and_rules_in_chromium_at_1440_px(
                         assert "None" not in tables.first.locator("td").all_inner_texts()
                     if path == "alerts":
                         page.get_by_role("heading", name="Rules").wait_for()
-                        assert page.get_by_text("11 rules loaded, 11 evaluated so far.").is_visible()
+                        loaded = f"{DEFAULT_RULES} rules loaded, {DEFAULT_RULES} evaluated so far."
+                        assert page.get_by_text(loaded).is_visible()
 
                 page.goto(f"{url}/?project=nope&project=retail-products", wait_until="networkidle")
                 warning = page.locator('[data-testid="stSidebar"] [data-testid="stAlert"]').filter(has_text="nope")

@@ -8,21 +8,22 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from dashboard import charts, queries
+from dashboard import charts
 from dashboard.filters import ViewState, from_params, to_params
 from dashboard.presentation import (
     alert_episodes,
     bar_range,
     delta,
     eta,
-    flag_outliers,
     format_age,
     format_count,
     format_duration,
 )
-from dashboard.queries import Filters
+from schema import queries
 from schema.metric_definitions import ratio
+from schema.queries import Filters
 from schema.stats import wilson_interval
+from schema.summaries import flag_outliers
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -143,6 +143,16 @@ def test_a_batch_is_answered_event_by_event_and_refusals_go_to_the_dead_letter_t
 
 
 @pytest.mark.broker
+def test_each_ndjson_result_names_the_line_it_came_from_blank_lines_counted(served: Served) -> None:
+    body = f"{json.dumps(contract_event('e-1'))}\n\n{{not json\n".encode()
+    answer = served.events(body, "application/x-ndjson")
+    assert [(r["index"], r["line"], r["outcome"]) for r in answer.body["results"]] == [
+        (0, 1, "accepted"),
+        (1, 3, "refused"),  # `labelpulse import ndjson` names the same line 3
+    ]
+
+
+@pytest.mark.broker
 def test_a_request_with_only_refused_events_is_answered_422(served: Served) -> None:
     answer = served.events(json.dumps(contract_event(event_type="annotation_exploded")).encode())
     assert (answer.status, answer.body["refused"], answer.body["results"][0]["rule"]) == (

@@ -27,7 +27,7 @@ from labelpulse.broker import BrokerSettings
 from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
 from tests.support.ingest import SECRET, Served
-from tests.support.services import WorkerHarness, wait_for
+from tests.support.services import WorkerHarness, tool_missing, wait_for
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.broker, pytest.mark.clickhouse]
 TOKEN = "lpadmintoken0123456789"  # the admin's legacy API token, set at the first start
@@ -62,10 +62,7 @@ class LabelStudio:
 def label_studio(tmp_path: Path) -> Iterator[LabelStudio]:
     executable = os.environ.get("LABELPULSE_TEST_LABEL_STUDIO") or shutil.which("label-studio")
     if not executable:
-        message = "Label Studio is not installed (set LABELPULSE_TEST_LABEL_STUDIO; see this file's docstring)"
-        if os.environ.get("CI"):  # .ci/run installs it
-            pytest.fail(message)
-        pytest.skip(message)
+        tool_missing("Label Studio is not installed (set LABELPULSE_TEST_LABEL_STUDIO; see this file's docstring)")
     port = free_port()
     env = {
         **os.environ,

@@ -23,7 +23,8 @@ from labelpulse.simulator import read_recording
 from labelpulse.terminal import render_table
 from schema import migrations
 from schema.client import ClickHouseSettings
-from tests.support.services import REPO_ROOT, run_cli
+from tests.support.alert_rules import DEFAULT_RULES
+from tests.support.services import REPO_ROOT, run_cli, wait_for
 
 
 def test_help_teaches_the_quick_start() -> None:
@@ -492,22 +493,16 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
     dashboard = f"http://127.0.0.1:{env['LABELPULSE_DASHBOARD_PORT']}"
     assert f"dashboard   {dashboard}" in output
     deadline = time.monotonic() + 60
-    while not http_ok(f"{dashboard}/_stcore/health") and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert http_ok(f"{dashboard}/_stcore/health"), "the dashboard answers"
+    wait_for(lambda: http_ok(f"{dashboard}/_stcore/health"), deadline - time.monotonic(), "the dashboard to answer")
     evaluator_metrics = f"http://127.0.0.1:{env['LABELPULSE_ALERTS_METRICS_PORT']}/metrics"
-    assert "alerts      11 rules, to the Alerts view only" in output
-    while not http_ok(evaluator_metrics) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert http_ok(evaluator_metrics), "the alert evaluator serves its metrics"
+    assert f"alerts      {DEFAULT_RULES} rules, to the Alerts view only" in output
+    wait_for(lambda: http_ok(evaluator_metrics), deadline - time.monotonic(), "the alert evaluator's metrics")
     second = run_cli("up", env=env)
     assert second.returncode == 2
     assert f"LabelPulse is already running (pid {up.pid}, data dir {tmp_path / 'state'})" in second.stderr
     ingest = f"http://127.0.0.1:{env['LABELPULSE_INGEST_PORT']}"
     assert f"ingest      {ingest}" in output
-    while not http_ok(f"{ingest}/healthz") and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert http_ok(f"{ingest}/healthz"), "ingest answers"
+    wait_for(lambda: http_ok(f"{ingest}/healthz"), deadline - time.monotonic(), "ingest to answer")
     inserted = run_cli(
         "sql", "INSERT INTO events (event_id, project_id, occurred_at) VALUES ('e1', 'p', now64(3))", env=env
     )

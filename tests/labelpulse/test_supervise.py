@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from labelpulse.runtime import (
     last_error_line,
 )
 from tests.support.fleet import FakeChild, Fleet
+from tests.support.services import wait_for
 
 
 @pytest.fixture
@@ -275,19 +275,14 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 20) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_a_real_child_killed_is_started_again_and_sigterm_stops_everything(tmp_path: Path) -> None:
     supervisor, (first, second) = supervised(tmp_path)
     os.kill(first, signal.SIGKILL)
-    assert wait_until(lambda: json.loads((tmp_path / "status.json").read_text())["components"][0]["restarts"] == 1)
+    wait_for(
+        lambda: json.loads((tmp_path / "status.json").read_text())["components"][0]["restarts"] == 1,
+        20,
+        "the killed child to be started again",
+    )
     restarted = json.loads((tmp_path / "status.json").read_text())["components"][0]["pid"]
     assert restarted != first and alive(restarted) and alive(second)
     supervisor.send_signal(signal.SIGTERM)

@@ -107,18 +107,27 @@ def test_nothing_is_written_after_a_batch_that_failed() -> None:
 
 def test_a_batch_in_flight_is_not_cancelled_with_the_one_waiting_for_it() -> None:
     # Faust cancels the fetch loop at a rebalance; the batch being written must still finish.
+    # Ordered by events, not sleeps: the first write is under way, and the waiting batch blocked on it, before
+    # the cancel; the first write finishes only after it.
     done: list[str] = []
 
-    async def write() -> None:
-        await asyncio.sleep(0.05)
-        done.append("first")
-
     async def main() -> None:
+        writing, release = asyncio.Event(), asyncio.Event()
+
+        async def write() -> None:
+            writing.set()
+            await release.wait()
+            done.append("first")
+
         first = asyncio.create_task(in_order(None, write()))
         waiting = asyncio.create_task(in_order(first, asyncio.sleep(0)))
-        await asyncio.sleep(0.01)
+        await writing.wait()  # woken after both tasks ran to their first await: the waiting one is on `first`
+        assert not waiting.done()
         waiting.cancel()
+        release.set()
         await first
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
 
     asyncio.run(main())
     assert done == ["first"]

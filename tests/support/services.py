@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -63,16 +64,20 @@ def run_cli(
     )
 
 
+def tool_missing(message: str) -> NoReturn:
+    """A tool the test needs is not installed: skip, except in CI, which installs every one (./dev test)."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def system_tool(name: str, package: str) -> str:
     """Path of a tool from Debian's packages; skips without it, except in CI (.ci/run installs it)."""
     import shutil
 
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if path is None:
-        message = f"{name} is not installed (apt-get install {package})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        tool_missing(f"{name} is not installed (apt-get install {package})")
     return path
 
 
