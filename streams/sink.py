@@ -41,14 +41,12 @@ from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
-import msgspec
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
 from clickhouse_connect.driver.insert import InsertContext
 
 from schema.client import ClickHouseUnavailable
 from schema.rows import WORKER_TABLES, positions
-from schema.tables import DEAD_LETTERS, Table
 from streams.processor import ProcessedBatch
 
 log = logging.getLogger("labelpulse.sink")
@@ -282,15 +280,6 @@ class ClickHouseSink:
             "deduplicate_blocks_in_dependent_materialized_views": 1,
         }
         lane = self._lane(table)
-        if table in JSON_ROWS:
-            body = JSON_ROWS[table].encode(rows)  # once: a retry sends the same bytes
-            self._retrying(
-                lane,
-                lambda: lane.client.raw_insert(
-                    table, JSON_ROWS[table].column_names, body, settings=settings, fmt="JSONCompactEachRow"
-                ),
-            )
-            return
         self._retrying(lane, lambda: lane.client.insert(context=lane.insert_context(table, rows, settings)))
 
     def _retrying(self, lane: _Lane, operation: Callable[[], T]) -> T:
@@ -305,45 +294,6 @@ class ClickHouseSink:
                 lane.reconnect()
                 self._sleep(delay)
                 delay = min(delay * 2, self._retry_max_s)
-
-
-class JsonRows:
-    """A table's rows as JSONCompactEachRow, which msgspec writes in C: clickhouse-connect's Native encoding
-    runs in Python, ~1 µs more an `events` row, holding the GIL the worker's processing needs (bench/RESULTS.md).
-    Times go as seconds with a fraction (a JSON integer would be read as seconds): DateTime64 columns hold epoch
-    ms (schema.rows.epoch_ms) or datetimes, DateTime columns datetimes."""
-
-    _ENCODER = msgspec.json.Encoder()
-
-    def __init__(self, table: Table) -> None:
-        self.column_names = [column.name for column in table.columns]
-        self._times = [
-            (index, "DateTime64" in column.type)
-            for index, column in enumerate(table.columns)
-            if column.type.removeprefix("Nullable(").startswith("DateTime")
-        ]
-
-    def encode(self, rows: list[list[Any]]) -> bytes:
-        encode, times = self._ENCODER.encode, self._times
-        if not times:
-            return b"\n".join(map(encode, rows))
-        lines = []
-        for row in rows:
-            line = row.copy()  # the batch's rows stay as they are (a replay compares their positions)
-            for index, fractional in times:
-                value = line[index]
-                if value is None:
-                    continue
-                if isinstance(value, int):
-                    line[index] = value / 1000
-                else:
-                    line[index] = value.timestamp() if fractional else int(value.timestamp())
-            lines.append(encode(line))
-        return b"\n".join(lines)
-
-
-# The worker's tables whose rows hold no bytes (a dead letter's raw message may be any bytes: JSON carries text).
-JSON_ROWS = {name: JsonRows(table) for name, table in WORKER_TABLES.items() if name != DEAD_LETTERS.name}
 
 
 class SinkStopped(RuntimeError):

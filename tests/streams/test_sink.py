@@ -174,8 +174,8 @@ def test_stored_event_ids_are_found_from_any_topic_in_chunks_within_the_time_ran
 
 
 def test_every_value_is_stored_as_the_processor_made_it(sink: ClickHouseSink, migrated: Client) -> None:
-    """Rows travel as JSON text (streams.sink.JsonRows): times, nulls, floats, maps, and strings with quotes,
-    escapes, line separators and emoji come back as they were."""
+    """Times (epoch ms), nulls, floats, maps, and strings with quotes, escapes, line separators and emoji come
+    back as the processor made them."""
     tricky = 'a "quoted" \\ back\\slash\n\u2028 line 😀 \u00e9'
     events = [
         {
