@@ -97,28 +97,9 @@ class Pipeline:
         self.activity_topic = activity_topic
         # Both lanes share task state and recent ids: a task's events may come by either, and an
         # event delivered live and then imported (or the other way round) is the same event.
-        recent: dict[int, RecentIds] = {}
-
-        def lane(topic: str, name: str, limits: ContractLimits) -> Lane:
-            processor = Processor(
-                tasks=tasks,
-                limits=limits,
-                dedup_window=settings.dedup_window,
-                pseudonymizer=Pseudonymizer(settings.pseudonymize_key) if settings.pseudonymize_key else None,
-                lateness_bound_ms=settings.lateness_bound_s * 1000,
-                open_task_retention_ms=settings.open_task_retention_s * 1000,
-                lane=name,
-                recent=recent,
-            )
-            return Lane(topic, processor, ClickHouseSink(lambda: connect(settings.clickhouse), topic))
-
-        self.live = lane(settings.kafka.events_topic, "", settings.limits)
-        self.backfill = lane(settings.kafka.backfill_topic, BACKFILL, settings.limits.for_history())
-        self.processor, self.sink, self.replayed_through = (
-            self.live.processor,
-            self.live.sink,
-            self.live.replayed_through,
-        )
+        self._recent: dict[int, RecentIds] = {}
+        self.live = self._lane(settings.kafka.events_topic, "", settings.limits)
+        self.backfill = self._lane(settings.kafka.backfill_topic, BACKFILL, settings.limits.for_history())
         self.tracker = ActivityTracker(annotators=annotators, idle_threshold_ms=settings.idle_threshold_s * 1000)
         self.activity_sink = ClickHouseSink(lambda: connect(settings.clickhouse), settings.kafka.activity_topic)
         self.journal = CrashJournal(settings.state_dir)
@@ -126,6 +107,20 @@ class Pipeline:
         self.step = Step()
         # Checked before every batch: a topic that started again at offset 0 must not pass for a replay.
         self.incarnations = Incarnations(lambda topics: topic_ids(aiokafka_producer(app).client, topics))
+
+    def _lane(self, topic: str, name: str, limits: ContractLimits) -> Lane:
+        settings = self.settings
+        processor = Processor(
+            tasks=self.tasks,
+            limits=limits,
+            dedup_window=settings.dedup_window,
+            pseudonymizer=Pseudonymizer(settings.pseudonymize_key) if settings.pseudonymize_key else None,
+            lateness_bound_ms=settings.lateness_bound_s * 1000,
+            open_task_retention_ms=settings.open_task_retention_s * 1000,
+            lane=name,
+            recent=self._recent,
+        )
+        return Lane(topic, processor, ClickHouseSink(lambda: connect(settings.clickhouse), topic))
 
     # -- the events topic ------------------------------------------------------------------------
 
