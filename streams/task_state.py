@@ -34,6 +34,7 @@ from typing import Any
 
 from schema import tables
 from schema.events import (
+    MAX_DURATION_MS,
     AnnotationStarted,
     AnnotationSubmitted,
     Event,
@@ -44,7 +45,7 @@ from schema.events import (
 from schema.rows import label_text
 
 # Longer than this between start and submission is not handle time (the contract's duration_ms limit).
-MAX_HANDLE_TIME_MS = 86_400_000
+MAX_HANDLE_TIME_MS = MAX_DURATION_MS
 
 # Entries, each sorted by (occurred_ms, event_id):
 #   submissions: [occurred_ms, event_id, annotator_id, label, duration_ms | None, gold_label | None]
