@@ -52,6 +52,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # Per partition and fetch (Faust's default is 1 MB): the next fetch is then under way while
         # a batch is processed, and the event loop does not wait on the broker between batches.
         consumer_max_fetch_size=8 << 20,
+        # Record batches of this size at most (Faust's default is 16 KB). A batch's changelog and activity go
+        # out in record batches, and one waits for the one before on its partition to be sent: a round trip
+        # each (bench/RESULTS.md, 2026-12-01 (morning)). Within a Kafka broker's 1 MB message limit.
+        producer_max_batch_size=512 << 10,
         # A message Kafka does not take fails after this, instead of Faust's default 20 minutes.
         producer_request_timeout=settings.publish_timeout_s,
         Worker=Worker,

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from streams.faust_internals import ChangelogRecords, send_records, table_dict
+from streams.faust_internals import RecordsByPartition, aiokafka_producer, send_records, table_dict
 
 # Task (or annotator) state changed by a batch, as it was then: key -> (partition, state; None if deleted).
 Changes = dict[str, tuple[int, dict[str, Any] | None]]
@@ -84,7 +84,7 @@ class TableStateStore:
     async def publish(self, changes: Changes) -> list[Awaitable[Any]]:
         """Send the changes to the changelog (a deleted key as a tombstone); returns futures,
         done when Kafka has them."""
-        records: ChangelogRecords = defaultdict(list)
+        records: RecordsByPartition = defaultdict(list)
         for key, (partition, state) in changes.items():
             records[partition].append((encode_key(key), None if state is None else encode_state(state)))
         self._touched.update(records)
@@ -100,9 +100,11 @@ class TableStateStore:
         unread, and that task state lost. A single-record last batch makes that offset the true
         end. On Kafka, where the end is right anyway, it is one small record per partition."""
         marker = encode_key(END_MARKER)
-        records: ChangelogRecords = {partition: [(marker, None)] for partition in self._touched}
+        records: RecordsByPartition = {partition: [(marker, None)] for partition in self._touched}
         self._touched.clear()
         return await self._send(records)
 
-    async def _send(self, records: ChangelogRecords) -> list[Awaitable[Any]]:
-        return await send_records(self.table.app, self.table.changelog_topic.get_topic_name(), records)
+    async def _send(self, records: RecordsByPartition) -> list[Awaitable[Any]]:
+        return await send_records(
+            aiokafka_producer(self.table.app), self.table.changelog_topic.get_topic_name(), records
+        )

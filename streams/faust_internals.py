@@ -1,10 +1,11 @@
 """Everything the worker takes from Faust beyond its public API, in one place.
 
 Faust (faust-streaming, pinned exactly in pyproject.toml) gives no public way to consume a fetch
-as a batch, to write a changelog partition directly, or to read a memory table's dict; the
-worker needs all three for throughput. Each use of a private Faust (or mode) name is in this
-module, and tests/test_faust_internals.py fingerprints the Faust code it mirrors or relies on,
-so an upgrade that changes any of it fails that test before it can fail in production.
+as a batch, to send records (changelog, activity) in whole record batches, or to read a memory
+table's dict; the worker needs all three for throughput. Each use of a private Faust, mode or
+aiokafka name is in this module, and tests/streams/test_faust_internals.py fingerprints the code
+it mirrors or relies on, so an upgrade that changes any of it fails that test before it can fail
+in production.
 
 The batching transport: its consumer hands whole fetches of chosen topics to a batch handler.
 
@@ -37,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from functools import partial
 from time import monotonic
 from typing import Any, ClassVar, cast
@@ -52,7 +53,7 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 # Per partition, encoded (key, value) records to send; a None value is a tombstone.
-ChangelogRecords = dict[int, list[tuple[bytes, bytes | None]]]
+RecordsByPartition = dict[int, list[tuple[bytes, bytes | None]]]
 # Processes the records; returns the coroutine that makes them durable.
 BatchHandler = Callable[[Sequence[Any]], Awaitable[Coroutine[Any, Any, None]]]
 # Called when a partition's offsets went back without a seek of ours: raises if the topic was recreated.
@@ -298,12 +299,12 @@ def table_dict(table: faust.Table) -> dict[str, Any]:
     return cast(Any, table).data.data
 
 
-async def send_records(app: faust.App, topic: str, records: ChangelogRecords) -> list[Awaitable[Any]]:
+async def send_records(producer: AIOKafkaProducer, topic: str, records: RecordsByPartition) -> list[Awaitable[Any]]:
     """Records per partition, in as few Kafka record batches as fit (aiokafka's batch API); returns
     futures, done when Kafka has them. A batch changes thousands of keys, and Faust's send path
-    costs tens of µs of event-loop time per message: the largest share of the worker's time after
-    processing itself."""
-    producer = aiokafka_producer(app)
+    costs tens of µs of event-loop time per message, and yields to the event loop at each: between
+    two messages the next fetch may be processed, so a batch's messages sent one by one took seconds
+    to be sent (bench/RESULTS.md, 2026-12-01 (morning))."""
     sent: list[Awaitable[Any]] = []
     for partition, pairs in records.items():
         batch = producer.create_batch()
@@ -314,3 +315,15 @@ async def send_records(app: faust.App, topic: str, records: ChangelogRecords) ->
                 batch.append(key=key, value=value, timestamp=None)  # the first record always fits
         sent.append(await producer.send_batch(batch, topic, partition=partition))
     return sent
+
+
+async def send_keyed(
+    producer: AIOKafkaProducer, topic: str, messages: Iterable[tuple[bytes, bytes]]
+) -> list[Awaitable[Any]]:
+    """Keyed messages as `send_records` sends them, each to the partition the producer's partitioner
+    gives its key: the one `topic.send` would have chosen, so a key keeps its partition."""
+    await producer.client._wait_on_metadata(topic)
+    records: RecordsByPartition = defaultdict(list)
+    for key, value in messages:
+        records[producer._partition(topic, None, key, value, key, value)].append((key, value))
+    return await send_records(producer, topic, records)

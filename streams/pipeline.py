@@ -36,7 +36,7 @@ from streams import telemetry as metrics
 from streams.activity import ActivityTracker, encode_activity
 from streams.changelog import Changes, TableStateStore
 from streams.crash_journal import CrashJournal, process_noting
-from streams.faust_internals import aiokafka_producer
+from streams.faust_internals import aiokafka_producer, send_keyed
 from streams.incarnations import Incarnations, topic_ids
 from streams.privacy import Pseudonymizer
 from streams.processor import ProcessedBatch, Processor, RecentIds, Record
@@ -221,11 +221,16 @@ class Pipeline:
             value, headers = dead_letter(message, error, self.app.conf.producer_max_request_size)
             published.append(await self.dead_letter_topic.send(key=message.key, value=value, headers=headers))
         self.step.enter("sending activity")
-        for annotator_id, entries in batch.activity.items():
-            value = encode_activity(
-                annotator_id, entries, batch.activity_floors, self.app.events_partitions, lane.processor.lane
+        activity = [
+            (
+                annotator_id.encode(),
+                encode_activity(
+                    annotator_id, entries, batch.activity_floors, self.app.events_partitions, lane.processor.lane
+                ),
             )
-            published.append(await self.activity_topic.send(key=annotator_id.encode(), value=value))
+            for annotator_id, entries in batch.activity.items()
+        ]
+        published += await send_keyed(aiokafka_producer(self.app), self.activity_topic.get_topic_name(), activity)
         # Changelog, dead letters and activity are in Kafka before the batch is acknowledged: a
         # rebalance's recovery reads the changelog up to its end, and must find this batch's state.
         await self.confirm(published, "the batch's changelog, dead letters and activity")

@@ -9,14 +9,17 @@ import hashlib
 import importlib
 import inspect
 import tomllib
+import uuid
 from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from labelpulse.broker import BrokerSettings
 from streams.app import create_app
-from streams.faust_internals import in_order
+from streams.faust_internals import in_order, send_keyed
 from streams.settings import WorkerSettings
 
 # The Faust (and mode) code streams.faust_internals mirrors or reaches into, as of the pinned
@@ -34,6 +37,8 @@ RELIED_ON = {
     "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": "0870ec53dea75083",
     "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer": "c2701bfc3e6f6cad",
     "aiokafka.consumer.consumer:AIOKafkaConsumer.start": "2f1ba70443327538",
+    "aiokafka.producer.producer:AIOKafkaProducer._partition": "e45fa9c539d431d1",
+    "aiokafka.client:AIOKafkaClient._wait_on_metadata": "52b0a5ee78ef3aa0",
     "faust.transport.drivers.aiokafka:Producer._ensure_producer": "5592a4bbdf251325",
     "faust.stores.memory:Store.__post_init__": "e59c82f3785458b2",
     "faust.stores.memory:Store.apply_changelog_batch": "71863e3cd727aac2",
@@ -144,3 +149,39 @@ def test_the_worker_asks_the_broker_to_hold_a_fetch_as_long_as_configured(tmp_pa
         return int(consumer._fetch_max_wait_ms)
 
     assert asyncio.run(consumer_wait()) == 123
+
+
+@pytest.mark.broker
+def test_keyed_messages_sent_in_batches_go_where_a_plain_send_puts_their_keys(kafka: BrokerSettings) -> None:
+    """The activity topic is written by send_keyed (earlier by Faust's topic.send, i.e. aiokafka's send): an
+    annotator's messages must stay on one partition, the same before and after an upgrade."""
+    suffix = uuid.uuid4().hex[:8]
+    plain, batched = f"plain-{suffix}", f"batched-{suffix}"
+    keys = [f"annotator-{number}".encode() for number in range(40)]
+
+    async def partitions_by_key() -> tuple[dict[bytes, int], dict[bytes, int]]:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            for key in keys:
+                await producer.send_and_wait(plain, b"plain", key=key)
+            await asyncio.gather(*await send_keyed(producer, batched, [(key, b"batched") for key in keys]))
+        finally:
+            await producer.stop()
+        found: tuple[dict[bytes, int], dict[bytes, int]] = ({}, {})
+        for topic, partitions in zip((plain, batched), found, strict=True):
+            consumer = AIOKafkaConsumer(
+                topic, bootstrap_servers=kafka.bootstrap_servers, auto_offset_reset="earliest", group_id=None
+            )
+            await consumer.start()
+            try:
+                while len(partitions) < len(keys):
+                    for tp, records in (await consumer.getmany(timeout_ms=10_000)).items():
+                        partitions.update((record.key, tp.partition) for record in records)
+            finally:
+                await consumer.stop()
+        return found
+
+    plain_partitions, batched_partitions = asyncio.run(partitions_by_key())
+    assert len(set(plain_partitions.values())) > 1, "the keys should spread over several partitions"
+    assert batched_partitions == plain_partitions
