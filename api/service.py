@@ -58,7 +58,14 @@ async def _serve(settings: ApiSettings) -> None:
     await server.start()
     scheme = "TLS" if settings.tls_cert_file else "plaintext"
     who = f"{len(settings.clients)} client tokens" if settings.clients else "no tokens: every caller sees every project"
-    logging.getLogger("labelpulse.api").info("serving gRPC on %s (%s, %s)", settings.address, scheme, who)
+    log = logging.getLogger("labelpulse.api")
+    log.info("serving gRPC on %s (%s, %s)", settings.address, scheme, who)
+    if settings.tokens_in_clear_text:
+        log.warning(
+            "client tokens travel unencrypted to %s: set LABELPULSE_API_TLS_CERT_FILE and LABELPULSE_API_TLS_KEY_FILE, "
+            "or keep the API behind a proxy that terminates TLS",
+            settings.address,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -54,6 +54,12 @@ class ApiSettings:
     metrics_port: int = 9812  # Prometheus /metrics: requests and latencies per method; 0: off
 
     @property
+    def tokens_in_clear_text(self) -> bool:
+        """Client tokens would cross the network unencrypted: allowed (behind a TLS-terminating proxy, or on a
+        private compose network) but warned about at start-up, as gRPC servers do for insecure ports."""
+        return bool(self.clients) and not self.tls_cert_file and not is_loopback(self.host)
+
+    @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 

@@ -40,9 +40,18 @@ def test_a_network_address_without_tokens_is_refused() -> None:
         ApiSettings.from_env({"LABELPULSE_API_HOST": "0.0.0.0"})
 
 
-def test_a_network_address_with_tokens_is_allowed() -> None:
+def test_a_network_address_with_tokens_is_allowed_and_warned_about_without_tls(tmp_path: Path) -> None:
     env = {"LABELPULSE_API_HOST": "0.0.0.0", **tokens({"name": "x", "token_sha256": DIGEST, "projects": "all"})}
-    assert ApiSettings.from_env(env).host == "0.0.0.0"
+    plaintext = ApiSettings.from_env(env)
+    assert plaintext.host == "0.0.0.0" and plaintext.tokens_in_clear_text
+    for pem in ("cert.pem", "key.pem"):
+        (tmp_path / pem).write_text("-")
+    tls = {
+        "LABELPULSE_API_TLS_CERT_FILE": str(tmp_path / "cert.pem"),
+        "LABELPULSE_API_TLS_KEY_FILE": str(tmp_path / "key.pem"),
+    }
+    assert not ApiSettings.from_env({**env, **tls}).tokens_in_clear_text
+    assert not ApiSettings.from_env({**env, "LABELPULSE_API_HOST": "127.0.0.1"}).tokens_in_clear_text
 
 
 @pytest.mark.parametrize(
