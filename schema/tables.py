@@ -6,8 +6,8 @@ Three layers:
   (counts as sums, quantiles as t-digest states, distinct counts as uniq states) so any time
   range and grouping is answered without scanning raw events;
 - analyst views: the rollups finalized per bucket, with a comment on every column. Their metric columns
-  are the metrics' one definition (schema.metric_definitions); a view's comment says when no code reads it
-  and it is there for analysts alone.
+  are the metrics' one definition (schema.metric_definitions); a view's comment says who reads it (these are
+  for analysts, and for the Superset and Grafana provisioning under deploy/).
 
 Sort keys follow the questions people ask — project first, then annotator, then time —
 not time alone.
@@ -566,7 +566,10 @@ _HOUR = Column("hour", "DateTime('UTC')", "Start of the hour, UTC")
 
 PROJECT_THROUGHPUT_MINUTE = View(
     name="project_throughput_minute",
-    comment="Throughput per project and minute, for analysts (no code reads it). For other buckets, sum these columns.",
+    comment=(
+        "Throughput per project and minute, for analysts (and Superset and Grafana, see deploy/). For other buckets, "
+        "sum these columns."
+    ),
     columns=(
         _PROJECT,
         Column("minute", "DateTime('UTC')", "Start of the minute, UTC"),
@@ -607,9 +610,10 @@ GROUP BY project_id, minute
 ANNOTATOR_PRODUCTIVITY_HOUR = View(
     name="annotator_productivity_hour",
     comment=(
-        "Output and handle time per annotator and hour, for analysts (no code reads it). Quantiles are exact, "
-        "per hour; for other ranges merge rollup_annotator_hour.handle_time_ms_counts with sumMap and take "
-        "quantileExactInclusive of the values repeated by their counts (schema.metric_definitions.exact_quantile)."
+        "Output and handle time per annotator and hour, for analysts (and Superset and Grafana, see deploy/). "
+        "Quantiles are exact, per hour; for other ranges merge rollup_annotator_hour.handle_time_ms_counts with "
+        "sumMap and take quantileExactInclusive of the values repeated by their counts "
+        "(schema.metric_definitions.exact_quantile)."
     ),
     columns=(
         _PROJECT,
@@ -647,8 +651,8 @@ GROUP BY project_id, annotator_id, hour
 LABEL_THROUGHPUT_HOUR = View(
     name="label_throughput_hour",
     comment=(
-        "Submissions per label class, source and hour, with model pre-label acceptance, for analysts "
-        "(no code reads it)."
+        "Submissions per label class, source and hour, with model pre-label acceptance, for analysts (and Superset "
+        "and Grafana, see deploy/)."
     ),
     columns=(
         _PROJECT,
@@ -676,8 +680,8 @@ GROUP BY project_id, label, source, hour
 REVIEW_OUTCOMES_HOUR = View(
     name="review_outcomes_hour",
     comment=(
-        "Review verdicts per reviewed annotator and hour, for analysts (no code reads it). acceptance_score = "
-        "(accepted + fixed) / reviewed; rejection_rate = rejected / reviewed."
+        "Review verdicts per reviewed annotator and hour, for analysts (and Superset and Grafana, see deploy/). "
+        "acceptance_score = (accepted + fixed) / reviewed; rejection_rate = rejected / reviewed."
     ),
     columns=(
         _PROJECT,
@@ -714,8 +718,8 @@ GROUP BY project_id, annotator_id, hour
 GOLD_ACCURACY_HOUR = View(
     name="gold_accuracy_hour",
     comment=(
-        "Honeypot answers per annotator and hour, for analysts (no code reads it). Judge accuracy over enough "
-        "items: sum gold_answers and gold_correct over the range first, then divide."
+        "Honeypot answers per annotator and hour, for analysts (and Superset and Grafana, see deploy/). Judge "
+        "accuracy over enough items: sum gold_answers and gold_correct over the range first, then divide."
     ),
     columns=(
         _PROJECT,
@@ -956,8 +960,9 @@ GROUP BY project_id, annotator_id, hour
 ANNOTATOR_ACTIVE_HOUR = View(
     name="annotator_active_hour",
     comment=(
-        "Active time per annotator and hour, for analysts (no code reads it): gaps between an annotator's "
-        "annotation events shorter than the workers' idle threshold (LABELPULSE_IDLE_THRESHOLD_S, default 100 s)."
+        "Active time per annotator and hour, for analysts (and Superset and Grafana, see deploy/): gaps between an "
+        "annotator's annotation events shorter than the workers' idle threshold (LABELPULSE_IDLE_THRESHOLD_S, "
+        "default 100 s)."
     ),
     columns=(
         _PROJECT,
@@ -1055,8 +1060,8 @@ REVIEW_ROUNDS = as_it_stands(
 FIRST_PASS_HOUR = View(
     name="first_pass_hour",
     comment=(
-        "First-pass acceptance and rework per reviewed annotator and hour, for analysts (no code reads it). Sum "
-        "counts over a range, then divide."
+        "First-pass acceptance and rework per reviewed annotator and hour, for analysts (and Superset and Grafana, "
+        "see deploy/). Sum counts over a range, then divide."
     ),
     columns=(
         _PROJECT,

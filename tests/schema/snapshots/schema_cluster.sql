@@ -1664,3 +1664,17 @@ SELECT
     max(received_at) AS last_received_at
 FROM events AS e
 GROUP BY project_id, source_system, minute;
+
+ALTER TABLE project_throughput_minute ON CLUSTER 'labelpulse_cluster' MODIFY COMMENT 'Throughput per project and minute, for analysts (and Superset and Grafana, see deploy/). For other buckets, sum these columns.';
+
+ALTER TABLE annotator_productivity_hour ON CLUSTER 'labelpulse_cluster' MODIFY COMMENT 'Output and handle time per annotator and hour, for analysts (and Superset and Grafana, see deploy/). Quantiles are exact, per hour; for other ranges merge rollup_annotator_hour.handle_time_ms_counts with sumMap and take quantileExactInclusive of the values repeated by their counts (schema.metric_definitions.exact_quantile).';
+
+ALTER TABLE label_throughput_hour ON CLUSTER 'labelpulse_cluster' MODIFY COMMENT 'Submissions per label class, source and hour, with model pre-label acceptance, for analysts (and Superset and Grafana, see deploy/).';
+
+ALTER TABLE review_outcomes_hour ON CLUSTER 'labelpulse_cluster' MODIFY COMMENT 'Review verdicts per reviewed annotator and hour, for analysts (and Superset and Grafana, see deploy/). acceptance_score = (accepted + fixed) / reviewed; rejection_rate = rejected / reviewed.';
+
+ALTER TABLE gold_accuracy_hour ON CLUSTER 'labelpulse_cluster' MODIFY COMMENT 'Honeypot answers per annotator and hour, for analysts (and Superset and Grafana, see deploy/). Judge accuracy over enough items: sum gold_answers and gold_correct over the range first, then divide.';
+
+ALTER TABLE annotator_active_hour ON CLUSTER 'labelpulse_cluster' MODIFY COMMENT 'Active time per annotator and hour, for analysts (and Superset and Grafana, see deploy/): gaps between an annotator\'s annotation events shorter than the workers\' idle threshold (LABELPULSE_IDLE_THRESHOLD_S, default 100 s).';
+
+ALTER TABLE first_pass_hour ON CLUSTER 'labelpulse_cluster' MODIFY COMMENT 'First-pass acceptance and rework per reviewed annotator and hour, for analysts (and Superset and Grafana, see deploy/). Sum counts over a range, then divide.';
