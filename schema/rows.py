@@ -39,8 +39,14 @@ WORKER_TABLES = {
 
 def positions(table: str, rows: list[list[Any]]) -> list[tuple[int, int]]:
     """The (partition, offset) each of a worker table's rows came from."""
+    return list(zip(*position_columns(table, rows), strict=True))
+
+
+def position_columns(table: str, rows: list[list[Any]]) -> tuple[list[int], list[int]]:
+    """The partition and the offset each of a worker table's rows came from, as two columns: without a Python
+    loop a row, nor a tuple (half the time of `positions` on the sink's batches, more on fresh memory)."""
     partition, offset = _POSITION_OF[table]
-    return list(zip(map(partition, rows), map(offset, rows), strict=True))  # no Python loop a row
+    return list(map(partition, rows)), list(map(offset, rows))
 
 
 _POSITION_OF = {

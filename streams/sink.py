@@ -46,7 +46,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError,
 from clickhouse_connect.driver.insert import InsertContext
 
 from schema.client import ClickHouseUnavailable
-from schema.rows import WORKER_TABLES, positions
+from schema.rows import WORKER_TABLES, position_columns
 from streams.processor import ProcessedBatch
 
 log = logging.getLogger("labelpulse.sink")
@@ -236,16 +236,16 @@ class ClickHouseSink:
 
     def _fresh(self, table: str, table_rows: Rows) -> tuple[Rows, dict[int, tuple[int, int]], int]:
         """Rows not yet stored, and the (first, last) offset they cover per partition."""
-        came_from = positions(table, table_rows)
-        # Rows come in offset order per partition: the first position seen is the lowest.
-        first = dict(reversed(came_from))
+        partitions, offsets = position_columns(table, table_rows)
+        # Rows come in offset order per partition: the first offset seen of a partition is its lowest.
+        first = dict(zip(reversed(partitions), reversed(offsets), strict=True))
         if all(offset > self.stored_through(table, partition) for partition, offset in first.items()):
-            last = dict(came_from)  # nothing replayed: the usual case, without a loop per row
+            last = dict(zip(partitions, offsets, strict=True))  # nothing replayed: the usual case, no loop a row
             return table_rows, {partition: (first[partition], last[partition]) for partition in first}, 0
         rows: list[list[Any]] = []
         ranges: dict[int, tuple[int, int]] = {}
         skipped = 0
-        for row, (partition, offset) in zip(table_rows, came_from, strict=True):
+        for row, partition, offset in zip(table_rows, partitions, offsets, strict=True):
             if offset <= self.stored_through(table, partition):
                 skipped += 1
                 continue
