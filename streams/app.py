@@ -78,7 +78,6 @@ def create_app(settings: WorkerSettings) -> faust.App:
         tasks=table("tasks"),  # per task: its events that derived metrics read, keyed by task_id like the events
         annotators=table("annotators"),  # per annotator: recent annotation events, keyed like the activity topic
         dead_letter_topic=topic(settings.kafka.dead_letter_topic),
-        activity_topic=activity_topic,
     )
     register_batch_handler(
         settings.kafka.events_topic,

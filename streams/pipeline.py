@@ -87,14 +87,12 @@ class Pipeline:
         tasks: TableStateStore,
         annotators: TableStateStore,
         dead_letter_topic: Any,
-        activity_topic: Any,
     ) -> None:
         self.app = app
         self.settings = settings
         self.tasks = tasks
         self.annotators = annotators
         self.dead_letter_topic = dead_letter_topic
-        self.activity_topic = activity_topic
         # Both lanes share task state and recent ids: a task's events may come by either, and an
         # event delivered live and then imported (or the other way round) is the same event.
         self._recent: dict[int, RecentIds] = {}
@@ -230,7 +228,7 @@ class Pipeline:
             )
             for annotator_id, entries in batch.activity.items()
         ]
-        published += await send_keyed(aiokafka_producer(self.app), self.activity_topic.get_topic_name(), activity)
+        published += await send_keyed(aiokafka_producer(self.app), self.settings.kafka.activity_topic, activity)
         # Changelog, dead letters and activity are in Kafka before the batch is acknowledged: a
         # rebalance's recovery reads the changelog up to its end, and must find this batch's state.
         await self.confirm(published, "the batch's changelog, dead letters and activity")
