@@ -392,6 +392,11 @@ def test_signed_cvat_deliveries_are_accepted_and_their_events_reach_kafka(cvat_s
     stored = read_topic(kafka, kafka.events_topic, len(sent))
     assert sorted(json.loads(m.value)["event_id"] for m in stored) == sorted(sent)
     assert {m.key for m in stored} == {b"19", b"31"}
+    # the issue and its comment, sent before the rejection, are its reason
+    reasons = {
+        json.loads(m.value)["verdict"]: json.loads(m.value).get("reason") for m in stored if b"verdict" in m.value
+    }
+    assert reasons == {"rejected": "Box misses the mirror", "accepted": None}
     metrics = cvat_served.metrics()
     assert metrics[("labelpulse_ingest_requests_total", (("outcome", "accepted"), ("source", "cvat")))] == 8
     assert metrics[("labelpulse_ingest_requests_total", (("outcome", "ignored"), ("source", "cvat")))] == 10
