@@ -86,6 +86,7 @@ def create_app(
 ) -> Starlette:
     metrics = Metrics()
     kafka = settings.kafka
+    cvat_issues = cvat.IssueMemory()  # CVAT's rejection reasons come in deliveries of their own (ingest/cvat.py)
 
     async def publish(source: str, messages: list[Outgoing]) -> Response | None:
         """None once Kafka has every message; else the 503 to answer."""
@@ -233,9 +234,11 @@ def create_app(
         """
         summary: Receive CVAT webhooks
         description: >
-          Create a CVAT webhook (project or organization; events create:job and update:job at least, or
-          everything) with this URL and LABELPULSE_CVAT_SECRET as its secret: every delivery must carry
-          X-Signature-256 (sha256= HMAC of the body). Mapped as the README says; other events are ignored.
+          Create a CVAT webhook (project or organization; events create:job and update:job at least, the
+          issue and comment events for rejection reasons, or everything) with this URL and LABELPULSE_CVAT_SECRET
+          as its secret: every delivery must carry X-Signature-256 (sha256= HMAC of the body). Mapped as the
+          README says; issues and comments are kept for the reasons of their job's next rejection; other events
+          are ignored.
         responses:
           200: {description: "Mapped events accepted and in Kafka, or an event with nothing to map (ignored)."}
           400: {description: "Not a CVAT webhook we can read; kept in the dead-letter topic."}
@@ -250,7 +253,9 @@ def create_app(
             _verify_cvat_signature(request, body, settings.cvat_secret)
         except Refusal as refusal:
             return _refused(metrics, CVAT, refusal)
-        return await webhook(CVAT, body, lambda: cvat.map_delivery(body), lambda raw: raw, known=cvat.KNOWN)
+        return await webhook(
+            CVAT, body, lambda: cvat.map_delivery(body, cvat_issues), lambda raw: raw, known=cvat.KNOWN
+        )
 
     async def webhook(
         source: str,

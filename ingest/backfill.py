@@ -41,6 +41,12 @@ class ImportReport:
     records: int = 0  # tasks of an export, lines of an NDJSON file
     accepted: int = 0  # events the contract accepts
     sent: int = 0  # of those, acknowledged by Kafka
+    handled: int = 0  # of those, through the sending step (sent, or in a dry run counted): the progress
+    # How far reading and judging is, of how much (all of it is done before anything is sent): bytes of an NDJSON
+    # file; events of an export (which is mapped to events at once)
+    size: int = 0
+    read: int = 0
+    phase: str = "reading"  # then "sending", once every event is judged
     refused: list[tuple[str, EventError]] = field(default_factory=list)  # where (line, event id) and why
 
 
@@ -51,7 +57,7 @@ class Importer:
     timeout_s: float = 30.0
     idempotence: bool = True
     dry_run: bool = False
-    progress: Callable[[ImportReport], None] = lambda report: None  # after each chunk
+    progress: Callable[[ImportReport], None] = lambda report: None  # every CHUNK events read, and sent
 
     def label_studio(self, path: Path) -> ImportReport:
         """A Label Studio JSON export. Raises MalformedWebhook for a file that is not one, KafkaUnavailable (of
@@ -61,19 +67,24 @@ class Importer:
             tasks = json.loads(path.read_bytes())
         except ValueError as exc:
             raise label_studio.MalformedWebhook(f"{path} is not JSON: {exc}") from None
-        report = ImportReport(records=len(tasks))
         events = label_studio.map_export(tasks)
-        documents = ((event["event_id"], json.dumps(event, ensure_ascii=False).encode()) for event in events)
-        return self._send(documents, report)
+        report = ImportReport(records=len(tasks), size=len(events))
+
+        def documents() -> Iterator[tuple[str, bytes]]:
+            for event in events:
+                report.read += 1
+                yield event["event_id"], json.dumps(event, ensure_ascii=False).encode()
+
+        return self._send(documents(), report)
 
     def ndjson(self, path: Path) -> ImportReport:
         """Contract events, one per line, in any order (any file size: see in_time_order)."""
-        report = ImportReport()
+        report = ImportReport(size=path.stat().st_size)
 
         def lines() -> Iterator[tuple[str, bytes]]:
             with path.open("rb") as file:
                 for number, line in enumerate(file, start=1):
-                    report.records = number
+                    report.records, report.read = number, report.read + len(line)
                     if line.strip():
                         yield f"line {number}", line.rstrip(b"\r\n")
 
@@ -84,13 +95,17 @@ class Importer:
         limits = self.limits.for_history()
 
         def accepted() -> Iterator[Accepted]:
-            for where, raw in documents:
+            for judged, (where, raw) in enumerate(documents, start=1):
                 result = validate_event(raw, now=now, limits=limits)
                 if isinstance(result, EventError):
                     report.refused.append((where, result))
-                    continue
-                report.accepted += 1
-                yield result.occurred_at, result.event_id, result.task_id.encode(), raw
+                else:
+                    report.accepted += 1
+                    yield result.occurred_at, result.event_id, result.task_id.encode(), raw
+                if judged % CHUNK == 0:
+                    self.progress(report)
+            self.progress(report)  # all read
+            report.phase = "sending"
 
         async def send() -> None:
             if not self.dry_run:  # with the events topic's partitions, not what the broker would auto-create
@@ -114,6 +129,7 @@ class Importer:
         if chunk and not self.dry_run:
             await publisher.publish(chunk)
             report.sent += len(chunk)
+        report.handled += len(chunk)
         chunk.clear()
         self.progress(report)
 

@@ -17,15 +17,19 @@ for the same person on the same job (a second rejection, a resubmission after a 
   the change (`sender`) of the work of the job's assignee — only when both are known and differ (a job reassigned
   to its reviewer no longer names whose work it was: left out).
 - stage acceptance, state `completed`: `task_completed`.
-- Issues are the reasons of a rejection, but an issue's payload names its job only by id (no project) and a
-  comment's only its issue: the rejection carries the job's issue count as `cvat_issues`; the issues themselves
-  map to nothing. Neither does anything else (tasks, projects, comments, deletions, ping, …).
+- Issues are a rejection's reasons, but no payload joins them: an issue names its job only by id (no project,
+  no annotator: it cannot be an event of its own), its text is its first comment, which names only the issue,
+  and the rejection only counts the job's issues (kept as `cvat_issues`). So the ingest service remembers the
+  issues it was sent (IssueMemory) and a rejection carries the texts of its job's open issues as `reason`.
+  Nothing else maps (tasks, projects, deletions, ping, …).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from ingest.mapping import (
@@ -37,6 +41,7 @@ from ingest.mapping import (
     json_object,
     require_int_id,
     require_object,
+    require_text,
 )
 
 SOURCE_SYSTEM = "cvat"
@@ -48,6 +53,72 @@ MAPPED = frozenset({"create:job", "update:job"})
 RESOURCES = ("project", "task", "job", "issue", "comment", "organization", "membership", "invitation", "user")
 KNOWN = MAPPED | {f"{verb}:{resource}" for verb in ("create", "update", "delete") for resource in RESOURCES} | {"ping"}
 VERDICTS = {"completed": "accepted", "rejected": "rejected"}
+ISSUE_EVENTS = frozenset({"create:issue", "update:issue", "delete:issue", "create:comment", "update:comment"})
+REASON_CHARACTERS = 1024  # the contract's limit on `reason`
+
+
+@dataclass
+class _Issue:
+    job: str = ""  # unknown while only a comment on it was seen
+    resolved: bool = False
+    message: str = ""
+    message_comment: int | None = None  # the comment the text came from: an issue's text is its first comment
+
+
+class IssueMemory:
+    """The CVAT issues this process was sent, so a job's rejection can name its reasons (the texts of the job's
+    open issues). Per process and bounded (the oldest issues are forgotten first): a rejection whose issues went
+    to another replica, or came before a restart, or after the rejection, carries no reason — never a wrong one."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._issues: OrderedDict[int, _Issue] = OrderedDict()
+        self._limit = limit
+
+    def issue(self, issue: dict[str, Any], deleted: bool) -> str:
+        """Note an issue's job, whether it is resolved and (CVAT before 2.4 sent its comments along) its text."""
+        issue_id = int(require_int_id(issue, "id", "issue"))
+        where = f"issue {issue_id}"
+        job = require_int_id(issue, "job", where)
+        if deleted:
+            self._issues.pop(issue_id, None)
+            return f"issue {issue_id} of job {job} deleted: no longer a reason"
+        if not isinstance(issue.get("resolved"), bool):
+            raise MalformedWebhook(f"{where}: 'resolved' must be true or false, got {issue.get('resolved')!r:.40}")
+        noted = self._noted(issue_id)
+        noted.job, noted.resolved = job, issue["resolved"]
+        if isinstance(issue.get("comments"), list):  # CVAT before 2.4: the comments themselves
+            for comment in issue["comments"]:
+                self.comment(comment if isinstance(comment, dict) else {})
+        state = "resolved: not a reason" if noted.resolved else "open: a reason of the job's next rejection"
+        return f"issue {issue_id} of job {job} {state}"
+
+    def comment(self, comment: dict[str, Any]) -> str:
+        """Note a comment's text when it is its issue's first: the issue's own text (later ones are replies)."""
+        comment_id = int(require_int_id(comment, "id", "comment"))
+        issue_id = int(require_int_id(comment, "issue", f"comment {comment_id}"))
+        message = require_text(comment, "message", f"comment {comment_id}")
+        noted = self._noted(issue_id)
+        if noted.message_comment is None or comment_id <= noted.message_comment:
+            noted.message, noted.message_comment = " ".join(message.split()), comment_id
+            return f"comment {comment_id}: the text of issue {issue_id}"
+        return f"comment {comment_id}: a reply on issue {issue_id}, not its text"
+
+    def reason(self, job: str) -> str:
+        """The texts of the job's open issues, each once, in the order the issues were opened."""
+        texts = dict.fromkeys(
+            noted.message
+            for _, noted in sorted(self._issues.items())
+            if noted.job == job and not noted.resolved and noted.message
+        )
+        reason = "; ".join(texts)
+        return reason if len(reason) <= REASON_CHARACTERS else reason[: REASON_CHARACTERS - 1] + "…"
+
+    def _noted(self, issue_id: int) -> _Issue:
+        noted = self._issues.setdefault(issue_id, _Issue())
+        self._issues.move_to_end(issue_id)
+        while len(self._issues) > self._limit:
+            self._issues.popitem(last=False)
+        return noted
 
 
 def signed(secret: str, body: bytes, sent: str | None) -> bool | None:
@@ -59,12 +130,18 @@ def signed(secret: str, body: bytes, sent: str | None) -> bool | None:
     return hmac.compare_digest(sent.strip().encode(), expected.encode())
 
 
-def map_delivery(body: bytes) -> Delivery:
-    """The contract documents one delivery stands for. Raises MalformedWebhook."""
+def map_delivery(body: bytes, issues: IssueMemory | None = None) -> Delivery:
+    """The contract documents one delivery stands for; issues and comments are noted in `issues` (when given) and
+    a rejection carries the texts of its job's open issues as `reason`. Raises MalformedWebhook."""
     document = json_object(body)
     action = document.get("event")
     if not isinstance(action, str) or not action:
         raise MalformedWebhook(f"'event' must be a CVAT event name such as 'update:job', got {action!r:.80}")
+    if action in ISSUE_EVENTS and issues is not None:
+        verb, resource = action.split(":")
+        noted = require_object(document, resource, action)
+        kept = issues.issue(noted, verb == "delete") if resource == "issue" else issues.comment(noted)
+        return Delivery(action, ignored=f"{action} has no event in the contract; {kept}")
     if action not in MAPPED:
         ignored = f"{action} has no event in the contract" if action in KNOWN else f"unknown event {action!r:.80}"
         return Delivery(action, ignored=ignored)
@@ -72,6 +149,9 @@ def map_delivery(body: bytes) -> Delivery:
     events = _job_facts(job, _sender(document))
     if action == "create:job":
         events.insert(0, _task_created(job))
+    for event in events:
+        if event.get("verdict") == "rejected" and issues is not None and (reason := issues.reason(event["task_id"])):
+            event["reason"] = reason
     if not events:
         return Delivery(action, ignored=_why_nothing(job))
     return Delivery(action, events)

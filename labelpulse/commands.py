@@ -13,7 +13,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from labelpulse.terminal import say
+from labelpulse.terminal import Progress, say, size_text
 from schema.client import ClickHouseSettings, connect
 
 
@@ -84,15 +84,23 @@ def run_import(args: argparse.Namespace) -> int:
     from kafka_admin.topics import KafkaUnavailable
 
     settings = IngestSettings.from_env()
-    unit = "lines" if args.tool == "ndjson" else "tasks"
-    live = sys.stderr.isatty()
+    unit = "lines" if args.tool == "ndjson" else "tasks"  # of the summary
+    shown = Progress(sys.stderr, live=sys.stderr.isatty())
 
     def progress(report: ImportReport) -> None:
-        if live:  # one line, rewritten: a progress bar without a library
-            counts = (
-                f"{report.records:,} {unit} read, {report.accepted:,} events accepted, {len(report.refused):,} refused"
+        """The whole file is read and its events judged first, then they are sent."""
+        if report.phase == "reading":
+            judged = f"{report.accepted:,} events accepted, {len(report.refused):,} refused"
+            if args.tool == "ndjson":  # bytes read of the file's size
+                where = f"of {size_text(report.size)}: {report.records:,} lines"
+            else:  # the export is mapped at once: its events judged
+                where = f"{report.read:,} of {report.size:,} events of {report.records:,} tasks"
+            shown.update("reading", report.read, report.size, f"{where}, {judged}")
+        else:
+            done = "counted (dry run)" if args.dry_run else "sent"
+            shown.update(
+                "sending", report.handled, report.accepted, f"{report.handled:,} of {report.accepted:,} events {done}"
             )
-            print(f"\r  {counts}", end="", file=sys.stderr, flush=True)
 
     importer = Importer(
         settings.kafka,
@@ -109,8 +117,7 @@ def run_import(args: argparse.Namespace) -> int:
     except KafkaUnavailable as exc:
         raise CliError(f"{exc}; run the import again (what was sent is stored once)") from exc
     finally:
-        if live:
-            print(file=sys.stderr)
+        shown.close()
     for where, error in report.refused[:20]:
         say(f"refused ({where}): {error.reason}")
     if len(report.refused) > 20:

@@ -5,12 +5,51 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from typing import Any
+from typing import Any, TextIO
 
 
 def say(line: str) -> None:
     """Progress for the user, shown at once even when stdout is a pipe or a log file."""
     print(line, flush=True)
+
+
+class Progress:
+    """Long work's progress: on a terminal one line per phase, rewritten in place, with a bar, the percentage and
+    the counts; elsewhere (a pipe, a log, CI) a plain line each time a phase reaches another tenth of its total."""
+
+    def __init__(self, stream: TextIO, live: bool, width: int = 24) -> None:
+        self.stream, self.live, self.width = stream, live, width
+        self._phase = ""  # the phase shown last
+        self._tenths: dict[str, int] = {}  # off a terminal: the last tenth shown, per phase
+
+    def update(self, phase: str, done: int, total: int, counts: str) -> None:
+        percent = min(100, 100 * done // total) if total > 0 else 100
+        if self.live:
+            if self._phase and phase != self._phase:
+                print(file=self.stream)  # the finished phase's line stays
+            filled = self.width * percent // 100
+            bar = "#" * filled + "-" * (self.width - filled)
+            print(f"\r  {phase} [{bar}] {percent:3d}% {counts}\x1b[K", end="", file=self.stream, flush=True)
+        elif percent // 10 > self._tenths.get(phase, -1):
+            self._tenths[phase] = percent // 10
+            print(f"  {phase} {percent:3d}% {counts}", file=self.stream, flush=True)
+        self._phase = phase
+
+    def close(self) -> None:
+        """Ends the line being rewritten (on a terminal)."""
+        if self.live and self._phase:
+            print(file=self.stream, flush=True)
+        self._phase = ""
+
+
+def size_text(size: int) -> str:
+    """A number of bytes for people: 512 B, 1.2 KB, 80.0 MB."""
+    amount = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if amount < 1024 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    raise AssertionError("unreachable")
 
 
 def plain(value: Any) -> Any:

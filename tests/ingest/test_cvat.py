@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ingest.cvat import PLACEHOLDER_LABEL, map_delivery, signed
+from ingest.cvat import PLACEHOLDER_LABEL, IssueMemory, map_delivery, signed
 from ingest.mapping import MalformedWebhook
 from schema.events import EventError, validate_event
 
@@ -187,3 +187,130 @@ def job_with(**changes: Any) -> bytes:
 def test_a_malformed_delivery_is_refused_saying_what_and_where(raw: bytes, message: str) -> None:
     with pytest.raises(MalformedWebhook, match=message):
         map_delivery(raw)
+
+
+# ---------------------------------------------------------------- issues as rejection reasons
+
+ISSUE_AND_COMMENT = ("07", "08")  # create:issue (job 19, frame 3), create:comment "Box misses the mirror"
+
+
+def remembered(*names: str) -> IssueMemory:
+    issues = IssueMemory()
+    for name in names:
+        assert map_delivery(fixture(name)[0], issues).events == []
+    return issues
+
+
+def rejection(issues: IssueMemory) -> dict[str, Any]:
+    (rejected,) = map_delivery(fixture("09")[0], issues).events
+    return rejected
+
+
+def test_a_rejection_carries_the_text_of_its_jobs_open_issue_as_its_reason() -> None:
+    rejected = rejection(remembered(*ISSUE_AND_COMMENT))
+    assert (rejected["reason"], rejected["cvat_issues"]) == ("Box misses the mirror", 1)
+    result = validate_event(json.dumps(rejected), now=NOW)
+    assert not isinstance(result, EventError), result
+    assert result.reason == "Box misses the mirror"
+
+
+def test_the_reason_does_not_change_the_rejections_event_id_so_a_redelivery_stays_a_duplicate() -> None:
+    assert rejection(remembered(*ISSUE_AND_COMMENT))["event_id"] == mapped("09")[0]["event_id"]
+    issues = remembered(*ISSUE_AND_COMMENT)
+    assert rejection(issues) == rejection(issues)
+
+
+def test_the_issue_and_its_comment_may_arrive_in_either_order() -> None:
+    assert rejection(remembered("08", "07"))["reason"] == "Box misses the mirror"
+
+
+def test_an_issue_and_comment_delivery_says_what_was_kept() -> None:
+    issues = IssueMemory()
+    assert map_delivery(fixture("07")[0], issues).ignored == (
+        "create:issue has no event in the contract; issue 5 of job 19 open: a reason of the job's next rejection"
+    )
+    assert map_delivery(fixture("08")[0], issues).ignored.endswith("comment 6: the text of issue 5")
+
+
+def test_replies_on_an_issue_are_not_its_text() -> None:
+    issues = remembered(*ISSUE_AND_COMMENT)
+    reply = document("08")
+    reply["comment"] |= {"id": 9, "message": "fixed it", "owner": {"id": 6}}
+    assert map_delivery(body(reply), issues).ignored.endswith("a reply on issue 5, not its text")
+    assert rejection(issues)["reason"] == "Box misses the mirror"
+
+
+def test_resolved_deleted_and_other_jobs_issues_are_not_reasons() -> None:
+    assert "reason" not in rejection(remembered(*ISSUE_AND_COMMENT, "10"))  # resolved
+    assert "reason" not in rejection(remembered(*ISSUE_AND_COMMENT, "14"))  # deleted
+    elsewhere = document("07")
+    elsewhere["issue"]["job"] = 20
+    issues = remembered("08")
+    map_delivery(body(elsewhere), issues)
+    assert "reason" not in rejection(issues)
+    assert "reason" not in rejection(IssueMemory())  # the issues went elsewhere (another replica, a restart)
+
+
+def test_several_open_issues_give_their_texts_once_each_in_the_order_they_were_opened() -> None:
+    issues = remembered(*ISSUE_AND_COMMENT)
+    for issue_id, comment_id, message in ((8, 12, "Wrong class: bus"), (7, 11, "Box misses  the\nmirror")):
+        opened, commented = document("07"), document("08")
+        opened["issue"]["id"] = issue_id
+        commented["comment"] |= {"id": comment_id, "issue": issue_id, "message": message}
+        map_delivery(body(opened), issues)
+        map_delivery(body(commented), issues)
+    assert rejection(issues)["reason"] == "Box misses the mirror; Wrong class: bus"
+
+
+def test_a_reason_longer_than_the_contract_allows_is_cut() -> None:
+    issues = remembered("07")
+    long_comment = document("08")
+    long_comment["comment"]["message"] = "x" * 2000
+    map_delivery(body(long_comment), issues)
+    reason = rejection(issues)["reason"]
+    assert (len(reason), reason[-1]) == (1024, "…")
+
+
+def test_an_issue_sent_with_its_comments_as_cvat_before_2_4_did_needs_no_comment_delivery() -> None:
+    older = document("07")
+    older["issue"]["comments"] = [document("08")["comment"]]
+    issues = IssueMemory()
+    map_delivery(body(older), issues)
+    assert rejection(issues)["reason"] == "Box misses the mirror"
+
+
+def test_the_memory_forgets_the_oldest_issues_beyond_its_limit() -> None:
+    issues = IssueMemory(limit=1)
+    map_delivery(fixture("07")[0], issues)
+    map_delivery(fixture("08")[0], issues)
+    other = document("07")
+    other["issue"] |= {"id": 99, "job": 20}
+    map_delivery(body(other), issues)
+    assert "reason" not in rejection(issues)
+
+
+def issue_with(**changes: Any) -> bytes:
+    delivery = document("07")
+    delivery["issue"] |= changes
+    return body(delivery)
+
+
+def comment_with(**changes: Any) -> bytes:
+    delivery = document("08")
+    delivery["comment"] |= changes
+    return body(delivery)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"event": "create:issue", "issue": 5}', "create:issue: 'issue' must be an object"),
+        (issue_with(job="19"), "issue 5: 'job' must be an integer id"),
+        (issue_with(resolved="no"), "issue 5: 'resolved' must be true or false"),
+        (comment_with(issue=None), "comment 6: 'issue' must be an integer id"),
+        (comment_with(message=""), "comment 6: 'message' must be a non-empty string"),
+    ],
+)
+def test_a_malformed_issue_or_comment_is_refused_saying_what_and_where(raw: bytes, message: str) -> None:
+    with pytest.raises(MalformedWebhook, match=message):
+        map_delivery(raw, IssueMemory())

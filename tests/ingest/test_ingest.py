@@ -392,6 +392,11 @@ def test_signed_cvat_deliveries_are_accepted_and_their_events_reach_kafka(cvat_s
     stored = read_topic(kafka, kafka.events_topic, len(sent))
     assert sorted(json.loads(m.value)["event_id"] for m in stored) == sorted(sent)
     assert {m.key for m in stored} == {b"19", b"31"}
+    # the issue and its comment, sent before the rejection, are its reason
+    reasons = {
+        json.loads(m.value)["verdict"]: json.loads(m.value).get("reason") for m in stored if b"verdict" in m.value
+    }
+    assert reasons == {"rejected": "Box misses the mirror", "accepted": None}
     metrics = cvat_served.metrics()
     assert metrics[("labelpulse_ingest_requests_total", (("outcome", "accepted"), ("source", "cvat")))] == 8
     assert metrics[("labelpulse_ingest_requests_total", (("outcome", "ignored"), ("source", "cvat")))] == 10
@@ -648,6 +653,52 @@ def test_labelpulse_import_ndjson_judges_every_line_and_names_the_refused_ones(t
         "refused (line 3): out_of_range: duration_ms must be ≥ 0, got -5",
         "6 lines: 4 events to send (dry run) to labelpulse.events.backfill, 1 refused",
     ]
+
+
+def test_labelpulse_import_off_a_terminal_shows_its_progress_as_plain_lines_with_totals_and_percentages(
+    tmp_path: Path,
+) -> None:
+    history = tmp_path / "history.ndjson"
+    at = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    lines = [json.dumps(contract_event(f"e{n:05d}", occurred_at=at)) for n in range(2500)]
+    lines[1500] = lines[1500].replace('"label": "cat"', '"label":    ""')  # refused; as long as the others
+    history.write_text("".join(line + "\n" for line in lines))
+    size = f"{history.stat().st_size / 1024:.1f} KB"
+    nowhere = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    checked = run_cli("import", "ndjson", str(history), "--dry-run", env=nowhere)
+    assert checked.returncode == 1
+    # the file is read and judged first (every 1,000 events, bytes read of its size), then sent in chunks of 1,000
+    assert checked.stderr.splitlines() == [
+        f"  reading  40% of {size}: 1,000 lines, 1,000 events accepted, 0 refused",
+        f"  reading  80% of {size}: 2,000 lines, 1,999 events accepted, 1 refused",
+        f"  reading 100% of {size}: 2,500 lines, 2,499 events accepted, 1 refused",
+        "  sending  40% 1,000 of 2,499 events counted (dry run)",
+        "  sending  80% 2,000 of 2,499 events counted (dry run)",
+        "  sending 100% 2,499 of 2,499 events counted (dry run)",
+    ]
+
+
+def test_progress_off_a_terminal_is_a_line_per_tenth_reached_and_on_one_a_line_rewritten_per_phase() -> None:
+    import io
+
+    from labelpulse.terminal import Progress
+
+    plain, live = io.StringIO(), io.StringIO()
+    for shown in (Progress(plain, live=False), Progress(live, live=True, width=10)):
+        for done in (0, 5, 10, 55, 58, 100):
+            shown.update("reading", done, 100, f"{done} read")
+        shown.update("sending", 0, 0, "nothing to send")
+        shown.close()
+    assert plain.getvalue().splitlines() == [
+        "  reading   0% 0 read",
+        "  reading  10% 10 read",
+        "  reading  55% 55 read",
+        "  reading 100% 100 read",
+        "  sending 100% nothing to send",
+    ]
+    reading, sending = live.getvalue().split("\n")[:2]
+    assert reading.split("\r")[-1] == "  reading [##########] 100% 100 read\x1b[K"
+    assert sending == "\r  sending [##########] 100% nothing to send\x1b[K"
 
 
 @pytest.mark.broker
