@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from access.scoped import QueryTimedOut, ScopedClient
 from api.data import Reader
 from api.proto.labelpulse.v1 import metrics_pb2 as pb
 from api.proto.labelpulse.v1 import metrics_pb2_grpc
@@ -407,6 +409,59 @@ def test_a_passed_deadline_is_deadline_exceeded(api: Api) -> None:
             )
         )
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+# A read that takes a minute on the embedded ClickHouse: in a database of its own, the rollup ListProjects
+# reads is a view sleeping a tenth of a second on each of its 600 rows, one row a block, so that ClickHouse
+# checks max_execution_time between them.
+SLOW_ROLLUP = (
+    "CREATE VIEW {database}.rollup_project_minute AS SELECT toString(number) AS project_id "
+    "FROM system.numbers WHERE sleepEachRow(0.1) = 0 LIMIT 600 SETTINGS max_block_size = 1"
+)
+
+
+@pytest.fixture
+def slow(clickhouse_service: ClickHouseService) -> Iterator[ClickHouseSettings]:
+    settings = replace(clickhouse_service.settings, database=f"slow_{uuid.uuid4().hex[:10]}")
+    admin = connect(clickhouse_service.settings, database="default")
+    admin.command(f"CREATE DATABASE {settings.database}")
+    admin.command(SLOW_ROLLUP.format(database=settings.database))
+    yield settings
+    admin.command(f"DROP DATABASE {settings.database} SYNC")
+    admin.close()
+
+
+def reads_running(settings: ClickHouseSettings) -> int:
+    """Queries ClickHouse is running in the settings' database."""
+    return int(
+        connect(settings, database="default").command(
+            "SELECT count() FROM system.processes WHERE current_database = {database:String}",
+            parameters={"database": settings.database},
+        )
+    )
+
+
+def test_clickhouse_stops_a_read_at_a_deadline_of_a_fraction_of_a_second(slow: ClickHouseSettings) -> None:
+    with pytest.raises(QueryTimedOut, match=r"maximum: 300\.000 ms"):
+        ScopedClient(slow).frame(queries.project_names().sql, {}, None, timeout_s=0.3)
+
+
+def test_the_server_stops_its_read_at_the_callers_deadline(slow: ClickHouseSettings, tmp_path: Path) -> None:
+    process, address, _ = start_api(slow, tmp_path / "api.log", None)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            started = time.monotonic()
+            call = metrics_pb2_grpc.MetricsStub(channel).ListProjects.future(pb.ListProjectsRequest(), timeout=5.0)
+            wait_for(lambda: reads_running(slow) == 1, 5, "ClickHouse running the call's read")
+            error = call.exception()
+            answered_s = time.monotonic() - started
+            # The read would go on for a minute: ClickHouse stops it at the deadline the server passed on.
+            wait_for(lambda: reads_running(slow) == 0, 15, "ClickHouse stopping the read after the deadline")
+            stopped_s = time.monotonic() - started
+    finally:
+        terminate(process, timeout_s=30)
+    assert isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert answered_s < 15 and stopped_s < 20, (answered_s, stopped_s)  # not the read's minute
 
 
 def test_while_clickhouse_is_down_calls_are_unavailable_and_health_says_not_serving(
