@@ -609,7 +609,7 @@ def test_requests_are_counted_per_method_and_code_on_metrics(api: Api) -> None:
 
 def test_the_readmes_client_example_runs(api: Api) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Read LabelPulse from elsewhere: gRPC", 1)[1]
+    section = readme.split("### gRPC: `labelpulse api`", 1)[1]
     example = section.split("```python\n", 1)[1].split("```", 1)[0]
     example = example.replace("127.0.0.1:50051", api.address).replace("Bearer my-token", f"Bearer {ALL}")
     result = subprocess.run(
