@@ -4,7 +4,8 @@ Users come from an access file (LABELPULSE_ACCESS_FILE, YAML); their passwords f
 environment variables it names, never from the file. The roles are fixed here:
 
 - writer    (workers): read and insert into LabelPulse's tables;
-- reader    (dashboard): read only;
+- reader    (dashboard, Grafana): read only, may send settings with a query (tools like Grafana's
+  ClickHouse plugin send some with every query), and optionally only the rows of named projects;
 - evaluator (alert evaluator): read, and insert into alert_history;
 - analyst   (people with SQL): read only, with query limits (execution time, memory, result
   rows) they cannot lift, and optionally only the rows of named projects.
@@ -37,6 +38,7 @@ from schema.rows import WORKER_TABLES
 from schema.tables import ALERT_HISTORY, ANALYST_VIEWS, RAW_TABLES, ROLLUPS
 
 ROLES = ("writer", "reader", "evaluator", "analyst")
+SCOPABLE = ("reader", "analyst")  # the roles that may be restricted to projects; the others work for every project
 # What an analyst may not lift: ClickHouse's own settings, enforced by the engine.
 DEFAULT_LIMITS: dict[str, int] = {
     "max_execution_time": 60,  # seconds
@@ -53,7 +55,7 @@ class User:
     name: str
     role: str
     password: str = field(repr=False)
-    projects: tuple[str, ...] = ()  # analysts only: empty means every project
+    projects: tuple[str, ...] = ()  # analysts and readers: empty means every project
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,10 @@ def _user(entry: Any, where: str, env: Mapping[str, str]) -> User:
     if not password:
         raise ConfigError(f"{where}.password_env: {password_env} is not set; user {name!r} needs a password")
     projects = entry.get("projects") or []
-    if projects and role != "analyst":
-        raise ConfigError(f"{where}.projects: only analysts are restricted to projects, {name!r} is a {role}")
+    if projects and role not in SCOPABLE:
+        raise ConfigError(
+            f"{where}.projects: only analysts and readers are restricted to projects, {name!r} is a {role}"
+        )
     if not isinstance(projects, list) or not all(isinstance(p, str) and _PROJECT.match(p) for p in projects):
         raise ConfigError(f"{where}.projects: a list of project ids, got {projects!r}")
     return User(name, role, password, tuple(projects))
@@ -210,12 +214,13 @@ def embedded_settings(user: User, access: Access, database: str) -> dict[str, st
         # They write, only into INSERTABLE (embedded_clickhouse.guard, which also refuses an INSERT's
         # own SETTINGS clause). The engine would write an insert's parse errors to any file this names.
         return {"input_format_record_errors_file_path": ""}
-    if user.role == "reader":
-        return {"readonly": "2"}  # may change settings per query, never write
-    forced = {name: str(value) for name, value in access.limits.items()}
+    # A reader may change settings per query, never write; an analyst's query can change none of these.
+    forced = {name: str(value) for name, value in access.limits.items()} if user.role == "analyst" else {}
     if user.projects:
+        # A restricted reader may not send its own filters either (the server refuses them): they would
+        # replace these rather than narrow them, as a ClickHouse server's row policies would.
         forced["additional_table_filters"] = table_filters(user.projects, database)
-    forced["readonly"] = "1"  # an analyst's query can change none of the above
+    forced["readonly"] = "1" if user.role == "analyst" else "2"
     return forced
 
 

@@ -3,7 +3,6 @@ API share, so scoping and the mapping of ClickHouse's errors cannot drift apart 
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -60,7 +59,8 @@ class ScopedClient:
         if scope is not None:
             limits["additional_table_filters"] = table_filters(scope, self.settings.database)
         if timeout_s is not None:
-            limits["max_execution_time"] = max(1, math.ceil(timeout_s))
+            # ClickHouse takes fractions of a second; in whole milliseconds, never 0 (which means no limit).
+            limits["max_execution_time"] = max(round(timeout_s, 3), 0.001)
         bound = dict(parameters)
         try:
             client = self._connected()

@@ -12,7 +12,13 @@ from config.hosts import is_loopback
 from embedded_clickhouse import engine, guard, origins
 from embedded_clickhouse.auth import Authenticator
 from embedded_clickhouse.engine import Engine
-from embedded_clickhouse.errors import READONLY, SESSION_IS_LOCKED, SYNTAX_ERROR, ClickHouseError
+from embedded_clickhouse.errors import (
+    READONLY,
+    SESSION_IS_LOCKED,
+    SETTING_CONSTRAINT_VIOLATION,
+    SYNTAX_ERROR,
+    ClickHouseError,
+)
 from embedded_clickhouse.protocol import FORMAT_CLAUSE, INSERT_WITH_DATA, Handler, Request
 from embedded_clickhouse.settings import ServerSettings
 
@@ -55,6 +61,13 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
             request.database = request.database or self.settings.database
         if request.forced.get("readonly") == "1" and (changed := sorted(set(request.settings) - _HARMLESS)):
             raise ClickHouseError.ours(READONLY, f"Cannot modify '{changed[0]}' setting in readonly mode")
+        if request.user and request.user.projects and "additional_table_filters" in request.settings:
+            # Its projects' filters would replace these, not narrow them as a server's row policies would.
+            raise ClickHouseError.ours(
+                SETTING_CONSTRAINT_VIOLATION,
+                f"Setting additional_table_filters should not be changed: {request.user.name} is restricted "
+                "to projects by the access file, and ClickHouse filters its reads to them",
+            )
         settings = {**request.settings, **request.forced}  # readonly last: it locks what came before
         if "readonly" in settings:
             settings["readonly"] = settings.pop("readonly")

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from access import policy
+from api.settings import ApiSettings
 from config.env import ConfigError
 from kafka_admin.settings import KafkaSettings
 from tests.support.services import system_tool
@@ -134,6 +135,9 @@ def test_topics_and_ports_agree_with_the_code() -> None:
         f"evaluator:{env('evaluator')['LABELPULSE_ALERTS_METRICS_PORT']}"
     ]
     assert jobs["labelpulse-ingest"]["static_configs"][0]["targets"] == [f"ingest:{SERVICES['ingest']['command'][-1]}"]
+    api = jobs["labelpulse-api"]["dns_sd_configs"][0]
+    assert (api["names"], api["type"]) == (["api"], "A"), "by DNS: no target while the `api` profile is off"
+    assert api["port"] == ApiSettings().metrics_port and "LABELPULSE_API_METRICS_PORT" not in env("api")
     assert env("evaluator")["LABELPULSE_ALERTMANAGER_URL"] == "http://alertmanager:9093"
     rules_out = SERVICES["init"]["entrypoint"][-1].rsplit("-o ", 1)[1]
     assert rules_out.startswith("/prometheus-rules/") and "/etc/prometheus/rules/*.yml" in prometheus["rule_files"]

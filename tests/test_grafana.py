@@ -7,7 +7,9 @@ grafana-clickhouse-datasource 4.8.2 expands them (pkg/macros/macros.go: `$__time
 `toStartOfInterval(toDateTime(c), INTERVAL n second)`, `$__fromTime`/`$__toTime` are
 `toDateTime(unix seconds)`) and its variables substituted as Grafana formats them, then runs against
 an embedded ClickHouse holding simulated events — as the data source's own user, the `reader` of
-deploy/access.yml — and must return the columns its panel expects, with rows. Every PromQL
+deploy/access.yml — and must return the columns its panel expects, with rows; as a team's user of
+deploy/grafana/team-example (a reader restricted to projects) every query returns only those projects'
+rows, whatever projects the request names. Every PromQL
 expression must pass promtool's parser, name only series LabelPulse exports or records, and answer
 from a real Prometheus scraping a worker and the evaluator.
 """
@@ -29,6 +31,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from access.policy import table_filters
 from alerts import telemetry as evaluator_telemetry
 from alerts.prometheus import RECORDING_RULES
 from alerts.state import fingerprint
@@ -55,6 +58,22 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
 }
 CLICKHOUSE, PROMETHEUS = "grafana-clickhouse-datasource", "prometheus"
 UID_OF = {source["type"]: source["uid"] for source in DATASOURCES}
+TEAM_SOURCES: list[dict[str, Any]] = yaml.safe_load((GRAFANA / "team-example/datasources.yml").read_text())[
+    "datasources"
+]
+TEAM_PROVIDERS: list[dict[str, Any]] = yaml.safe_load((GRAFANA / "team-example/dashboards.yml").read_text())[
+    "providers"
+]
+
+
+def team_user() -> dict[str, Any]:
+    """The team example's ClickHouse user as deploy/access.yml shows it, commented out."""
+    name = TEAM_SOURCES[0]["jsonData"]["username"]
+    for line in (REPO_ROOT / "deploy" / "access.yml").read_text().splitlines():
+        entry = line.strip().removeprefix("# - ")
+        if entry.startswith(f"{{name: {name},"):
+            return dict(yaml.safe_load(entry))
+    raise AssertionError(f"deploy/access.yml shows no user {name} for deploy/grafana/team-example")
 
 
 @dataclass(frozen=True)
@@ -207,6 +226,21 @@ def test_the_dashboard_provider_reads_the_folder_compose_mounts_and_it_holds_bot
     assert {board["uid"] for board in DASHBOARDS.values()} == {"labelpulse-leads", "labelpulse-ops"}
 
 
+def test_a_team_gets_an_organization_of_its_own_with_only_clickhouse_as_a_user_restricted_to_its_projects() -> None:
+    (source,) = TEAM_SOURCES
+    (provider,) = TEAM_PROVIDERS
+    main = next(source for source in DATASOURCES if source["type"] == CLICKHOUSE)
+    assert source["type"] == CLICKHOUSE, "no Prometheus: its series cannot be limited to projects"
+    assert source["orgId"] == provider["orgId"] != 1, "not the main organization, where everyone may query all"
+    assert source["uid"] == main["uid"], "the dashboards find the team's data source by the uid they name"
+    assert provider["options"]["path"] == PROVIDERS[0]["options"]["path"]
+    for key in ("host", "port", "protocol", "defaultDatabase"):
+        assert source["jsonData"][key] == main["jsonData"][key], key
+    user = team_user()
+    assert user["role"] == "reader" and user["projects"], "a reader: the plugin sends settings an analyst may not"
+    assert source["secureJsonData"] == {"password": f"${{{user['password_env']}}}"}
+
+
 @pytest.mark.parametrize("name", DASHBOARDS)
 def test_each_dashboard_is_grafana_shaped_and_names_only_the_provisioned_data_sources(name: str) -> None:
     board = DASHBOARDS[name]
@@ -262,17 +296,18 @@ def test_no_panel_spells_a_metric_formula_its_view_gauge_or_recording_rule_has()
 @dataclass(frozen=True)
 class Seeded:
     grafana: ClickHouseSettings  # the user Grafana's data source signs in as (docker-compose.yml)
+    team: ClickHouseSettings  # the user of a team's data source (deploy/grafana/team-example)
+    team_projects: tuple[str, ...]
     panel: PanelRange
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     """An embedded ClickHouse enforcing deploy/access.yml, holding simulated events (written by its writer)
-    and an alert's transitions (written by its evaluator)."""
-    with access_clickhouse(tmp_path_factory.mktemp("grafana")) as clickhouse:
+    and an alert's transitions for each project (written by its evaluator)."""
+    team = team_user()
+    with access_clickhouse(tmp_path_factory.mktemp("grafana"), (team,)) as clickhouse:
         start, as_user = clickhouse.start, clickhouse.as_user
-        project = next(iter(PROJECTS))
-        labels = {"severity": "page", "project": project}
         transitions = [
             (start + timedelta(minutes=20), "pending", "inactive"),
             (start + timedelta(minutes=21), "firing", "pending"),
@@ -281,6 +316,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         rows = [
             [at, "ThroughputDrop", fingerprint("ThroughputDrop", labels), labels, state, previous, 12.0,
              transitions[0][0], f"{project} slowed", "d", "https://r.example/a"]
+            for project in PROJECTS
+            for labels in [{"severity": "page", "project": project}]
             for at, state, previous in transitions
         ]  # fmt: skip
         connect(as_user("evaluator")).insert(ALERT_HISTORY.name, rows, column_names=list(ALERT_HISTORY.column_names))
@@ -290,7 +327,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         now = datetime.now(UTC) + timedelta(seconds=1)
         compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
         grafana_user = compose["services"]["grafana"]["environment"]["LABELPULSE_CLICKHOUSE_USER"]
-        yield Seeded(as_user(grafana_user), PanelRange(now - timedelta(hours=3), now, timedelta(minutes=1)))
+        panel = PanelRange(now - timedelta(hours=3), now, timedelta(minutes=1))
+        yield Seeded(as_user(grafana_user), as_user(team["name"]), tuple(team["projects"]), panel)
 
 
 NUMERIC = re.compile(r"^(Nullable\()?(U?Int\d+|Float\d+|Decimal)")
@@ -327,6 +365,27 @@ def test_the_leads_see_only_the_projects_they_choose(seeded: Seeded) -> None:
     (query,) = [q for q in SQL_QUERIES if q.where.startswith("leads.json: Annotations submitted")]
     sql = expand_macros(sql_with_variables(query.text, {"project": chosen}), seeded.panel)
     assert {row[1] for row in connect(seeded.grafana).query(sql).result_rows} == set(chosen)
+
+
+def rows(result: Any) -> list[str]:
+    return sorted(repr(row) for row in result.result_rows)
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("query", SQL_QUERIES, ids=str)
+def test_each_clickhouse_query_as_a_teams_user_returns_only_its_projects_rows(seeded: Seeded, query: Query) -> None:
+    """Whatever projects the request names (a team member can edit a panel's SQL in Grafana), ClickHouse
+    answers the team's user exactly what the dashboard and the gRPC API read for its projects."""
+    every_project = expand_macros(sql_with_variables(query.text, {"project": list(PROJECTS)}), seeded.panel)
+    team = connect(seeded.team).query(every_project, settings={"max_execution_time": 60})  # as the plugin sends
+    scoping = {"additional_table_filters": table_filters(seeded.team_projects, seeded.grafana.database)}
+    assert rows(team) == rows(connect(seeded.grafana).query(every_project, settings=scoping)), query
+    if "${project:singlequote}" in query.text:
+        chosen = expand_macros(sql_with_variables(query.text, {"project": list(seeded.team_projects)}), seeded.panel)
+        assert team.result_rows and rows(team) == rows(connect(seeded.grafana).query(chosen)), query
+        assert rows(team) != rows(connect(seeded.grafana).query(every_project)), f"{query}: other projects show"
+    if query.kind == "variable":
+        assert {row[0] for row in team.result_rows} == set(seeded.team_projects)
 
 
 # ------------------------------------------------------------------ PromQL

@@ -42,13 +42,14 @@ users:
   - {name: dash, role: reader, password_env: LP_DASH_PW}
   - {name: ana, role: analyst, password_env: LP_ANA_PW}
   - {name: lead, role: analyst, password_env: LP_LEAD_PW, projects: [retail-products]}
+  - {name: team, role: reader, password_env: LP_TEAM_PW, projects: [retail-products]}
   - {name: alerts, role: evaluator, password_env: LP_ALERTS_PW}
 # Enough rows for clickhouse-connect's own look at system.settings (~1,900 rows) when it connects.
 analyst_limits: {max_result_rows: 5000, max_execution_time: 5}
 """
 PASSWORDS = {
     **{"LP_WORKER_PW": "w-pw", "LP_DASH_PW": "d-pw", "LP_ANA_PW": "a-pw", "LP_LEAD_PW": "l-pw"},
-    "LP_ALERTS_PW": "e-pw",
+    **{"LP_ALERTS_PW": "e-pw", "LP_TEAM_PW": "t-pw"},
 }
 
 
@@ -98,8 +99,11 @@ def test_readers_and_analysts_cannot_write(guarded: ClickHouseSettings, user: tu
 
 
 @pytest.mark.clickhouse
-def test_a_restricted_analyst_sees_only_their_projects_everywhere(guarded: ClickHouseSettings) -> None:
-    lead, ana = connect(as_user(guarded, "lead", "l-pw")), connect(as_user(guarded, "ana", "a-pw"))
+@pytest.mark.parametrize("restricted", [("lead", "l-pw"), ("team", "t-pw")], ids=["analyst", "reader"])
+def test_a_restricted_user_sees_only_their_projects_everywhere(
+    guarded: ClickHouseSettings, restricted: tuple[str, str]
+) -> None:
+    lead, ana = connect(as_user(guarded, *restricted)), connect(as_user(guarded, "ana", "a-pw"))
     everything = set(PROJECTS)
     window = {"from": "2000-01-01 00:00:00", "to": "2100-01-01 00:00:00"}
     for sql in (
@@ -116,6 +120,20 @@ def test_a_restricted_analyst_sees_only_their_projects_everywhere(guarded: Click
     assert lead.command("SELECT count() FROM events") == admin.command(
         "SELECT count() FROM events WHERE project_id = 'retail-products'"
     )
+
+
+@pytest.mark.clickhouse
+def test_a_restricted_reader_sends_settings_but_cannot_change_its_filters(guarded: ClickHouseSettings) -> None:
+    """What Grafana's ClickHouse plugin needs (its client sends max_execution_time with every query) and what
+    it may not do: filters of its own would replace the projects' instead of narrowing them."""
+    team = connect(as_user(guarded, "team", "t-pw"))
+    sql = "SELECT DISTINCT project_id FROM events"
+    assert team.query(sql, settings={"max_execution_time": 30}).result_columns[0] == ["retail-products"]
+    with pytest.raises(DatabaseError, match="SETTING_CONSTRAINT_VIOLATION") as raised:
+        team.query(sql, settings={"additional_table_filters": "{'labelpulse.events': '1'}"})
+    assert "team is restricted to projects" in str(raised.value)
+    with pytest.raises(DatabaseError, match="readonly"):
+        team.command("INSERT INTO events (event_id) VALUES ('x')")
 
 
 @pytest.mark.clickhouse
@@ -172,7 +190,14 @@ def test_the_server_sql_parses_and_hides_passwords(guarded: ClickHouseSettings, 
         "CREATE ROW POLICY OR REPLACE `labelpulse_lead` ON `labelpulse`.events FOR SELECT USING "
         "project_id IN ('retail-products') TO `lead`" in single
     )
-    assert "CREATE ROW POLICY OR REPLACE labelpulse_all ON `labelpulse`.events USING 1 TO ALL EXCEPT `lead`" in single
+    assert (
+        "CREATE ROW POLICY OR REPLACE `labelpulse_team` ON `labelpulse`.events FOR SELECT USING "
+        "project_id IN ('retail-products') TO `team`" in single
+    )
+    assert (
+        "CREATE ROW POLICY OR REPLACE labelpulse_all ON `labelpulse`.events USING 1 TO ALL EXCEPT `lead`, `team`"
+        in single
+    )
     assert "ON CLUSTER 'lp'" in "\n".join(policy.statements(wanted, "labelpulse", Target(cluster="lp")))
 
 
@@ -186,7 +211,7 @@ def test_the_server_sql_parses_and_hides_passwords(guarded: ClickHouseSettings, 
         ("users:\n  - {name: default, role: reader, password_env: P}\n", {"P": "p"}, r"\(not 'default'\)"),
         ("users:\n  - {name: x, role: reader, password_env: P}\n", {}, r"users\[0\]\.password_env: P is not set"),
         ("users:\n  - {name: x, role: reader, password: hunter2}\n", {}, r"unknown field\(s\) password"),
-        ("users:\n  - {name: x, role: reader, password_env: P, projects: [a]}\n", {"P": "p"}, "only analysts"),
+        ("users:\n  - {name: x, role: writer, password_env: P, projects: [a]}\n", {"P": "p"}, "analysts and readers"),
         ('users:\n  - {name: x, role: analyst, password_env: P, projects: "a"}\n', {"P": "p"}, "a list of project"),
         ('users:\n  - {name: x, role: analyst, password_env: P, projects: ["it\'s"]}\n', {"P": "p"}, "a list of"),
         (

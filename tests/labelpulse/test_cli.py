@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 from clickhouse_connect.driver.client import Client
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from labelpulse.broker import BrokerSettings, kafka_answers
 from labelpulse.net import free_port, http_ok, port_in_use
@@ -474,6 +476,16 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout_s: float = 9
     raise AssertionError(f"{marker!r} not seen; output so far:\n{''.join(seen)}")
 
 
+def api_serving(address: str) -> bool:
+    """Whether the gRPC API at `address` answers its standard health check with SERVING."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
 @pytest.mark.broker
 @pytest.mark.clickhouse
 def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_path: Path) -> None:
@@ -485,6 +497,8 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
         "LABELPULSE_INGEST_PORT": str(free_port()),
         "LABELPULSE_WORKER_METRICS_PORT": str(free_port()),
         "LABELPULSE_ALERTS_METRICS_PORT": str(free_port()),
+        "LABELPULSE_API_PORT": str(free_port()),
+        "LABELPULSE_API_METRICS_PORT": str(free_port()),
     }
     up = start_cli(["up"], env)
     output = read_until(up, "Ctrl-C stops everything")
@@ -503,6 +517,9 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
     ingest = f"http://127.0.0.1:{env['LABELPULSE_INGEST_PORT']}"
     assert f"ingest      {ingest}" in output
     wait_for(lambda: http_ok(f"{ingest}/healthz"), deadline - time.monotonic(), "ingest to answer")
+    api = f"127.0.0.1:{env['LABELPULSE_API_PORT']}"
+    assert f"gRPC API    {api}" in output
+    wait_for(lambda: api_serving(api), deadline - time.monotonic(), "the gRPC API's health service to say SERVING")
     inserted = run_cli(
         "sql", "INSERT INTO events (event_id, project_id, occurred_at) VALUES ('e1', 'p', now64(3))", env=env
     )
@@ -517,6 +534,7 @@ def test_up_runs_everything_stops_on_ctrl_c_and_reuses_data_on_the_next_run(tmp_
     assert not kafka_answers("127.0.0.1", int(env["LABELPULSE_BROKER_PORT"]))
     assert not port_in_use("127.0.0.1", int(env["LABELPULSE_DASHBOARD_PORT"]))
     assert not port_in_use("127.0.0.1", int(env["LABELPULSE_INGEST_PORT"]))
+    assert not port_in_use("127.0.0.1", int(env["LABELPULSE_API_PORT"]))
 
     again = start_cli(["up"], env)
     output = read_until(again, "Ctrl-C stops everything")

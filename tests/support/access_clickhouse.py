@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -39,14 +40,16 @@ class AccessClickHouse:
 
 
 @contextmanager
-def access_clickhouse(base: Path) -> Iterator[AccessClickHouse]:
-    """Started under `base` (data and log), seeded, stopped on leaving."""
-    users = yaml.safe_load(ACCESS_FILE.read_text())["users"]
+def access_clickhouse(base: Path, more_users: tuple[dict[str, Any], ...] = ()) -> Iterator[AccessClickHouse]:
+    """Started under `base` (data and log), seeded, stopped on leaving; `more_users` as a deployment would
+    add them to the file (e.g. the ones it shows commented out)."""
+    document = yaml.safe_load(ACCESS_FILE.read_text())
+    users = document["users"] = [*document["users"], *more_users]
+    (base / "access.yml").write_text(yaml.safe_dump(document))
     env = {user["password_env"]: f"{user['name']}-password" for user in users}
     admin = ClickHouseSettings(port=free_port(), database="labelpulse", password="admin-password")
-    server = EmbeddedClickHouseProcess(
-        admin, base / "data", log_path=base / "clickhouse.log", env={"LABELPULSE_ACCESS_FILE": str(ACCESS_FILE), **env}
-    )
+    env["LABELPULSE_ACCESS_FILE"] = str(base / "access.yml")
+    server = EmbeddedClickHouseProcess(admin, base / "data", log_path=base / "clickhouse.log", env=env)
     server.start()
     try:
         migrations.migrate(migrations.open_database(admin))
