@@ -416,18 +416,6 @@ def test_a_missing_project_id_is_an_invalid_argument(api: Api) -> None:
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details().startswith("project_id:")
 
 
-def test_a_passed_deadline_is_deadline_exceeded(api: Api) -> None:
-    with api.channel() as channel:
-        error = code_of(
-            lambda: metrics_pb2_grpc.MetricsStub(channel).GetProjectSummary(
-                pb.GetProjectSummaryRequest(project_id=api.one_project, range=last_hours(1)),
-                metadata=bearer(ALL),
-                timeout=0.000_001,
-            )
-        )
-    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-
-
 # A read that takes a minute on the embedded ClickHouse: in a database of its own, the rollup ListProjects
 # reads is a view sleeping a tenth of a second on each of its 600 rows, one row a block, so that ClickHouse
 # checks max_execution_time between them.
