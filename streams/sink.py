@@ -20,8 +20,11 @@ mechanisms make that harmless:
 
 Each table is written on its own thread and connection (a lane), so a batch's tables are
 inserted in parallel, and a table's inserts run one at a time in the order batches were
-submitted: a table's watermark never passes a batch whose rows are not stored. After an
-insert fails for good, no later one runs (a restarted worker writes them after it).
+submitted: a table's watermark never passes a batch whose rows are not stored. Batches that
+queue for a lane while it inserts go in together, as one insert: an insert's cost is mostly
+fixed (the materialized views run once per insert), so under load a lane catches up instead of
+each small batch waiting behind the ones before it. After an insert fails for good, no later
+one runs (a restarted worker writes them after it).
 
 Offsets are committed to Kafka only after a batch's writes are done, so nothing is committed
 before it is durable here. While ClickHouse is unreachable a lane waits and retries, which
@@ -33,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -114,6 +118,8 @@ class _Lane:
         self._client: Client | None = None
         self._context: InsertContext | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.queued: list[tuple[Rows, Future[TableWrite]]] = []  # batches' rows waiting for an insert
+        self.queue_lock = threading.Lock()
 
     @property
     def client(self) -> Client:
@@ -212,30 +218,52 @@ class ClickHouseSink:
         return self.submit(batch).result()
 
     def submit(self, batch: ProcessedBatch) -> PendingWrite:
-        """Start the batch's inserts, one per table on its lane, each after the batches submitted before."""
+        """Start the batch's inserts, one per table on its lane, each after the batches submitted before
+        (or with those still waiting for the lane: see the module's docstring)."""
         started = time.perf_counter()
-        return PendingWrite(
-            [self._lane(table).executor.submit(self._write_table, table, rows) for table, rows in batch.tables.items()],
-            started,
-        )
+        writes: list[Future[TableWrite]] = []
+        for table, rows in batch.tables.items():
+            lane = self._lane(table)
+            write: Future[TableWrite] = Future()
+            with lane.queue_lock:
+                lane.queued.append((rows, write))
+            lane.executor.submit(self._write_queued, table, lane)
+            writes.append(write)
+        return PendingWrite(writes, started)
 
-    def _write_table(self, table: str, table_rows: Rows) -> TableWrite:
-        if self._failed is not None:
-            raise SinkStopped(f"not writing to {table}: an earlier insert failed ({self._failed})")
+    def _write_queued(self, table: str, lane: _Lane) -> None:
+        """Every batch queued for the lane, in one insert (none: an earlier call took them along)."""
+        with lane.queue_lock:
+            queued, lane.queued = lane.queued, []
+        if not queued:
+            return
         try:
-            rows, ranges, skipped = self._fresh(table, table_rows)
+            if self._failed is not None:
+                raise SinkStopped(f"not writing to {table}: an earlier insert failed ({self._failed})")
+            fresh = [self._fresh(table, rows) for rows, _ in queued]
+            rows = [row for batch_rows, _, _ in fresh for row in batch_rows]
             if rows:
+                ranges: dict[int, tuple[int, int]] = {}
+                for _, batch_ranges, _ in fresh:  # batches in offset order: the first's first, the last's last
+                    for partition, (first, last) in batch_ranges.items():
+                        ranges[partition] = (ranges.get(partition, (first, last))[0], last)
                 self._insert(table, rows, ranges)
                 watermarks = self._watermarks.get(table)  # None if forgotten meanwhile (a rebalance): read afresh
                 if watermarks is not None:
                     watermarks.update({partition: last for partition, (_, last) in ranges.items()})
         except BaseException as exc:
-            self._failed = exc
-            raise
-        return TableWrite(table, len(rows), skipped)
+            if not isinstance(exc, SinkStopped):
+                self._failed = exc
+            for _, write in queued:
+                write.set_exception(exc)
+            return
+        for (batch_rows, _, skipped), (_, write) in zip(fresh, queued, strict=True):
+            write.set_result(TableWrite(table, len(batch_rows), skipped))
 
     def _fresh(self, table: str, table_rows: Rows) -> tuple[Rows, dict[int, tuple[int, int]], int]:
         """Rows not yet stored, and the (first, last) offset they cover per partition."""
+        if not table_rows:
+            return table_rows, {}, 0
         partitions, offsets = position_columns(table, table_rows)
         # Rows come in offset order per partition: the first offset seen of a partition is its lowest.
         first = dict(zip(reversed(partitions), reversed(offsets), strict=True))

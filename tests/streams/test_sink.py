@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -142,6 +144,37 @@ def test_waits_for_clickhouse_instead_of_dropping(clickhouse: ClickHouseSettings
     assert sink.write(batch).events_written == 5
     assert sorted(pauses) == sorted([0.1, 0.2, 0.4] * len(batch.tables))  # per lane: backing off
     assert totals(migrated) == (5, 0, 5)
+
+
+def test_batches_queued_behind_an_insert_go_in_together(clickhouse: ClickHouseSettings, migrated: Client) -> None:
+    # An insert costs about the same however few its rows (the materialized views run once per insert):
+    # small batches each waiting for their own insert would queue ever longer under load.
+    inserts: Counter[str] = Counter()
+
+    def counting_connect() -> Client:
+        client = connect(clickhouse)
+        insert = client.insert
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            inserts[kwargs["context"].table.strip("`")] += 1
+            return insert(*args, **kwargs)
+
+        client.insert = counted  # type: ignore[method-assign]
+        return client
+
+    sink = ClickHouseSink(counting_connect, "events")
+    release = threading.Event()
+    busy = threading.Thread(target=asyncio.run, args=(sink.run("events", release.wait),))  # the lane at work
+    busy.start()
+    writes = [sink.submit(batch_of(messages(first, first + 9, bad_every=5))) for first in (0, 10, 20)]
+    release.set()
+    busy.join()
+    results = [write.result() for write in writes]
+    assert [(result.events_written, result.dead_letters_written) for result in results] == [(8, 2), (8, 2), (8, 2)]
+    assert inserts["events"] == 1  # (the other lanes may have had batches queue too)
+    assert totals(migrated) == (24, 6, 24)
+    restarted = ClickHouseSink(lambda: connect(clickhouse), "events")
+    assert restarted.write(batch_of(messages(0, 29, bad_every=5))).replayed_rows_skipped == 54  # watermarks moved
 
 
 def test_a_refused_statement_is_not_retried(clickhouse: ClickHouseSettings, ch_client: Client) -> None:
