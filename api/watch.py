@@ -13,6 +13,9 @@ from prometheus_client import Counter, Gauge
 
 POLLS = Gauge("labelpulse_api_watch_polls", "Shared WatchProject polls running (one per project and interval)")
 POLL_QUERIES = Counter("labelpulse_api_watch_poll_queries_total", "Change checks made by WatchProject's shared polls")
+SUMMARIES = Counter(
+    "labelpulse_api_watch_summaries_total", "Project summaries WatchProject computed (one per change and window)"
+)
 WATCHERS = Gauge("labelpulse_api_watchers", "WatchProject streams open")
 
 Summary = TypeVar("Summary")
@@ -64,6 +67,7 @@ class WatchHub(Generic[Summary]):
                     raise poll.error
                 seen = poll.version
                 if window_s not in poll.summaries:
+                    SUMMARIES.inc()
                     poll.summaries[window_s] = asyncio.create_task(
                         asyncio.to_thread(self.summary, project, window_s, poll.end)
                     )

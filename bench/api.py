@@ -12,8 +12,10 @@ path, copied back in time until it holds `--events`), starts `labelpulse api` ag
       p50/p95 per method and calls/s; the baseline is the same method with one client, in the same run (the
       ratio shows how latency grows under concurrency);
   (b) WatchProject: one watcher, then `--watchers` watchers of the same project (each on its own channel),
-      for `--watch-seconds` after every watcher has its first summary; ClickHouse change checks counted from
-      the server's labelpulse_api_watch_poll_queries_total. Polling per watcher would make it N times one.
+      for `--watch-seconds` after every watcher has its first summary, while an event of the project is stored
+      every second (so every check finds a change): change checks and summaries computed, from the server's
+      labelpulse_api_watch_poll_queries_total and labelpulse_api_watch_summaries_total (a poll per watcher would
+      make both N times one), and how long after an event was stored each watcher had the summary with it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -108,24 +111,62 @@ async def timed_calls(address: str, call: Call, clients: int, calls: int) -> tup
             await channel.close()
 
 
-def poll_queries(metrics_url: str) -> float:
+def watch_counters(metrics_url: str) -> tuple[float, float]:
+    """The server's change checks and summaries made for WatchProject so far."""
+    names = ("labelpulse_api_watch_poll_queries_total", "labelpulse_api_watch_summaries_total")
+    values = dict.fromkeys(names, 0.0)
     with urllib.request.urlopen(metrics_url, timeout=10) as answer:
         for line in answer.read().decode().splitlines():
-            if line.startswith("labelpulse_api_watch_poll_queries_total "):
-                return float(line.split()[1])
-    return 0.0
+            name, _, value = line.partition(" ")
+            if name in values:
+                values[name] = float(value)
+    return values[names[0]], values[names[1]]
 
 
-async def watch_load(address: str, metrics_url: str, project: str, watchers: int, seconds: float) -> float:
-    """Change checks per second while `watchers` watch `project` (interval 1 s), once all are watching."""
+# A new event of the project, now: a copy of one of its events under a new id (the rollups follow).
+NEW_EVENT = (
+    "INSERT INTO events SELECT * REPLACE (toString(generateUUIDv4()) AS event_id, now64(3) AS occurred_at, "
+    "now64(3) AS received_at) FROM events WHERE project_id = {project:String} LIMIT 1"
+)
+
+
+@dataclass
+class WatchLoad:
+    checks_per_s: float
+    summaries_per_s: float
+    latencies: list[float]  # per summary a watcher received: seconds since the event it shows was stored
+
+
+async def watch_load(
+    address: str, metrics_url: str, client: Any, project: str, watchers: int, seconds: float
+) -> WatchLoad:
+    """WatchProject's load while `watchers` watch `project` (interval 1 s) and an event of it is stored every
+    second, once all are watching."""
     channels = [grpc.aio.insecure_channel(address) for _ in range(watchers)]
     request = pb.WatchProjectRequest(project_id=project, interval_seconds=1)
     streams = [metrics_pb2_grpc.MetricsStub(channel).WatchProject(request, metadata=METADATA) for channel in channels]
+    stored: list[float] = []  # when each new event was stored (monotonic)
+    latencies: list[float] = []
+
+    async def watcher(stream: Any) -> None:
+        async for _ in stream:
+            received = time.monotonic()
+            if stored:
+                latencies.append(received - max(moment for moment in stored if moment <= received))
+
     try:
         await asyncio.gather(*(stream.read() for stream in streams))  # every watcher has its first summary
-        before, started = poll_queries(metrics_url), time.monotonic()
-        await asyncio.sleep(seconds)
-        return (poll_queries(metrics_url) - before) / (time.monotonic() - started)
+        readers = [asyncio.create_task(watcher(stream)) for stream in streams]
+        (checks, summaries), started = watch_counters(metrics_url), time.monotonic()
+        while time.monotonic() - started < seconds:
+            await asyncio.to_thread(client.command, NEW_EVENT, parameters={"project": project})
+            stored.append(time.monotonic())
+            await asyncio.sleep(1)
+        elapsed = time.monotonic() - started
+        checks_after, summaries_after = watch_counters(metrics_url)
+        for reader in readers:
+            reader.cancel()
+        return WatchLoad((checks_after - checks) / elapsed, (summaries_after - summaries) / elapsed, latencies)
     finally:
         for stream in streams:
             stream.cancel()
@@ -155,13 +196,23 @@ def start_api(clickhouse: ClickHouseSettings, workdir: Path) -> tuple[Any, str, 
     return process, address, f"http://127.0.0.1:{metrics_port}/metrics"
 
 
+def times(value: float, baseline: float) -> str:
+    return f"{value / baseline:.2f}x" if baseline else "n/a (none with one)"
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 async def measure(
-    address: str, metrics_url: str, project: str, events: int, levels: list[int], args: argparse.Namespace
+    address: str,
+    metrics_url: str,
+    client: Any,
+    project: str,
+    events: int,
+    levels: list[int],
+    args: argparse.Namespace,
 ) -> None:
     calls = methods(project, args.days)
     await timed_calls(address, calls["ListProjects"], 1, 3)  # warm-up: connections, the server's first query
@@ -181,13 +232,24 @@ async def measure(
     print("calls/s per method, mean: " + ", ".join(f"{level} client(s) {statistics.fmean(rates[level]):,.1f}"
                                                    for level in levels))  # fmt: skip
 
-    print(f"\n(b) WatchProject, interval 1 s, {args.watch_seconds:.0f} s counted after every first summary")
-    one = await watch_load(address, metrics_url, project, 1, args.watch_seconds)
-    many = await watch_load(address, metrics_url, project, args.watchers, args.watch_seconds)
-    print(f"    1 watcher: {one:.2f} change checks/s; {args.watchers} watchers: {many:.2f}/s")
+    print(
+        f"\n(b) WatchProject, interval 1 s, {args.watch_seconds:.0f} s counted after every first summary, "
+        "an event of the project stored every second"
+    )
+    loads = {
+        n: await watch_load(address, metrics_url, client, project, n, args.watch_seconds) for n in (1, args.watchers)
+    }
+    for n, load in loads.items():
+        p50, p95 = (percentile(load.latencies, share) if load.latencies else float("nan") for share in (0.5, 0.95))
+        print(
+            f"    {n:>4} watcher(s): {load.checks_per_s:.2f} change checks/s, {load.summaries_per_s:.2f} summaries/s; "
+            f"{len(load.latencies):,} summaries received, p50 {p50:.2f} s / p95 {p95:.2f} s after the event was stored"
+        )
+    one, many = loads[1], loads[args.watchers]
     print(
         f"\nsummary: {events:,} events; p50 ratio {levels[-1]}/{levels[0]} clients per method above; "
-        f"watch checks {args.watchers} watchers / 1 = {many / one:.2f}x (polling per watcher: {args.watchers}x)"
+        f"{args.watchers} watchers / 1: change checks {times(many.checks_per_s, one.checks_per_s)}, summaries "
+        f"{times(many.summaries_per_s, one.summaries_per_s)} (polling per watcher: {args.watchers}x)"
     )
 
 
@@ -218,7 +280,9 @@ def main() -> None:
         events = int(client.command("SELECT count() FROM events"))
         project = str(client.command("SELECT project_id FROM events GROUP BY 1 ORDER BY count() DESC LIMIT 1"))
         api, address, metrics_url = start_api(settings, workdir)
-        asyncio.run(measure(address, metrics_url, project, events, levels, args))  # one loop: grpc.aio keeps state
+        asyncio.run(
+            measure(address, metrics_url, client, project, events, levels, args)
+        )  # one loop: grpc.aio keeps state
     finally:
         terminate(api, timeout_s=30)
         clickhouse.stop()
