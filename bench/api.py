@@ -149,7 +149,7 @@ async def watch_load(
     latencies: list[float] = []
 
     async def watcher(stream: Any) -> None:
-        async for _ in stream:
+        while await stream.read() is not grpc.aio.EOF:  # read(), as for the first (grpc.aio allows no mix)
             received = time.monotonic()
             if stored:
                 latencies.append(received - max(moment for moment in stored if moment <= received))
@@ -165,6 +165,8 @@ async def watch_load(
         elapsed = time.monotonic() - started
         checks_after, summaries_after = watch_counters(metrics_url)
         for reader in readers:
+            if reader.done():
+                reader.result()  # a watcher's error, if any
             reader.cancel()
         return WatchLoad((checks_after - checks) / elapsed, (summaries_after - summaries) / elapsed, latencies)
     finally:

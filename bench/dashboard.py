@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import os
 import re
 import statistics
@@ -58,7 +59,7 @@ def seed(client: Any, total: int, base: int, annotators: int | None = None) -> N
     load(values, lambda: client, on_batch=lambda n: print(f"\r  loaded {n:,}/{base:,} base events", end=""))
     print(f"\n  base loaded in {time.perf_counter() - started:.0f}s")
     stored = int(client.command("SELECT count() FROM events"))
-    copies = max(0, (total - stored) // max(stored, 1))
+    copies = max(0, math.ceil((total - stored) / max(stored, 1)))  # at least `total`: whole copies, rounded up
     copying = time.perf_counter()
     for copy in range(1, copies + 1):
         shift = f"toIntervalSecond({copy * span_s})"
