@@ -241,7 +241,7 @@ class ClickHouseSink:
             if self._failed is not None:
                 raise SinkStopped(f"not writing to {table}: an earlier insert failed ({self._failed})")
             fresh = [self._fresh(table, rows) for rows, _ in queued]
-            rows = [row for batch_rows, _, _ in fresh for row in batch_rows]
+            rows = fresh[0][0] if len(fresh) == 1 else [row for batch_rows, _, _ in fresh for row in batch_rows]
             if rows:
                 ranges: dict[int, tuple[int, int]] = {}
                 for _, batch_ranges, _ in fresh:  # batches in offset order: the first's first, the last's last
