@@ -163,10 +163,15 @@ def test_work_on_an_unassigned_job_is_attributed_to_nobody() -> None:
     assert map_delivery(body(completed)).ignored.startswith("work on a job without an assignee")
 
 
-def job_with(**changes: Any) -> bytes:
-    delivery = document("05")
-    delivery["job"] |= changes
+def changed(fixture: str, resource: str, **changes: Any) -> bytes:
+    """A fixture's delivery with its job, issue or comment changed."""
+    delivery = document(fixture)
+    delivery[resource] |= changes
     return body(delivery)
+
+
+def job_with(**changes: Any) -> bytes:
+    return changed("05", "job", **changes)
 
 
 @pytest.mark.parametrize(
@@ -290,15 +295,11 @@ def test_the_memory_forgets_the_oldest_issues_beyond_its_limit() -> None:
 
 
 def issue_with(**changes: Any) -> bytes:
-    delivery = document("07")
-    delivery["issue"] |= changes
-    return body(delivery)
+    return changed("07", "issue", **changes)
 
 
 def comment_with(**changes: Any) -> bytes:
-    delivery = document("08")
-    delivery["comment"] |= changes
-    return body(delivery)
+    return changed("08", "comment", **changes)
 
 
 @pytest.mark.parametrize(
