@@ -45,11 +45,11 @@ class Progress:
 def size_text(size: int) -> str:
     """A number of bytes for people: 512 B, 1.2 KB, 80.0 MB."""
     amount = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if amount < 1024 or unit == "GB":
+    for unit in ("B", "KB", "MB"):
+        if amount < 1024:
             return f"{size} B" if unit == "B" else f"{amount:.1f} {unit}"
         amount /= 1024
-    raise AssertionError("unreachable")
+    return f"{amount:.1f} GB"
 
 
 def plain(value: Any) -> Any:
