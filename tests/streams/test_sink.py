@@ -163,9 +163,15 @@ def test_batches_queued_behind_an_insert_go_in_together(clickhouse: ClickHouseSe
         return client
 
     sink = ClickHouseSink(counting_connect, "events")
-    release = threading.Event()
-    busy = threading.Thread(target=asyncio.run, args=(sink.run("events", release.wait),))  # the lane at work
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # the lane at work
+        holding.set()
+        release.wait()
+
+    busy = threading.Thread(target=asyncio.run, args=(sink.run("events", hold),))
     busy.start()
+    assert holding.wait(30)  # the batches below queue behind it, not before it
     writes = [sink.submit(batch_of(messages(first, first + 9, bad_every=5))) for first in (0, 10, 20)]
     release.set()
     busy.join()
