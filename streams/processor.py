@@ -321,7 +321,7 @@ class Processor:
             # found when the earlier entry comes due, and due again then).
             self._due(message.partition, event.task_id, after)
         for table, rows in task_state.changes(before, after, scopes).items():
-            batch.tables[table].extend([*task_state.columns(table, row), sign, *position] for row, sign in rows)
+            batch.tables[table].extend(task_state.stored_rows(table, rows, position))
 
     def _task(self, task_id: str) -> Mapping[str, Any] | None:
         state = self.tasks.get(task_id)

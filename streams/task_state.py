@@ -42,7 +42,7 @@ from schema.events import (
     TaskCompleted,
     TaskCreated,
 )
-from schema.rows import label_text
+from schema.rows import Position, label_text
 
 # Longer than this between start and submission is not handle time (the contract's duration_ms limit).
 MAX_HANDLE_TIME_MS = MAX_DURATION_MS
@@ -104,12 +104,16 @@ def with_event(
         annotator = event.annotator_id
         own_gold = label_text(event.gold_label) if event.is_gold and event.gold_label is not None else None
         entry = [occurred_ms, event.event_id, annotator, label_text(event.label), event.duration_ms, own_gold]
-        scopes: list[Scope] = [(HANDLE_TIMES, annotator, key), (GOLD_ANSWERS, None, key)]
+        scopes: list[Scope] = [(HANDLE_TIMES, annotator, key)]
+        if own_gold is not None or base["gold"] is not None:  # a submission's gold row is its own and its task's
+            scopes.append((GOLD_ANSWERS, None, key))
         if _first_answer(base["submissions"], annotator, key):
             scopes.append((AGREEMENT, None, None))  # a later answer changes no agreement
         return _inserted(base, "submissions", entry), scopes
     if isinstance(event, AnnotationStarted):
-        return _inserted(base, "starts", [*key, event.annotator_id]), [(HANDLE_TIMES, event.annotator_id, key)]
+        # A start changes the handle times of later submissions only: in order, there are none yet.
+        scopes = [(HANDLE_TIMES, event.annotator_id, key)] if _any_since(base, HANDLE_TIMES, key) else []
+        return _inserted(base, "starts", [*key, event.annotator_id]), scopes
     if isinstance(event, ReviewCompleted):
         entry = [*key, event.annotator_id, str(event.verdict), event.reviewer_id]
         return _inserted(base, "reviews", entry), [(REVIEW_ROUNDS, event.annotator_id, key)]
@@ -182,7 +186,9 @@ def changes(before: State | None, after: State, scopes: Iterable[Scope]) -> dict
     `before` implies to what `after` implies."""
     out: dict[str, list[tuple[Row, int]]] = {}
     for scope in scopes:
-        old, new = derived_rows(before, scope), derived_rows(after, scope)
+        derivation, _, since = scope
+        fresh = before is None or (since is not None and not _any_since(before, derivation, since))
+        old, new = {} if fresh else derived_rows(before, scope), derived_rows(after, scope)
         for table, now in new.items():
             was = old.pop(table, _NONE)
             if not was:  # the usual case, an event in order: only rows to add
@@ -199,11 +205,11 @@ def changes(before: State | None, after: State, scopes: Iterable[Scope]) -> dict
 _NONE: frozenset[Row] = frozenset()
 
 
-def columns(table: str, row: Row) -> list[Any]:
-    """A derived row as its table stores it."""
-    if table == TASK_AGREEMENT:
-        return [*row[:4], dict(row[4]), *row[5:]]  # label counts: kept as pairs to compare, stored as a map
-    return list(row)
+def stored_rows(table: str, rows: list[tuple[Row, int]], position: Position) -> list[list[Any]]:
+    """Changes (row, sign) as their table stores them: the row's values, the sign, then the Kafka position."""
+    if table == TASK_AGREEMENT:  # label counts: kept as pairs to compare, stored as a map
+        return [[*row[:4], dict(row[4]), *row[5:], sign, *position] for row, sign in rows]
+    return [[*row, sign, *position] for row, sign in rows]
 
 
 def _handle_times(state: State, annotator: str | None, since: Key | None = None) -> set[Row]:
