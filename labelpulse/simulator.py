@@ -55,6 +55,7 @@ from typing import IO, Any
 from kafka_admin.settings import KafkaSettings
 from kafka_admin.topics import KafkaUnavailable, create_topics
 from labelpulse.broker import kafka_reachable
+from labelpulse.terminal import bar
 
 PROJECTS: dict[str, tuple[str, ...]] = {
     "retail-products": ("shoe", "bag", "shirt", "hat", "watch"),
@@ -579,11 +580,8 @@ class Progress:
             return
         self._last_line = now
         of = f"/{self.total:,}" if self.total else ""
-        bar = ""
-        if self.total and self.terminal:
-            filled = int(30 * sent / self.total)
-            bar = "[" + "#" * filled + "." * (30 - filled) + "] "
-        line = f"{bar}{sent:,}{of} events sent, {self._rate(now):,.0f}/s{self._target()}"
+        shown = f"{bar(sent, self.total, 30)} " if self.total and self.terminal else ""
+        line = f"{shown}{sent:,}{of} events sent, {self._rate(now):,.0f}/s{self._target()}"
         self.stream.write(f"\r{line} " if self.terminal else f"{line}\n")
         self.stream.flush()
 

@@ -27,9 +27,8 @@ class Progress:
         if self.live:
             if self._phase and phase != self._phase:
                 print(file=self.stream)  # the finished phase's line stays
-            filled = self.width * percent // 100
-            bar = "#" * filled + "-" * (self.width - filled)
-            print(f"\r  {phase} [{bar}] {percent:3d}% {counts}\x1b[K", end="", file=self.stream, flush=True)
+            line = f"{phase} {bar(done, total, self.width)} {percent:3d}% {counts}"
+            print(f"\r  {line}\x1b[K", end="", file=self.stream, flush=True)
         elif percent // 10 > self._tenths.get(phase, -1):
             self._tenths[phase] = percent // 10
             print(f"  {phase} {percent:3d}% {counts}", file=self.stream, flush=True)
@@ -40,6 +39,12 @@ class Progress:
         if self.live and self._phase:
             print(file=self.stream, flush=True)
         self._phase = ""
+
+
+def bar(done: int, total: int, width: int) -> str:
+    """A progress bar `width` characters inside its brackets: [######------]. Full when there is nothing to do."""
+    filled = width * min(done, total) // total if total > 0 else width
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
 
 
 def size_text(size: int) -> str:
