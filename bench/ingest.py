@@ -1,7 +1,7 @@
 """Ingest benchmark: how close the full worker path comes to the raw Kafka ceiling, and freshness.
 
 In one run, on the same embedded broker and ClickHouse, with the same simulated events:
-  (a) ceiling: a plain aiokafka consume-and-decode loop over N messages;
+  (a) ceiling: a plain aiokafka consume-and-decode loop over N messages, before and after (b);
   (b) worker:  `labelpulse worker` consuming the same N messages into ClickHouse (durable);
   (c) freshness: the simulator at a steady rate below saturation, sampling how far the newest
       occurred_at visible in the rollup lags behind the wall clock (p50/p95).
@@ -182,6 +182,16 @@ def main() -> None:
             flush=True,
         )
         print(cpu_report(cpu_at_first, cpu_at_done, unique - first_seen[1], done - first_seen[0]), flush=True)
+        # The pace of a shared machine drifts (the same ceiling measured 74k to 142k/s within an hour): measured
+        # again, the ratio is against the two's mean, and a run whose two differ much says so.
+        again = asyncio.run(raw_ceiling(bootstrap, topic, args.events))
+        apart = abs(again - ceiling) / max(again, ceiling)
+        ceiling = (ceiling + again) / 2
+        print(
+            f"(a) again after (b): {again:,.0f} events/s; the worker at {full / ceiling:.1%} of the two's mean"
+            + (f" ({apart:.0%} apart: the machine's pace changed, repeat the run)" if apart > 0.1 else ""),
+            flush=True,
+        )
         print("    worker memory: " + ", ".join(f"{rss_mb(w.pid):,.0f} MB" for w in workers), flush=True)
 
         # Each event is held back up to --disorder seconds: the sending rate reaches the target only once that
@@ -230,7 +240,7 @@ def main() -> None:
         print(
             f"    worker memory along (c): {memory[0]:,.0f} MB first, {memory[-1]:,.0f} MB last, {max(memory):,.0f} max"
         )
-        print(f"\nsummary: ceiling {ceiling:,.0f}/s, worker {full:,.0f}/s, ratio {full / ceiling:.1%}, "
+        print(f"\nsummary: ceiling {ceiling:,.0f}/s (mean of two), worker {full:,.0f}/s, ratio {full / ceiling:.1%}, "
               f"freshness p50 {p50:.2f}s p95 {p95:.2f}s")  # fmt: skip
     finally:
         for worker in workers:
