@@ -32,6 +32,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -82,6 +83,18 @@ def cpu_report(before: dict[str, float], after: dict[str, float], events: int, s
     total = sum(after[name] - before[name] for name in before)
     lines.append(f"      {'total':<12} {total / events * 1e6:6.1f} µs  {total / seconds:4.2f} cores")
     return "\n".join(lines)
+
+
+def settle(processes: dict[str, Any], timeout_s: float = 60.0) -> float:
+    """Wait until the processes together use under a tenth of a core over a second (ClickHouse merges the parts
+    a load made for a while after it); returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        before = sum(cpu_seconds(process.pid) for process in processes.values() if process)
+        time.sleep(1.0)
+        if sum(cpu_seconds(process.pid) for process in processes.values() if process) - before < 0.1:
+            break
+    return time.monotonic() - started
 
 
 def rss_mb(pid: int) -> float:
@@ -184,11 +197,13 @@ def main() -> None:
         print(cpu_report(cpu_at_first, cpu_at_done, unique - first_seen[1], done - first_seen[0]), flush=True)
         # The pace of a shared machine drifts (the same ceiling measured 74k to 142k/s within an hour): measured
         # again, the ratio is against the two's mean, and a run whose two differ much says so.
+        settled = settle(processes)
         again = asyncio.run(raw_ceiling(bootstrap, topic, args.events))
         apart = abs(again - ceiling) / max(again, ceiling)
         ceiling = (ceiling + again) / 2
         print(
-            f"(a) again after (b): {again:,.0f} events/s; the worker at {full / ceiling:.1%} of the two's mean"
+            f"(a) again after (b), once ClickHouse's merges settled ({settled:.0f}s): {again:,.0f} events/s; "
+            f"the worker at {full / ceiling:.1%} of the two's mean"
             + (f" ({apart:.0%} apart: the machine's pace changed, repeat the run)" if apart > 0.1 else ""),
             flush=True,
         )
