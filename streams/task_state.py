@@ -186,10 +186,7 @@ def changes(before: State | None, after: State, scopes: Iterable[Scope]) -> dict
     `before` implies to what `after` implies."""
     out: dict[str, list[tuple[Row, int]]] = {}
     for scope in scopes:
-        derivation, _, since = scope
-        # Nothing of the scope in `before` (an event in order): no rows to take back, none to derive.
-        nothing_before = before is None or (since is not None and not _any_since(before, derivation, since))
-        old, new = {} if nothing_before else derived_rows(before, scope), derived_rows(after, scope)
+        old, new = derived_rows(before, scope), derived_rows(after, scope)
         for table, now in new.items():
             was = old.pop(table, _NONE)
             if not was:  # the usual case, an event in order: only rows to add
