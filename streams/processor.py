@@ -233,6 +233,8 @@ class Processor:
                 )
                 reason = f"the worker failed on this message ({type(exc).__name__}: {exc}); reported as a bug"
                 self._refuse(message, position, EventError("unprocessable", None, None, reason), now, batch)
+        if unindexed := [partition for partition in watermarks if partition not in self._releases]:
+            self._index(unindexed)  # the first batch of partitions after a start or a rebalance
         for partition, watermark in watermarks.items():
             if watermark != self.watermark(partition):
                 self.tasks.put(f"{self._watermark_key}{partition}", {"newest": watermark}, partition)
@@ -340,11 +342,9 @@ class Processor:
             due = self._releases[partition]
             heapq.heappush(due, (self._release_at(state), task_id))
             if len(due) > 2 * self._indexed[partition] + REINDEX_SLACK:
-                self._index(partition)
+                self._index(list(self._releases))  # one pass over the store for every partition: their heaps grow alike
 
     def _release(self, partition: int, watermark: int, batch: ProcessedBatch) -> None:
-        if partition not in self._releases:
-            self._index(partition)
         due = self._releases[partition]
         while due and due[0][0] < watermark:
             _, task_id = heapq.heappop(due)
@@ -357,13 +357,20 @@ class Processor:
             else:  # an event since: due later
                 heapq.heappush(due, (release_at, task_id))
 
-    def _index(self, partition: int) -> None:
-        due = self._releases[partition] = []
+    def _index(self, partitions: list[int]) -> None:
+        """Build the release heaps of `partitions` from the store, in one pass over it."""
+        heaps: dict[int, list[tuple[int, str]]] = {partition: [] for partition in partitions}
         for key, state in list(self.tasks.items()):
             if key.startswith("\x00") or state is None:
                 continue
             # Legacy states (no submissions) are replaced; another lane's are released by its watermark.
-            if "submissions" in state and state.get("partition") == partition and state.get(LANE, "") == self.lane:
+            if (
+                "submissions" in state
+                and state.get(LANE, "") == self.lane
+                and (due := heaps.get(state.get("partition"))) is not None
+            ):
                 due.append((self._release_at(state), key))
-        heapq.heapify(due)
-        self._indexed[partition] = len(due)
+        for partition, due in heaps.items():
+            heapq.heapify(due)
+            self._releases[partition] = due
+            self._indexed[partition] = len(due)

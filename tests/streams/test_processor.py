@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from schema.rows import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, WORKER_TABLES, epoch_ms, positions
+from streams import processor as processor_module
 from streams.privacy import Pseudonymizer
 from streams.processor import DictStateStore, Message, Processor, RecentIds
 from tests.support.messages import event, message
@@ -334,6 +335,27 @@ def test_a_task_that_never_completes_is_released_after_the_open_task_retention()
         [message(event("x2", task_id="t9", occurred_at="2026-11-23T11:00:01Z"), offset=2)], now=NOW
     )
     assert past.released == 1 and processor.tasks.get("t1") is None
+
+
+def test_release_heaps_rebuilt_together_keep_each_partitions_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The heaps are rebuilt from the store in one pass for every partition; rebuild at every chance here.
+    monkeypatch.setattr(processor_module, "REINDEX_SLACK", 0)
+    processor = Processor(tasks=DictStateStore(), lateness_bound_ms=3_600_000)
+    offsets = {0: iter(range(100)), 1: iter(range(100))}
+
+    def at(partition: int, time: str, name: str, task: str, **fields: Any) -> Message:
+        value = event(name, task_id=task, occurred_at=f"2026-11-23T{time}Z", **fields)
+        return message(value, partition=partition, offset=next(offsets[partition]))
+
+    tasks = {f"t{n}": n % 2 for n in range(6)}  # three on each partition
+    processor.process([at(p, "09:00:00", f"s-{task}", task, duration_ms=1) for task, p in tasks.items()], now=NOW)
+    done = [at(p, "09:10:00", f"c-{task}", task, event_type="task_completed") for task, p in tasks.items()]
+    assert processor.process(done, now=NOW).released == 0
+    # Partition 0's clock passes the bound: its three tasks go, partition 1's stay until its own clock does.
+    assert processor.process([at(0, "10:10:01", "x0", "t-other0")], now=NOW).released == 3
+    assert sorted(task for task in tasks if processor.tasks.get(task)) == ["t1", "t3", "t5"]
+    assert processor.process([at(1, "10:10:01", "x1", "t-other1")], now=NOW).released == 3
+    assert not any(processor.tasks.get(task) for task in tasks)
 
 
 def test_released_state_is_found_again_after_a_restart() -> None:
