@@ -367,7 +367,7 @@ class Processor:
             if (
                 "submissions" in state
                 and state.get(LANE, "") == self.lane
-                and (due := heaps.get(state.get("partition"))) is not None
+                and (due := heaps.get(state["partition"])) is not None
             ):
                 due.append((self._release_at(state), key))
         for partition, due in heaps.items():
