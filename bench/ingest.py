@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import math
 import os
@@ -45,7 +44,7 @@ from labelpulse.broker import BrokerSettings, EmbeddedBroker
 from labelpulse.child_processes import spawn, terminate
 from labelpulse.net import free_port
 from labelpulse.runtime import EmbeddedClickHouseProcess
-from labelpulse.simulator import Delivery, Plan, read_recording, send
+from labelpulse.simulator import Delivery, Plan, read_recording, recorded_message, send
 from schema import migrations
 from schema.client import ClickHouseSettings
 
@@ -140,7 +139,7 @@ class DeliveredClock:
         lines = (self._pending + self._file.read()).split(b"\n")
         self._pending = lines.pop()
         for line in lines:
-            value = base64.b64decode(json.loads(line)["value"])
+            _, value = recorded_message(line)
             try:
                 occurred_at = json.loads(value)["occurred_at"]
             except (ValueError, KeyError, TypeError):

@@ -541,10 +541,16 @@ def record_line(message: Message) -> bytes:
     return json.dumps(entry).encode() + b"\n"
 
 
+def recorded_message(line: bytes) -> tuple[bytes, bytes]:
+    """(key, value) of one line `record_line` wrote."""
+    entry = json.loads(line)
+    return entry["key"].encode(), base64.b64decode(entry["value"])
+
+
 def read_recording(path: Path) -> list[tuple[bytes, bytes]]:
     """(key, value) of every message a `send(..., record=path)` sent, in order."""
     with path.open("rb") as lines:
-        return [(entry["key"].encode(), base64.b64decode(entry["value"])) for entry in map(json.loads, lines)]
+        return [recorded_message(line) for line in lines]
 
 
 # -- sending ----------------------------------------------------------------------------------------
