@@ -24,6 +24,12 @@ BENCHMARKS = [
         marks=(*SERVICES, pytest.mark.broker),
     ),
     pytest.param(
+        "processor.py",
+        ["--events", "2000", "--batch", "500", "--repeat", "1"],
+        "summary: the processor takes",
+        marks=pytest.mark.bench,
+    ),
+    pytest.param(
         "dashboard.py",
         ["--events", "3000", "--base", "3000", "--repeat", "1"],
         "views/pipeline.py",
