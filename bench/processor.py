@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from labelpulse.arguments import non_negative_float, positive_int, share
 from labelpulse.simulator import Delivery, Plan, generate
 from schema.events import validate_event
 from streams.app import GC_THRESHOLD
@@ -56,11 +57,13 @@ def best_of(repeat: int, run: Callable[[], int]) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=200_000, help="messages (default 200,000)")
-    parser.add_argument("--batch", type=int, default=50_000, help="messages a batch (the worker's largest)")
-    parser.add_argument("--disorder", type=float, default=180, help="events late by up to this many seconds")
-    parser.add_argument("--duplicates", type=float, default=0.02, help="share of events sent twice")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
+    parser.add_argument("--events", type=positive_int, default=200_000, help="messages (default 200,000)")
+    parser.add_argument("--batch", type=positive_int, default=50_000, help="messages a batch (the worker's largest)")
+    parser.add_argument(
+        "--disorder", type=non_negative_float, default=180, help="events late by up to this many seconds"
+    )
+    parser.add_argument("--duplicates", type=share, default=0.02, help="share of events sent twice")
+    parser.add_argument("--repeat", type=positive_int, default=3, help="runs of each; the best counts")
     args = parser.parse_args()
     stream = messages(args.events, args.disorder, args.duplicates)
     now = datetime.now(UTC)
