@@ -15,11 +15,12 @@ import argparse
 import gc
 import sys
 import time
-import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
+
+from aiokafka.partitioner import DefaultPartitioner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,10 +37,11 @@ def messages(count: int, disorder_s: float, duplicates: float) -> list[Message]:
     """An hour of a crew's work as it reaches Kafka, keyed by task like the producers."""
     plan = Plan(seed=7, start=datetime.now(UTC) - timedelta(hours=2), rate=count / 3600)
     delivered = islice(Delivery(disorder_s, duplicates, seed=7).order(generate(plan)), count)
+    partitions = list(range(PARTITIONS))
     offsets = [0] * PARTITIONS
     out = []
     for _, message in delivered:
-        partition = zlib.crc32(message.key or b"") % PARTITIONS
+        partition = DefaultPartitioner()(message.key, partitions, partitions)  # Kafka's own (murmur2 of the key)
         out.append(Message("events", partition, offsets[partition], message.key, message.value))
         offsets[partition] += 1
     return out
