@@ -304,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
         "from many producers (default 0: in time order)",
     )  # fmt: skip
     generate.add_argument(
+        "--late", type=arguments.share, default=1.0, metavar="SHARE",
+        help="with --disorder, the share of events sent late (0 to 1, default 1: every one); the rest are sent as "
+        "they occur, as when most producers keep up and a few lag",
+    )  # fmt: skip
+    generate.add_argument(
         "--duplicates", type=arguments.share, default=0.0, metavar="SHARE",
         help="send this share of events twice, as producer retries do (0 to 1, default 0)",
     )  # fmt: skip

@@ -139,6 +139,8 @@ def run_generate(args: argparse.Namespace) -> int:
     from kafka_admin.settings import KafkaSettings
     from labelpulse.simulator import Delivery, Plan, random_seed, run_simulator
 
+    if args.late != 1 and not args.disorder:
+        raise CliError("--late needs --disorder: it says which share of events are sent late, and by up to how long")
     seed = args.seed
     if seed is None:  # a fixed default would make two runs send the same ids, dropped as duplicates
         seed = random_seed()
@@ -155,7 +157,7 @@ def run_generate(args: argparse.Namespace) -> int:
     return run_simulator(
         plan,
         KafkaSettings.from_env(),
-        Delivery(args.disorder, args.duplicates, seed),
+        Delivery(args.disorder, args.duplicates, seed, late=args.late),
         count=args.count,
         duration_s=args.duration,
         realtime=not args.fast,

@@ -507,12 +507,14 @@ def _garbage(rng: random.Random, valid: dict[str, Any]) -> bytes:
 
 @dataclass(frozen=True)
 class Delivery:
-    """How the messages reach Kafka, as from a fleet of real producers: each late by up to `disorder_s`
-    seconds of simulated time (so some overtake others), and a share `duplicates` sent twice (a retry)."""
+    """How the messages reach Kafka, as from a fleet of real producers: a share `late` of them (all by
+    default) each late by up to `disorder_s` seconds of simulated time, so they are overtaken by others
+    (the rest are sent as they occur), and a share `duplicates` sent twice (a retry)."""
 
     disorder_s: float = 0.0
     duplicates: float = 0.0
     seed: int = 1
+    late: float = 1.0
 
     def order(self, messages: Iterable[Message]) -> Iterator[tuple[datetime, Message]]:
         """(when it is sent, the message), in sending order. Deterministic for a seed."""
@@ -522,7 +524,10 @@ class Delivery:
         rng = random.Random(f"delivery-{self.seed}")
         due: list[tuple[datetime, int, Message]] = []
         for number, message in enumerate(messages):
-            sent_at = message.occurred_at + timedelta(seconds=rng.uniform(0, self.disorder_s))
+            delay_s = rng.uniform(0, self.disorder_s)
+            if self.late < 1 and rng.random() >= self.late:
+                delay_s = 0.0  # one of the producers that keep up
+            sent_at = message.occurred_at + timedelta(seconds=delay_s)
             heapq.heappush(due, (sent_at, 2 * number, message))
             if rng.random() < self.duplicates:  # the retry of a send whose answer was lost
                 again = sent_at + timedelta(seconds=rng.uniform(0, max(self.disorder_s, 1.0)))
@@ -709,11 +714,12 @@ def run_simulator(
         )
     members, pace = crew(plan)
     team = f"{len(members):,} annotators" + (f" working {pace:,.0f}x as fast as people" if pace > 1 else "")
+    late = "" if delivery.late == 1 else f"{delivery.late:.0%} of events "
     print(
         f"sending simulated events to {kafka.events_topic} at {kafka.bootstrap_servers} "
         f"({f'{plan.rate:g} events/s' if realtime else 'as fast as possible'} from {team}; seed {plan.seed}"
         + (f"; anomalies: {', '.join(plan.anomalies)}" if plan.anomalies else "")
-        + (f"; up to {delivery.disorder_s:g}s out of order" if delivery.disorder_s else "")
+        + (f"; {late}up to {delivery.disorder_s:g}s late" if delivery.disorder_s else "")
         + (f"; {delivery.duplicates:.0%} sent twice" if delivery.duplicates else "")
         + ")",
         file=sys.stderr,

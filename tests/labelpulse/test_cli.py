@@ -258,6 +258,12 @@ def test_generate_without_a_broker_says_how_to_start_one() -> None:
     assert "labelpulse broker" in result.stderr
 
 
+def test_generate_refuses_a_late_share_without_disorder() -> None:
+    result = run_cli("generate", "--count", "5", "--late", "0.1")
+    assert result.returncode == 2
+    assert "labelpulse: --late needs --disorder" in result.stderr
+
+
 @pytest.mark.broker
 def test_generate_records_exactly_what_it_sent_and_the_seed_fixes_it(kafka: BrokerSettings, tmp_path: Path) -> None:
     env = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "LABELPULSE_EVENTS_TOPIC": "gen-test"}

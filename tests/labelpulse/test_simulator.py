@@ -174,6 +174,25 @@ def test_delivery_with_disorder_and_duplicates_reorders_and_repeats_only_within_
     assert list(delivery.order(iter(generated))) == delivered, "the same seed gives the same delivery"
 
 
+def test_delivery_with_a_late_share_sends_the_rest_as_they_occur() -> None:
+    generated = list(islice(generate(Plan(seed=3, start=START, rate=20)), 2000))
+    delivered = list(Delivery(disorder_s=180, late=0.1, seed=3).order(iter(generated)))
+    assert sorted(message.value for _, message in delivered) == sorted(message.value for message in generated)
+    late = sum(sent_at > message.occurred_at for sent_at, message in delivered)
+    assert 140 <= late <= 260, "about a tenth late"
+    assert all(sent_at - message.occurred_at <= timedelta(seconds=180) for sent_at, message in delivered)
+    overtaken = sum(
+        later.occurred_at < earlier.occurred_at for (_, earlier), (_, later) in itertools.pairwise(delivered)
+    )
+    assert overtaken > 100, "the late ones are overtaken"
+
+
+def test_delivery_late_by_default_sends_every_event_late() -> None:
+    generated = list(islice(generate(Plan(seed=3, start=START, rate=20)), 500))
+    delivered = Delivery(disorder_s=180, seed=3).order(iter(generated))
+    assert all(sent_at > message.occurred_at for sent_at, message in delivered)
+
+
 def test_delivery_without_disorder_is_the_simulated_order() -> None:
     generated = list(islice(generate(Plan(seed=3, start=START, rate=20)), 200))
     assert [message for _, message in Delivery().order(iter(generated))] == generated
