@@ -300,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="simulated seconds anomalies last (default: to the end)")  # fmt: skip
     generate.add_argument(
         "--disorder", type=arguments.non_negative_float, default=0.0, metavar="SECONDS",
-        help="send each event late by up to this many seconds of simulated time, so some overtake others, as "
-        "from many producers (default 0: in time order)",
+        help="send events late by up to this many seconds of simulated time (every one, or the --late share), so "
+        "some overtake others, as from many producers (default 0: in time order)",
     )  # fmt: skip
     generate.add_argument(
         "--late", type=arguments.share, default=1.0, metavar="SHARE",
