@@ -714,7 +714,7 @@ def run_simulator(
         )
     members, pace = crew(plan)
     team = f"{len(members):,} annotators" + (f" working {pace:,.0f}x as fast as people" if pace > 1 else "")
-    late = "" if delivery.late == 1 else f"{delivery.late:.0%} of events "
+    late = "" if delivery.late == 1 else f"{delivery.late * 100:g}% of events "
     print(
         f"sending simulated events to {kafka.events_topic} at {kafka.bootstrap_servers} "
         f"({f'{plan.rate:g} events/s' if realtime else 'as fast as possible'} from {team}; seed {plan.seed}"

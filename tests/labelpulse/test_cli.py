@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 import grpc
@@ -21,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from labelpulse.broker import BrokerSettings, kafka_answers
 from labelpulse.net import free_port, http_ok, port_in_use
-from labelpulse.simulator import read_recording
+from labelpulse.simulator import Delivery, Plan, generate, read_recording
 from labelpulse.terminal import render_table
 from schema import migrations
 from schema.client import ClickHouseSettings
@@ -274,6 +275,21 @@ def test_generate_records_exactly_what_it_sent_and_the_seed_fixes_it(kafka: Brok
     assert "recorded 50 messages" in first.stderr
     a, b = read_recording(tmp_path / "a.jsonl"), read_recording(tmp_path / "b.jsonl")
     assert len(a) == 50 and a == b
+
+
+@pytest.mark.broker
+def test_generate_sends_only_the_late_share_late(kafka: BrokerSettings, tmp_path: Path) -> None:
+    env = {"LABELPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "LABELPULSE_EVENTS_TOPIC": "gen-late"}
+    start = "2026-11-23T08:00:00Z"
+    args = ["generate", "--count", "400", "--fast", "--seed", "4", "--start", start, "--disorder", "600"]
+    result = run_cli(*args, "--late", "0.1", "--record", str(tmp_path / "sent.jsonl"), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "10% of events up to 600s late" in result.stderr
+    plan = Plan(seed=4, start=dt.datetime.fromisoformat(start), rate=20)  # the default --rate
+    expected = Delivery(disorder_s=600, seed=4, late=0.1).order(generate(plan))
+    assert [value for _, value in read_recording(tmp_path / "sent.jsonl")] == [
+        message.value for _, message in islice(expected, 400)
+    ]
 
 
 @pytest.mark.broker
