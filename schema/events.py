@@ -324,7 +324,11 @@ def _too_deep(payload: bytes | str, event: Event | None) -> EventError:
 def _plainly_printable(payload: bytes | str) -> bool:
     """Whether every string in the JSON is surely printable: ASCII without escapes or DEL (raw
     control characters are malformed JSON). The usual event; it spares checking each identifier."""
-    return isinstance(payload, bytes) and payload.isascii() and b"\\" not in payload and b"\x7f" not in payload
+    # Looking for a byte value (an int) is a memchr; a one-byte bytes goes the substring search's way (~6x slower).
+    return isinstance(payload, bytes) and payload.isascii() and _BACKSLASH not in payload and _DEL not in payload
+
+
+_BACKSLASH, _DEL = ord("\\"), 0x7F
 
 
 def _check_values(event: Event, printable: bool = False) -> EventError | None:
