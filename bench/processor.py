@@ -38,10 +38,11 @@ def messages(count: int, disorder_s: float, duplicates: float) -> list[Message]:
     plan = Plan(seed=7, start=datetime.now(UTC) - timedelta(hours=2), rate=count / 3600)
     delivered = islice(Delivery(disorder_s, duplicates, seed=7).order(generate(plan)), count)
     partitions = list(range(PARTITIONS))
+    partitioner = DefaultPartitioner()  # Kafka's own (murmur2 of the key)
     offsets = [0] * PARTITIONS
     out = []
     for _, message in delivered:
-        partition = DefaultPartitioner()(message.key, partitions, partitions)  # Kafka's own (murmur2 of the key)
+        partition = partitioner(message.key, partitions, partitions)
         out.append(Message("events", partition, offsets[partition], message.key, message.value))
         offsets[partition] += 1
     return out

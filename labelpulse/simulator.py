@@ -525,6 +525,7 @@ class Delivery:
         due: list[tuple[datetime, int, Message]] = []
         for number, message in enumerate(messages):
             delay_s = rng.uniform(0, self.disorder_s)
+            # Drawn only for a share below 1: every event late draws what it always did (a seed's delivery stays).
             if self.late < 1 and rng.random() >= self.late:
                 delay_s = 0.0  # one of the producers that keep up
             sent_at = message.occurred_at + timedelta(seconds=delay_s)
