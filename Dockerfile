@@ -34,6 +34,10 @@ COPY embedded_clickhouse embedded_clickhouse
 COPY ingest ingest
 COPY api api
 RUN pip install --no-deps . && python -c "import labelpulse, config, kafka_admin, access, schema, streams, dashboard, alerts, embedded_clickhouse, ingest, api"
+# The worker's per-event code compiled to C (streams/compiled.py), with a compiler for this step only.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && labelpulse compile \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 
 # Never root; state (Faust's table directory) lives in a volume mounted at /data.
 # /prometheus-rules: where the init job renders Prometheus rules (a named volume takes this owner).

@@ -59,6 +59,21 @@ def run_worker(args: argparse.Namespace) -> int:
     service.run_worker(WorkerSettings.from_env(), args.loglevel)
 
 
+def run_compile(args: argparse.Namespace) -> int:
+    from streams import compiled
+
+    if (build := compiled.build_dir()).is_dir():
+        say(f"the worker's per-event code is compiled for these sources ({build})")
+        return 0
+    say(f"compiling {' and '.join(compiled.COMPILED)} with mypyc (~15 s) …")
+    try:
+        build = compiled.build()
+    except compiled.BuildError as exc:
+        raise CliError(f"not compiled, the worker runs interpreted (~20 % slower an event): {exc}") from exc
+    say(f"compiled ({build})")
+    return 0
+
+
 def run_dashboard(args: argparse.Namespace) -> int:
     from dashboard import service
     from dashboard.settings import DashboardSettings

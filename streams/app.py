@@ -16,6 +16,7 @@ import faust
 
 from kafka_admin.settings import KafkaSettings
 from kafka_admin.topics import create_topics
+from streams import compiled
 from streams.changelog import TableStateStore
 from streams.faust_internals import SCHEME, register_batch_handler, set_fetch_max_wait
 from streams.pipeline import Pipeline
@@ -155,6 +156,7 @@ class WorkerApp(faust.App):
         # processing time in bench/RESULTS.md. Collect less often, and never what start-up made.
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 20, 20)
+        log.info("per-event code: %s", compiled.status())
         counts = await create_topics(self.kafka)
         self.events_partitions = counts[self.kafka.events_topic]
         log.info("topics: %s", ", ".join(f"{topic} ({n} partitions)" for topic, n in counts.items()))

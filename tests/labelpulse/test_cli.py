@@ -49,7 +49,7 @@ def test_version_comes_from_the_installed_package() -> None:
     "command",
     [
         "up", "clickhouse", "broker", "migrate", "access", "hash-password", "topics", "sql", "worker", "dashboard",
-        "generate", "contract", "alerts", "ingest", "import", "api",
+        "generate", "contract", "alerts", "ingest", "import", "api", "compile",
     ],
 )  # fmt: skip
 def test_every_command_has_help(command: str) -> None:
