@@ -7,6 +7,7 @@ validating the same messages, which every event pays whatever the processor does
 
     .venv/bin/python bench/processor.py                          # 200,000 events, batches of 50,000
     .venv/bin/python bench/processor.py --batch 5000 --disorder 0 --duplicates 0
+    LABELPULSE_COMPILED=0 .venv/bin/python bench/processor.py    # the interpreted modules (streams/compiled.py)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from labelpulse.arguments import non_negative_float, positive_int, share
 from labelpulse.simulator import Delivery, Plan, generate
 from schema.events import validate_event
+from streams import compiled
 from streams.app import GC_THRESHOLD
 from streams.processor import DictStateStore, Message, Processor
 
@@ -91,7 +93,7 @@ def main() -> None:
     print(f"{len(stream):,} messages, batches of {args.batch:,}, disorder {args.disorder:g} s, ", end="")
     print(f"duplicates {args.duplicates:g}")
     print(f"(a) decode + validate: {per_event[0]:.2f} µs an event")
-    print(f"(b) processor:         {per_event[1]:.2f} µs an event, {rows:,} rows")
+    print(f"(b) processor:         {per_event[1]:.2f} µs an event, {rows:,} rows; {compiled.status()}")
     print(f"summary: the processor takes {per_event[1] / per_event[0]:.2f}x what validating alone does")
 
 

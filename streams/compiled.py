@@ -9,6 +9,9 @@ A build is kept under the interpreter's prefix (the virtualenv), keyed by a fing
 until a build for it exists, the modules run interpreted, as they read. `./dev install` (and so
 `./dev up` and `./dev test`) builds one when needed; so does `labelpulse compile`.
 LABELPULSE_COMPILED=0 runs the interpreted modules anyway (a debugger or a line profiler needs them).
+
+Only modules without msgspec Structs: compiled with streams.activity, msgspec decoded its Struct without the
+field types (`floors` came back with string keys, tried), which the interpreted module never sees.
 """
 
 from __future__ import annotations
@@ -119,7 +122,10 @@ def build() -> Path:
         return target
     if reason := compiler_missing():
         raise BuildError(reason)
-    BUILDS.mkdir(parents=True, exist_ok=True)
+    try:
+        BUILDS.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot keep a build in {BUILDS}: {exc}") from exc
     with tempfile.TemporaryDirectory(prefix="labelpulse-compile-") as work:
         copy = Path(work) / "src"
         for package in PACKAGES:
