@@ -69,7 +69,7 @@ def run_compile(args: argparse.Namespace) -> int:
     try:
         build = compiled.build()
     except compiled.BuildError as exc:
-        raise CliError(f"not compiled, the worker runs interpreted (~20 % slower an event): {exc}") from exc
+        raise CliError(f"not compiled, the worker runs interpreted (~10 % more CPU an event): {exc}") from exc
     say(f"compiled ({build})")
     return 0
 

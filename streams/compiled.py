@@ -2,7 +2,7 @@
 
 streams.processor and streams.task_state run for every event and take most of the worker's CPU. mypyc
 (part of mypy, which compiles mypy and black the same way) compiles them from the type hints they
-already carry, unchanged: the processor then takes ~20 % less time an event (bench/RESULTS.md).
+already carry, unchanged: the processor then takes ~25 % less CPU an event, the worker ~6-15 % (bench/RESULTS.md).
 
 A build is kept under the interpreter's prefix (the virtualenv), keyed by a fingerprint of the
 `schema` and `streams` sources and the interpreter. So an edited source never runs as an old build:
