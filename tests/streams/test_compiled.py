@@ -13,6 +13,27 @@ import pytest
 from streams import compiled
 
 REPORT = "import streams.processor, streams.task_state, streams.compiled as c; print(c.status())"
+# What the processor makes of a disordered, duplicated stream with replays (every table, count and release), as JSON;
+# each table's rows sorted: derived rows come out of sets, in an order of the process's string hashes.
+PROCESS = """
+import json, zlib
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from labelpulse.simulator import Delivery, Plan, generate
+from streams import compiled
+from streams.processor import DictStateStore, Message, Processor
+plan = Plan(seed=3, start=datetime(2026, 11, 30, 8, tzinfo=UTC), rate=5)
+delivered = islice(Delivery(180, 0.05, seed=3).order(generate(plan)), 20_000)
+messages = [Message("events", zlib.crc32(m.key) % 3, n, m.key, m.value) for n, (_, m) in enumerate(delivered)]
+processor, now, out = Processor(tasks=DictStateStore(), lateness_bound_ms=600_000), plan.start + timedelta(days=1), []
+for start in range(0, len(messages), 2_000):  # each batch reads the last 500 of the one before again
+    replayed = {partition: start - 1 for partition in range(3)}
+    batch = processor.process(messages[max(start - 500, 0) : start + 2_000], now=now, replayed_through=replayed)
+    tables = {table: sorted(map(repr, rows)) for table, rows in batch.tables.items()}
+    out.append([tables, batch.events_by_type, batch.too_late, batch.duplicates, batch.released, batch.activity])
+print(compiled.status())
+print(json.dumps(out, sort_keys=True, default=str))
+"""
 
 
 def python(*args: str, checkout: Path = compiled.ROOT, **env: str) -> subprocess.CompletedProcess[str]:
@@ -62,7 +83,7 @@ def test_an_edited_source_runs_interpreted_never_as_the_old_build(built: Path, t
     assert task_state == str(checkout / "streams" / "task_state.py")
 
 
-def test_without_a_compiler_compile_says_why_and_the_worker_still_runs(tmp_path: Path) -> None:
+def test_without_a_compiler_compile_says_why_and_the_modules_run_interpreted(tmp_path: Path) -> None:
     checkout = edited_copy(tmp_path)  # sources no build exists for
     ran = python("-m", "labelpulse", "compile", checkout=checkout, PATH=str(tmp_path / "empty"))
     assert ran.returncode == 2
@@ -73,3 +94,18 @@ def test_without_a_compiler_compile_says_why_and_the_worker_still_runs(tmp_path:
 def test_compile_is_quick_once_built(built: Path) -> None:
     ran = python("-m", "labelpulse", "compile")
     assert ran.stdout == f"the worker's per-event code is compiled for these sources ({built})\n"
+
+
+def test_compiled_and_interpreted_make_the_same_rows_of_the_same_stream(built: Path) -> None:
+    """mypyc checks types at run time and binds names early: what the interpreted modules make is the reference."""
+    compiled_run, interpreted_run = python("-c", PROCESS), python("-c", PROCESS, LABELPULSE_COMPILED="0")
+    assert compiled_run.returncode == 0 and interpreted_run.returncode == 0, (
+        compiled_run.stderr + interpreted_run.stderr
+    )
+    (compiled_status, compiled_out), (interpreted_status, interpreted_out) = (
+        compiled_run.stdout.splitlines(),
+        interpreted_run.stdout.splitlines(),
+    )
+    assert (compiled_status, interpreted_status) == ("compiled (mypyc)", "interpreted (LABELPULSE_COMPILED=0)")
+    assert len(compiled_out) > 1_000_000  # every table of 20,000 events
+    assert compiled_out == interpreted_out
