@@ -75,18 +75,25 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
 def install() -> None:
     """Serve the compiled modules from the build for the sources as they are, if there is one (idempotent;
     streams/__init__.py calls it, so before any of them is imported)."""
-    if os.environ.get(SWITCH, "1") == "0" or any(isinstance(finder, CompiledFinder) for finder in sys.meta_path):
+    if switched_off() or any(isinstance(finder, CompiledFinder) for finder in sys.meta_path):
         return
     if (build := build_dir()).is_dir():
         sys.meta_path.insert(0, CompiledFinder(build))
 
 
+def running_compiled() -> bool:
+    return all(str(getattr(sys.modules.get(name), "__file__", "")).endswith(SUFFIX) for name in COMPILED)
+
+
+def switched_off() -> bool:
+    return os.environ.get(SWITCH, "1") == "0"
+
+
 def status() -> str:
     """Whether the per-event modules run compiled, and if not why: for the worker's start-up log."""
-    modules = [sys.modules.get(name) for name in COMPILED]
-    if all(module is not None and str(module.__file__).endswith(SUFFIX) for module in modules):
+    if running_compiled():
         return "compiled (mypyc)"
-    if os.environ.get(SWITCH, "1") == "0":
+    if switched_off():
         return f"interpreted ({SWITCH}=0)"
     return "interpreted: no build for these sources yet (`./dev install` or `labelpulse compile` makes one)"
 
