@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+from config.env import PREFIX, env_bool
+
 COMPILED = ("streams.task_state", "streams.processor")
 # What the compiled modules are built from and against (mypyc reads the types of what they import).
 PACKAGES = ("schema", "streams")
@@ -86,7 +88,8 @@ def running_compiled() -> bool:
 
 
 def switched_off() -> bool:
-    return os.environ.get(SWITCH, "1") == "0"
+    """LABELPULSE_COMPILED set to false (0, no, off): ConfigError for a value that is neither."""
+    return not env_bool(os.environ, SWITCH.removeprefix(PREFIX), True)
 
 
 def status() -> str:
@@ -94,7 +97,7 @@ def status() -> str:
     if running_compiled():
         return "compiled (mypyc)"
     if switched_off():
-        return f"interpreted ({SWITCH}=0)"
+        return f"interpreted ({SWITCH}={os.environ[SWITCH]})"
     return "interpreted: no build for these sources yet (`./dev install` or `labelpulse compile` makes one)"
 
 
@@ -136,7 +139,7 @@ def build() -> Path:
     with tempfile.TemporaryDirectory(prefix="labelpulse-compile-") as work:
         copy = Path(work) / "src"
         for package in PACKAGES:
-            shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__", f"*{SUFFIX}"))
+            shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
         paths = [str(Path(*name.split(".")).with_suffix(".py")) for name in COMPILED]
         done = subprocess.run(
             [sys.executable, "-c", BUILD_SCRIPT, *paths], cwd=copy, capture_output=True, text=True, check=False
